@@ -1,0 +1,39 @@
+# smartlayer — the two commands that matter are `make run` and `make test`.
+GO        ?= go
+BIN       := bin
+PKGS      := ./...
+FUZZTIME  ?= 5s
+TESTFLAGS ?= -count=1 -timeout 20m
+
+.PHONY: all build run test unit fuzz vet bench clean
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+## run: authz on the memory store with embedded defaults (no Redis, no ClickHouse needed).
+run: build
+	$(BIN)/authz serve $(ARGS)
+
+## test: installs and starts Redis and ClickHouse (Debian packages), runs vet, all tests and short fuzzing.
+test:
+	scripts/testenv.sh $(MAKE) --no-print-directory vet unit fuzz
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo 'gofmt: files above need formatting'; exit 1; }
+	$(GO) vet $(PKGS)
+
+unit:
+	$(GO) test $(TESTFLAGS) $(PKGS)
+
+# Each fuzz target runs for FUZZTIME; `go test -fuzz` takes one target per run.
+fuzz:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+## bench: in-process and loopback benchmarks next to a no-op baseline.
+bench:
+	scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+
+clean:
+	rm -rf $(BIN)

@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# testenv.sh CMD [ARGS...]: run CMD with a private Redis and ClickHouse.
+#
+# Installs Debian's redis-server, clickhouse-server and wfuzz (its wordlists feed the
+# payload tests) when they are missing, starts both servers on spare loopback ports
+# in a temp dir, exports their addresses to CMD and stops them afterwards, even when
+# CMD fails. Exit status is CMD's.
+#
+# Exported to CMD:
+#   SMARTLAYER_TEST_REDIS_ADDR       127.0.0.1:PORT
+#   SMARTLAYER_TEST_CLICKHOUSE_ADDR  127.0.0.1:PORT (native protocol)
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+ensure_packages() {
+	local missing=()
+	command -v redis-server >/dev/null || missing+=(redis-server)
+	command -v redis-cli >/dev/null || missing+=(redis-tools)
+	command -v clickhouse-server >/dev/null || missing+=(clickhouse-server)
+	command -v clickhouse-client >/dev/null || missing+=(clickhouse-client)
+	[ -d /usr/share/wfuzz/wordlist/Injections ] || missing+=(wfuzz)
+	[ ${#missing[@]} -eq 0 ] && return 0
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "testenv: missing ${missing[*]} and not root; install them with apt-get" >&2
+		return 1
+	fi
+	echo "testenv: installing ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq >&2
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+}
+
+# spare_port prints a loopback TCP port nobody listens on.
+spare_port() {
+	local p
+	for _ in $(seq 1 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	echo "testenv: no spare port" >&2
+	return 1
+}
+
+wait_for() { # wait_for WHAT CMD...: poll CMD for up to 30 s
+	local what=$1
+	shift
+	for _ in $(seq 1 300); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+	done
+	echo "testenv: $what did not become ready" >&2
+	return 1
+}
+
+ensure_packages
+
+dir=$(mktemp -d -t smartlayer-testenv.XXXXXX)
+pids=()
+cleanup() {
+	local rc=$?
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+	if [ "$rc" -ne 0 ] && [ -f "$dir/clickhouse/clickhouse-server.err.log" ]; then
+		tail -n 20 "$dir/clickhouse/clickhouse-server.err.log" >&2 || true
+	fi
+	rm -rf "$dir"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+redis_port=$(spare_port)
+mkdir -p "$dir/redis"
+redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
+	--save '' --appendonly no --protected-mode no >"$dir/redis/out.log" 2>&1 &
+pids+=($!)
+
+ch_port=$(spare_port)
+ch_http=$(spare_port)
+mkdir -p "$dir/clickhouse"
+sed -e "s#@DIR@#$dir/clickhouse#g" -e "s/@TCP_PORT@/$ch_port/" -e "s/@HTTP_PORT@/$ch_http/" \
+	"$here/internal/testenv/clickhouse-config.xml" >"$dir/clickhouse/config.xml"
+cp "$here/internal/testenv/clickhouse-users.xml" "$dir/clickhouse/users.xml"
+clickhouse-server --config-file="$dir/clickhouse/config.xml" >"$dir/clickhouse/out.log" 2>&1 &
+pids+=($!)
+
+wait_for redis redis-cli -p "$redis_port" ping
+wait_for clickhouse clickhouse-client --port "$ch_port" -q 'SELECT 1'
+
+export SMARTLAYER_TEST_REDIS_ADDR="127.0.0.1:$redis_port"
+export SMARTLAYER_TEST_CLICKHOUSE_ADDR="127.0.0.1:$ch_port"
+echo "testenv: redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on $SMARTLAYER_TEST_REDIS_ADDR," \
+	"clickhouse $(clickhouse-client --port "$ch_port" -q 'SELECT version()') on $SMARTLAYER_TEST_CLICKHOUSE_ADDR" >&2
+
+set +e
+"$@"
