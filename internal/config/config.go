@@ -1,0 +1,302 @@
+// Package config holds smartlayer's one typed configuration, loaded with koanf
+// in layers — built-in defaults, a YAML file, SMARTLAYER_* environment
+// variables, command-line flags — and validated with the offending key named.
+package config
+
+import (
+	"fmt"
+	"time"
+)
+
+// Config is the whole configuration. It is loaded once (and again on hot
+// reload) and passed down by value; nothing re-reads the environment later.
+type Config struct {
+	Server    Server    `koanf:"server"`
+	Log       Log       `koanf:"log"`
+	Identity  Identity  `koanf:"identity"`
+	Store     Store     `koanf:"store"`
+	Behavior  Behavior  `koanf:"behavior"`
+	Payload   Payload   `koanf:"payload"`
+	Quota     Quota     `koanf:"quota"`
+	LLM       LLM       `koanf:"llm"`
+	AccessLog AccessLog `koanf:"accesslog"`
+	Report    Report    `koanf:"report"`
+}
+
+// Server configures listeners and the request-path guarantees.
+type Server struct {
+	AuthzAddr  string `koanf:"authz_addr"`
+	ALSAddr    string `koanf:"als_addr"`
+	AdminAddr  string `koanf:"admin_addr"`
+	AdminToken Secret `koanf:"admin_token"`
+	// DecisionBudget bounds the time one Check may take; past it the
+	// configured FailMode answers.
+	DecisionBudget time.Duration `koanf:"decision_budget"`
+	FailMode       FailMode      `koanf:"fail_mode"`
+	// ShutdownTimeout bounds draining in-flight Checks and flushing logs.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// MaxRecvMsgBytes caps one gRPC message (CheckRequest with body, ALS batch).
+	MaxRecvMsgBytes int `koanf:"max_recv_msg_bytes"`
+	TLS             TLS `koanf:"tls"`
+}
+
+// TLS enables TLS (and mTLS with ClientCAFile) on the gRPC listeners.
+type TLS struct {
+	CertFile     string `koanf:"cert_file"`
+	KeyFile      string `koanf:"key_file"`
+	ClientCAFile string `koanf:"client_ca_file"`
+}
+
+// Log configures the slog handler.
+type Log struct {
+	Level  string `koanf:"level"`  // debug, info, warn, error
+	Format string `koanf:"format"` // text, json
+}
+
+// Identity says how a request's client, user and plan are found.
+type Identity struct {
+	ClientIP      ClientIP `koanf:"client_ip"`
+	UserHeader    string   `koanf:"user_header"`
+	PlanHeader    string   `koanf:"plan_header"`
+	AnonymousPlan string   `koanf:"anonymous_plan"`
+	// JWT reads user and plan from the payload Envoy's jwt_authn filter
+	// writes into metadata (payload_in_metadata), before the headers.
+	JWT JWT `koanf:"jwt"`
+}
+
+// ClientIP selects the client address.
+type ClientIP struct {
+	// Source is "xff" (x-forwarded-for, honouring TrustedHops) or "peer"
+	// (attributes.source.address only).
+	Source string `koanf:"source"`
+	// TrustedHops has Envoy's xff_num_trusted_hops meaning counted from the
+	// right of x-forwarded-for, where Envoy itself appended the peer: 1 takes
+	// the last entry, 2 the one before it.
+	TrustedHops int `koanf:"trusted_hops"`
+}
+
+// JWT locates jwt_authn's payload in the CheckRequest metadata_context.
+type JWT struct {
+	Filter     string `koanf:"filter"`      // filter_metadata namespace
+	PayloadKey string `koanf:"payload_key"` // jwt_authn payload_in_metadata
+	UserClaim  string `koanf:"user_claim"`
+	PlanClaim  string `koanf:"plan_claim"`
+}
+
+// Store selects where behaviour and quota state live.
+type Store struct {
+	Backend Backend     `koanf:"backend"`
+	Redis   Redis       `koanf:"redis"`
+	Memory  MemoryStore `koanf:"memory"`
+}
+
+// Redis is the shared store for several replicas.
+type Redis struct {
+	Addr     string        `koanf:"addr"`
+	Username string        `koanf:"username"`
+	Password Secret        `koanf:"password"`
+	DB       int           `koanf:"db"`
+	Timeout  time.Duration `koanf:"timeout"`
+	PoolSize int           `koanf:"pool_size"`
+}
+
+// MemoryStore bounds the in-process store.
+type MemoryStore struct {
+	MaxTrackedClients int `koanf:"max_tracked_clients"`
+}
+
+// Behavior configures django-smart-layer's anomaly detector.
+type Behavior struct {
+	Mode             Mode          `koanf:"mode"`
+	GraceRequests    int           `koanf:"grace_requests"`
+	GreyThreshold    int           `koanf:"grey_threshold"`
+	BlockThreshold   int           `koanf:"block_threshold"`
+	BanTTL           time.Duration `koanf:"ban_ttl"`
+	BanMaxTTL        time.Duration `koanf:"ban_max_ttl"`
+	SensitivePaths   []string      `koanf:"sensitive_paths"`
+	SuspiciousAgents []string      `koanf:"suspicious_agents"`
+	AllowCIDRs       []string      `koanf:"allow_cidrs"`
+	DenyCIDRs        []string      `koanf:"deny_cidrs"`
+	LLMConfidence    float64       `koanf:"llm_min_confidence"`
+}
+
+// Payload configures the request validator.
+type Payload struct {
+	Mode          Mode    `koanf:"mode"`
+	BlockScore    int     `koanf:"block_score"`
+	MaxBodyBytes  int     `koanf:"max_body_bytes"`
+	LLMMode       LLMMode `koanf:"llm_mode"`
+	MinConfidence float64 `koanf:"min_confidence"`
+}
+
+// Quota configures plan quotas.
+type Quota struct {
+	Mode Mode `koanf:"mode"`
+	// Plans maps plan → route → window → limit; internal/quota validates
+	// the inner shape.
+	Plans map[string]map[string]map[string]int64 `koanf:"plans"`
+}
+
+// LLM configures the OpenAI-compatible endpoint used for grey-zone cases and
+// the report narrative. No BaseURL means no LLM: everything fails open.
+type LLM struct {
+	BaseURL        string        `koanf:"base_url"`
+	APIKey         Secret        `koanf:"api_key"`
+	Model          string        `koanf:"model"`
+	Timeout        time.Duration `koanf:"timeout"`
+	MaxConcurrency int           `koanf:"max_concurrency"`
+	QueueSize      int           `koanf:"queue_size"`
+	CacheTTL       time.Duration `koanf:"cache_ttl"`
+}
+
+// AccessLog configures the ALS receiver and its ClickHouse sink.
+type AccessLog struct {
+	ClickHouse    ClickHouse    `koanf:"clickhouse"`
+	BatchRows     int           `koanf:"batch_rows"`
+	FlushInterval time.Duration `koanf:"flush_interval"`
+	SpoolDir      string        `koanf:"spool_dir"`
+	SpoolMaxBytes int64         `koanf:"spool_max_bytes"`
+	// StoreClientIP is "anonymous" (only for requests without a user id, as
+	// django-smart-layer does), "always" or "never".
+	StoreClientIP string `koanf:"store_client_ip"`
+}
+
+// ClickHouse locates the access-log database. No Addr disables the sink.
+type ClickHouse struct {
+	Addr        []string      `koanf:"addr"`
+	Database    string        `koanf:"database"`
+	Username    string        `koanf:"username"`
+	Password    Secret        `koanf:"password"`
+	DialTimeout time.Duration `koanf:"dial_timeout"`
+}
+
+// Report configures the daily reporter.
+type Report struct {
+	RetentionDays int    `koanf:"retention_days"`
+	Timezone      string `koanf:"timezone"`
+	OutDir        string `koanf:"out_dir"`
+	WebhookURL    string `koanf:"webhook_url"`
+	SMTP          SMTP   `koanf:"smtp"`
+}
+
+// SMTP delivers the report by e-mail when Host is set.
+type SMTP struct {
+	Host     string   `koanf:"host"`
+	Port     int      `koanf:"port"`
+	From     string   `koanf:"from"`
+	To       []string `koanf:"to"`
+	Username string   `koanf:"username"`
+	Password Secret   `koanf:"password"`
+}
+
+// Default returns the built-in defaults: every listener on its documented
+// port, the memory store, every module enforcing, no LLM, no ClickHouse.
+func Default() Config {
+	return Config{
+		Server: Server{
+			AuthzAddr: ":9001", ALSAddr: ":9002", AdminAddr: ":9090",
+			DecisionBudget: 50 * time.Millisecond, FailMode: FailAllow,
+			ShutdownTimeout: 30 * time.Second, MaxRecvMsgBytes: 8 << 20,
+		},
+		Log: Log{Level: "info", Format: "text"},
+		Identity: Identity{
+			ClientIP:   ClientIP{Source: "xff", TrustedHops: 1},
+			UserHeader: "x-user-id", PlanHeader: "x-user-plan", AnonymousPlan: "anonymous",
+			JWT: JWT{Filter: "envoy.filters.http.jwt_authn", PayloadKey: "jwt_payload",
+				UserClaim: "sub", PlanClaim: "plan"},
+		},
+		Store: Store{
+			Backend: BackendMemory,
+			Redis:   Redis{Addr: "127.0.0.1:6379", Timeout: 5 * time.Millisecond, PoolSize: 64},
+			Memory:  MemoryStore{MaxTrackedClients: 1_000_000},
+		},
+		Behavior: Behavior{
+			Mode: ModeEnforce, GraceRequests: 20, GreyThreshold: 4, BlockThreshold: 8,
+			BanTTL: time.Hour, BanMaxTTL: 24 * time.Hour,
+			SensitivePaths: []string{"/admin", "/.env", "/api/token", "/wp-admin", "/wp-login.php", "/.git", "/phpmyadmin"},
+			SuspiciousAgents: []string{"curl", "wget", "scrapy", "python-requests", "go-http-client",
+				"httpie", "libwww-perl", "nikto", "sqlmap", "nmap", "masscan", "zgrab"},
+			LLMConfidence: 0.85,
+		},
+		Payload: Payload{Mode: ModeEnforce, BlockScore: 3, MaxBodyBytes: 64 << 10,
+			LLMMode: LLMAsync, MinConfidence: 0.85},
+		Quota: Quota{Mode: ModeEnforce},
+		LLM: LLM{Timeout: 3 * time.Second, MaxConcurrency: 4, QueueSize: 256,
+			CacheTTL: 10 * time.Minute},
+		AccessLog: AccessLog{
+			ClickHouse: ClickHouse{Database: "smartlayer", Username: "default", DialTimeout: 5 * time.Second},
+			BatchRows:  50_000, FlushInterval: time.Second, SpoolMaxBytes: 1 << 30,
+			StoreClientIP: "anonymous",
+		},
+		Report: Report{RetentionDays: 30, Timezone: "UTC", SMTP: SMTP{Port: 587}},
+	}
+}
+
+// Secret is a string that never prints.
+type Secret string
+
+// String redacts a non-empty secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// MarshalText redacts the secret in any printed config.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Mode says whether a module denies, only records what it would deny, or
+// is switched off.
+type Mode string
+
+// Modes of a pipeline module.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeShadow  Mode = "shadow"
+	ModeOff     Mode = "off"
+)
+
+func (m Mode) valid() bool { return m == ModeEnforce || m == ModeShadow || m == ModeOff }
+
+// FailMode is the decision when the pipeline cannot decide in time.
+type FailMode string
+
+// Fail modes.
+const (
+	FailAllow FailMode = "allow"
+	FailDeny  FailMode = "deny"
+)
+
+// Backend selects the state store.
+type Backend string
+
+// Store backends.
+const (
+	BackendMemory Backend = "memory"
+	BackendRedis  Backend = "redis"
+)
+
+// LLMMode says how borderline payloads consult the LLM.
+type LLMMode string
+
+// LLM modes for payload validation.
+const (
+	LLMAsync LLMMode = "async"
+	LLMSync  LLMMode = "sync"
+	LLMOff   LLMMode = "off"
+)
+
+// KeyError names the configuration key a problem is about.
+type KeyError struct {
+	Key   string
+	Value any
+	Msg   string
+}
+
+func (e *KeyError) Error() string {
+	if e.Value == nil {
+		return fmt.Sprintf("%s: %s", e.Key, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s (got %v)", e.Key, e.Msg, e.Value)
+}

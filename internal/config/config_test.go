@@ -1,0 +1,186 @@
+package config
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "smartlayer.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func environ(kv ...string) func() []string { return func() []string { return kv } }
+
+func TestLoadLayers(t *testing.T) {
+	file := writeFile(t, `
+server: {authz_addr: ":7001", decision_budget: 20ms}
+store: {backend: redis, redis: {addr: "10.0.0.1:6379"}}
+behavior: {deny_cidrs: [192.0.2.0/24]}
+quota:
+  plans:
+    free: {"/api/generate/": {per_minute: 2, lifetime: 1000}, "/api/v1.2/x": {per_day: 5}}
+`)
+	c, err := Load(Source{
+		File:    file,
+		Environ: environ("SMARTLAYER_SERVER_ADMIN_ADDR=:7090", "SMARTLAYER_STORE_REDIS_ADDR=127.0.0.1:6380", "SMARTLAYER_LLM_API_KEY=sk-secret", "SMARTLAYER_BEHAVIOR_ALLOW_CIDRS=10.0.0.0/8,127.0.0.1", "HOME=/root"),
+		Flags:   map[string]any{"server.authz_addr": ":8001"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := map[string]struct{ got, want any }{
+		"flag beats file":         {c.Server.AuthzAddr, ":8001"},
+		"file beats default":      {c.Server.DecisionBudget, 20 * time.Millisecond},
+		"env with underscore key": {c.Server.AdminAddr, ":7090"},
+		"env beats file":          {c.Store.Redis.Addr, "127.0.0.1:6380"},
+		"file enum":               {c.Store.Backend, BackendRedis},
+		"default kept":            {c.Server.ALSAddr, ":9002"},
+		"secret from env":         {string(c.LLM.APIKey), "sk-secret"},
+		"secret redacted":         {c.LLM.APIKey.String(), "[redacted]"},
+		"env list":                {strings.Join(c.Behavior.AllowCIDRs, "|"), "10.0.0.0/8|127.0.0.1"},
+		"file list":               {strings.Join(c.Behavior.DenyCIDRs, "|"), "192.0.2.0/24"},
+		"plan limit":              {c.Quota.Plans["free"]["/api/generate/"]["per_minute"], int64(2)},
+		"route key with a dot":    {c.Quota.Plans["free"]["/api/v1.2/x"]["per_day"], int64(5)},
+	}
+	for name, tc := range checks {
+		if tc.got != tc.want {
+			t.Errorf("%s: got %v, want %v", name, tc.got, tc.want)
+		}
+	}
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c, err := Load(Source{Environ: environ()})
+	if err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	if c.Store.Backend != BackendMemory || len(c.AccessLog.ClickHouse.Addr) != 0 || c.LLM.BaseURL != "" {
+		t.Fatalf("defaults must need no Redis, ClickHouse or LLM: %+v", c)
+	}
+}
+
+func TestLoadErrorsNameTheKey(t *testing.T) {
+	tests := map[string]struct {
+		yaml string
+		env  []string
+		want []string
+	}{
+		"bad enum":           {yaml: "server: {fail_mode: maybe}", want: []string{"server.fail_mode", "maybe"}},
+		"misspelt key":       {yaml: "server: {authz_adr: ':1'}", want: []string{"authz_adr"}},
+		"bad duration":       {yaml: "server: {decision_budget: soon}", want: []string{"decision_budget"}},
+		"negative budget":    {yaml: "server: {decision_budget: -1s}", want: []string{"server.decision_budget"}},
+		"bad cidr":           {yaml: "behavior: {deny_cidrs: [10.0.0.0/33]}", want: []string{"behavior.deny_cidrs[0]", "10.0.0.0/33"}},
+		"bad address":        {yaml: "server: {authz_addr: nowhere}", want: []string{"server.authz_addr", "nowhere"}},
+		"redis without addr": {yaml: "store: {backend: redis, redis: {addr: ''}}", want: []string{"store.redis.addr"}},
+		"llm without model":  {yaml: "llm: {base_url: 'http://127.0.0.1:1/v1'}", want: []string{"llm.model"}},
+		"bad timezone":       {yaml: "report: {timezone: Mars/Olympus}", want: []string{"report.timezone"}},
+		"two errors at once": {yaml: "payload: {mode: loud, block_score: 0}",
+			want: []string{"payload.mode", "payload.block_score"}},
+		"unknown env var": {env: []string{"SMARTLAYER_SERVER_AUTHZADDR=:1"}, want: []string{"SMARTLAYER_SERVER_AUTHZADDR"}},
+		"bad env value":   {env: []string{"SMARTLAYER_SERVER_DECISION_BUDGET=fast"}, want: []string{"decision_budget"}},
+		"not yaml":        {yaml: "server: [", want: []string{"smartlayer.yaml"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			src := Source{Environ: environ(tc.env...)}
+			if tc.yaml != "" {
+				src.File = writeFile(t, tc.yaml)
+			}
+			_, err := Load(src)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestMissingFile(t *testing.T) {
+	if _, err := Load(Source{File: "/nonexistent/smartlayer.yaml", Environ: environ()}); err == nil ||
+		!strings.Contains(err.Error(), "/nonexistent/smartlayer.yaml") {
+		t.Fatalf("want an error naming the file, got %v", err)
+	}
+}
+
+func TestWatchKeepsLastGood(t *testing.T) {
+	file := writeFile(t, "server: {decision_budget: 20ms}")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan Config, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(ctx, Source{File: file, Environ: environ()}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c Config) { got <- c })
+	}()
+	time.Sleep(200 * time.Millisecond) // let the watcher register
+
+	// A broken file is rejected: apply is not called.
+	if err := os.WriteFile(file, []byte("server: {decision_budget: never}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-got:
+		t.Fatalf("invalid file applied: %+v", c.Server)
+	case <-time.After(500 * time.Millisecond):
+	}
+	// A valid one is applied.
+	if err := os.WriteFile(file, []byte("server: {decision_budget: 30ms}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-got:
+		if c.Server.DecisionBudget != 30*time.Millisecond {
+			t.Fatalf("reloaded budget = %v", c.Server.DecisionBudget)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("valid change not applied")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzLoad(f *testing.F) {
+	for _, s := range []string{
+		"server: {authz_addr: ':9001'}",
+		"quota: {plans: {free: {/x: {per_minute: 1}}}}",
+		"behavior: {allow_cidrs: [10.0.0.0/8]}",
+		"server: [",
+		"llm: {base_url: 'http://x/v1', model: m}",
+	} {
+		f.Add(s)
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, body string) {
+		if len(body) > 4096 {
+			return
+		}
+		p := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := Load(Source{File: p, Environ: environ()})
+		if err == nil {
+			// Whatever loads must also validate: Load never hands out an
+			// invalid configuration.
+			if verr := c.Validate(); verr != nil {
+				t.Fatalf("loaded config does not validate: %v", verr)
+			}
+		}
+	})
+}

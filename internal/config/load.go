@@ -1,0 +1,216 @@
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/parsers/yaml"
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/providers/env/v2"
+	"github.com/knadh/koanf/providers/file"
+	"github.com/knadh/koanf/v2"
+)
+
+// EnvPrefix starts every environment variable that sets a key:
+// SMARTLAYER_STORE_REDIS_ADDR sets store.redis.addr. Lists take
+// comma-separated values.
+const EnvPrefix = "SMARTLAYER_"
+
+// Source says where the layers above the defaults come from.
+type Source struct {
+	// File is a YAML file; empty means none.
+	File string
+	// Environ returns KEY=VALUE pairs; nil means os.Environ.
+	Environ func() []string
+	// Flags are key → value overrides from the command line, applied last.
+	Flags map[string]any
+}
+
+// Load builds the configuration: defaults → File → environment → Flags,
+// then validates it. Unknown keys are errors, so a typo never silently
+// falls back to a default.
+func Load(src Source) (Config, error) {
+	k := koanf.New(".")
+	def, err := defaultsMap()
+	if err != nil {
+		return Config{}, err
+	}
+	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
+		return Config{}, fmt.Errorf("load defaults: %w", err)
+	}
+	if src.File != "" {
+		if err := k.Load(file.Provider(src.File), yaml.Parser()); err != nil {
+			return Config{}, fmt.Errorf("load %s: %w", src.File, err)
+		}
+	}
+	envKeys := envKeyIndex(k.Keys())
+	var unknown []error
+	environ := src.Environ
+	if environ == nil {
+		environ = os.Environ
+	}
+	err = k.Load(env.Provider(".", env.Opt{
+		Prefix:      EnvPrefix,
+		EnvironFunc: environ,
+		TransformFunc: func(name, v string) (string, any) {
+			key, ok := envKeys[strings.TrimPrefix(name, EnvPrefix)]
+			if !ok {
+				unknown = append(unknown, &KeyError{Key: name, Msg: "unknown environment variable"})
+				return "", nil
+			}
+			return key, v
+		},
+	}), nil)
+	if err != nil {
+		return Config{}, fmt.Errorf("load environment: %w", err)
+	}
+	if len(src.Flags) > 0 {
+		if err := k.Load(confmap.Provider(src.Flags, "."), nil); err != nil {
+			return Config{}, fmt.Errorf("load flags: %w", err)
+		}
+	}
+	if len(unknown) > 0 {
+		return Config{}, errors.Join(unknown...)
+	}
+	var c Config
+	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: decoderConfig(&c)}); err != nil {
+		return Config{}, fmt.Errorf("decode configuration: %w", err)
+	}
+	if err := c.Validate(); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func decoderConfig(out any) *mapstructure.DecoderConfig {
+	return &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.StringToSliceHookFunc(","),
+			mapstructure.TextUnmarshallerHookFunc()),
+		WeaklyTypedInput: true,
+		// A misspelt key is an error that names it, not a silent default.
+		ErrorUnused: true,
+		TagName:     "koanf",
+		Result:      out,
+	}
+}
+
+// defaultsMap turns Default() into the nested map koanf merges the other
+// layers onto, so every key exists (and is known to the env mapping).
+func defaultsMap() (map[string]any, error) {
+	m, ok := toMap(reflect.ValueOf(Default())).(map[string]any)
+	if !ok {
+		return nil, errors.New("defaults are not a map")
+	}
+	return m, nil
+}
+
+func toMap(v reflect.Value) any {
+	switch v.Kind() {
+	case reflect.Struct:
+		out := make(map[string]any, v.NumField())
+		for i := 0; i < v.NumField(); i++ {
+			f := v.Type().Field(i)
+			tag := f.Tag.Get("koanf")
+			if tag == "" || tag == "-" {
+				continue
+			}
+			out[tag] = toMap(v.Field(i))
+		}
+		return out
+	case reflect.Slice:
+		if v.IsNil() {
+			return []any{}
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = toMap(v.Index(i))
+		}
+		return out
+	case reflect.Map:
+		out := make(map[string]any, v.Len())
+		for _, k := range v.MapKeys() {
+			out[fmt.Sprint(k.Interface())] = toMap(v.MapIndex(k))
+		}
+		return out
+	case reflect.String:
+		return v.String() // also unwraps Secret, Mode, …
+	default:
+		return v.Interface()
+	}
+}
+
+// envKeyIndex maps STORE_REDIS_ADDR to store.redis.addr for every known key.
+// Matching against known keys (rather than replacing every '_' with '.')
+// keeps keys that contain underscores, such as server.authz_addr, reachable.
+func envKeyIndex(keys []string) map[string]string {
+	idx := make(map[string]string, len(keys))
+	for _, k := range keys {
+		if strings.HasPrefix(k, "quota.plans.") {
+			continue // plans are structured; set them in the file
+		}
+		idx[strings.ToUpper(strings.ReplaceAll(k, ".", "_"))] = k
+	}
+	return idx
+}
+
+// Watch reloads the configuration when src.File changes and calls apply
+// with each new valid configuration. An invalid file keeps the last good
+// configuration: the error is logged and apply is not called. Watch returns
+// when ctx is done.
+func Watch(ctx context.Context, src Source, logger *slog.Logger, apply func(Config)) error {
+	if src.File == "" {
+		<-ctx.Done()
+		return nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", src.File, err)
+	}
+	defer w.Close()
+	// Watch the directory: editors and Kubernetes ConfigMaps replace the
+	// file (rename, symlink swap) rather than write it in place.
+	dir := filepath.Dir(src.File)
+	if err := w.Add(dir); err != nil {
+		return fmt.Errorf("watch %s: %w", dir, err)
+	}
+	// Debounce: one save is often several events.
+	var timer <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
+				timer = time.After(100 * time.Millisecond)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			logger.Warn("config watch error", "file", src.File, "err", err)
+		case <-timer:
+			timer = nil
+			c, err := Load(src)
+			if err != nil {
+				logger.Error("config reload rejected; keeping the last good configuration", "file", src.File, "err", err)
+				continue
+			}
+			logger.Info("config reloaded", "file", src.File)
+			apply(c)
+		}
+	}
+}
