@@ -1,0 +1,95 @@
+package authz
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/smartlayer/smartlayer/internal/scoring"
+)
+
+// Module names, used as metric labels and in dynamic metadata.
+const (
+	ModuleLists    = "lists"
+	ModuleBehavior = "behavior"
+	ModulePayload  = "payload"
+	ModuleQuota    = "quota"
+	ModuleFailMode = "failmode"
+)
+
+// Reasons the pipeline itself produces; stages bring their own closed sets.
+const (
+	ReasonDenyCIDR        = "lists.deny_cidr"
+	ReasonParseError      = "failmode.request_parse_error"
+	ReasonStageError      = "failmode.stage_error"
+	ReasonBudgetExceeded  = "failmode.budget_exceeded"
+	ReasonInternalFailure = "failmode.internal"
+)
+
+// Header is one header to add to a response.
+type Header struct{ Key, Value string }
+
+// Verdict is what one stage says about a request.
+type Verdict struct {
+	Deny bool
+	// Status is the HTTP status of a denial; 0 means 403.
+	Status int
+	// Reason is from the stage's closed set, e.g. "behavior.request_burst".
+	Reason string
+	Score  int
+	// Headers go to the client on denial and, for allowed requests, are
+	// added to the upstream's response (e.g. RateLimit-* headers).
+	Headers []Header
+}
+
+// Stage is one module of the Check pipeline. Evaluate must honour ctx's
+// deadline; an error means "cannot decide" and the fail mode applies.
+type Stage interface {
+	Evaluate(ctx context.Context, r *scoring.Request) (Verdict, error)
+}
+
+// StageFunc adapts a function to Stage.
+type StageFunc func(ctx context.Context, r *scoring.Request) (Verdict, error)
+
+// Evaluate calls f.
+func (f StageFunc) Evaluate(ctx context.Context, r *scoring.Request) (Verdict, error) {
+	return f(ctx, r)
+}
+
+// Mode says whether a stage's denials are enforced.
+type Mode int
+
+// Stage modes. Shadow records what a stage would deny and allows.
+const (
+	Enforce Mode = iota
+	Shadow
+	Off
+)
+
+// Decision is the pipeline's answer for one request.
+type Decision struct {
+	Allow  bool
+	Status int
+	Module string
+	Reason string
+	Score  int
+	// Shadow is set when a shadow-mode stage would have denied.
+	Shadow       bool
+	ShadowModule string
+	ShadowReason string
+
+	Plan      string
+	RequestID string
+	// Headers: for a denial, sent to the client; for an allowed request,
+	// added to the upstream response.
+	Headers []Header
+}
+
+func (d *Decision) status() int {
+	if d.Allow {
+		return 0
+	}
+	if d.Status == 0 {
+		return http.StatusForbidden
+	}
+	return d.Status
+}

@@ -1,0 +1,115 @@
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+
+	"github.com/smartlayer/smartlayer/internal/scoring"
+)
+
+// NamedStage is a stage with its module name and mode.
+type NamedStage struct {
+	Module string
+	Mode   Mode
+	Stage  Stage
+	// SkipAllowListed skips the stage for clients in the allow list
+	// (behaviour scoring: allow-listed clients are never banned).
+	SkipAllowListed bool
+}
+
+// Pipeline is one immutable configuration of the Check pipeline: CIDR lists
+// first, then the stages in order. Hot reload builds a new Pipeline and
+// swaps it in atomically.
+type Pipeline struct {
+	Allow  []netip.Prefix
+	Deny   []netip.Prefix
+	Stages []NamedStage
+	// FailOpen decides what an error or budget overrun answers.
+	FailOpen bool
+	Identity Identity
+}
+
+// StageError says which stage could not decide.
+type StageError struct {
+	Module string
+	Err    error
+}
+
+func (e *StageError) Error() string { return fmt.Sprintf("%s stage: %v", e.Module, e.Err) }
+func (e *StageError) Unwrap() error { return e.Err }
+
+// decide runs the stages on r. It returns the decision, and an error when a
+// stage failed (the decision is then the fail-mode one).
+func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, error) {
+	d := Decision{Allow: true, Plan: r.Plan, RequestID: r.ID}
+	allowListed := contains(p.Allow, r.ClientIP)
+	if !allowListed && contains(p.Deny, r.ClientIP) {
+		d.deny(ModuleLists, Verdict{Reason: ReasonDenyCIDR})
+		return d, nil
+	}
+	var allowHeaders []Header
+	for _, s := range p.Stages {
+		if s.Mode == Off || (allowListed && s.SkipAllowListed) {
+			continue
+		}
+		v, err := s.Stage.Evaluate(ctx, r)
+		if err != nil {
+			return p.failDecision(r, ReasonStageError), &StageError{Module: s.Module, Err: err}
+		}
+		if s.Module == ModuleBehavior || d.Score == 0 {
+			d.Score = v.Score
+		}
+		if !v.Deny {
+			allowHeaders = append(allowHeaders, v.Headers...)
+			continue
+		}
+		if s.Mode == Shadow {
+			// Dry run flips the verdict last: record, then carry on.
+			if !d.Shadow {
+				d.Shadow, d.ShadowModule, d.ShadowReason = true, s.Module, v.Reason
+			}
+			continue
+		}
+		d.deny(s.Module, v)
+		return d, nil
+	}
+	d.Headers = allowHeaders
+	return d, nil
+}
+
+func (d *Decision) deny(module string, v Verdict) {
+	d.Allow = false
+	d.Module = module
+	d.Reason = v.Reason
+	d.Status = v.Status
+	if v.Score != 0 {
+		d.Score = v.Score
+	}
+	d.Headers = v.Headers
+}
+
+// failDecision is the answer when the pipeline cannot decide.
+func (p *Pipeline) failDecision(r *scoring.Request, reason string) Decision {
+	d := Decision{Allow: p.FailOpen, Module: ModuleFailMode, Reason: reason, Plan: r.Plan, RequestID: r.ID}
+	if !d.Allow {
+		d.Status = 503
+	}
+	return d
+}
+
+func contains(list []netip.Prefix, a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range list {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// errBudget marks a decision cut short by the decision budget.
+var errBudget = errors.New("decision budget exceeded")

@@ -1,0 +1,216 @@
+// Package authz is Envoy's external authorization (ext_authz v3) server:
+// it turns each CheckRequest into a scoring.Request, runs the pipeline —
+// CIDR lists, behaviour, payload, quota — within the decision budget, and
+// answers with an OK or Denied CheckResponse carrying dynamic metadata for
+// the access log.
+package authz
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/smartlayer/smartlayer/internal/scoring"
+)
+
+// Server implements envoy.service.auth.v3.Authorization.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+
+	pipeline atomic.Pointer[Pipeline]
+	budget   atomic.Int64 // time.Duration
+	now      func() time.Time
+	logger   *slog.Logger
+	m        *metrics
+}
+
+// Option configures a Server.
+type Option func(*Server)
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// WithLogger sets the logger; the default discards.
+func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
+
+// WithRegisterer registers the server's metrics.
+func WithRegisterer(r prometheus.Registerer) Option {
+	return func(s *Server) { s.m = newMetrics(r) }
+}
+
+// NewServer returns a Server running p with the given decision budget.
+func NewServer(p *Pipeline, budget time.Duration, opts ...Option) *Server {
+	s := &Server{now: time.Now, logger: slog.New(slog.DiscardHandler)}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.m == nil {
+		s.m = newMetrics(nil)
+	}
+	s.Swap(p, budget)
+	return s
+}
+
+// Swap installs a new pipeline and budget; Checks in flight finish on the
+// old one.
+func (s *Server) Swap(p *Pipeline, budget time.Duration) {
+	s.pipeline.Store(p)
+	s.budget.Store(int64(budget))
+}
+
+// Register adds the service to a gRPC server.
+func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+
+// Check answers one ext_authz request. It never returns an error for a
+// request it could read: every failure becomes the fail-mode decision, so
+// Envoy's own failure_mode_allow is only a last resort.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	if err := ctx.Err(); err != nil {
+		// Envoy gave up already (its timeout or a reset): do no work.
+		return nil, status.FromContextError(err).Err()
+	}
+	t0 := time.Now()
+	p := s.pipeline.Load()
+	d := s.check(ctx, p, req, s.now())
+	s.m.observe(&d, time.Since(t0))
+	return toResponse(&d), nil
+}
+
+func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time) Decision {
+	r, ok := toRequest(req, &p.Identity, now)
+	if !ok {
+		s.m.errors.WithLabelValues("parse").Inc()
+		s.logger.Debug("check request without http attributes", "request_id", r.ID)
+		return p.failDecision(r, ReasonParseError)
+	}
+	d, err := s.decideWithin(ctx, p, r)
+	if err != nil {
+		kind := "stage"
+		if errors.Is(err, errBudget) {
+			kind = "budget"
+		}
+		s.m.errors.WithLabelValues(kind).Inc()
+		s.logger.Warn("check failed; applying fail mode", "err", err, "fail_open", p.FailOpen,
+			"client", r.ClientKey, "request_id", r.ID)
+	}
+	return d
+}
+
+// decideWithin runs the pipeline under the decision budget. The pipeline
+// runs on its own goroutine so a stage that overruns (a slow store, a sync
+// LLM call) cannot hold Envoy past the budget: the answer goes out and the
+// straggler finishes into a buffered channel nobody reads.
+func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Request) (Decision, error) {
+	budget := time.Duration(s.budget.Load())
+	ctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	type result struct {
+		d   Decision
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				// A stage bug must not take the process down with it.
+				done <- result{p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}}
+			}
+		}()
+		d, err := p.decide(ctx, r)
+		done <- result{d, err}
+	}()
+	select {
+	case res := <-done:
+		return res.d, res.err
+	case <-ctx.Done():
+		return p.failDecision(r, ReasonBudgetExceeded), errBudget
+	}
+}
+
+type panicError struct{ v any }
+
+func (e panicError) Error() string { return "panic: " + toString(e.v) }
+
+func toString(v any) string {
+	switch x := v.(type) {
+	case error:
+		return x.Error()
+	case string:
+		return x
+	default:
+		return "non-error panic value"
+	}
+}
+
+type metrics struct {
+	checks   *prometheus.CounterVec
+	shadow   *prometheus.CounterVec
+	errors   *prometheus.CounterVec
+	duration prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartlayer_checks_total",
+			Help: "Check decisions by decision, module and reason.",
+		}, []string{"decision", "module", "reason"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartlayer_shadow_denials_total",
+			Help: "Requests a shadow-mode module would have denied.",
+		}, []string{"module", "reason"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartlayer_check_errors_total",
+			Help: "Checks answered by the fail mode, by kind (parse, stage, budget).",
+		}, []string{"kind"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "smartlayer_check_duration_seconds",
+			Help:    "Time to decide one Check.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}),
+	}
+	for _, k := range []string{"parse", "stage", "budget"} {
+		m.errors.WithLabelValues(k)
+	}
+	if reg != nil {
+		reg.MustRegister(m.checks, m.shadow, m.errors, m.duration)
+	}
+	return m
+}
+
+func (m *metrics) observe(d *Decision, took time.Duration) {
+	decision := "allow"
+	if !d.Allow {
+		decision = "deny"
+	}
+	m.checks.WithLabelValues(decision, d.Module, d.Reason).Inc()
+	if d.Shadow {
+		m.shadow.WithLabelValues(d.ShadowModule, d.ShadowReason).Inc()
+	}
+	m.duration.Observe(took.Seconds())
+}
+
+// RecoveryInterceptor turns a panic in any unary handler into an Internal
+// error (Envoy then applies its failure_mode_allow) and counts it.
+func RecoveryInterceptor(logger *slog.Logger, panics prometheus.Counter) grpc.UnaryServerInterceptor {
+	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				if panics != nil {
+					panics.Inc()
+				}
+				logger.Error("panic in gRPC handler", "method", info.FullMethod, "panic", toString(v))
+				err = status.Error(codes.Internal, "internal error")
+			}
+		}()
+		return handler(ctx, req)
+	}
+}
