@@ -62,7 +62,11 @@ func Load(src Source) (Config, error) {
 		Prefix:      EnvPrefix,
 		EnvironFunc: environ,
 		TransformFunc: func(name, v string) (string, any) {
-			key, ok := envKeys[strings.TrimPrefix(name, EnvPrefix)]
+			short := strings.TrimPrefix(name, EnvPrefix)
+			if short == "CONFIG" || strings.HasPrefix(short, "TEST_") {
+				return "", nil // the config file's path; the test harness's variables
+			}
+			key, ok := envKeys[short]
 			if !ok {
 				unknown = append(unknown, &KeyError{Key: name, Msg: "unknown environment variable"})
 				return "", nil

@@ -1,0 +1,130 @@
+// Command authz is smartlayer's Envoy external-authorization and access-log
+// server.
+//
+//	authz [serve] [flags]          run the servers (default)
+//	authz check-config [flags]     validate the configuration and exit
+//	authz bans list|add|delete     administer bans through the admin API
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/smartlayer/smartlayer/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `usage: authz [serve|check-config|bans] [flags]
+
+  serve          run the ext_authz, access-log and admin servers (default)
+  check-config   load and validate the configuration, print it, exit
+  bans           list, add or delete bans through the admin API (authz bans -h)
+`
+
+// run executes one subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve", "check-config":
+	case "bans":
+		if err := runBans(ctx, args, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "authz bans:", err)
+			return 1
+		}
+		return 0
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "authz: unknown command %q\n%s", cmd, usage)
+		return 2
+	}
+
+	src, err := parseFlags(cmd, args, stderr)
+	if errors.Is(err, pflag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "authz:", err)
+		return 2
+	}
+	cfg, err := config.Load(src)
+	if err != nil {
+		fmt.Fprintf(stderr, "authz: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	if cmd == "check-config" {
+		fmt.Fprintf(stdout, "configuration OK (file %q, store %s, llm %v, clickhouse %v)\n",
+			src.File, cfg.Store.Backend, cfg.LLM.BaseURL != "", cfg.AccessLog.ClickHouse.Addr)
+		return 0
+	}
+	logger := newLogger(cfg.Log, stderr)
+	if err := serve(ctx, cfg, src, logger); err != nil {
+		logger.Error("authz stopped with an error", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// flagKeys maps command-line flags to configuration keys. Flags beat the
+// file and the environment.
+var flagKeys = []struct{ flag, key, help string }{
+	{"authz-addr", "server.authz_addr", "ext_authz gRPC listen address"},
+	{"als-addr", "server.als_addr", "access-log (ALS) gRPC listen address"},
+	{"admin-addr", "server.admin_addr", "admin HTTP listen address"},
+	{"store", "store.backend", "state store: memory or redis"},
+	{"redis-addr", "store.redis.addr", "Redis address"},
+	{"log-level", "log.level", "debug, info, warn or error"},
+}
+
+func parseFlags(cmd string, args []string, stderr io.Writer) (config.Source, error) {
+	fs := pflag.NewFlagSet("authz "+cmd, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.StringP("config", "c", "", "YAML configuration file (also SMARTLAYER_CONFIG)")
+	values := make([]*string, len(flagKeys))
+	for i, f := range flagKeys {
+		values[i] = fs.String(f.flag, "", f.help+" ("+f.key+")")
+	}
+	if err := fs.Parse(args); err != nil {
+		return config.Source{}, err
+	}
+	if fs.NArg() > 0 {
+		return config.Source{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	src := config.Source{File: *file, Flags: map[string]any{}}
+	if src.File == "" {
+		src.File = os.Getenv("SMARTLAYER_CONFIG")
+	}
+	for i, f := range flagKeys {
+		if fs.Changed(f.flag) {
+			src.Flags[f.key] = *values[i]
+		}
+	}
+	return src, nil
+}
+
+func newLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

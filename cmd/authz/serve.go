@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/smartlayer/smartlayer/internal/admin"
+	"github.com/smartlayer/smartlayer/internal/authz"
+	"github.com/smartlayer/smartlayer/internal/config"
+)
+
+// app holds what serve builds once: clients and servers. Pipelines are
+// rebuilt from it on every config reload.
+type app struct {
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	redis  *redis.Client // nil with the memory store
+}
+
+func serve(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
+	a := &app{logger: logger, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.Store.Backend == config.BackendRedis {
+		a.redis = redis.NewClient(&redis.Options{
+			Addr: cfg.Store.Redis.Addr, Username: cfg.Store.Redis.Username,
+			Password: string(cfg.Store.Redis.Password), DB: cfg.Store.Redis.DB,
+			PoolSize: cfg.Store.Redis.PoolSize,
+			// Per-call deadlines come from the Check's context (store.redis.timeout).
+			ContextTimeoutEnabled: true,
+		})
+		defer a.redis.Close()
+	}
+
+	pipeline, err := a.pipeline(cfg)
+	if err != nil {
+		return err
+	}
+	authzSrv := authz.NewServer(pipeline, cfg.Server.DecisionBudget,
+		authz.WithLogger(logger), authz.WithRegisterer(a.reg))
+
+	panics := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "smartlayer_grpc_panics_total", Help: "Panics recovered in gRPC handlers."})
+	a.reg.MustRegister(panics)
+	grpcOpts, err := grpcServerOptions(cfg.Server)
+	if err != nil {
+		return err
+	}
+	grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(authz.RecoveryInterceptor(logger, panics)))
+	authzGRPC := grpc.NewServer(grpcOpts...)
+	authzSrv.Register(authzGRPC)
+	healthSrv := health.NewServer()
+	healthpb.RegisterHealthServer(authzGRPC, healthSrv)
+	reflection.Register(authzGRPC)
+
+	adminSrv := admin.New(a.reg, nil, logger)
+	adminSrv.SetProbes(a.probes())
+
+	authzLis, err := net.Listen("tcp", cfg.Server.AuthzAddr)
+	if err != nil {
+		return fmt.Errorf("listen server.authz_addr %s: %w", cfg.Server.AuthzAddr, err)
+	}
+	var adminHTTP *http.Server
+	var adminLis net.Listener
+	if cfg.Server.AdminAddr != "" {
+		adminLis, err = net.Listen("tcp", cfg.Server.AdminAddr)
+		if err != nil {
+			authzLis.Close()
+			return fmt.Errorf("listen server.admin_addr %s: %w", cfg.Server.AdminAddr, err)
+		}
+		adminHTTP = &http.Server{Handler: adminSrv, ReadHeaderTimeout: 5 * time.Second}
+	}
+	if len(cfg.AccessLog.ClickHouse.Addr) == 0 {
+		logger.Info("access-log sink disabled: accesslog.clickhouse.addr is empty")
+	}
+	logger.Info("smartlayer authz serving",
+		"authz_addr", authzLis.Addr().String(), "admin_addr", addrOf(adminLis),
+		"store", cfg.Store.Backend, "decision_budget", cfg.Server.DecisionBudget,
+		"fail_mode", cfg.Server.FailMode, "llm", cfg.LLM.BaseURL != "")
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := authzGRPC.Serve(authzLis); err != nil {
+			return fmt.Errorf("authz gRPC server: %w", err)
+		}
+		return nil
+	})
+	if adminHTTP != nil {
+		g.Go(func() error {
+			if err := adminHTTP.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin HTTP server: %w", err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		return config.Watch(gctx, src, logger, func(next config.Config) {
+			p, err := a.pipeline(next)
+			if err != nil {
+				logger.Error("config reload rejected; keeping the last good configuration", "err", err)
+				return
+			}
+			authzSrv.Swap(p, next.Server.DecisionBudget)
+		})
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		// Shutdown order: say NOT_SERVING and fail readiness so Envoy and
+		// Kubernetes stop sending, drain in-flight Checks, then stop the
+		// rest. Each step is bounded by shutdown_timeout.
+		logger.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout)
+		healthSrv.Shutdown()
+		adminSrv.Drain()
+		gracefulStop(authzGRPC, cfg.Server.ShutdownTimeout)
+		if adminHTTP != nil {
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+			defer cancel()
+			_ = adminHTTP.Shutdown(sctx)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// gracefulStop drains a gRPC server, forcing it closed after timeout.
+func gracefulStop(s *grpc.Server, timeout time.Duration) {
+	done := make(chan struct{})
+	go func() {
+		s.GracefulStop()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(timeout):
+		s.Stop()
+		<-done
+	}
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return ""
+	}
+	return l.Addr().String()
+}
+
+// pipeline builds the Check pipeline for cfg.
+func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
+	p := &authz.Pipeline{
+		FailOpen: cfg.Server.FailMode == config.FailAllow,
+		Identity: authz.Identity{
+			FromXFF:       cfg.Identity.ClientIP.Source == "xff",
+			TrustedHops:   cfg.Identity.ClientIP.TrustedHops,
+			UserHeader:    cfg.Identity.UserHeader,
+			PlanHeader:    cfg.Identity.PlanHeader,
+			AnonymousPlan: cfg.Identity.AnonymousPlan,
+			JWTFilter:     cfg.Identity.JWT.Filter,
+			JWTPayloadKey: cfg.Identity.JWT.PayloadKey,
+			UserClaim:     cfg.Identity.JWT.UserClaim,
+			PlanClaim:     cfg.Identity.JWT.PlanClaim,
+			MaxBodyBytes:  cfg.Payload.MaxBodyBytes,
+		},
+	}
+	for _, c := range cfg.Behavior.AllowCIDRs {
+		pfx, err := config.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("behavior.allow_cidrs: %w", err)
+		}
+		p.Allow = append(p.Allow, pfx)
+	}
+	for _, c := range cfg.Behavior.DenyCIDRs {
+		pfx, err := config.ParsePrefix(c)
+		if err != nil {
+			return nil, fmt.Errorf("behavior.deny_cidrs: %w", err)
+		}
+		p.Deny = append(p.Deny, pfx)
+	}
+	return p, nil
+}
+
+func mode(m config.Mode) authz.Mode {
+	switch m {
+	case config.ModeShadow:
+		return authz.Shadow
+	case config.ModeOff:
+		return authz.Off
+	default:
+		return authz.Enforce
+	}
+}
+
+// probes lists the backends /readyz waits for.
+func (a *app) probes() []admin.Probe {
+	var ps []admin.Probe
+	if a.redis != nil {
+		ps = append(ps, admin.Probe{Name: "redis", Check: func(ctx context.Context) error {
+			return a.redis.Ping(ctx).Err()
+		}})
+	}
+	return ps
+}
+
+func grpcServerOptions(c config.Server) ([]grpc.ServerOption, error) {
+	opts := []grpc.ServerOption{
+		grpc.MaxRecvMsgSize(c.MaxRecvMsgBytes),
+		// Envoy keeps long-lived HTTP/2 connections and pings them.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if c.TLS.CertFile == "" {
+		return opts, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("server.tls: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if c.TLS.ClientCAFile != "" {
+		pem, err := os.ReadFile(c.TLS.ClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("server.tls.client_ca_file %s: no certificates", c.TLS.ClientCAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return append(opts, grpc.Creds(credentials.NewTLS(tc))), nil
+}
