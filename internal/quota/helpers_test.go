@@ -37,7 +37,7 @@ func uniq(t testing.TB, name string) string {
 }
 
 // newRedisClient is configured as NewRedis asks: the context bounds each
-// call, and a failed script is never retried.
+// call, a failed script is never retried, and a refused dial fails at once.
 func newRedisClient(t testing.TB, addr string) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{
@@ -45,6 +45,7 @@ func newRedisClient(t testing.TB, addr string) *redis.Client {
 		Protocol:              2,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1,
+		DialerRetries:         1,
 		DialTimeout:           time.Second,
 		ReadTimeout:           3 * time.Second,
 		WriteTimeout:          3 * time.Second,

@@ -182,6 +182,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	return m
 }
 
+// redisErrors returns the counter for one kind (tests).
+func (m *metrics) redisErrors(kind string) prometheus.Counter {
+	switch kind {
+	case "timeout":
+		return m.redisTimeout
+	case "canceled":
+		return m.redisCanceled
+	}
+	return m.redisOther
+}
+
 func (m *metrics) backendError(be *BackendError) {
 	switch {
 	case be.Timeout():
