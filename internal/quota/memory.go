@@ -9,9 +9,13 @@ import (
 
 // NewMemory returns a Limiter keeping counters in process memory, with the
 // same decisions as the Redis backend: for one replica (`make run`, tests).
-// Counters are lost on restart, and an evicted key (MaxKeys, least recently
-// used first) loses its lifetime count too; use Redis with persistence for
-// lifetime limits that matter.
+//
+// It holds at most MaxKeys (subject, plan, route) keys. Keys without a
+// lifetime count expire like their Redis buckets, dropped lazily from the
+// cold end of an LRU list as Takes pass by. When full, it evicts the least
+// recently used key without a lifetime count, and only when there is none the
+// least recently used lifetime key. Counters are lost on restart; use Redis
+// with persistence for lifetime limits that matter.
 func NewMemory(t *Table, cfg Config) (*Limiter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -52,11 +56,14 @@ func (e *memEntry) incr(w Window, b int64) {
 }
 
 type memShard struct {
-	mu   sync.Mutex
-	m    map[memKey]*memEntry
-	lru  memEntry // sentinel: lru.next is the most recently used
-	max  int
-	_pad [64]byte // keep hot shard locks on separate cache lines
+	mu sync.Mutex
+	m  map[memKey]*memEntry
+	// Two LRU lists (sentinels; .next is the most recently used): keys that
+	// expire, and keys holding a lifetime count, which never do and are
+	// evicted last.
+	timed, life memEntry
+	max         int
+	_pad        [64]byte // keep hot shard locks on separate cache lines
 }
 
 type memBackend struct {
@@ -71,7 +78,8 @@ func newMemBackend(cfg Config, m *metrics) *memBackend {
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.m = make(map[memKey]*memEntry)
-		s.lru.next, s.lru.prev = &s.lru, &s.lru
+		s.timed.next, s.timed.prev = &s.timed, &s.timed
+		s.life.next, s.life.prev = &s.life, &s.life
 		s.max = per
 	}
 	return b
@@ -86,7 +94,11 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 	e := s.m[k]
 	if e == nil {
 		if len(s.m) >= s.max {
-			s.remove(s.lru.prev)
+			victim := s.timed.prev
+			if victim == &s.timed {
+				victim = s.life.prev
+			}
+			s.remove(victim)
 			b.m.evictions.Inc()
 		}
 		e = &memEntry{key: k}
@@ -94,7 +106,6 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 	} else {
 		s.unlink(e)
 	}
-	s.pushFront(e)
 
 	var buckets [numTimed]int64
 	for i, tl := range pr.timed {
@@ -122,12 +133,16 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 	}
 	if e.life > 0 {
 		e.expires = math.MaxInt64
+		s.pushFront(&s.life, e)
+		return allowed, nil
 	}
-	// Lazily drop up to two expired entries from the cold end, so idle keys
-	// leave without a sweeper goroutine.
+	s.pushFront(&s.timed, e)
+	// Lazily drop up to two expired keys from the cold end, so idle keys
+	// leave without a sweeper goroutine. Keys of longer windows may shield
+	// shorter ones behind them for a while; MaxKeys still holds.
 	for range 2 {
-		t := s.lru.prev
-		if t == &s.lru || t == e || t.expires > nowMs {
+		t := s.timed.prev
+		if t == &s.timed || t == e || t.expires > nowMs {
 			break
 		}
 		s.remove(t)
@@ -139,10 +154,10 @@ func (s *memShard) unlink(e *memEntry) {
 	e.prev.next, e.next.prev = e.next, e.prev
 }
 
-func (s *memShard) pushFront(e *memEntry) {
-	e.prev, e.next = &s.lru, s.lru.next
-	s.lru.next.prev = e
-	s.lru.next = e
+func (s *memShard) pushFront(list, e *memEntry) {
+	e.prev, e.next = list, list.next
+	list.next.prev = e
+	list.next = e
 }
 
 func (s *memShard) remove(e *memEntry) {
