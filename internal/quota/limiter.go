@@ -72,9 +72,10 @@ func (e *BackendError) Timeout() bool {
 
 // backend checks and counts one request on one plan route atomically.
 type backend interface {
-	// take fills c with the counts seen before this request and, when every
-	// window admits it (admitted), counts it in every window.
-	take(ctx context.Context, subject string, pr *planRoute, nowMs int64, c *counts) (allowed bool, err error)
+	// take returns the counts seen before this request and, when every
+	// window admits it (admitted), counts it in every window. Counts travel
+	// by value: a pointer through this interface would escape to the heap.
+	take(ctx context.Context, subject string, pr *planRoute, nowMs int64) (c counts, allowed bool, err error)
 }
 
 // Limiter decides quotas. It is safe for concurrent use.
@@ -122,8 +123,7 @@ func (l *Limiter) Take(ctx context.Context, k Key, now time.Time) (Result, error
 		l.m.forbidden.Inc()
 		return Result{Decision: Forbidden, Route: r.key}, nil
 	}
-	var c counts
-	allowed, err := l.backend.take(ctx, k.Subject, pr, now.UnixMilli(), &c)
+	c, allowed, err := l.backend.take(ctx, k.Subject, pr, now.UnixMilli())
 	if err != nil {
 		var be *BackendError
 		if errors.As(err, &be) {

@@ -85,7 +85,8 @@ func newMemBackend(cfg Config, m *metrics) *memBackend {
 	return b
 }
 
-func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowMs int64, c *counts) (bool, error) {
+func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowMs int64) (counts, bool, error) {
+	var c counts
 	k := memKey{subject, pr.part}
 	s := &b.shards[maphash.String(b.seed, subject)%uint64(len(b.shards))]
 	s.mu.Lock()
@@ -115,7 +116,7 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 		c.slides[i] = slide{w: w, e: el, prev: e.count(tl.win, bk-1), curr: e.count(tl.win, bk)}
 	}
 	c.life = e.life
-	allowed := admitted(pr, c)
+	allowed := admitted(pr, &c)
 	if allowed {
 		for i, tl := range pr.timed {
 			e.incr(tl.win, buckets[i])
@@ -134,7 +135,7 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 	if e.life > 0 {
 		e.expires = math.MaxInt64
 		s.pushFront(&s.life, e)
-		return allowed, nil
+		return c, allowed, nil
 	}
 	s.pushFront(&s.timed, e)
 	// Lazily drop up to two expired keys from the cold end, so idle keys
@@ -147,7 +148,7 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 		}
 		s.remove(t)
 	}
-	return allowed, nil
+	return c, allowed, nil
 }
 
 func (s *memShard) unlink(e *memEntry) {

@@ -89,7 +89,7 @@ func NewRedis(client RedisClient, t *Table, cfg Config) (*Limiter, error) {
 
 type redisBackend struct{ c RedisClient }
 
-func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, nowMs int64, c *counts) (bool, error) {
+func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, nowMs int64) (c counts, allowed bool, err error) {
 	n := len(pr.timed)
 	nkeys := 2 * n
 	if pr.life >= 0 {
@@ -111,14 +111,14 @@ func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, 
 	}
 	vals, err := cmd.Int64Slice()
 	if err != nil {
-		return false, &BackendError{Backend: "redis", Err: fmt.Errorf("run quota script: %w", err)}
+		return c, false, &BackendError{Backend: "redis", Err: fmt.Errorf("run quota script: %w", err)}
 	}
 	want := 1 + 2*n
 	if pr.life >= 0 {
 		want++
 	}
 	if len(vals) != want || vals[0] < 0 || vals[0] > 1 {
-		return false, &BackendError{Backend: "redis", Err: fmt.Errorf("run quota script: unexpected reply %v", vals)}
+		return c, false, &BackendError{Backend: "redis", Err: fmt.Errorf("run quota script: unexpected reply %v", vals)}
 	}
 	for i := range n {
 		c.slides[i].prev, c.slides[i].curr = vals[1+2*i], vals[2+2*i]
@@ -126,7 +126,7 @@ func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, 
 	if pr.life >= 0 {
 		c.life = vals[1+2*n]
 	}
-	return vals[0] == 1, nil
+	return c, vals[0] == 1, nil
 }
 
 // redisKeys builds every key of one request in one buffer:
