@@ -88,4 +88,3 @@ func BenchmarkMatch(b *testing.B) {
 		})
 	}
 }
-
