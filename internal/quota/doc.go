@@ -27,6 +27,11 @@
 // "/users/me/export"). Among prefixes the longer prefix wins. Two templates that
 // differ only in placeholder names are rejected by Compile as ambiguous.
 //
+// Counters belong to the route key, not the path: every path a template or
+// prefix route matches spends the same budget. Before matching, a query string
+// is dropped and percent-escapes of unreserved characters are decoded, so
+// "/api/%67enerate/" is "/api/generate/".
+//
 // # Window algorithm: sliding-window counter
 //
 // Each timed window keeps two fixed buckets, the current one and the previous
@@ -54,6 +59,16 @@
 // a client hammering an exhausted day quota does not also burn its minute and
 // lifetime budgets.
 //
+// # Results and headers
+//
+// An allowed Result reports the tightest window (fewest remaining; ties go to
+// the longer window); a denied one the window the client must wait longest
+// for (a spent lifetime or a zero limit first: retrying never helps, and
+// RetryAfter is 0). Reset is the time until the window has forgotten every
+// counted request — up to two window lengths with the sliding counter.
+// Result.AppendHeaders renders Retry-After, RateLimit-Limit/-Remaining/-Reset
+// and X-RateLimit-Limit/-Remaining/-Reset, in delta seconds rounded up.
+//
 // # Clock
 //
 // Take receives now from the caller instead of reading Redis TIME: tests control
@@ -74,5 +89,12 @@
 //	sl:q:{subject}:plan:route:d:BUCKET   per_day
 //	sl:q:{subject}:plan:route:life       lifetime, no TTL
 //
-// The plan is part of every key: upgrading starts with fresh counters.
+// The plan is part of every key: upgrading starts with fresh counters. '{',
+// '}' and '%' in a subject are percent-encoded, so a subject can neither end
+// the hash tag early nor collide with another; plan names cannot contain ':'
+// and routes start with '/', so "plan:route" reads one way only.
+//
+// Redis errors and timeouts come back as *BackendError; the caller applies its
+// fail mode. See RedisClient for the client options that keep a Take within
+// the caller's deadline.
 package quota
