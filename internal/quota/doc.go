@@ -45,8 +45,11 @@
 // token bucket with the same 2× problem, and with a smaller burst it would refuse
 // "100 at once" for per_day: 100. The sliding counter needs two integers per
 // window, keeps plain counts (so a hot reload that changes a limit applies to
-// the requests already counted) and is exact at any instant under concurrency.
-// All arithmetic is integer milliseconds, so Redis (Lua doubles, exact below
+// the requests already counted), and its check-and-count is atomic, so
+// concurrent requests never overshoot the estimate. The estimate assumes the
+// previous bucket's requests were spread evenly: a client that bunches them at
+// its very end can exceed the limit over some true window-length span, by less
+// than fixed windows allow. All arithmetic is integer milliseconds, so Redis (Lua doubles, exact below
 // 2^53 thanks to the limit caps) and memory decide identically.
 //
 // Lifetime counters never reset: a Redis key without TTL (Redis needs
