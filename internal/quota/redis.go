@@ -96,12 +96,14 @@ func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, 
 		nkeys++
 	}
 	keys := redisKeys(subject, pr, nowMs, nkeys)
-	args := make([]any, 1+3*n)
-	args[0] = pr.life
+	// The constant arguments were boxed once by Compile; only the elapsed
+	// times are new.
+	args := make([]any, len(pr.args))
+	copy(args, pr.args)
 	for i, tl := range pr.timed {
 		w := windowMillis[tl.win]
 		_, el := bucketOf(nowMs, w)
-		args[1+3*i], args[2+3*i], args[3+3*i] = w, el, tl.limit
+		args[2+3*i] = el
 		c.slides[i] = slide{w: w, e: el}
 	}
 
@@ -136,7 +138,8 @@ func redisKeys(subject string, pr *planRoute, nowMs int64, nkeys int) []string {
 	subject = escapeSubject(subject)
 	baseLen := len(keyPrefix) + len(subject) + 3 + len(pr.part)
 	buf := make([]byte, 0, nkeys*(baseLen+16))
-	ends := make([]int, 0, nkeys)
+	var endsBuf [2*numTimed + 1]int
+	ends := endsBuf[:0]
 	base := func() {
 		buf = append(buf, keyPrefix...)
 		buf = append(buf, '{')

@@ -44,6 +44,9 @@ type planRoute struct {
 	part  string
 	timed []timedLimit // configured timed windows, in window order
 	life  int64        // lifetime limit; -1 when not configured
+	// args is the Lua script's ARGV with the elapsed times left nil: the
+	// lifetime limit, then per timed window length, elapsed, limit.
+	args []any
 }
 
 type timedLimit struct {
@@ -182,6 +185,10 @@ func compileLimits(plan, key, rp string, windows map[string]int64) (*planRoute, 
 	}
 	if set[Lifetime] {
 		pr.life = vals[Lifetime]
+	}
+	pr.args = append(pr.args, pr.life)
+	for _, tl := range pr.timed {
+		pr.args = append(pr.args, windowMillis[tl.win], nil, tl.limit)
 	}
 	return pr, nil
 }
