@@ -26,7 +26,8 @@ type Key struct {
 // Config holds the optional settings of a Limiter.
 type Config struct {
 	// MaxKeys bounds the memory backend: counters are kept for at most this
-	// many (subject, plan, route) triples; the least recently used go first.
+	// many (subject, plan, route) triples, rounded up to a multiple of
+	// Shards; the least recently used go first.
 	// Ignored by the Redis backend, where keys expire with their window.
 	MaxKeys int
 	// Shards splits the memory backend's map and lock.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"hash/maphash"
 	"math"
+	"strings"
 	"sync"
 )
 
@@ -73,8 +74,9 @@ type memBackend struct {
 }
 
 func newMemBackend(cfg Config, m *metrics) *memBackend {
-	b := &memBackend{seed: maphash.MakeSeed(), shards: make([]memShard, cfg.Shards), m: m}
-	per := (cfg.MaxKeys + cfg.Shards - 1) / cfg.Shards
+	shards := min(cfg.Shards, cfg.MaxKeys)
+	b := &memBackend{seed: maphash.MakeSeed(), shards: make([]memShard, shards), m: m}
+	per := (cfg.MaxKeys + shards - 1) / shards
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.m = make(map[memKey]*memEntry)
@@ -102,6 +104,8 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 			s.remove(victim)
 			b.m.evictions.Inc()
 		}
+		// Clone: the caller's subject may share memory with a whole request.
+		k.subject = strings.Clone(subject)
 		e = &memEntry{key: k}
 		s.m[k] = e
 	} else {
