@@ -108,7 +108,7 @@ func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, 
 	}
 
 	cmd := b.c.EvalSha(ctx, takeScript.Hash(), keys, args...)
-	if err := cmd.Err(); err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+	if err := cmd.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
 		cmd = b.c.Eval(ctx, takeLua, keys, args...)
 	}
 	vals, err := cmd.Int64Slice()
