@@ -1,0 +1,223 @@
+package quota
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Key identifies who is counted and where. The caller resolves identity.
+type Key struct {
+	// Subject is the user id, or the client IP for anonymous callers.
+	Subject string
+	// Plan is the caller's plan.
+	Plan string
+	// Path is the request path (a query string is ignored).
+	Path string
+}
+
+// Config holds the optional settings of a Limiter.
+type Config struct {
+	// MaxKeys bounds the memory backend: counters are kept for at most this
+	// many (subject, plan, route) triples, rounded up to a multiple of
+	// Shards; the least recently used go first.
+	// Ignored by the Redis backend, where keys expire with their window.
+	MaxKeys int
+	// Shards splits the memory backend's map and lock.
+	Shards int
+	// Registerer receives the metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// Logger receives backend errors at debug level; nil discards.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults: 100 000 keys in 64 shards.
+func DefaultConfig() Config { return Config{MaxKeys: 100_000, Shards: 64} }
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.MaxKeys < 1 {
+		errs = append(errs, fmt.Errorf("quota: MaxKeys (quota.memory.max_keys) must be ≥ 1, got %d", c.MaxKeys))
+	}
+	if c.Shards < 1 || c.Shards > 4096 {
+		errs = append(errs, fmt.Errorf("quota: Shards (quota.memory.shards) must be in 1..4096, got %d", c.Shards))
+	}
+	return errors.Join(errs...)
+}
+
+// BackendError reports that the counter store failed; the caller applies its
+// fail mode. The request was not decided; nothing is known to be counted.
+type BackendError struct {
+	Backend string // "redis"
+	Err     error
+}
+
+func (e *BackendError) Error() string { return "quota: " + e.Backend + ": " + e.Err.Error() }
+func (e *BackendError) Unwrap() error { return e.Err }
+
+// Timeout reports whether the store did not answer in time.
+func (e *BackendError) Timeout() bool {
+	if errors.Is(e.Err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(e.Err, &ne) && ne.Timeout()
+}
+
+// backend checks and counts one request on one plan route atomically.
+type backend interface {
+	// take returns the counts seen before this request and, when every
+	// window admits it (admitted), counts it in every window. Counts travel
+	// by value: a pointer through this interface would escape to the heap.
+	take(ctx context.Context, subject string, pr *planRoute, nowMs int64) (c counts, allowed bool, err error)
+}
+
+// Limiter decides quotas. It is safe for concurrent use.
+type Limiter struct {
+	table   atomic.Pointer[Table]
+	backend backend
+	m       *metrics
+	log     *slog.Logger
+}
+
+func newLimiter(t *Table, cfg Config, b backend) *Limiter {
+	l := &Limiter{backend: b, m: newMetrics(cfg.Registerer), log: cfg.Logger}
+	if l.log == nil {
+		l.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	l.SetTable(t)
+	return l
+}
+
+// SetTable swaps the plans atomically. Counters are keyed by plan and route
+// key, not by limits, so changed limits apply to what is already counted; a
+// renamed route or plan starts from zero.
+func (l *Limiter) SetTable(t *Table) {
+	if t == nil {
+		t = &Table{}
+	}
+	l.table.Store(t)
+}
+
+// Table returns the plans in force.
+func (l *Limiter) Table() *Table { return l.table.Load() }
+
+// Take decides one request at now and, when it is allowed, counts it in every
+// window of the caller's plan route. On a *BackendError the Result carries
+// only Route; the caller applies its fail mode. Denied requests consume
+// nothing.
+func (l *Limiter) Take(ctx context.Context, k Key, now time.Time) (Result, error) {
+	r := l.table.Load().match(normalizePath(k.Path))
+	if r == nil {
+		l.m.noRoute.Inc()
+		return Result{Decision: NoRoute}, nil
+	}
+	pr := r.plans[k.Plan]
+	if pr == nil {
+		l.m.forbidden.Inc()
+		return Result{Decision: Forbidden, Route: r.key}, nil
+	}
+	c, allowed, err := l.backend.take(ctx, k.Subject, pr, now.UnixMilli())
+	if err != nil {
+		var be *BackendError
+		if errors.As(err, &be) {
+			l.m.backendError(be)
+		}
+		l.log.Debug("quota backend failed", "route", r.key, "plan", k.Plan, "err", err)
+		return Result{Route: r.key}, err
+	}
+	res := decide(pr, &c, allowed)
+	if allowed {
+		l.m.allowed.Inc()
+	} else {
+		l.m.denied[res.Window].Inc()
+	}
+	return res, nil
+}
+
+// metrics are the Limiter's Prometheus series, resolved once so Take only
+// increments.
+type metrics struct {
+	noRoute, forbidden, allowed prometheus.Counter
+	denied                      [numWindows]prometheus.Counter
+	redisTimeout, redisCanceled prometheus.Counter
+	redisOther                  prometheus.Counter
+	evictions                   prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartlayer_quota_decisions_total",
+		Help: "Quota decisions by result (allowed, denied, forbidden, no_route) and denying window (none unless denied).",
+	}, []string{"result", "window"})
+	redisErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartlayer_quota_redis_errors_total",
+		Help: "Quota Redis calls that failed, by kind (timeout, canceled, error); the fail mode decided those requests.",
+	}, []string{"kind"})
+	evictions := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "smartlayer_quota_memory_evictions_total",
+		Help: "Memory-backend counters evicted to stay within max_keys (their counts, lifetime included, are lost).",
+	})
+	decisions = register(reg, decisions)
+	redisErrors = register(reg, redisErrors)
+	evictions = register(reg, evictions)
+	m := &metrics{
+		noRoute:       decisions.WithLabelValues(NoRoute.String(), "none"),
+		forbidden:     decisions.WithLabelValues(Forbidden.String(), "none"),
+		allowed:       decisions.WithLabelValues(Allowed.String(), "none"),
+		redisTimeout:  redisErrors.WithLabelValues("timeout"),
+		redisCanceled: redisErrors.WithLabelValues("canceled"),
+		redisOther:    redisErrors.WithLabelValues("error"),
+		evictions:     evictions,
+	}
+	for w := Window(0); w < numWindows; w++ {
+		m.denied[w] = decisions.WithLabelValues(Denied.String(), w.String())
+	}
+	return m
+}
+
+// redisErrors returns the counter for one kind (tests).
+func (m *metrics) redisErrors(kind string) prometheus.Counter {
+	switch kind {
+	case "timeout":
+		return m.redisTimeout
+	case "canceled":
+		return m.redisCanceled
+	}
+	return m.redisOther
+}
+
+func (m *metrics) backendError(be *BackendError) {
+	switch {
+	case be.Timeout():
+		m.redisTimeout.Inc()
+	case errors.Is(be.Err, context.Canceled):
+		m.redisCanceled.Inc()
+	default:
+		m.redisOther.Inc()
+	}
+}
+
+// register registers c, or reuses the collector already registered under the
+// same description, so two Limiters can share one registry.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if reg == nil {
+		return c
+	}
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
