@@ -26,6 +26,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/admin"
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/quota"
 )
 
 // app holds what serve builds once: clients and servers. Pipelines are
@@ -34,20 +35,21 @@ type app struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	redis  *redis.Client // nil with the memory store
+
+	// Stateful modules are built once and survive reloads, so counters
+	// and bans are kept when limits change.
+	quota *quota.Limiter
 }
 
 func serve(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
 	a := &app{logger: logger, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.Store.Backend == config.BackendRedis {
-		a.redis = redis.NewClient(&redis.Options{
-			Addr: cfg.Store.Redis.Addr, Username: cfg.Store.Redis.Username,
-			Password: string(cfg.Store.Redis.Password), DB: cfg.Store.Redis.DB,
-			PoolSize: cfg.Store.Redis.PoolSize,
-			// Per-call deadlines come from the Check's context (store.redis.timeout).
-			ContextTimeoutEnabled: true,
-		})
+		a.redis = newRedis(cfg.Store.Redis)
 		defer a.redis.Close()
+	}
+	if err := a.build(cfg); err != nil {
+		return err
 	}
 
 	pipeline, err := a.pipeline(cfg)
@@ -162,7 +164,44 @@ func addrOf(l net.Listener) string {
 	return l.Addr().String()
 }
 
-// pipeline builds the Check pipeline for cfg.
+// newRedis returns the shared Redis client. Its settings keep a slow or
+// dead Redis inside the decision budget: deadlines come from each call's
+// context, a failed dial is not retried five times, and a script whose reply
+// was lost is not re-run (it would count a request twice).
+func newRedis(c config.Redis) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr: c.Addr, Username: c.Username, Password: string(c.Password), DB: c.DB,
+		PoolSize:              c.PoolSize,
+		ContextTimeoutEnabled: true,
+		MaxRetries:            -1,
+		DialerRetries:         1,
+		DialTimeout:           time.Second,
+		ReadTimeout:           time.Second,
+		WriteTimeout:          time.Second,
+	})
+}
+
+// build creates the stateful modules once, from the first configuration.
+func (a *app) build(cfg config.Config) error {
+	table, err := quota.Compile(cfg.Quota.Plans)
+	if err != nil {
+		return err
+	}
+	qc := quota.DefaultConfig()
+	qc.Registerer, qc.Logger = a.reg, a.logger
+	if a.redis != nil {
+		a.quota, err = quota.NewRedis(a.redis, table, qc)
+	} else {
+		a.quota, err = quota.NewMemory(table, qc)
+	}
+	if err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+	return nil
+}
+
+// pipeline builds the Check pipeline for cfg. It also applies cfg to the
+// stateful modules, so call it only with a configuration that will be used.
 func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	p := &authz.Pipeline{
 		FailOpen: cfg.Server.FailMode == config.FailAllow,
@@ -192,6 +231,20 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 			return nil, fmt.Errorf("behavior.deny_cidrs: %w", err)
 		}
 		p.Deny = append(p.Deny, pfx)
+	}
+
+	storeTimeout := time.Duration(0)
+	if a.redis != nil {
+		storeTimeout = cfg.Store.Redis.Timeout
+	}
+	table, err := quota.Compile(cfg.Quota.Plans)
+	if err != nil {
+		return nil, err
+	}
+	if len(table.Plans()) > 0 {
+		a.quota.SetTable(table)
+		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode),
+			Stage: authz.QuotaStage(a.quota, storeTimeout)})
 	}
 	return p, nil
 }

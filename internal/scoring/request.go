@@ -53,10 +53,11 @@ func (r *Request) UserAgent() string { return r.Headers["user-agent"] }
 func (r *Request) ContentType() string { return r.Headers["content-type"] }
 
 // QuotaKey is the identity quotas are counted under: the user id, or the
-// client key for anonymous callers.
+// client key for anonymous callers. The prefixes keep a user named like an
+// IP address from sharing that address's counters.
 func (r *Request) QuotaKey() string {
 	if r.User != "" {
-		return r.User
+		return "u:" + r.User
 	}
-	return r.ClientKey
+	return "ip:" + r.ClientKey
 }

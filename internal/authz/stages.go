@@ -1,0 +1,58 @@
+package authz
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/smartlayer/smartlayer/internal/quota"
+	"github.com/smartlayer/smartlayer/internal/scoring"
+)
+
+// The adapters below turn each module's own result into a Verdict. The
+// interfaces list only what Check calls, so tests can hand in fakes.
+
+// QuotaTaker is what the quota stage needs from internal/quota.
+type QuotaTaker interface {
+	Take(ctx context.Context, k quota.Key, now time.Time) (quota.Result, error)
+}
+
+// QuotaStage checks and counts the caller's plan quota. timeout bounds the
+// store round trip (store.redis.timeout); zero means the Check's budget.
+func QuotaStage(q QuotaTaker, timeout time.Duration) Stage {
+	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
+		ctx, cancel := withTimeout(ctx, timeout)
+		defer cancel()
+		res, err := q.Take(ctx, quota.Key{Subject: r.QuotaKey(), Plan: r.Plan, Path: r.Path}, r.Time)
+		if err != nil {
+			return Verdict{}, err
+		}
+		v := Verdict{Headers: quotaHeaders(res)}
+		switch res.Decision {
+		case quota.Forbidden:
+			v.Deny, v.Status, v.Reason = true, http.StatusForbidden, res.Reason()
+		case quota.Denied:
+			v.Deny, v.Status, v.Reason = true, http.StatusTooManyRequests, res.Reason()
+		}
+		return v, nil
+	})
+}
+
+func quotaHeaders(res quota.Result) []Header {
+	hs := res.Headers()
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]Header, len(hs))
+	for i, h := range hs {
+		out[i] = Header{Key: h.Name, Value: h.Value}
+	}
+	return out
+}
+
+func withTimeout(ctx context.Context, d time.Duration) (context.Context, context.CancelFunc) {
+	if d <= 0 {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, d)
+}
