@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"os"
@@ -418,6 +419,23 @@ func TestEnvoyAgreesWithSmartlayer(t *testing.T) {
 				}
 			}
 			checkClientIP(t, p.hcm, cfg.Identity.ClientIP.Source, cfg.Identity.ClientIP.TrustedHops)
+
+			// In-cluster addresses must be Services that deploy/kubernetes creates, on the
+			// port Envoy dials.
+			services := k8sServicePorts(t)
+			for name, c := range p.clusters {
+				for _, e := range c.GetLoadAssignment().GetEndpoints() {
+					for _, lb := range e.GetLbEndpoints() {
+						sa := lb.GetEndpoint().GetAddress().GetSocketAddress()
+						if !strings.HasSuffix(sa.GetAddress(), ".svc.cluster.local") {
+							continue
+						}
+						if !slices.Contains(slices.Collect(maps.Values(services[sa.GetAddress()])), int(sa.GetPortValue())) {
+							t.Errorf("cluster %s: %s:%d is not a Service port in deploy/kubernetes", name, sa.GetAddress(), sa.GetPortValue())
+						}
+					}
+				}
+			}
 		})
 	}
 }
