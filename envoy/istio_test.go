@@ -174,8 +174,14 @@ func TestIstioResources(t *testing.T) {
 				t.Errorf("%s: unexpected kind %q", d.file, d.kind())
 			case d.apiVersion() != want:
 				t.Errorf("%s: %s apiVersion %q, want %q", d.file, d.kind(), d.apiVersion(), want)
-			case d.name() == "" || d.namespace() == "":
-				t.Errorf("%s: %s needs metadata.name and metadata.namespace", d.file, d.kind())
+			case d.name() == "":
+				t.Errorf("%s: %s needs metadata.name", d.file, d.kind())
+			case d.kind() == "IstioOperator" && d.namespace() != "istio-system":
+				t.Errorf("%s: IstioOperator belongs in istio-system", d.file)
+			case d.kind() != "IstioOperator" && d.namespace() != "":
+				// Istio applies a Telemetry with a selector only in its own namespace, so
+				// the policy and the telemetry go wherever the app is: kubectl apply -n.
+				t.Errorf("%s: %s must not pin a namespace (applied with -n next to the app)", d.file, d.kind())
 			}
 			byKind[d.kind()] = append(byKind[d.kind()], d)
 		}
