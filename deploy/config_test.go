@@ -1,0 +1,20 @@
+package deploy
+
+import (
+	"testing"
+
+	"github.com/smartlayer/smartlayer/internal/config"
+)
+
+// TestShippedConfigLoads loads the shipped configuration with the same
+// loader authz uses, so a key the binary does not know fails here, not in
+// a pod's crash loop.
+func TestShippedConfigLoads(t *testing.T) {
+	c, err := config.Load(config.Source{File: "config/smartlayer.yaml", Environ: func() []string { return nil }})
+	if err != nil {
+		t.Fatalf("deploy/config/smartlayer.yaml: %v", err)
+	}
+	if c.Store.Backend != config.BackendRedis || len(c.AccessLog.ClickHouse.Addr) == 0 {
+		t.Fatalf("the deployed config should use Redis and ClickHouse: %+v %+v", c.Store, c.AccessLog.ClickHouse)
+	}
+}
