@@ -184,7 +184,10 @@ func sqlProbe(lower string) bool {
 		return false
 	}
 	if len(t) <= 24 {
-		if sqlProbeWords[t] || strings.HasPrefix(t, "@") || strings.HasPrefix(t, ",@") || strings.HasPrefix(t, "--") {
+		// "@name" is also a social handle, so only ",@var" counts; "--" is
+		// a comment only when no option name follows ("--help").
+		if sqlProbeWords[t] || strings.HasPrefix(t, ",@") ||
+			(strings.HasPrefix(t, "--") && (len(t) == 2 || !isWordByte(t[2]))) {
 			return true
 		}
 		letters := false
@@ -220,7 +223,7 @@ func sqlProbe(lower string) bool {
 		if st, en := nextWord(t, i+1); st >= 0 && strings.TrimSpace(t[i+1:st]) == "" {
 			switch t[st:en] {
 			case "select", "insert", "update", "delete", "drop", "exec", "execute",
-				"declare", "shutdown", "create", "alter", "truncate", "union":
+				"declare", "shutdown", "create", "alter", "truncate":
 				return true
 			}
 		}
@@ -235,11 +238,14 @@ func sqlProbe(lower string) bool {
 			return true
 		}
 	}
-	// Time-based probes: sleep 50, sleep(5).
+	// Time-based probes: sleep 50, sleep(5); not "sleep 8 hours".
 	if i := strings.Index(t, "sleep"); i >= 0 {
 		r := strings.TrimLeft(t[i+5:], " (")
 		if r != "" && r[0] >= '0' && r[0] <= '9' {
-			return true
+			r = strings.TrimLeft(r, "0123456789")
+			if r == "" || !isWordByte(r[0]) && r[0] != ' ' {
+				return true
+			}
 		}
 	}
 	return false
@@ -263,9 +269,11 @@ func sqlKeyword(w string) bool {
 	return false
 }
 
-func detectSQLi(norm, lower string, cls uint32) uint8 {
+// detectSQLi: libinjection decides (weight 3); the probe heuristics add a
+// borderline 1, except on keys, where "limit" or "order" are field names.
+func detectSQLi(norm, lower string, cls uint32, key bool) uint8 {
 	if cls&sqlChars == 0 && !hasSQLWord(lower) {
-		if sqlProbeWords[strings.TrimSpace(lower)] {
+		if !key && sqlProbeWords[strings.TrimSpace(lower)] {
 			return 1
 		}
 		return 0
@@ -289,7 +297,7 @@ func detectSQLi(norm, lower string, cls uint32) uint8 {
 			}
 		}
 	}
-	if sqlProbe(lower) {
+	if !key && sqlProbe(lower) {
 		return 1
 	}
 	return 0
@@ -345,7 +353,7 @@ func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
 		for j < len(s) && s[j] == '.' {
 			j++
 		}
-		if j == len(s) || s[j] == '/' {
+		if (j < len(s) && s[j] == '/') || (j == len(s) && i > 0) {
 			if j-i >= 2 {
 				levels++
 			} else if j < len(s) {
@@ -426,7 +434,14 @@ func detectShell(lower string, cls uint32) uint8 {
 		case '`':
 			// Inline code in Markdown uses backticks too: in prose the
 			// LLM decides; at the start of a value or after a quote or
-			// '=' it is command substitution.
+			// '=' it is command substitution. A fence (```) is followed
+			// by a language name, not a command.
+			if i+1 < len(lower) && lower[i+1] == '`' {
+				for i+1 < len(lower) && lower[i+1] == '`' {
+					i++
+				}
+				continue
+			}
 			sep = 1
 			if i == 0 || strings.IndexByte(`'"=(`, lower[i-1]) >= 0 {
 				sep = 3
@@ -615,8 +630,13 @@ func encodingTrick(l layers, cls uint32, lower string) uint8 {
 	if !danger {
 		return 0
 	}
-	if l.url >= 2 {
+	// Nested URLs (a redirect target inside a query value) are legitimately
+	// encoded twice; three layers are not.
+	if l.url >= 3 {
 		return 2
+	}
+	if l.url == 2 {
+		return 1
 	}
 	if l.url >= 1 && (l.html || l.escapes) {
 		return 1 // mixed encodings

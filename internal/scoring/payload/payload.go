@@ -179,7 +179,7 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 	cls := classes(norm)
 
 	var w [numDetectors]uint8
-	w[detSQLi] = detectSQLi(norm, lower, cls)
+	w[detSQLi] = detectSQLi(norm, lower, cls, prefix == locQueryKey || prefix == locBodyKey)
 	w[detXSS] = detectXSS(norm, lower, cls)
 	w[detShell] = detectShell(lower, cls)
 	w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
