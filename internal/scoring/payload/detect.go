@@ -378,13 +378,14 @@ func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
 		// was sent on purpose.
 		w = 3
 	}
+	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
 	for _, f := range sensitiveFiles {
 		i := strings.Index(s, f)
 		if i < 0 {
 			continue
 		}
 		switch {
-		case w > 0, i == 0, drivePrefix(s, i), s[0] == '/' && i <= 1:
+		case w > 0, i == 0, drive, s[0] == '/' && i <= 1:
 			// After a traversal, at the start of the value, or after a
 			// drive letter: the value names the file.
 			return 3
@@ -393,14 +394,6 @@ func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
 		}
 	}
 	return w
-}
-
-// drivePrefix reports "c:" (or "c:/") right before index i.
-func drivePrefix(s string, i int) bool {
-	if i >= 2 && s[i-1] == ':' && s[i-2] >= 'a' && s[i-2] <= 'z' && (i == 2) {
-		return true
-	}
-	return i >= 3 && s[i-1] == '/' && s[i-2] == ':' && s[i-3] >= 'a' && s[i-3] <= 'z' && i == 3
 }
 
 var shellCommands = map[string]bool{
@@ -490,7 +483,8 @@ func commandAt(s string, i int, sep uint8) (uint8, bool) {
 	if j == i || !shellCommands[s[i:j]] {
 		return 0, false
 	}
-	if absolute {
+	if absolute || sep >= 3 {
+		// "/bin/cat", or any command right inside $( or a quoted `.
 		return max(sep, 3), true
 	}
 	if j == len(s) {
@@ -632,14 +626,18 @@ func encodingTrick(l layers, cls uint32, lower string) uint8 {
 	}
 	// Nested URLs (a redirect target inside a query value) are legitimately
 	// encoded twice; three layers are not.
-	if l.url >= 3 {
+	// A form that posts HTML-escaped text ("Tom &amp; Jerry") URL-encodes
+	// it once, so one URL layer plus entities is ordinary; escapes such as
+	// \x3c, or entities under two URL layers, are not.
+	switch {
+	case l.url >= 3:
 		return 2
-	}
-	if l.url == 2 {
+	case l.url == 2 && (l.html || l.escapes):
+		return 2
+	case l.url == 2:
 		return 1
-	}
-	if l.url >= 1 && (l.html || l.escapes) {
-		return 1 // mixed encodings
+	case l.escapes && (l.url == 1 || l.html):
+		return 1
 	}
 	return 0
 }
