@@ -203,6 +203,9 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 	switch {
 	case jp != nil:
 		loc = prefix + ":" + jp.String()
+	case name == raw:
+		// A key names itself: show it decoded.
+		loc = prefix + ":" + truncateUTF8(norm, maxLocNameLen)
 	case name != "":
 		loc = prefix + ":" + truncateUTF8(name, maxLocNameLen)
 	}
