@@ -110,31 +110,57 @@ func classes(s string) uint32 {
 }
 
 const (
-	// sqlChars: libinjection needs one of these or a keyword to find SQL.
-	sqlChars = cQuote | cBacktick | cSemi | cParen | cEq | cHash | cDash | cSlash |
-		cStar | cComma | cAt | cPipe | cAmp | cLT | cGT | cBackslash | cBang
+	// sqlChars: without one of these, "--", "/*" or a SQL word, libinjection
+	// finds no SQL (TestPrefilterSound checks this on random input).
+	sqlChars = cQuote | cBacktick | cSemi | cParen | cEq | cHash | cStar | cAt |
+		cPipe | cAmp | cLT | cGT | cBackslash | cBang | cDollar
 	// dangerChars are what an encoding trick is usually smuggling.
 	dangerChars = cLT | cGT | cQuote | cBacktick | cSemi | cPipe | cDollar
 )
 
-// hasSQLWord reports whether lower has a word that can start or join SQL
-// in libinjection's grammar ("1 union select 1" has no punctuation).
+//go:embed sql_words.txt
+var sqlWordsText string
+
+// sqlWords are the words libinjection's lexer knows (sql_words.txt).
+var sqlWords = func() map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, l := range strings.Split(sqlWordsText, "\n") {
+		if l = strings.TrimSpace(l); l != "" && l[0] != '#' {
+			m[l] = struct{}{}
+		}
+	}
+	return m
+}()
+
+func isLetterOrUnderscore(c byte) bool { return ('a' <= c && c <= 'z') || c == '_' }
+
+// hasSQLWord reports whether lower contains a word libinjection's lexer
+// treats as SQL ("1 union select 1" has no punctuation). Words are runs of
+// letters; after a digit the lexer may have eaten hex digits or an exponent
+// into the number ("0x1fhaving", "1e5and"), so those suffixes count too.
+// Splitting more eagerly than libinjection only makes the gate open more.
 func hasSQLWord(lower string) bool {
 	for i := 0; i < len(lower); {
-		st, en := nextWord(lower, i)
-		if st < 0 {
-			return false
+		if !isLetterOrUnderscore(lower[i]) {
+			i++
+			continue
 		}
-		switch lower[st:en] {
-		case "union", "select", "having", "and", "or", "xor", "div", "like",
-			"rlike", "regexp", "sleep", "benchmark", "waitfor", "exec", "execute",
-			"drop", "insert", "update", "delete", "order", "group", "procedure",
-			"limit", "into", "from", "where", "case", "when", "null", "not",
-			"is", "in", "between", "declare", "shutdown", "truncate", "alter",
-			"create", "load_file", "outfile", "dumpfile", "char", "concat":
+		j := i
+		for j < len(lower) && isLetterOrUnderscore(lower[j]) {
+			j++
+		}
+		w := lower[i:j]
+		if _, ok := sqlWords[w]; ok {
 			return true
 		}
-		i = en
+		if i > 0 && lower[i-1] >= '0' && lower[i-1] <= '9' {
+			for k := 0; k < len(w)-1 && w[k] >= 'a' && w[k] <= 'f'; k++ {
+				if _, ok := sqlWords[w[k+1:]]; ok {
+					return true
+				}
+			}
+		}
+		i = j
 	}
 	return false
 }
@@ -183,6 +209,14 @@ func sqlProbe(lower string) bool {
 	if t == "" {
 		return false
 	}
+	if sqlProbeShort(t) {
+		return true
+	}
+	return sqlProbeLong(t)
+}
+
+// sqlProbeShort covers short whole-value probes; t is trimmed.
+func sqlProbeShort(t string) bool {
 	if len(t) <= 24 {
 		// "@name" is also a social handle, so only ",@var" counts; "--" is
 		// a comment only when no option name follows ("--help").
@@ -208,6 +242,11 @@ func sqlProbe(lower string) bool {
 			return true
 		}
 	}
+	return false
+}
+
+// sqlProbeLong covers probes inside longer values; t is trimmed.
+func sqlProbeLong(t string) bool {
 	// A quote (closing the string the value sits in) followed by a keyword.
 	if c := t[0]; c == '\'' || c == '"' || c == '`' || c == ')' {
 		i := 1
@@ -271,9 +310,56 @@ func sqlKeyword(w string) bool {
 
 // detectSQLi: libinjection decides (weight 3); the probe heuristics add a
 // borderline 1, except on keys, where "limit" or "order" are field names.
+// sqliGate reports whether libinjection could flag s; it exists because
+// libinjection costs about a microsecond per value and most values are
+// plain words, numbers, dates and identifiers.
+func sqliGate(lower string, cls uint32) bool {
+	return cls&sqlChars != 0 ||
+		(cls&cDash != 0 && strings.Contains(lower, "--")) ||
+		(cls&cSlash != 0 && strings.Contains(lower, "/*")) ||
+		(cls&cColon != 0 && strings.Contains(lower, "::")) ||
+		hasSQLWord(lower)
+}
+
+// xssGate reports whether libinjection's XSS check could fire: markup
+// needs '<' or '>', a back-quoted value needs '`', and attribute injection
+// needs "name=" after a space, quote or slash (so the '=' of a URL query,
+// after '?' or '&', does not count).
+func xssGate(lower string, cls uint32) bool {
+	if cls&(cLT|cGT|cBacktick) != 0 {
+		return true
+	}
+	if cls&cEq == 0 {
+		return false
+	}
+	for i := strings.IndexByte(lower, '='); i >= 0; {
+		j := i
+		for j > 0 && lower[j-1] <= ' ' { // spaces and controls
+			j--
+		}
+		k := j
+		for k > 0 && isAttrByte(lower[k-1]) {
+			k--
+		}
+		if k < j && (k == 0 || lower[k-1] <= ' ' || lower[k-1] == '\'' || lower[k-1] == '"' || lower[k-1] == '/') {
+			return true
+		}
+		n := strings.IndexByte(lower[i+1:], '=')
+		if n < 0 {
+			break
+		}
+		i += 1 + n
+	}
+	return false
+}
+
+func isAttrByte(c byte) bool {
+	return ('a' <= c && c <= 'z') || c == '-' || c == ':' || c == '_' || ('0' <= c && c <= '9') || c >= 0x80 || c == 0
+}
+
 func detectSQLi(norm, lower string, cls uint32, key bool) uint8 {
-	if cls&sqlChars == 0 && !hasSQLWord(lower) {
-		if !key && sqlProbeWords[strings.TrimSpace(lower)] {
+	if !sqliGate(lower, cls) {
+		if t := strings.TrimSpace(lower); !key && t != "" && sqlProbeShort(t) {
 			return 1
 		}
 		return 0
@@ -307,7 +393,7 @@ func detectXSS(norm, lower string, cls uint32) uint8 {
 	if cls&(cLT|cGT|cEq|cBacktick|cColon) == 0 {
 		return 0
 	}
-	if cls&(cLT|cGT|cEq|cBacktick) != 0 {
+	if xssGate(lower, cls) {
 		// Browsers drop tabs and newlines inside attribute URLs
 		// ("jav\tascript:"); libinjection does not.
 		if libinjection.IsXSS(stripControls(norm)) {

@@ -123,7 +123,7 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 		return nil, err
 	}
 	v.m = m
-	v.pool.New = func() any { return &scan{cfg: &v.cfg} }
+	v.pool.New = func() any { return &scan{cfg: &v.cfg, clean: map[memoKey]struct{}{}} }
 	v.queue = make(chan job, cfg.LLMQueueSize)
 	v.syncSem = make(chan struct{}, cfg.LLMWorkers)
 	v.cache = make(map[string]*list.Element)
@@ -139,8 +139,7 @@ func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 	s := v.pool.Get().(*scan)
 	res := s.run(in, v.cfg.LLMMaxExcerpt)
 	// Findings escape to the caller; the rest of scan is reused.
-	s.findings, s.suspects = nil, s.suspects[:0]
-	s.weights = [numDetectors]uint8{}
+	s.reset()
 	v.pool.Put(s)
 
 	if res.BodyTruncated {
