@@ -112,7 +112,7 @@ func classes(s string) uint32 {
 const (
 	// sqlChars: without one of these, "--", "/*" or a SQL word, libinjection
 	// finds no SQL (TestPrefilterSound checks this on random input).
-	sqlChars = cQuote | cBacktick | cSemi | cParen | cEq | cHash | cStar | cAt |
+	sqlChars = cQuote | cBacktick | cSemi | cParen | cEq | cStar | cAt |
 		cPipe | cAmp | cLT | cGT | cBackslash | cBang | cDollar
 	// dangerChars are what an encoding trick is usually smuggling.
 	dangerChars = cLT | cGT | cQuote | cBacktick | cSemi | cPipe | cDollar
@@ -272,7 +272,14 @@ func sqlProbeLong(t string) bool {
 		}
 		i += 1 + j
 	}
-	for _, p := range sqlRoutines {
+	if strings.IndexByte(t, '_') >= 0 {
+		for _, p := range sqlRoutines {
+			if strings.Contains(t, p) {
+				return true
+			}
+		}
+	}
+	for _, p := range sqlFragments {
 		if strings.Contains(t, p) {
 			return true
 		}
@@ -294,8 +301,12 @@ func sqlProbeLong(t string) bool {
 // database (or an LDAP filter).
 var sqlRoutines = []string{
 	"xp_cmdshell", "xp_regread", "sp_password", "sp_executesql", "utl_http",
-	"dbms_pipe", "pg_sleep", "load_file", "into outfile", "into dumpfile",
-	"information_schema", "@@", "waitfor delay", "benchmark(",
+	"dbms_pipe", "pg_sleep", "load_file", "information_schema",
+}
+
+// sqlFragments: the same, for fragments without '_'.
+var sqlFragments = []string{
+	"into outfile", "into dumpfile", "@@", "waitfor delay", "benchmark(",
 	"(|(", "(&(", ")(|", ")(&", "*)(",
 }
 
@@ -316,9 +327,27 @@ func sqlKeyword(w string) bool {
 func sqliGate(lower string, cls uint32) bool {
 	return cls&sqlChars != 0 ||
 		(cls&cDash != 0 && strings.Contains(lower, "--")) ||
+		(cls&cHash != 0 && hashComment(lower)) ||
 		(cls&cSlash != 0 && strings.Contains(lower, "/*")) ||
 		(cls&cColon != 0 && strings.Contains(lower, "::")) ||
 		hasSQLWord(lower)
+}
+
+// hashComment reports a '#' that libinjection could read as a MySQL
+// comment ending a SQL fragment: one with a number or word before it that
+// is not the "#5" of "headphones #5" or a hashtag.
+func hashComment(lower string) bool {
+	for i := strings.IndexByte(lower, '#'); i >= 0; {
+		if i+1 >= len(lower) || !isWordByte(lower[i+1]) {
+			return true // nothing glued after '#': a comment marker
+		}
+		j := strings.IndexByte(lower[i+1:], '#')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }
 
 // xssGate reports whether libinjection's XSS check could fire: markup
@@ -419,6 +448,41 @@ var sensitiveFiles = []string{
 	"/bin/id", "/bin/cat", "/var/log/", "desktop.ini",
 }
 
+// sensitiveIndex finds sensitiveFiles in one pass: each file is keyed by
+// the three bytes at its first '/', '.' or '_' (its anchor), so a value is
+// only compared where it has such a byte and the next two match.
+type sensitivePattern struct {
+	file   string
+	anchor int
+}
+
+var sensitiveIndex = func() map[string][]sensitivePattern {
+	m := map[string][]sensitivePattern{}
+	for _, f := range sensitiveFiles {
+		i := strings.IndexAny(f, "/._")
+		if i < 0 || i+3 > len(f) {
+			panic("sensitive file without an anchor: " + f)
+		}
+		m[f[i:i+3]] = append(m[f[i:i+3]], sensitivePattern{file: f, anchor: i})
+	}
+	return m
+}()
+
+// findSensitive calls found with the index of every sensitive file in s.
+func findSensitive(s string, found func(i int) bool) {
+	for i := 0; i+3 <= len(s); i++ {
+		if c := s[i]; c != '/' && c != '.' && c != '_' {
+			continue
+		}
+		for _, p := range sensitiveIndex[s[i:i+3]] {
+			start := i - p.anchor
+			if start >= 0 && strings.HasPrefix(s[start:], p.file) && found(start) {
+				return
+			}
+		}
+	}
+}
+
 func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
 	if cls&(cDot|cSlash|cBackslash) == 0 {
 		return 0
@@ -465,20 +529,17 @@ func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
 		w = 3
 	}
 	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
-	for _, f := range sensitiveFiles {
-		i := strings.Index(s, f)
-		if i < 0 {
-			continue
-		}
-		switch {
-		case w > 0, i == 0, drive, s[0] == '/' && i <= 1:
+	traversal := w > 0
+	findSensitive(s, func(i int) bool {
+		if traversal || i == 0 || drive || s[0] == '/' && i <= 1 {
 			// After a traversal, at the start of the value, or after a
 			// drive letter: the value names the file.
-			return 3
-		default:
-			w = max(w, 2)
+			w = 3
+			return true
 		}
-	}
+		w = max(w, 2)
+		return false
+	})
 	return w
 }
 
@@ -642,6 +703,10 @@ func parsePhrases(text string) (*phraseSet, error) {
 		text := strings.ToLower(strings.TrimSpace(rest))
 		ph := phrase{text: text, weight: uint8(w)}
 		if c := text[0]; c < 'a' || c > 'z' {
+			if c != '<' && c != '[' && c < 0x80 {
+				// match only looks for substrings when one of these is present.
+				return nil, fmt.Errorf("prompt_phrases.txt line %d: a phrase must start with a letter, '<', '[' or a non-ASCII character", n)
+			}
 			p.substr = append(p.substr, ph)
 			continue
 		}
@@ -666,9 +731,12 @@ func parsePhrases(text string) (*phraseSet, error) {
 // match returns the highest weight of a phrase found in lower.
 func (p *phraseSet) match(lower string, cls uint32) uint8 {
 	var w uint8
-	for _, ph := range p.substr {
-		if ph.weight > w && strings.Contains(lower, ph.text) {
-			w = ph.weight
+	// Substring phrases start with '<', '[' or a non-ASCII byte.
+	if cls&(cLT|cNonASCII) != 0 || strings.IndexByte(lower, '[') >= 0 {
+		for _, ph := range p.substr {
+			if ph.weight > w && strings.Contains(lower, ph.text) {
+				w = ph.weight
+			}
 		}
 	}
 	for i := 0; i < len(lower); {

@@ -169,12 +169,10 @@ type scan struct {
 	// clean remembers short values already found clean in this request:
 	// arrays of records repeat their keys and many values, and detection
 	// costs microseconds per value where a lookup costs nanoseconds.
-	clean map[memoKey]struct{}
-}
-
-type memoKey struct {
-	s    string
-	kind uint8 // key/value and '+' handling change what is detected
+	// Indexed by kind: key/value and '+' handling change what is
+	// detected. Plain string keys use the runtime's fast string hash.
+	clean    [4]map[string]struct{}
+	urlDepth int
 }
 
 const maxMemoLen = 128
@@ -182,7 +180,9 @@ const maxMemoLen = 128
 func (s *scan) reset() {
 	s.findings, s.suspects = nil, s.suspects[:0]
 	s.weights = [numDetectors]uint8{}
-	clear(s.clean)
+	for _, m := range s.clean {
+		clear(m)
+	}
 }
 
 // field inspects one value. prefix/name (or jp for JSON) name the
@@ -192,19 +192,90 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 		return raw
 	}
 	key := prefix == locQueryKey || prefix == locBodyKey
-	var mk memoKey
+	var kind int
+	if key {
+		kind |= 1
+	}
+	if plus {
+		kind |= 2
+	}
+	clean := s.clean[kind]
 	memo := len(raw) <= maxMemoLen && prefix != locPath
 	if memo {
-		mk = memoKey{s: raw}
-		if key {
-			mk.kind |= 1
-		}
-		if plus {
-			mk.kind |= 2
-		}
-		if _, ok := s.clean[mk]; ok {
+		if _, ok := clean[raw]; ok {
 			return raw // clean, and a clean key's location name needs no decoding
 		}
+	}
+	if !key && s.urlDepth < maxURLDepth && isPlainURL(raw) {
+		before := len(s.suspects)
+		s.urlDepth++
+		s.url(prefix, name, jp, raw)
+		s.urlDepth--
+		if memo && len(s.suspects) == before {
+			clean[raw] = struct{}{}
+		}
+		return raw
+	}
+	norm, hit := s.detect(prefix, name, jp, raw, plus, key)
+	if memo && !hit {
+		clean[raw] = struct{}{}
+	}
+	return norm
+}
+
+// maxURLDepth bounds URLs inside URL parameters inside URLs.
+const maxURLDepth = 2
+
+// isPlainURL reports an http(s) URL made only of characters that carry no
+// meaning to SQL, HTML or a shell outside its query values; such a URL is
+// inspected part by part (see url) instead of whole.
+func isPlainURL(s string) bool {
+	if len(s) < 8 || len(s) > 8192 {
+		return false
+	}
+	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !urlSafe[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var urlSafe = func() (t [256]bool) {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#[]@&+,=%") {
+		t[c] = true
+	}
+	return t
+}()
+
+// url inspects a plain URL as a server would read it: scheme, host and
+// path as one value, then each query parameter name and value decoded on
+// its own, then the fragment. libinjection on a whole URL sees "?a=1&b=2"
+// as SQL-ish operators; on its parts it sees what an application would.
+func (s *scan) url(prefix, name string, jp *jsonPath, raw string) {
+	rest, frag, _ := strings.Cut(raw, "#")
+	base, query, _ := strings.Cut(rest, "?")
+	s.detect(prefix, name, jp, base, false, false)
+	for query != "" {
+		var part string
+		part, query, _ = strings.Cut(query, "&")
+		k, v, _ := strings.Cut(part, "=")
+		s.field(prefix, name, jp, k, true)
+		s.field(prefix, name, jp, v, true)
+	}
+	if frag != "" {
+		s.detect(prefix, name, jp, frag, false, false)
+	}
+}
+
+// detect normalises raw and runs every detector on it, recording
+// findings. It returns the normalised value and whether anything fired.
+func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key bool) (string, bool) {
+	if raw == "" {
+		return raw, false
 	}
 	norm, l := normalise(raw, plus)
 	lower := strings.ToLower(norm)
@@ -229,10 +300,7 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 		}
 	}
 	if !hit {
-		if memo {
-			s.clean[mk] = struct{}{}
-		}
-		return norm
+		return norm, false
 	}
 	loc := prefix
 	switch {
@@ -255,7 +323,7 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 		}
 	}
 	s.suspects = append(s.suspects, suspect{loc: loc, norm: strings.Clone(norm)})
-	return norm
+	return norm, true
 }
 
 // pairs inspects "a=b&c=d" style data (query strings, form bodies); names

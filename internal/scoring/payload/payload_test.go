@@ -43,6 +43,9 @@ func TestInspectLocations(t *testing.T) {
 		"raw text": {in: Input{Path: "/", ContentType: "text/plain", Body: []byte("hello\n" + attack)}, loc: "body"},
 		"content type from headers": {in: Input{Path: "/", Headers: map[string]string{"content-type": "application/json"},
 			Body: []byte(`{"z":"` + attack + `"}`)}, loc: "body:$.z"},
+		"url in json split": {in: Input{Path: "/", ContentType: "application/json",
+			Body: []byte(`{"next":"https://shop.example.com/p/1?ref=home&id=1%27%20OR%20%271%27%3D%271--"}`)}, loc: "body:$.next"},
+		"url in referer split": {in: Input{Path: "/", Headers: map[string]string{"referer": "https://x.example/a/../../../etc/passwd?q=1"}}, loc: "header:referer"},
 		"invalid json as text": {in: Input{Path: "/", ContentType: "application/json", Body: []byte("oops " + attack)}, loc: "body"},
 	}
 	v := newTestValidator(t, DefaultConfig())
@@ -274,5 +277,34 @@ func TestPromptPhrasesParse(t *testing.T) {
 	}
 	if len(prompts.byFirst) == 0 || len(prompts.substr) == 0 {
 		t.Error("embedded phrase list is empty")
+	}
+}
+
+// TestDeepJSON: nesting beyond MaxJSONDepth is still inspected (as raw
+// text), and absurd nesting or size neither recurses nor hides an attack.
+func TestDeepJSON(t *testing.T) {
+	v := newTestValidator(t, DefaultConfig())
+	attack := `"<script>alert(1)</script>"`
+	tests := map[string]struct {
+		body  string
+		block bool
+	}{
+		"attack below depth limit": {body: strings.Repeat("[", 100) + attack + strings.Repeat("]", 100), block: true},
+		"attack in deep object":    {body: strings.Repeat(`{"a":`, 1000) + attack + strings.Repeat("}", 1000), block: true},
+		"64k of brackets":          {body: strings.Repeat("[", 65536)},
+		"unterminated deep":        {body: strings.Repeat(`{"a":[`, 5000)},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			res := v.Inspect(context.Background(), &Input{Path: "/", ContentType: "application/json", Body: []byte(tc.body)})
+			if (res.Action == Block) != tc.block {
+				t.Fatalf("block = %v, want %v (%+v)", res.Action == Block, tc.block, res.Findings)
+			}
+			for _, f := range res.Findings {
+				if len(f.Location) > 400 {
+					t.Errorf("location %d bytes long", len(f.Location))
+				}
+			}
+		})
 	}
 }

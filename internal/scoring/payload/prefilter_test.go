@@ -17,7 +17,7 @@ func TestPrefilterSound(t *testing.T) {
 	pieces := []string{
 		"a", "Z", "1", "0x1f", "1e5", " ", " ", "  ", "-", "/", ".", ",", ":", "+", "%", "?", "_", "~", "^",
 		"{", "}", "[", "]", "é", "日", "=", "'", "\"", "(", ")", ";", "&", "#", "*", "@", "|", "!", "$", "\\",
-		"--", "/*", "null", "true", "select", "union", "or", "and", "having", "order by", "sleep", "exec",
+		"--", "/*", "#", "#5", " #x", "# ", "null", "true", "select", "union", "or", "and", "having", "order by", "sleep", "exec",
 		"on", "onerror", "onload", "style", "src", "href", "javascript:", "alert(1)", "expression(", "x",
 		"ref", "utm_source", "\t", "\n", "\x01", "\x0c", "data:", "xmlns", "srcdoc", "formaction", "background",
 	}

@@ -123,7 +123,13 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 		return nil, err
 	}
 	v.m = m
-	v.pool.New = func() any { return &scan{cfg: &v.cfg, clean: map[memoKey]struct{}{}} }
+	v.pool.New = func() any {
+		s := &scan{cfg: &v.cfg}
+		for i := range s.clean {
+			s.clean[i] = map[string]struct{}{}
+		}
+		return s
+	}
 	v.queue = make(chan job, cfg.LLMQueueSize)
 	v.syncSem = make(chan struct{}, cfg.LLMWorkers)
 	v.cache = make(map[string]*list.Element)
