@@ -1,0 +1,73 @@
+package payload
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// jsonBody builds a realistic API document of about n bytes: nested
+// objects, prose, names, URLs, dates and numbers.
+func jsonBody(n int) []byte {
+	type item struct {
+		ID          int               `json:"id"`
+		Name        string            `json:"name"`
+		Description string            `json:"description"`
+		URL         string            `json:"url"`
+		Tags        []string          `json:"tags"`
+		Price       float64           `json:"price"`
+		Created     string            `json:"created_at"`
+		Meta        map[string]string `json:"meta"`
+	}
+	doc := struct {
+		User  map[string]string `json:"user"`
+		Items []item            `json:"items"`
+	}{User: map[string]string{"name": "Seán O'Brien", "email": "sean@example.com", "locale": "en-IE"}}
+	for i := 0; ; i++ {
+		doc.Items = append(doc.Items, item{
+			ID: i, Name: fmt.Sprintf("Wireless headphones #%d", i),
+			Description: "Noise-cancelling, 30 h battery; fits 5'11\" and up — select your colour & size.",
+			URL:         fmt.Sprintf("https://shop.example.com/p/%d?ref=home&utm_source=mail", i),
+			Tags:        []string{"audio", "bluetooth", "sale"}, Price: 129.99,
+			Created: "2024-05-01T10:00:00Z", Meta: map[string]string{"sku": fmt.Sprintf("HP-%04d", i), "color": "black"},
+		})
+		b, _ := json.Marshal(doc)
+		if len(b) >= n {
+			return b
+		}
+	}
+}
+
+func BenchmarkInspect(b *testing.B) {
+	ua := "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+	hdr := map[string]string{"user-agent": ua, "referer": "https://www.google.com/search?q=wireless+headphones",
+		"accept": "application/json", "cookie": "session=abc123; theme=dark", "x-request-id": "f00", "x-client-version": "3.2.1"}
+	cases := map[string]*Input{
+		"get":     {Path: "/api/products/search", RawQuery: "q=wireless%20headphones&sort=-price&page=2&lang=en", Headers: hdr},
+		"json_1k": {Path: "/api/orders", Headers: hdr, ContentType: "application/json", Body: jsonBody(1024)},
+		"json_8k": {Path: "/api/orders", Headers: hdr, ContentType: "application/json", Body: jsonBody(8192)},
+		"attack_get": {Path: "/api/products/search", Headers: hdr,
+			RawQuery: "q=%27%20UNION%20SELECT%20password%20FROM%20users--&x=%3Cscript%3Ealert(1)%3C/script%3E"},
+		"deep_json_64k": {Path: "/api", ContentType: "application/json", Body: []byte(strings.Repeat(`{"a":`, 65536/5))},
+	}
+	v, err := New(DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	for name, in := range cases {
+		b.Run(name, func(b *testing.B) {
+			size := len(in.Path) + len(in.RawQuery) + len(in.Body)
+			for _, v := range in.Headers {
+				size += len(v)
+			}
+			b.SetBytes(int64(size))
+			b.ReportAllocs()
+			for b.Loop() {
+				v.Inspect(ctx, in)
+			}
+		})
+	}
+}

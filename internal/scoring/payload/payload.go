@@ -1,0 +1,485 @@
+// Package payload inspects request content for attacks: SQL injection and
+// XSS (libinjection), path traversal, shell injection, prompt injection,
+// NUL bytes and encoding tricks. It ports django-smart-layer's
+// AIRequestValidator: each detector adds a weight; 0 allows, 1..BlockScore-1
+// is borderline and may be sent to an LLM, BlockScore and above blocks.
+//
+// Stage 1 (Inspect's detectors) is pure, in-process CPU work. Stage 2 asks
+// the LLM through the Verdicts interface declared here; it never blocks a
+// request on an LLM failure.
+package payload
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"sort"
+	"strings"
+)
+
+// Input is the part of a request the validator reads. Header names are
+// lowercased; Path and RawQuery are still URL-encoded as received.
+type Input struct {
+	Path     string
+	RawQuery string
+	Headers  map[string]string
+	Body     []byte
+	// ContentType is the content-type header; when empty,
+	// Headers["content-type"] is used.
+	ContentType string
+	// Client is an opaque client key (IP or user) handed back in
+	// VerdictEvent so the caller can ban whoever sent a payload that the
+	// background LLM ask later found malicious. Not inspected.
+	Client string
+}
+
+// Action is the validator's decision.
+type Action uint8
+
+const (
+	Allow Action = iota
+	Block
+)
+
+func (a Action) String() string {
+	if a == Block {
+		return "block"
+	}
+	return "allow"
+}
+
+// Reasons, one per detector plus one for LLM verdicts. The set is closed:
+// these are metric labels and the "reason" in deny responses.
+const (
+	ReasonSQLi            = "payload.sqli"
+	ReasonXSS             = "payload.xss"
+	ReasonShellInjection  = "payload.shell_injection"
+	ReasonPathTraversal   = "payload.path_traversal"
+	ReasonPromptInjection = "payload.prompt_injection"
+	ReasonNullByte        = "payload.null_byte"
+	ReasonEncodingTrick   = "payload.encoding_trick"
+	// ReasonLLM: a borderline payload the LLM judged malicious (now, in
+	// sync mode, or earlier, from the verdict cache).
+	ReasonLLM = "payload.llm"
+)
+
+// Reasons lists every reason Inspect can return.
+func Reasons() []string {
+	return []string{ReasonSQLi, ReasonXSS, ReasonShellInjection, ReasonPathTraversal,
+		ReasonPromptInjection, ReasonNullByte, ReasonEncodingTrick, ReasonLLM}
+}
+
+var detectorReasons = [numDetectors]string{
+	detSQLi: ReasonSQLi, detXSS: ReasonXSS, detShell: ReasonShellInjection,
+	detTraversal: ReasonPathTraversal, detPrompt: ReasonPromptInjection,
+	detNull: ReasonNullByte, detEncoding: ReasonEncodingTrick,
+}
+
+// Finding is one detector hit.
+type Finding struct {
+	// Detector is the detector name ("sqli", "path_traversal", …).
+	Detector string
+	// Location names where: "path", "query:q", "query-key:q",
+	// "header:referer", "cookie:session", "body", "body:$.a.b",
+	// "body-key:$.a.b", "body:field" (form bodies).
+	Location string
+	// Excerpt is the start of the normalised value (at most 64 bytes).
+	Excerpt string
+	// Weight is what this hit is worth; a request's score adds up the
+	// highest weight of each detector.
+	Weight int
+}
+
+// LLMOutcome says what stage 2 did.
+type LLMOutcome string
+
+const (
+	LLMNone        LLMOutcome = ""            // not borderline, or llm_mode off
+	LLMQueued      LLMOutcome = "queued"      // async ask queued
+	LLMDropped     LLMOutcome = "dropped"     // async queue full: not asked
+	LLMPending     LLMOutcome = "pending"     // same payload already being asked
+	LLMCached      LLMOutcome = "cached"      // verdict taken from the cache
+	LLMAsked       LLMOutcome = "asked"       // sync ask answered in time
+	LLMFailed      LLMOutcome = "failed"      // sync ask failed or timed out: fail open
+	LLMUnavailable LLMOutcome = "unavailable" // no Verdicts configured
+)
+
+// Result is Inspect's answer.
+type Result struct {
+	Action Action
+	// Score adds the highest weight of each detector that fired.
+	Score int
+	// Reason is empty when allowed; otherwise the strongest detector's
+	// reason, or ReasonLLM.
+	Reason string
+	// Borderline: 0 < Score < BlockScore.
+	Borderline bool
+	// KnownMalicious: the LLM has judged this exact payload malicious
+	// (verdict cache hit or sync verdict). The caller should ban the client.
+	KnownMalicious bool
+	LLM            LLMOutcome
+	// Confidence of the LLM verdict when one was used.
+	Confidence float64
+	// Findings lists detector hits (at most maxFindings).
+	Findings []Finding
+	// Excerpt is the normalised content of the fields with findings, as
+	// "location: value" lines, truncated to LLMMaxExcerpt; empty when
+	// Score is 0. It is what stage 2 sends to the LLM.
+	Excerpt string
+	// Hash identifies the normalised suspicious content (hex, 128 bits);
+	// set when Score > 0. Verdicts are cached under it.
+	Hash string
+	// BodyTruncated: the body was longer than MaxBodyBytes and only its
+	// start was inspected.
+	BodyTruncated bool
+	// BodySkipped names why the body was not inspected: "multipart",
+	// "binary", or "" when it was (or there was none).
+	BodySkipped string
+}
+
+const (
+	maxFindings   = 16
+	excerptLen    = 64
+	maxLocNameLen = 64
+)
+
+// Location prefixes.
+const (
+	locPath     = "path"
+	locQuery    = "query"
+	locQueryKey = "query-key"
+	locHeader   = "header"
+	locCookie   = "cookie"
+	locBody     = "body"
+	locBodyKey  = "body-key"
+)
+
+// suspect is a field that produced a finding: it feeds Excerpt and Hash.
+type suspect struct {
+	loc  string
+	norm string
+}
+
+// scan accumulates one Inspect call.
+type scan struct {
+	cfg      *Config
+	weights  [numDetectors]uint8
+	findings []Finding
+	suspects []suspect
+	jpath    jsonPath
+	// clean remembers short values already found clean in this request:
+	// arrays of records repeat their keys and many values, and detection
+	// costs microseconds per value where a lookup costs nanoseconds.
+	// Indexed by kind: key/value and '+' handling change what is
+	// detected. Plain string keys use the runtime's fast string hash.
+	clean    [4]map[string]struct{}
+	urlDepth int
+}
+
+const maxMemoLen = 128
+
+func (s *scan) reset() {
+	s.findings, s.suspects = nil, s.suspects[:0]
+	s.weights = [numDetectors]uint8{}
+	for _, m := range s.clean {
+		clear(m)
+	}
+}
+
+// field inspects one value. prefix/name (or jp for JSON) name the
+// location, built only on a finding. plus: '+' means space.
+func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) string {
+	if raw == "" {
+		return raw
+	}
+	key := prefix == locQueryKey || prefix == locBodyKey
+	var kind int
+	if key {
+		kind |= 1
+	}
+	if plus {
+		kind |= 2
+	}
+	clean := s.clean[kind]
+	memo := len(raw) <= maxMemoLen && prefix != locPath
+	if memo {
+		if _, ok := clean[raw]; ok {
+			return raw // clean, and a clean key's location name needs no decoding
+		}
+	}
+	if !key && s.urlDepth < maxURLDepth && isPlainURL(raw) {
+		before := len(s.suspects)
+		s.urlDepth++
+		s.url(prefix, name, jp, raw)
+		s.urlDepth--
+		if memo && len(s.suspects) == before {
+			clean[raw] = struct{}{}
+		}
+		return raw
+	}
+	norm, hit := s.detect(prefix, name, jp, raw, plus, key)
+	if memo && !hit {
+		clean[raw] = struct{}{}
+	}
+	return norm
+}
+
+// maxURLDepth bounds URLs inside URL parameters inside URLs.
+const maxURLDepth = 2
+
+// isPlainURL reports an http(s) URL made only of characters that carry no
+// meaning to SQL, HTML or a shell outside its query values; such a URL is
+// inspected part by part (see url) instead of whole.
+func isPlainURL(s string) bool {
+	if len(s) < 8 || len(s) > 8192 {
+		return false
+	}
+	if !strings.HasPrefix(s, "https://") && !strings.HasPrefix(s, "http://") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !urlSafe[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var urlSafe = func() (t [256]bool) {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~:/?#[]@&+,=%") {
+		t[c] = true
+	}
+	return t
+}()
+
+// url inspects a plain URL as a server would read it: scheme, host and
+// path as one value, then each query parameter name and value decoded on
+// its own, then the fragment. libinjection on a whole URL sees "?a=1&b=2"
+// as SQL-ish operators; on its parts it sees what an application would.
+func (s *scan) url(prefix, name string, jp *jsonPath, raw string) {
+	rest, frag, _ := strings.Cut(raw, "#")
+	base, query, _ := strings.Cut(rest, "?")
+	s.detect(prefix, name, jp, base, false, false)
+	for query != "" {
+		var part string
+		part, query, _ = strings.Cut(query, "&")
+		k, v, _ := strings.Cut(part, "=")
+		s.field(prefix, name, jp, k, true)
+		s.field(prefix, name, jp, v, true)
+	}
+	if frag != "" {
+		s.detect(prefix, name, jp, frag, false, false)
+	}
+}
+
+// detect normalises raw and runs every detector on it, recording
+// findings. It returns the normalised value and whether anything fired.
+func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key bool) (string, bool) {
+	if raw == "" {
+		return raw, false
+	}
+	norm, l := normalise(raw, plus)
+	lower := strings.ToLower(norm)
+	cls := classes(norm)
+
+	var w [numDetectors]uint8
+	w[detSQLi] = detectSQLi(norm, lower, cls, key)
+	w[detXSS] = detectXSS(norm, lower, cls)
+	w[detShell] = detectShell(lower, cls)
+	w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
+	w[detPrompt] = prompts.match(lower, cls)
+	if l.null {
+		w[detNull] = 2
+	}
+	w[detEncoding] = encodingTrick(l, cls, lower)
+
+	hit := false
+	for _, x := range w {
+		if x > 0 {
+			hit = true
+			break
+		}
+	}
+	if !hit {
+		return norm, false
+	}
+	loc := prefix
+	switch {
+	case jp != nil:
+		loc = prefix + ":" + jp.String()
+	case name == raw:
+		// A key names itself: show it decoded.
+		loc = prefix + ":" + truncateUTF8(norm, maxLocNameLen)
+	case name != "":
+		loc = prefix + ":" + truncateUTF8(name, maxLocNameLen)
+	}
+	ex := strings.Clone(truncateUTF8(norm, excerptLen))
+	for d, x := range w {
+		if x == 0 {
+			continue
+		}
+		s.weights[d] = max(s.weights[d], x)
+		if len(s.findings) < maxFindings {
+			s.findings = append(s.findings, Finding{Detector: detectorNames[d], Location: loc, Excerpt: ex, Weight: int(x)})
+		}
+	}
+	s.suspects = append(s.suspects, suspect{loc: loc, norm: strings.Clone(norm)})
+	return norm, true
+}
+
+// pairs inspects "a=b&c=d" style data (query strings, form bodies); names
+// are inspected too, under keyPrefix.
+func (s *scan) pairs(data string, sep byte, prefix, keyPrefix string, plus bool) {
+	for data != "" {
+		var part string
+		if i := strings.IndexByte(data, sep); i >= 0 {
+			part, data = data[:i], data[i+1:]
+		} else {
+			part, data = data, ""
+		}
+		if part == "" {
+			continue
+		}
+		name, value, _ := strings.Cut(part, "=")
+		if sep == ';' {
+			name = strings.TrimSpace(name)
+		}
+		dn := s.field(keyPrefix, name, nil, name, plus)
+		s.field(prefix, dn, nil, value, plus)
+	}
+}
+
+func (s *scan) headers(h map[string]string) {
+	// Sorted, so Findings, Excerpt and Hash do not depend on map order.
+	var buf [16]string
+	names := buf[:0]
+	for name := range h {
+		if headerMatch(s.cfg.Headers, name) && !headerMatch(s.cfg.SkipHeaders, name) {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if name == "cookie" {
+			s.pairs(h[name], ';', locCookie, locCookie, false)
+			continue
+		}
+		s.field(locHeader, name, nil, h[name], false)
+	}
+}
+
+// body inspects the body by content type and reports truncation/skips.
+func (s *scan) body(in *Input, res *Result) {
+	if len(in.Body) == 0 {
+		return
+	}
+	ct := in.ContentType
+	if ct == "" {
+		ct = in.Headers["content-type"]
+	}
+	media, _, _ := strings.Cut(ct, ";")
+	media = strings.ToLower(strings.TrimSpace(media))
+	switch {
+	case strings.HasPrefix(media, "multipart/"):
+		res.BodySkipped = "multipart"
+		return
+	case isBinary(media):
+		res.BodySkipped = "binary"
+		return
+	}
+	b := in.Body
+	if len(b) > s.cfg.MaxBodyBytes {
+		b = b[:s.cfg.MaxBodyBytes]
+		res.BodyTruncated = true
+	}
+	// One copy: every value below is a substring of it.
+	text := string(b)
+	switch {
+	case strings.Contains(media, "json"):
+		if walkJSON(text, s.cfg.MaxJSONDepth, &s.jpath, s.jsonVisit) {
+			return
+		}
+	case media == "application/x-www-form-urlencoded":
+		s.pairs(text, '&', locBody, locBodyKey, true)
+		return
+	}
+	s.field(locBody, "", nil, text, false)
+}
+
+func (s *scan) jsonVisit(p *jsonPath, isKey bool, v string) {
+	if isKey {
+		s.field(locBodyKey, "", p, v, false)
+		return
+	}
+	s.field(locBody, "", p, v, false)
+}
+
+func isBinary(media string) bool {
+	switch {
+	case strings.HasPrefix(media, "image/"), strings.HasPrefix(media, "audio/"),
+		strings.HasPrefix(media, "video/"), strings.HasPrefix(media, "font/"):
+		return true
+	}
+	switch media {
+	case "application/octet-stream", "application/zip", "application/gzip",
+		"application/pdf", "application/grpc", "application/protobuf",
+		"application/x-protobuf", "application/x-tar", "application/wasm":
+		return true
+	}
+	return false
+}
+
+// stage1 runs the detectors and fills Score, Reason, Findings, Excerpt and
+// Hash; Action is Block when Score reaches BlockScore.
+func (s *scan) run(in *Input, maxExcerpt int) Result {
+	var res Result
+	if in.Path != "" {
+		s.field(locPath, "", nil, in.Path, false)
+	}
+	if in.RawQuery != "" {
+		s.pairs(in.RawQuery, '&', locQuery, locQueryKey, true)
+	}
+	s.headers(in.Headers)
+	s.body(in, &res)
+
+	best := -1
+	for d, w := range s.weights {
+		res.Score += int(w)
+		if w > 0 && (best < 0 || w > s.weights[best]) {
+			best = d
+		}
+	}
+	if res.Score == 0 {
+		return res
+	}
+	res.Findings = s.findings
+	res.Reason = detectorReasons[best]
+	res.Hash, res.Excerpt = digest(s.suspects, maxExcerpt)
+	if res.Score >= s.cfg.BlockScore {
+		res.Action = Block
+	} else {
+		res.Borderline = true
+		res.Reason = ""
+	}
+	return res
+}
+
+// digest hashes the suspicious fields' full normalised content and renders
+// the LLM excerpt from them.
+func digest(sus []suspect, maxExcerpt int) (string, string) {
+	h := sha256.New()
+	var ex strings.Builder
+	for _, su := range sus {
+		h.Write([]byte(su.loc))
+		h.Write([]byte{0})
+		h.Write([]byte(su.norm))
+		h.Write([]byte{0})
+		if room := maxExcerpt - ex.Len(); room > len(su.loc)+3 {
+			ex.WriteString(su.loc)
+			ex.WriteString(": ")
+			ex.WriteString(truncateUTF8(su.norm, room-len(su.loc)-3))
+			ex.WriteByte('\n')
+		}
+	}
+	sum := h.Sum(nil)
+	return hex.EncodeToString(sum[:16]), ex.String()
+}
