@@ -27,6 +27,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/quota"
+	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
 
 // app holds what serve builds once: clients and servers. Pipelines are
@@ -38,7 +39,8 @@ type app struct {
 
 	// Stateful modules are built once and survive reloads, so counters
 	// and bans are kept when limits change.
-	quota *quota.Limiter
+	quota   *quota.Limiter
+	payload *payload.Validator
 }
 
 func serve(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
@@ -113,6 +115,7 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 			return nil
 		})
 	}
+	g.Go(func() error { return a.payload.Run(gctx) })
 	g.Go(func() error {
 		return config.Watch(gctx, src, logger, func(next config.Config) {
 			p, err := a.pipeline(next)
@@ -197,7 +200,31 @@ func (a *app) build(cfg config.Config) error {
 	if err != nil {
 		return fmt.Errorf("quota: %w", err)
 	}
+	pc, err := payloadConfig(cfg.Payload)
+	if err != nil {
+		return err
+	}
+	a.payload, err = payload.New(pc, payload.WithRegisterer(a.reg), payload.WithLogger(a.logger))
+	if err != nil {
+		return err
+	}
 	return nil
+}
+
+// payloadConfig maps the payload.* keys onto the validator's Config.
+// Changing them needs a restart; payload.mode reloads.
+func payloadConfig(c config.Payload) (payload.Config, error) {
+	mode, err := payload.ParseLLMMode(string(c.LLMMode))
+	if err != nil {
+		return payload.Config{}, fmt.Errorf("payload.llm_mode: %w", err)
+	}
+	return payload.Config{
+		BlockScore: c.BlockScore, MaxBodyBytes: c.MaxBodyBytes, MaxJSONDepth: c.MaxJSONDepth,
+		Headers: c.Headers, SkipHeaders: c.SkipHeaders,
+		LLMMode: mode, MinConfidence: c.MinConfidence, LLMMaxExcerpt: c.LLMMaxExcerpt,
+		LLMQueueSize: c.LLMQueueSize, LLMWorkers: c.LLMWorkers, LLMTimeout: c.LLMTimeout,
+		VerdictCacheSize: c.VerdictCacheSize, VerdictTTL: c.VerdictTTL,
+	}, nil
 }
 
 // pipeline builds the Check pipeline for cfg. It also applies cfg to the
@@ -241,6 +268,8 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
+		Stage: authz.PayloadStage(a.payload, nil)})
 	if len(table.Plans()) > 0 {
 		a.quota.SetTable(table)
 		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode),

@@ -6,11 +6,44 @@ import (
 	"time"
 
 	"github.com/smartlayer/smartlayer/internal/quota"
+	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
 // The adapters below turn each module's own result into a Verdict. The
 // interfaces list only what Check calls, so tests can hand in fakes.
+
+// PayloadInspector is what the payload stage needs from
+// internal/scoring/payload.
+type PayloadInspector interface {
+	Inspect(ctx context.Context, in *payload.Input) payload.Result
+}
+
+// BanFunc bans a client (the behaviour ban store); nil disables banning.
+type BanFunc func(ctx context.Context, clientKey, reason string, score int, now time.Time) error
+
+// PayloadStage inspects path, query, headers and body. A payload the LLM
+// already judged malicious is blocked and its sender banned, so the next
+// request from that client is denied before any inspection.
+func PayloadStage(p PayloadInspector, ban BanFunc) Stage {
+	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
+		res := p.Inspect(ctx, &payload.Input{
+			Path: r.Path, RawQuery: r.RawQuery, Headers: r.Headers, Body: r.Body,
+			ContentType: r.ContentType(), Client: r.ClientKey,
+		})
+		v := Verdict{Score: res.Score}
+		if res.Action != payload.Block {
+			return v, nil
+		}
+		v.Deny, v.Status, v.Reason = true, http.StatusForbidden, res.Reason
+		if res.KnownMalicious && ban != nil {
+			// Best effort within the budget: the request is denied either
+			// way, and the next repeat of the payload tries again.
+			_ = ban(ctx, r.ClientKey, res.Reason, res.Score, r.Time)
+		}
+		return v, nil
+	})
+}
 
 // QuotaTaker is what the quota stage needs from internal/quota.
 type QuotaTaker interface {

@@ -122,11 +122,24 @@ type Behavior struct {
 
 // Payload configures the request validator.
 type Payload struct {
-	Mode          Mode    `koanf:"mode"`
-	BlockScore    int     `koanf:"block_score"`
-	MaxBodyBytes  int     `koanf:"max_body_bytes"`
-	LLMMode       LLMMode `koanf:"llm_mode"`
-	MinConfidence float64 `koanf:"min_confidence"`
+	Mode         Mode `koanf:"mode"`
+	BlockScore   int  `koanf:"block_score"`
+	MaxBodyBytes int  `koanf:"max_body_bytes"`
+	MaxJSONDepth int  `koanf:"max_json_depth"`
+	// Headers are inspected (a trailing * matches a prefix) unless listed
+	// in SkipHeaders.
+	Headers       []string      `koanf:"headers"`
+	SkipHeaders   []string      `koanf:"skip_headers"`
+	LLMMode       LLMMode       `koanf:"llm_mode"`
+	MinConfidence float64       `koanf:"min_confidence"`
+	LLMMaxExcerpt int           `koanf:"llm_max_excerpt"`
+	LLMQueueSize  int           `koanf:"llm_queue_size"`
+	LLMWorkers    int           `koanf:"llm_workers"`
+	LLMTimeout    time.Duration `koanf:"llm_timeout"`
+	// VerdictCacheSize and VerdictTTL bound the cache of LLM verdicts by
+	// payload hash.
+	VerdictCacheSize int           `koanf:"verdict_cache_size"`
+	VerdictTTL       time.Duration `koanf:"verdict_ttl"`
 }
 
 // Quota configures plan quotas.
@@ -218,8 +231,13 @@ func Default() Config {
 				"httpie", "libwww-perl", "nikto", "sqlmap", "nmap", "masscan", "zgrab"},
 			LLMConfidence: 0.85,
 		},
-		Payload: Payload{Mode: ModeEnforce, BlockScore: 3, MaxBodyBytes: 64 << 10,
-			LLMMode: LLMAsync, MinConfidence: 0.85},
+		Payload: Payload{Mode: ModeEnforce, BlockScore: 3, MaxBodyBytes: 64 << 10, MaxJSONDepth: 32,
+			Headers: []string{"user-agent", "referer", "cookie", "x-*"},
+			SkipHeaders: []string{"x-request-id", "x-forwarded-*", "x-real-ip", "x-envoy-*",
+				"x-b3-*", "x-ot-span-context", "x-amzn-trace-id", "x-cloud-trace-context", "x-datadog-*",
+				"x-user-id", "x-user-plan", "x-smartlayer-*", "x-client-trace-id"},
+			LLMMode: LLMAsync, MinConfidence: 0.85, LLMMaxExcerpt: 2048, LLMQueueSize: 256,
+			LLMWorkers: 2, LLMTimeout: 5 * time.Second, VerdictCacheSize: 10_000, VerdictTTL: 24 * time.Hour},
 		Quota: Quota{Mode: ModeEnforce},
 		LLM: LLM{Timeout: 3 * time.Second, MaxConcurrency: 4, QueueSize: 256,
 			CacheTTL: 10 * time.Minute},
