@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/smartlayer/smartlayer/internal/quota"
-	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 	"github.com/smartlayer/smartlayer/internal/scoring"
+	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
 
 // The adapters below turn each module's own result into a Verdict. The
