@@ -26,7 +26,7 @@ type Row struct {
 	BytesOut   uint64
 
 	ClientIP, UserID, Plan, UserAgent, Referer, RequestID string
-	UpstreamCluster, UpstreamHost, ResponseFlags         string
+	UpstreamCluster, UpstreamHost, ResponseFlags          string
 
 	Blocked     bool
 	BlockModule string
