@@ -43,10 +43,18 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// rowDecoder reads rows back; the first error sticks.
+// rowDecoder reads rows back; the first error sticks. s holds the same bytes
+// as b, converted once, so that decoded strings share one allocation.
 type rowDecoder struct {
 	b   []byte
+	s   string
 	err error
+}
+
+func newRowDecoder(b []byte) rowDecoder { return rowDecoder{b: b, s: string(b)} }
+
+func (d *rowDecoder) skip(n int) {
+	d.b, d.s = d.b[n:], d.s[n:]
 }
 
 func (d *rowDecoder) uvarint(max uint64) uint64 {
@@ -62,7 +70,7 @@ func (d *rowDecoder) uvarint(max uint64) uint64 {
 		d.err = fmt.Errorf("value %d out of range", v)
 		return 0
 	}
-	d.b = d.b[n:]
+	d.skip(n)
 	return v
 }
 
@@ -75,7 +83,7 @@ func (d *rowDecoder) varint() int64 {
 		d.err = errShortRow
 		return 0
 	}
-	d.b = d.b[n:]
+	d.skip(n)
 	return v
 }
 
@@ -84,8 +92,8 @@ func (d *rowDecoder) string() string {
 	if d.err != nil {
 		return ""
 	}
-	s := string(d.b[:n])
-	d.b = d.b[n:]
+	s := d.s[:n]
+	d.skip(int(n))
 	return s
 }
 

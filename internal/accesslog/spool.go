@@ -107,7 +107,7 @@ func decodeBatch(data []byte) (*batch, error) {
 	}
 	b := &batch{maybeCommitted: data[5]&flagMaybeCommitted != 0, rows: make([]Row, n)}
 	copy(b.id[:], data[6:22])
-	d := rowDecoder{b: payload}
+	d := newRowDecoder(payload)
 	for i := range b.rows {
 		if err := d.row(&b.rows[i]); err != nil {
 			return nil, fmt.Errorf("row %d: %w", i, err)
