@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	const ns, sub = "smartlayer", "accesslog"
 	m := &metrics{
 		entries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "entries_received_total", Help: "ALS entries received, by kind (http, tcp, invalid)."}, []string{"kind"}),
+			Name: "entries_received_total", Help: "ALS entries received, by kind (http, tcp, invalid, intermediate)."}, []string{"kind"}),
 		rowsWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "rows_written_total", Help: "Rows ClickHouse acknowledged."}),
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		queuedBatches: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "queued_batches", Help: "Sealed batches waiting in memory for an insert slot."}),
 	}
-	for _, k := range []string{"http", "tcp", "invalid"} {
+	for _, k := range []string{"http", "tcp", "invalid", "intermediate"} {
 		m.entries.WithLabelValues(k)
 	}
 	for _, r := range []string{"ok", "error"} {

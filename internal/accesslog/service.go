@@ -47,7 +47,7 @@ type Service struct {
 	ins inserter // nil: no ClickHouse, rows are discarded
 	sp  *spool
 
-	httpEntries, tcpEntries, invalidEntries prometheus.Counter
+	httpEntries, tcpEntries, invalidEntries, intermediateEntries prometheus.Counter
 
 	mu      sync.Mutex
 	cur     []Row
@@ -66,8 +66,10 @@ type Service struct {
 	hardCancel context.CancelFunc
 
 	runOnce, closeOnce sync.Once
-	lastWarn           atomic.Int64 // unix nanos of the last rate-limited warning
-	lostRows           atomic.Int64 // rows the spool could not take
+	// unix nanos of the last rate-limited warning, per kind, so that
+	// insert failures never hide drop warnings
+	lastInsertWarn, lastDropWarn atomic.Int64
+	lostRows                     atomic.Int64 // rows the spool could not take
 }
 
 // New builds the receiver. conn nil means no ClickHouse is configured: the
@@ -113,6 +115,7 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	s.httpEntries = s.m.entries.WithLabelValues("http")
 	s.tcpEntries = s.m.entries.WithLabelValues("tcp")
 	s.invalidEntries = s.m.entries.WithLabelValues("invalid")
+	s.intermediateEntries = s.m.entries.WithLabelValues("intermediate")
 	if ins == nil {
 		s.log.Warn("no ClickHouse configured (accesslog.clickhouse.addr): access log rows are discarded; feedback still runs")
 		return s, nil
@@ -181,6 +184,12 @@ func (s *Service) mapEntries(ctx context.Context, nodeID string, entries []*data
 			s.invalidEntries.Inc()
 			continue
 		}
+		if e.GetCommonProperties().GetIntermediateLogEntry() {
+			// A periodic log of a request still in flight: its final
+			// entry follows, and storing both would count it twice.
+			s.intermediateEntries.Inc()
+			continue
+		}
 		valid++
 		r, ip := s.mp.toRow(nodeID, e, now)
 		if s.fb != nil {
@@ -206,7 +215,7 @@ func (s *Service) add(rows []Row) {
 	if s.closing {
 		s.mu.Unlock()
 		s.m.dropped.WithLabelValues(dropClosed).Add(float64(len(rows)))
-		s.warn("entries arrived after Close; dropped (stop the gRPC server before Close)", "rows", len(rows))
+		s.warn(&s.lastDropWarn, "entries arrived after Close; dropped (stop the gRPC server before Close)", "rows", len(rows))
 		return
 	}
 	for len(rows) > 0 {
@@ -273,7 +282,7 @@ func (s *Service) spoolOrDrop(b *batch) {
 	case errors.Is(err, errSpoolFull):
 		s.lostRows.Add(int64(len(b.rows)))
 		s.m.dropped.WithLabelValues(dropSpoolFull).Add(float64(len(b.rows)))
-		s.warn("spool full: rows dropped", "rows", len(b.rows), "spool_max_bytes", s.cfg.SpoolMaxBytes)
+		s.warn(&s.lastDropWarn, "spool full: rows dropped", "rows", len(b.rows), "spool_max_bytes", s.cfg.SpoolMaxBytes)
 	default:
 		s.lostRows.Add(int64(len(b.rows)))
 		s.m.dropped.WithLabelValues(dropSpoolError).Add(float64(len(b.rows)))
@@ -283,10 +292,10 @@ func (s *Service) spoolOrDrop(b *batch) {
 
 // warn logs at most once every 10 s, so an outage does not flood the log
 // (the metrics carry the counts).
-func (s *Service) warn(msg string, args ...any) {
+func (s *Service) warn(last *atomic.Int64, msg string, args ...any) {
 	now := time.Now().UnixNano()
-	last := s.lastWarn.Load()
-	if now-last < int64(10*time.Second) || !s.lastWarn.CompareAndSwap(last, now) {
+	prev := last.Load()
+	if now-prev < int64(10*time.Second) || !last.CompareAndSwap(prev, now) {
 		return
 	}
 	s.log.Warn(msg, args...)
@@ -389,7 +398,7 @@ func (s *Service) insertOnce(parent context.Context, b *batch) error {
 			b.maybeCommitted = true
 		}
 		s.m.batches.WithLabelValues("error").Inc()
-		s.warn("insert into ClickHouse failed; retrying or spooling", "rows", len(b.rows), "err", err)
+		s.warn(&s.lastInsertWarn, "insert into ClickHouse failed; retrying or spooling", "rows", len(b.rows), "err", err)
 		return err
 	}
 	s.m.batches.WithLabelValues("ok").Inc()
@@ -521,9 +530,13 @@ func (s *Service) close(ctx context.Context) error {
 		pending = append(pending, last)
 	}
 	before := s.lostRows.Load()
+	failed := false // after one failure, spool the rest at once
 	for _, b := range pending {
-		if ctx.Err() == nil && s.insertOnce(ctx, b) == nil {
-			continue
+		if !failed && ctx.Err() == nil {
+			if s.insertOnce(ctx, b) == nil {
+				continue
+			}
+			failed = true
 		}
 		s.spoolOrDrop(b)
 	}

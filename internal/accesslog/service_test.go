@@ -424,7 +424,8 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 		"no identifier, empty and nil-field entries": {msgs: []*alsv3.StreamAccessLogsMessage{
 			{},
 			{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{
-				LogEntry: []*datav3.HTTPAccessLogEntry{{}, {Request: &datav3.HTTPRequestProperties{}}, {Response: &datav3.HTTPResponseProperties{}}}}}},
+				LogEntry: []*datav3.HTTPAccessLogEntry{{}, {Request: &datav3.HTTPRequestProperties{}}, {Response: &datav3.HTTPResponseProperties{}},
+					{CommonProperties: &datav3.AccessLogCommon{IntermediateLogEntry: true}, Request: &datav3.HTTPRequestProperties{}}}}}},
 			{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{}},
 		}},
 		"tcp entries are counted only": {msgs: []*alsv3.StreamAccessLogsMessage{
@@ -470,6 +471,9 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(s.m.entries.WithLabelValues("invalid")); got != 1 {
 		t.Errorf("invalid entries %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(s.m.entries.WithLabelValues("intermediate")); got != 1 {
+		t.Errorf("intermediate entries %v, want 1", got)
 	}
 	var capped bool
 	n := 0
