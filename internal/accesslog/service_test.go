@@ -19,6 +19,7 @@ import (
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -269,6 +270,7 @@ func TestRetryThenSpoolThenReplay(t *testing.T) {
 // TestCloseSpoolsThenNextProcessReplays: ClickHouse is down at SIGTERM, so
 // Close spools everything; the next process replays it all, in order.
 func TestCloseSpoolsThenNextProcessReplays(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	cfg := testConfig(t)
 	cfg.BatchRows = 7
 	down := &fakeInserter{fail: func(*batch) error { return errors.New("down") }}
