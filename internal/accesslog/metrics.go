@@ -1,6 +1,10 @@
 package accesslog
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Drop reasons: the closed set used as the "reason" label.
 const (
@@ -26,7 +30,9 @@ type metrics struct {
 	queuedBatches   prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics creates the collectors; register adds them to a registry once
+// construction can no longer fail (a failed New must not leave them behind).
+func newMetrics() *metrics {
 	const ns, sub = "smartlayer", "accesslog"
 	m := &metrics{
 		entries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -64,9 +70,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	for _, r := range []string{dropDisabled, dropSpoolFull, dropSpoolError, dropCorrupt, dropClosed} {
 		m.dropped.WithLabelValues(r)
 	}
-	if reg != nil {
-		reg.MustRegister(m.entries, m.rowsWritten, m.batches, m.insertSeconds, m.retries, m.spoolBytes,
-			m.spoolFiles, m.spooledBatches, m.replayedBatches, m.dropped, m.activeStreams, m.queuedBatches)
-	}
 	return m
+}
+
+func (m *metrics) register(reg prometheus.Registerer) error {
+	if reg == nil {
+		return nil
+	}
+	for _, c := range []prometheus.Collector{m.entries, m.rowsWritten, m.batches, m.insertSeconds, m.retries,
+		m.spoolBytes, m.spoolFiles, m.spooledBatches, m.replayedBatches, m.dropped, m.activeStreams, m.queuedBatches} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("accesslog: register metrics: %w", err)
+		}
+	}
+	return nil
 }

@@ -101,7 +101,7 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	s := &Service{
 		cfg:   cfg,
 		log:   logger.With("component", "accesslog"),
-		m:     newMetrics(reg),
+		m:     newMetrics(),
 		fb:    fb,
 		mp:    newMapper(cfg),
 		now:   time.Now,
@@ -117,6 +117,10 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	s.invalidEntries = s.m.entries.WithLabelValues("invalid")
 	s.intermediateEntries = s.m.entries.WithLabelValues("intermediate")
 	if ins == nil {
+		if err := s.m.register(reg); err != nil {
+			s.hardCancel()
+			return nil, err
+		}
 		s.log.Warn("no ClickHouse configured (accesslog.clickhouse.addr): access log rows are discarded; feedback still runs")
 		return s, nil
 	}
@@ -133,6 +137,10 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 		return nil, err
 	}
 	s.sp = sp
+	if err := s.m.register(reg); err != nil {
+		s.hardCancel()
+		return nil, err
+	}
 	if files, bytes := sp.stats(); files > 0 {
 		s.log.Info("spool holds batches from an earlier run; replaying them", "dir", dir, "files", files, "bytes", bytes)
 	}

@@ -572,3 +572,27 @@ func TestSpoolOpenCleansTmpAndKeepsOrder(t *testing.T) {
 		t.Errorf("next seq %d, want 4 (never reuse a number)", f.seq)
 	}
 }
+
+func TestNewFailuresLeaveNoMetricsBehind(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := testConfig(t)
+	file := filepath.Join(t.TempDir(), "not-a-dir")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bad := cfg
+	bad.SpoolDir = filepath.Join(file, "spool")
+	if _, err := newService(bad, &fakeInserter{}, nil, nil, reg); err == nil {
+		t.Fatal("spool under a file accepted")
+	}
+	s, err := newService(cfg, &fakeInserter{}, nil, nil, reg)
+	if err != nil {
+		t.Fatalf("retry after a failed New: %v", err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newService(cfg, &fakeInserter{}, nil, nil, reg); err == nil {
+		t.Fatal("second registration on one registry should fail, not panic")
+	}
+}
