@@ -60,8 +60,8 @@ func TestFourStreams100k(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait()
-	t.Logf("sent in %v, closed after %v; spooled %v, insert attempts %v", sent, time.Since(start),
-		testutil.ToFloat64(s.m.spooledBatches), testutil.CollectAndCount(s.m.insertSeconds))
+	t.Logf("sent in %v, closed after %v; batches inserted %v, spooled %v", sent, time.Since(start),
+		testutil.ToFloat64(s.m.batches.WithLabelValues("ok")), testutil.ToFloat64(s.m.spooledBatches))
 	total, distinct := countRows(t, conn, db)
 	if total != streams*perStream || distinct != streams*perStream {
 		t.Fatalf("count %d distinct %d, want %d", total, distinct, streams*perStream)
