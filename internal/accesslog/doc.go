@@ -1,0 +1,37 @@
+// Package accesslog receives Envoy's access log stream (ALS v3), maps each
+// HTTP entry to an access_log row and writes the rows to ClickHouse in
+// batches, spooling to disk while ClickHouse is unavailable. It also owns the
+// ClickHouse schema (EnsureSchema) for access_log and daily_reports.
+//
+// Wiring (cmd/authz):
+//
+//	conn, _ := clickhouse.Open(&clickhouse.Options{Addr: addrs, Auth: …}) // or nil: no ClickHouse
+//	_ = accesslog.EnsureSchema(ctx, conn, cfg.Database)                    // when conn != nil
+//	svc, _ := accesslog.New(cfg, conn, feedback, logger, reg)
+//	svc.Register(alsGRPCServer)
+//	go svc.Run(ctx)
+//	… SIGTERM: alsGRPCServer.GracefulStop(); svc.Close(shutdownCtx); conn.Close()
+//
+// Delivery: the stream handler maps entries and appends them to the current
+// batch; a batch is sealed at Config.BatchRows or every FlushInterval and
+// goes to a bounded in-memory queue. MaxInflight workers insert with
+// retries (RetryAttempts, doubling backoff); a batch that still fails, or that
+// finds the queue full, is written to the spool: one CRC-checked, fsync'd
+// file per batch in SpoolDir, replayed oldest first and deleted only after
+// ClickHouse acknowledged it. Rows are dropped only when the spool would
+// exceed SpoolMaxBytes (0 disables spooling); drops are counted in
+// smartlayer_accesslog_dropped_rows_total and logged at most every 10 s.
+//
+// Exactly once: an insert that fails after its rows were sent may or may not
+// have committed. Such a batch is flagged (also in its spool file) and,
+// before the next attempt, a few request ids per day are looked up: days
+// that landed are skipped. Servers ≥ 22.2 also get insert_deduplication_token
+// per batch (effective on Replicated tables or with
+// non_replicated_deduplication_window).
+//
+// ClickHouse versions: one column set everywhere; servers ≥ 20.1 get
+// LowCardinality, ZSTD codecs and a TTL (ttl_only_drop_parts) at creation.
+// Debian's 18.16 needs the explicit INSERT column list the writer always
+// sends, and has no ADD COLUMN IF NOT EXISTS (migrations check
+// system.columns there).
+package accesslog

@@ -1,0 +1,295 @@
+package accesslog
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/smartlayer/smartlayer/internal/testenv"
+)
+
+func sockAddr(ip string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port}}}}
+}
+
+func authzMeta(t testing.TB, fields map[string]any) *corev3.Metadata {
+	t.Helper()
+	st, err := structpb.NewStruct(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{extAuthzNamespace: st}}
+}
+
+// received stands in for the receive time of entries without start_time.
+var received = time.Date(2026, 11, 25, 10, 0, 0, 123_456_789, time.UTC)
+
+type mappingCase struct {
+	node   string
+	policy ClientIPPolicy
+	entry  *datav3.HTTPAccessLogEntry
+	want   Row
+	// wantPeer is the IP feedback gets.
+	wantPeer string
+	// wantDate is the date column as ClickHouse prints it.
+	wantDate string
+}
+
+func mappingCases(t testing.TB) map[string]mappingCase {
+	start := time.Date(2026, 11, 24, 23, 59, 58, 987_654_321, time.UTC)
+	return map[string]mappingCase{
+		"full deny from behaviour": {
+			node: "envoy-1",
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime:                     timestamppb.New(start),
+					DownstreamRemoteAddress:       sockAddr("203.0.113.7", 51000),
+					DownstreamDirectRemoteAddress: sockAddr("10.0.0.1", 40000),
+					TimeToLastDownstreamTxByte:    durationpb.New(1234567 * time.Microsecond),
+					UpstreamRemoteAddress:         sockAddr("10.1.2.3", 8080),
+					UpstreamCluster:               "backend",
+					RouteName:                     "api_generate",
+					ResponseFlags: &datav3.ResponseFlags{
+						UnauthorizedDetails:        &datav3.ResponseFlags_Unauthorized{Reason: datav3.ResponseFlags_Unauthorized_EXTERNAL_SERVICE},
+						UpstreamRetryLimitExceeded: true,
+						NoHealthyUpstream:          true,
+					},
+					Metadata: authzMeta(t, map[string]any{"decision": "deny", "module": "behavior",
+						"reason": "behavior.empty_user_agent", "score": 9.0, "status": 403.0, "shadow": false, "plan": "free"}),
+				},
+				Request: &datav3.HTTPRequestProperties{
+					RequestMethod: corev3.RequestMethod_POST, Scheme: "https", Authority: "api.example.com",
+					Path: "/api/generate/?q=1&x=%20y", UserAgent: "curl/8.0", Referer: "https://example.com/",
+					RequestId: "req-full", RequestHeadersBytes: 300, RequestBodyBytes: 1000,
+					RequestHeaders: map[string]string{"x-user-plan": "free"},
+				},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(403),
+					ResponseHeadersBytes: 120, ResponseBodyBytes: 80},
+			},
+			want: Row{Unix: start.Unix(), Millis: 987, NodeID: "envoy-1", Method: "POST", Scheme: "https",
+				Authority: "api.example.com", Path: "/api/generate/", Query: "q=1&x=%20y", RouteName: "api_generate",
+				Status: 403, DurationMs: 1234, BytesIn: 1300, BytesOut: 200, ClientIP: "203.0.113.7", Plan: "free",
+				UserAgent: "curl/8.0", Referer: "https://example.com/", RequestID: "req-full",
+				UpstreamCluster: "backend", UpstreamHost: "10.1.2.3:8080", ResponseFlags: "UH,UAEX,URX",
+				Blocked: true, BlockModule: "behavior", BlockReason: "behavior.empty_user_agent", Score: 9},
+			wantPeer: "203.0.113.7", wantDate: "2026-11-24",
+		},
+		"nil response code, IPv6, user known, no start time": {
+			node: "envoy-2",
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					DownstreamRemoteAddress: sockAddr("2001:DB8:0:0::1", 443),
+					Duration:                durationpb.New(15 * time.Millisecond),
+					UpstreamRemoteAddress:   sockAddr("2001:db8::2", 9000),
+					Metadata: authzMeta(t, map[string]any{"decision": "allow", "module": "", "reason": "",
+						"score": 2.4, "status": 0.0}),
+				},
+				Request: &datav3.HTTPRequestProperties{RequestMethod: corev3.RequestMethod_GET, Path: "/v1/items",
+					RequestId: "req-v6", RequestHeaders: map[string]string{"x-user-id": "u-42", "x-user-plan": "premium"}},
+				Response: &datav3.HTTPResponseProperties{},
+			},
+			want: Row{Unix: received.Unix(), Millis: 123, NodeID: "envoy-2", Method: "GET", Path: "/v1/items",
+				DurationMs: 15, UserID: "u-42", Plan: "premium", RequestID: "req-v6",
+				UpstreamHost: "[2001:db8::2]:9000", Score: 2},
+			wantPeer: "2001:db8::1", wantDate: "2026-11-25",
+		},
+		"UAEX fallback without metadata, mapped IPv4, always store": {
+			policy: ClientIPAlways,
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime:                     timestamppb.New(start.Add(2 * time.Second)),
+					DownstreamDirectRemoteAddress: sockAddr("::ffff:198.51.100.9", 1),
+					ResponseFlags: &datav3.ResponseFlags{UnauthorizedDetails: &datav3.ResponseFlags_Unauthorized{},
+						RateLimited: true},
+				},
+				Request: &datav3.HTTPRequestProperties{RequestMethod: corev3.RequestMethod_DELETE, Path: "/x?",
+					RequestId: "req-uaex", RequestHeaders: map[string]string{"x-user-id": "u-1"}},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(429)},
+			},
+			want: Row{Unix: start.Unix() + 2, Millis: 987, Method: "DELETE", Path: "/x", Status: 429,
+				ClientIP: "198.51.100.9", UserID: "u-1", RequestID: "req-uaex", ResponseFlags: "RL,UAEX",
+				Blocked: true, BlockReason: reasonExtAuthzDenied},
+			wantPeer: "198.51.100.9", wantDate: "2026-11-25",
+		},
+		"UAEX with status 200 is not a block; never store IP": {
+			policy: ClientIPNever,
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime:               timestamppb.New(start),
+					DownstreamRemoteAddress: sockAddr("192.0.2.1", 1),
+					ResponseFlags:           &datav3.ResponseFlags{UnauthorizedDetails: &datav3.ResponseFlags_Unauthorized{}},
+				},
+				Request:  &datav3.HTTPRequestProperties{RequestId: "req-uaex200"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200)},
+			},
+			want:     Row{Unix: start.Unix(), Millis: 987, Status: 200, RequestID: "req-uaex200", ResponseFlags: "UAEX"},
+			wantPeer: "192.0.2.1", wantDate: "2026-11-24",
+		},
+		"missing everything but a path; garbage addresses and metadata types": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime:               &timestamppb.Timestamp{Seconds: -5},
+					DownstreamRemoteAddress: sockAddr("not-an-ip", 1),
+					Metadata:                authzMeta(t, map[string]any{"decision": "deny", "score": "high", "reason": 5.0}),
+				},
+				Request: &datav3.HTTPRequestProperties{Path: "/only-path", RequestId: "req-missing"},
+			},
+			want: Row{Unix: received.Unix(), Millis: 123, Path: "/only-path", RequestID: "req-missing",
+				Blocked: true},
+			wantPeer: "", wantDate: "2026-11-25",
+		},
+		"oversized fields are capped, score clamps": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime: timestamppb.New(start),
+					Metadata:  authzMeta(t, map[string]any{"decision": "deny", "module": "payload", "score": 1e9}),
+				},
+				Request: &datav3.HTTPRequestProperties{Path: "/" + strings.Repeat("a", 5000) + "?" + strings.Repeat("é", 3000),
+					UserAgent: strings.Repeat("u", 2000), RequestId: "req-big"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(70000)},
+			},
+			want: Row{Unix: start.Unix(), Millis: 987, Path: "/" + strings.Repeat("a", maxPathBytes-1),
+				Query: strings.Repeat("é", maxQueryBytes/2), Status: 65535, UserAgent: strings.Repeat("u", maxLongField),
+				RequestID: "req-big", Blocked: true, BlockModule: "payload", Score: 65535},
+			wantDate: "2026-11-24",
+		},
+	}
+}
+
+func TestToRow(t *testing.T) {
+	for name, tc := range mappingCases(t) {
+		t.Run(name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.StoreClientIP = tc.policy
+			got, peer := newMapper(cfg).toRow(tc.node, tc.entry, received)
+			if got != tc.want {
+				t.Errorf("row\n got %+v\nwant %+v", got, tc.want)
+			}
+			if peer != tc.wantPeer {
+				t.Errorf("peer %q, want %q", peer, tc.wantPeer)
+			}
+			if d := got.date().Format(time.DateOnly); d != tc.wantDate {
+				t.Errorf("date %s, want %s", d, tc.wantDate)
+			}
+		})
+	}
+}
+
+func TestToRowCustomHeaders(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.UserHeader, cfg.PlanHeader = "X-Account", "X-Tier"
+	e := &datav3.HTTPAccessLogEntry{Request: &datav3.HTTPRequestProperties{
+		RequestHeaders: map[string]string{"x-account": "a1", "x-tier": "gold", "x-user-id": "ignored"}}}
+	got, _ := newMapper(cfg).toRow("", e, received)
+	if got.UserID != "a1" || got.Plan != "gold" {
+		t.Errorf("user %q plan %q", got.UserID, got.Plan)
+	}
+}
+
+func TestResponseFlagsEveryFlag(t *testing.T) {
+	all := &datav3.ResponseFlags{FailedLocalHealthcheck: true, NoHealthyUpstream: true, UpstreamRequestTimeout: true,
+		LocalReset: true, UpstreamRemoteReset: true, UpstreamConnectionFailure: true, UpstreamConnectionTermination: true,
+		UpstreamOverflow: true, NoRouteFound: true, DelayInjected: true, FaultInjected: true, RateLimited: true,
+		UnauthorizedDetails: &datav3.ResponseFlags_Unauthorized{}, RateLimitServiceError: true,
+		DownstreamConnectionTermination: true, UpstreamRetryLimitExceeded: true, StreamIdleTimeout: true,
+		InvalidEnvoyRequestHeaders: true, DownstreamProtocolError: true, UpstreamMaxStreamDurationReached: true,
+		ResponseFromCacheFilter: true, NoFilterConfigFound: true, DurationTimeout: true, UpstreamProtocolError: true,
+		NoClusterFound: true, OverloadManager: true, DnsResolutionFailure: true, DownstreamRemoteReset: true}
+	got, uaex := responseFlags(all)
+	want := "LH,UH,UT,LR,UR,UF,UC,UO,NR,DI,FI,RL,UAEX,RLSE,DC,URX,SI,IH,DPE,UMSDR,RFCF,NFCF,DT,UPE,NC,OM,DF,DR"
+	if got != want || !uaex {
+		t.Errorf("got %q uaex=%v\nwant %q", got, uaex, want)
+	}
+}
+
+// TestRowsRoundTripClickHouse writes the mapped rows through the real writer
+// into ClickHouse 18.16 and compares what comes back, column by column.
+func TestRowsRoundTripClickHouse(t *testing.T) {
+	conn := openCH(t, testenv.ClickHouseAddr(t))
+	db := freshDB(t, conn)
+	ctx := testCtx(t)
+	if err := EnsureSchema(ctx, conn, db); err != nil {
+		t.Fatal(err)
+	}
+	w, err := newCHWriter(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := mappingCases(t)
+	b := &batch{}
+	for _, tc := range cases {
+		cfg := DefaultConfig()
+		cfg.StoreClientIP = tc.policy
+		r, _ := newMapper(cfg).toRow(tc.node, tc.entry, received)
+		b.rows = append(b.rows, r)
+	}
+	if err := w.insert(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	got := readRows(t, conn, db)
+	if len(got) != len(cases) {
+		t.Fatalf("read %d rows, want %d", len(got), len(cases))
+	}
+	for name, tc := range cases {
+		r, ok := got[tc.want.RequestID]
+		if !ok {
+			t.Errorf("%s: row %s missing", name, tc.want.RequestID)
+			continue
+		}
+		if r.Row != tc.want {
+			t.Errorf("%s:\n got %+v\nwant %+v", name, r.Row, tc.want)
+		}
+		if r.date != tc.wantDate {
+			t.Errorf("%s: date %s, want %s", name, r.date, tc.wantDate)
+		}
+	}
+}
+
+type storedRow struct {
+	Row
+	date string
+}
+
+// readRows reads access_log back keyed by request_id.
+func readRows(t testing.TB, conn driver.Conn, db string) map[string]storedRow {
+	t.Helper()
+	rows, err := conn.Query(testCtx(t), `SELECT toUInt32(timestamp), timestamp_ms, toString(date), node_id, method,
+		scheme, authority, path, query, route_name, status, duration_ms, bytes_in, bytes_out, client_ip, user_id,
+		plan, user_agent, referer, request_id, upstream_cluster, upstream_host, response_flags, blocked,
+		block_module, block_reason, score FROM `+db+`.access_log`)
+	if err != nil {
+		t.Fatalf("read rows: %v", err)
+	}
+	defer rows.Close()
+	out := map[string]storedRow{}
+	for rows.Next() {
+		var r storedRow
+		var unix uint32
+		var blocked uint8
+		if err := rows.Scan(&unix, &r.Millis, &r.date, &r.NodeID, &r.Method, &r.Scheme, &r.Authority, &r.Path,
+			&r.Query, &r.RouteName, &r.Status, &r.DurationMs, &r.BytesIn, &r.BytesOut, &r.ClientIP, &r.UserID,
+			&r.Plan, &r.UserAgent, &r.Referer, &r.RequestID, &r.UpstreamCluster, &r.UpstreamHost, &r.ResponseFlags,
+			&blocked, &r.BlockModule, &r.BlockReason, &r.Score); err != nil {
+			t.Fatalf("scan: %v", err)
+		}
+		r.Unix, r.Blocked = int64(unix), blocked == 1
+		if _, dup := out[r.RequestID]; dup {
+			t.Errorf("request_id %q stored twice", r.RequestID)
+		}
+		out[r.RequestID] = r
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

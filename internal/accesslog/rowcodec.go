@@ -1,0 +1,122 @@
+package accesslog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+// The spool stores rows in a small self-describing binary form: varints for
+// numbers, length-prefixed bytes for strings, in Row field order. It is an
+// internal format; the spool header carries its version.
+
+var errShortRow = errors.New("truncated row")
+
+func appendRow(b []byte, r *Row) []byte {
+	b = binary.AppendVarint(b, r.Unix)
+	b = binary.AppendUvarint(b, uint64(r.Millis))
+	for _, s := range [...]string{r.NodeID, r.Method, r.Scheme, r.Authority, r.Path, r.Query, r.RouteName} {
+		b = appendString(b, s)
+	}
+	b = binary.AppendUvarint(b, uint64(r.Status))
+	b = binary.AppendUvarint(b, uint64(r.DurationMs))
+	b = binary.AppendUvarint(b, r.BytesIn)
+	b = binary.AppendUvarint(b, r.BytesOut)
+	for _, s := range [...]string{r.ClientIP, r.UserID, r.Plan, r.UserAgent, r.Referer, r.RequestID,
+		r.UpstreamCluster, r.UpstreamHost, r.ResponseFlags} {
+		b = appendString(b, s)
+	}
+	blocked := uint64(0)
+	if r.Blocked {
+		blocked = 1
+	}
+	b = binary.AppendUvarint(b, blocked)
+	b = appendString(b, r.BlockModule)
+	b = appendString(b, r.BlockReason)
+	b = binary.AppendUvarint(b, uint64(r.Score))
+	return b
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// rowDecoder reads rows back; the first error sticks. s holds the same bytes
+// as b, converted once, so that decoded strings share one allocation.
+type rowDecoder struct {
+	b   []byte
+	s   string
+	err error
+}
+
+func newRowDecoder(b []byte) rowDecoder { return rowDecoder{b: b, s: string(b)} }
+
+func (d *rowDecoder) skip(n int) {
+	d.b, d.s = d.b[n:], d.s[n:]
+}
+
+func (d *rowDecoder) uvarint(max uint64) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errShortRow
+		return 0
+	}
+	if v > max {
+		d.err = fmt.Errorf("value %d out of range", v)
+		return 0
+	}
+	d.skip(n)
+	return v
+}
+
+func (d *rowDecoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = errShortRow
+		return 0
+	}
+	d.skip(n)
+	return v
+}
+
+func (d *rowDecoder) string() string {
+	n := d.uvarint(uint64(len(d.b)))
+	if d.err != nil {
+		return ""
+	}
+	s := d.s[:n]
+	d.skip(int(n))
+	return s
+}
+
+func (d *rowDecoder) row(r *Row) error {
+	r.Unix = d.varint()
+	r.Millis = uint16(d.uvarint(999))
+	for _, p := range [...]*string{&r.NodeID, &r.Method, &r.Scheme, &r.Authority, &r.Path, &r.Query, &r.RouteName} {
+		*p = d.string()
+	}
+	r.Status = uint16(d.uvarint(math.MaxUint16))
+	r.DurationMs = uint32(d.uvarint(math.MaxUint32))
+	r.BytesIn = d.uvarint(math.MaxUint64)
+	r.BytesOut = d.uvarint(math.MaxUint64)
+	for _, p := range [...]*string{&r.ClientIP, &r.UserID, &r.Plan, &r.UserAgent, &r.Referer, &r.RequestID,
+		&r.UpstreamCluster, &r.UpstreamHost, &r.ResponseFlags} {
+		*p = d.string()
+	}
+	r.Blocked = d.uvarint(1) == 1
+	r.BlockModule = d.string()
+	r.BlockReason = d.string()
+	r.Score = uint16(d.uvarint(math.MaxUint16))
+	if d.err == nil && (r.Unix < 0 || r.Unix >= maxUnix) {
+		d.err = fmt.Errorf("timestamp %d out of range", r.Unix)
+	}
+	return d.err
+}

@@ -1,0 +1,335 @@
+package accesslog
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// The spool keeps batches ClickHouse did not take, one file per batch:
+//
+//	header  "SLAL" | version u8 | flags u8 | batch id [16] | rows u32 | payload length u32
+//	payload rows (rowcodec.go)
+//	trailer CRC-32C of header and payload, u32
+//
+// A file is written to NNN.tmp, fsync'd, renamed to NNN.batch and the
+// directory fsync'd, so a crash leaves either a whole batch or a .tmp that
+// the next open deletes. Files are replayed in sequence order and deleted
+// only after ClickHouse acknowledged the insert.
+
+const (
+	spoolMagic      = "SLAL"
+	spoolVersion    = 1
+	spoolHeaderLen  = 4 + 1 + 1 + 16 + 4 + 4
+	spoolTrailerLen = 4
+	spoolExt        = ".batch"
+
+	// flagMaybeCommitted: an earlier insert of this batch failed after
+	// the rows were sent, so some may already be in ClickHouse.
+	flagMaybeCommitted = 1
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// errSpoolFull means the batch would exceed spool_max_bytes.
+var errSpoolFull = errors.New("spool full")
+
+// CorruptionError reports a spool file that fails its checks. The file is
+// moved aside (renamed *.corrupt) and its rows are counted as dropped.
+type CorruptionError struct {
+	File string
+	Err  error
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("accesslog spool: corrupt file %s: %v", e.File, e.Err)
+}
+
+func (e *CorruptionError) Unwrap() error { return e.Err }
+
+// batch is a sealed set of rows on its way to ClickHouse.
+type batch struct {
+	id   [16]byte
+	rows []Row
+	// maybeCommitted: see flagMaybeCommitted.
+	maybeCommitted bool
+}
+
+// encodeBatch renders a batch in the spool file format.
+func encodeBatch(b *batch) []byte {
+	buf := make([]byte, spoolHeaderLen, spoolHeaderLen+len(b.rows)*160+spoolTrailerLen)
+	copy(buf, spoolMagic)
+	buf[4] = spoolVersion
+	if b.maybeCommitted {
+		buf[5] = flagMaybeCommitted
+	}
+	copy(buf[6:22], b.id[:])
+	binary.LittleEndian.PutUint32(buf[22:26], uint32(len(b.rows)))
+	for i := range b.rows {
+		buf = appendRow(buf, &b.rows[i])
+	}
+	binary.LittleEndian.PutUint32(buf[26:30], uint32(len(buf)-spoolHeaderLen))
+	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
+}
+
+// decodeBatch parses one spool file's bytes, checking length and CRC first.
+func decodeBatch(data []byte) (*batch, error) {
+	if len(data) < spoolHeaderLen+spoolTrailerLen {
+		return nil, fmt.Errorf("%d bytes is shorter than a header", len(data))
+	}
+	if string(data[:4]) != spoolMagic {
+		return nil, errors.New("bad magic")
+	}
+	if data[4] != spoolVersion {
+		return nil, fmt.Errorf("unknown version %d", data[4])
+	}
+	n := binary.LittleEndian.Uint32(data[22:26])
+	plen := binary.LittleEndian.Uint32(data[26:30])
+	if uint64(plen) != uint64(len(data)-spoolHeaderLen-spoolTrailerLen) {
+		return nil, fmt.Errorf("payload length %d does not match file size %d", plen, len(data))
+	}
+	body := data[:len(data)-spoolTrailerLen]
+	if want, got := binary.LittleEndian.Uint32(data[len(body):]), crc32.Checksum(body, crcTable); want != got {
+		return nil, fmt.Errorf("crc %08x, want %08x", got, want)
+	}
+	// Every row takes at least one byte per field: bound n before allocating.
+	payload := body[spoolHeaderLen:]
+	if uint64(n) > uint64(len(payload)) {
+		return nil, fmt.Errorf("%d rows cannot fit in %d bytes", n, len(payload))
+	}
+	b := &batch{maybeCommitted: data[5]&flagMaybeCommitted != 0, rows: make([]Row, n)}
+	copy(b.id[:], data[6:22])
+	d := newRowDecoder(payload)
+	for i := range b.rows {
+		if err := d.row(&b.rows[i]); err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+	}
+	if len(d.b) != 0 {
+		return nil, fmt.Errorf("%d trailing bytes after %d rows", len(d.b), n)
+	}
+	return b, nil
+}
+
+// spoolFile is one batch file on disk.
+type spoolFile struct {
+	seq  uint64
+	size int64
+}
+
+// spool is the on-disk overflow. It is safe for concurrent use; writes are
+// serialized, which also keeps sequence numbers in completion order.
+type spool struct {
+	dir string
+	max int64
+	// changed is called with the new totals after every change.
+	changed func(files int, bytes int64)
+
+	mu    sync.Mutex
+	files []spoolFile // ascending seq
+	bytes int64
+	next  uint64
+}
+
+// openSpool creates dir if needed, removes half-written .tmp files and
+// indexes the batches a previous run left behind.
+func openSpool(dir string, max int64, changed func(int, int64)) (*spool, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("accesslog spool: create %s: %w", dir, err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("accesslog spool: read %s: %w", dir, err)
+	}
+	s := &spool{dir: dir, max: max, changed: changed, next: 1}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".tmp"):
+			_ = os.Remove(filepath.Join(dir, name))
+		case strings.HasSuffix(name, spoolExt):
+			seq, err := strconv.ParseUint(strings.TrimSuffix(name, spoolExt), 10, 64)
+			if err != nil {
+				continue // not ours
+			}
+			info, err := e.Info()
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					continue
+				}
+				return nil, fmt.Errorf("accesslog spool: stat %s: %w", name, err)
+			}
+			s.files = append(s.files, spoolFile{seq: seq, size: info.Size()})
+			s.bytes += info.Size()
+			s.next = max64(s.next, seq+1)
+		}
+	}
+	slices.SortFunc(s.files, func(a, b spoolFile) int { return cmpU64(a.seq, b.seq) })
+	s.notify()
+	return s, nil
+}
+
+func max64(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func cmpU64(a, b uint64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func (s *spool) notify() {
+	if s.changed != nil {
+		s.changed(len(s.files), s.bytes)
+	}
+}
+
+func (s *spool) path(seq uint64) string {
+	return filepath.Join(s.dir, fmt.Sprintf("%020d%s", seq, spoolExt))
+}
+
+// put writes b durably, or returns errSpoolFull when it would exceed the cap.
+func (s *spool) put(b *batch) error {
+	data := encodeBatch(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.bytes+int64(len(data)) > s.max {
+		return errSpoolFull
+	}
+	seq := s.next
+	if err := s.writeFile(s.path(seq), data); err != nil {
+		return err
+	}
+	s.next++
+	s.files = append(s.files, spoolFile{seq: seq, size: int64(len(data))})
+	s.bytes += int64(len(data))
+	s.notify()
+	return nil
+}
+
+// writeFile writes data to path atomically and durably.
+func (s *spool) writeFile(path string, data []byte) error {
+	tmp := path + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("accesslog spool: create: %w", err)
+	}
+	_, werr := f.Write(data)
+	if werr == nil {
+		werr = f.Sync()
+	}
+	if cerr := f.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp, path)
+	}
+	if werr != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("accesslog spool: write %s: %w", filepath.Base(path), werr)
+	}
+	return syncDir(s.dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("accesslog spool: open dir: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("accesslog spool: sync dir: %w", err)
+	}
+	return nil
+}
+
+// oldest returns the first batch file in sequence order.
+func (s *spool) oldest() (spoolFile, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.files) == 0 {
+		return spoolFile{}, false
+	}
+	return s.files[0], true
+}
+
+// stats returns the current totals.
+func (s *spool) stats() (files int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.files), s.bytes
+}
+
+// read loads a batch file; a *CorruptionError means it cannot be used.
+func (s *spool) read(f spoolFile) (*batch, error) {
+	data, err := os.ReadFile(s.path(f.seq))
+	if err != nil {
+		return nil, fmt.Errorf("accesslog spool: read: %w", err)
+	}
+	b, err := decodeBatch(data)
+	if err != nil {
+		return nil, &CorruptionError{File: s.path(f.seq), Err: err}
+	}
+	return b, nil
+}
+
+// rewrite replaces f's content with b (to persist maybeCommitted).
+func (s *spool) rewrite(f spoolFile, b *batch) error {
+	data := encodeBatch(b)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writeFile(s.path(f.seq), data); err != nil {
+		return err
+	}
+	for i := range s.files {
+		if s.files[i].seq == f.seq {
+			s.bytes += int64(len(data)) - s.files[i].size
+			s.files[i].size = int64(len(data))
+		}
+	}
+	s.notify()
+	return nil
+}
+
+// remove deletes f after its rows are safely in ClickHouse.
+func (s *spool) remove(f spoolFile) error {
+	return s.drop(f, func(p string) error { return os.Remove(p) })
+}
+
+// quarantine moves a corrupt f aside so replay can go on.
+func (s *spool) quarantine(f spoolFile) error {
+	return s.drop(f, func(p string) error { return os.Rename(p, strings.TrimSuffix(p, spoolExt)+".corrupt") })
+}
+
+func (s *spool) drop(f spoolFile, op func(string) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := op(s.path(f.seq)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("accesslog spool: remove %d: %w", f.seq, err)
+	}
+	for i := range s.files {
+		if s.files[i].seq == f.seq {
+			s.bytes -= s.files[i].size
+			s.files = slices.Delete(s.files, i, i+1)
+			break
+		}
+	}
+	s.notify()
+	return nil
+}
