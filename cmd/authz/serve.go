@@ -12,6 +12,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/smartlayer/smartlayer/internal/accesslog"
 	"github.com/smartlayer/smartlayer/internal/admin"
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
@@ -41,6 +44,7 @@ type app struct {
 	// and bans are kept when limits change.
 	quota   *quota.Limiter
 	payload *payload.Validator
+	ch      driver.Conn // nil without accesslog.clickhouse.addr
 }
 
 func serve(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
@@ -51,6 +55,21 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		defer a.redis.Close()
 	}
 	if err := a.build(cfg); err != nil {
+		return err
+	}
+	if len(cfg.AccessLog.ClickHouse.Addr) > 0 {
+		var err error
+		if a.ch, err = openClickHouse(cfg.AccessLog.ClickHouse); err != nil {
+			return err
+		}
+		defer a.ch.Close()
+	}
+	alsCfg, err := accessLogConfig(cfg)
+	if err != nil {
+		return err
+	}
+	als, err := accesslog.New(alsCfg, a.ch, nil, logger, a.reg)
+	if err != nil {
 		return err
 	}
 
@@ -75,6 +94,12 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 	healthpb.RegisterHealthServer(authzGRPC, healthSrv)
 	reflection.Register(authzGRPC)
 
+	// The access log gets its own listener and server so a flood of log
+	// streams cannot starve Checks, and each drains on its own.
+	alsGRPC := grpc.NewServer(grpcOpts...)
+	als.Register(alsGRPC)
+	healthpb.RegisterHealthServer(alsGRPC, healthSrv)
+
 	adminSrv := admin.New(a.reg, nil, logger)
 	adminSrv.SetProbes(a.probes())
 
@@ -82,21 +107,24 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 	if err != nil {
 		return fmt.Errorf("listen server.authz_addr %s: %w", cfg.Server.AuthzAddr, err)
 	}
+	defer authzLis.Close()
+	var alsLis net.Listener
+	if cfg.Server.ALSAddr != "" {
+		if alsLis, err = net.Listen("tcp", cfg.Server.ALSAddr); err != nil {
+			return fmt.Errorf("listen server.als_addr %s: %w", cfg.Server.ALSAddr, err)
+		}
+		defer alsLis.Close()
+	}
 	var adminHTTP *http.Server
 	var adminLis net.Listener
 	if cfg.Server.AdminAddr != "" {
-		adminLis, err = net.Listen("tcp", cfg.Server.AdminAddr)
-		if err != nil {
-			authzLis.Close()
+		if adminLis, err = net.Listen("tcp", cfg.Server.AdminAddr); err != nil {
 			return fmt.Errorf("listen server.admin_addr %s: %w", cfg.Server.AdminAddr, err)
 		}
 		adminHTTP = &http.Server{Handler: adminSrv, ReadHeaderTimeout: 5 * time.Second}
 	}
-	if len(cfg.AccessLog.ClickHouse.Addr) == 0 {
-		logger.Info("access-log sink disabled: accesslog.clickhouse.addr is empty")
-	}
 	logger.Info("smartlayer authz serving",
-		"authz_addr", authzLis.Addr().String(), "admin_addr", addrOf(adminLis),
+		"authz_addr", authzLis.Addr().String(), "als_addr", addrOf(alsLis), "admin_addr", addrOf(adminLis),
 		"store", cfg.Store.Backend, "decision_budget", cfg.Server.DecisionBudget,
 		"fail_mode", cfg.Server.FailMode, "llm", cfg.LLM.BaseURL != "")
 
@@ -107,6 +135,23 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		}
 		return nil
 	})
+	if alsLis != nil {
+		g.Go(func() error {
+			if err := alsGRPC.Serve(alsLis); err != nil {
+				return fmt.Errorf("access-log gRPC server: %w", err)
+			}
+			return nil
+		})
+	}
+	// The access-log pipeline outlives the signal: it stops only after
+	// Close has flushed or spooled every row.
+	alsCtx, stopALS := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopALS()
+	alsDone := make(chan error, 1)
+	go func() { alsDone <- als.Run(alsCtx) }()
+	if a.ch != nil {
+		g.Go(func() error { return ensureSchema(gctx, a.ch, cfg, logger) })
+	}
 	if adminHTTP != nil {
 		g.Go(func() error {
 			if err := adminHTTP.Serve(adminLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -135,6 +180,16 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		healthSrv.Shutdown()
 		adminSrv.Drain()
 		gracefulStop(authzGRPC, cfg.Server.ShutdownTimeout)
+		gracefulStop(alsGRPC, cfg.Server.ShutdownTimeout)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+		defer cancel()
+		if err := als.Close(cctx); err != nil {
+			logger.Error("access log closed with losses", "err", err)
+		}
+		stopALS()
+		if err := <-alsDone; err != nil {
+			logger.Error("access-log pipeline", "err", err)
+		}
 		if adminHTTP != nil {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 			defer cancel()
@@ -297,7 +352,63 @@ func (a *app) probes() []admin.Probe {
 			return a.redis.Ping(ctx).Err()
 		}})
 	}
+	if a.ch != nil {
+		// Not critical: ClickHouse is off the request path, and batches
+		// spool while it is away. Failing readiness for it would take
+		// authz out of Envoy's endpoints and let every request through.
+		ps = append(ps, admin.Probe{Name: "clickhouse", Check: a.ch.Ping, Optional: true})
+	}
 	return ps
+}
+
+// openClickHouse connects over the native protocol with no extra settings:
+// ClickHouse 18.16 rejects settings it does not know.
+func openClickHouse(c config.ClickHouse) (driver.Conn, error) {
+	conn, err := clickhouse.Open(&clickhouse.Options{
+		Addr:        c.Addr,
+		Auth:        clickhouse.Auth{Username: c.Username, Password: string(c.Password)},
+		DialTimeout: c.DialTimeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("accesslog.clickhouse: %w", err)
+	}
+	return conn, nil
+}
+
+// ensureSchema creates the tables, retrying until ClickHouse answers: authz
+// starts and decides without it, and the access log spools meanwhile.
+func ensureSchema(ctx context.Context, conn driver.Conn, cfg config.Config, logger *slog.Logger) error {
+	backoff := time.Second
+	for {
+		err := accesslog.EnsureSchema(ctx, conn, cfg.AccessLog.ClickHouse.Database,
+			accesslog.WithRetentionDays(cfg.Report.RetentionDays))
+		if err == nil {
+			logger.Info("clickhouse schema ready", "database", cfg.AccessLog.ClickHouse.Database)
+			return nil
+		}
+		logger.Warn("clickhouse schema not ready; access log spools meanwhile", "err", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Minute)
+	}
+}
+
+func accessLogConfig(c config.Config) (accesslog.Config, error) {
+	a := c.AccessLog
+	policy, err := accesslog.ParseClientIPPolicy(a.StoreClientIP)
+	if err != nil {
+		return accesslog.Config{}, fmt.Errorf("accesslog.store_client_ip: %w", err)
+	}
+	return accesslog.Config{
+		Database: a.ClickHouse.Database, BatchRows: a.BatchRows, FlushInterval: a.FlushInterval,
+		QueueBatches: a.QueueBatches, MaxInflight: a.MaxInflight, InsertTimeout: a.InsertTimeout,
+		RetryAttempts: a.RetryAttempts, RetryMinBackoff: a.RetryMinBackoff, RetryMaxBackoff: a.RetryMaxBackoff,
+		SpoolDir: a.SpoolDir, SpoolMaxBytes: a.SpoolMaxBytes, StoreClientIP: policy,
+		UserHeader: c.Identity.UserHeader, PlanHeader: c.Identity.PlanHeader,
+	}, nil
 }
 
 func grpcServerOptions(c config.Server) ([]grpc.ServerOption, error) {

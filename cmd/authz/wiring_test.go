@@ -4,6 +4,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/smartlayer/smartlayer/internal/accesslog"
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
@@ -18,5 +19,12 @@ func TestDefaultsMatchModules(t *testing.T) {
 	}
 	if want := payload.DefaultConfig(); !reflect.DeepEqual(pc, want) {
 		t.Errorf("payload defaults drifted:\n config: %+v\n module: %+v", pc, want)
+	}
+	ac, err := accessLogConfig(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := accesslog.DefaultConfig(); !reflect.DeepEqual(ac, want) {
+		t.Errorf("accesslog defaults drifted:\n config: %+v\n module: %+v", ac, want)
 	}
 }

@@ -21,10 +21,12 @@ import (
 // Feedback receives the outcome of every HTTP request Envoy logged, whether
 // or not the row is stored (scoring feeds its error-rate windows from it).
 // clientIP is the downstream address Envoy saw ("" when unknown); status is
-// 0 when Envoy sent no response code. It is called on the stream's goroutine,
-// so it must not block.
+// 0 when Envoy sent no response code; denied says smartlayer itself denied
+// the request (ext_authz metadata or UAEX), so scoring can leave its own
+// 403s and 429s out of a client's error rate. It is called on the stream's
+// goroutine, so it must not block.
 type Feedback interface {
-	ObserveResponse(ctx context.Context, clientIP string, status int, at time.Time)
+	ObserveResponse(ctx context.Context, clientIP string, status int, denied bool, at time.Time)
 }
 
 // Service is the ALS v3 receiver and the ClickHouse pipeline behind it:
@@ -201,7 +203,7 @@ func (s *Service) mapEntries(ctx context.Context, nodeID string, entries []*data
 		valid++
 		r, ip := s.mp.toRow(nodeID, e, now)
 		if s.fb != nil {
-			s.fb.ObserveResponse(ctx, ip, int(r.Status), time.Unix(r.Unix, int64(r.Millis)*int64(time.Millisecond)))
+			s.fb.ObserveResponse(ctx, ip, int(r.Status), r.Blocked, time.Unix(r.Unix, int64(r.Millis)*int64(time.Millisecond)))
 		}
 		dst = append(dst, r)
 	}

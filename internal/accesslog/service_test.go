@@ -74,7 +74,7 @@ type recordingFeedback struct {
 	total atomic.Int64
 }
 
-func (r *recordingFeedback) ObserveResponse(_ context.Context, ip string, status int, _ time.Time) {
+func (r *recordingFeedback) ObserveResponse(_ context.Context, ip string, status int, denied bool, _ time.Time) {
 	r.total.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -82,6 +82,9 @@ func (r *recordingFeedback) ObserveResponse(_ context.Context, ip string, status
 		r.calls = map[string]int{}
 	}
 	r.calls[fmt.Sprintf("%s/%d", ip, status)]++
+	if denied {
+		r.calls["denied"]++
+	}
 }
 
 func testConfig(t testing.TB) Config {
@@ -396,6 +399,9 @@ func TestDisabledStillFeedsBack(t *testing.T) {
 		t.Errorf("feedback for 10.0.3.1/200: %d, want 2 (%v)", n, len(fb.calls))
 	}
 	fb.mu.Unlock()
+	if n := fb.calls["denied"]; n != 0 {
+		t.Errorf("denied feedback %d for entries smartlayer did not deny", n)
+	}
 	if got := testutil.ToFloat64(s.m.dropped.WithLabelValues(dropDisabled)); got != 1000 {
 		t.Errorf("dropped{disabled} %v, want 1000", got)
 	}
@@ -595,4 +601,46 @@ func TestNewFailuresLeaveNoMetricsBehind(t *testing.T) {
 	if _, err := newService(cfg, &fakeInserter{}, nil, nil, reg); err == nil {
 		t.Fatal("second registration on one registry should fail, not panic")
 	}
+}
+
+// TestFeedbackMarksOwnDenials: scoring leaves smartlayer's own 403/429 out
+// of a client's error rate, so feedback must say which responses they were.
+func TestFeedbackMarksOwnDenials(t *testing.T) {
+	fb := &recordingFeedback{}
+	s, err := New(DefaultConfig(), nil, fb, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := runService(t, s)
+	c := serveALS(t, s)
+	denied := testEntry(9, 1)
+	denied.Response.ResponseCode = wrapperspb.UInt32(403)
+	denied.CommonProperties.ResponseFlags = &datav3.ResponseFlags{UnauthorizedDetails: &datav3.ResponseFlags_Unauthorized{
+		Reason: datav3.ResponseFlags_Unauthorized_EXTERNAL_SERVICE}}
+	upstream404 := testEntry(9, 2)
+	upstream404.Response.ResponseCode = wrapperspb.UInt32(404)
+	st, err := c.StreamAccessLogs(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Send(&alsv3.StreamAccessLogsMessage{
+		Identifier: &alsv3.StreamAccessLogsMessage_Identifier{Node: &corev3.Node{Id: "n"}, LogName: "als"},
+		LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{
+			LogEntry: []*datav3.HTTPAccessLogEntry{denied, upstream404}}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CloseAndRecv(); err != nil {
+		t.Fatal(err)
+	}
+	fb.mu.Lock()
+	got := fb.calls["denied"]
+	fb.mu.Unlock()
+	if got != 1 || fb.total.Load() != 2 {
+		t.Errorf("denied feedback %d of %d calls, want 1 of 2", got, fb.total.Load())
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wait()
 }

@@ -19,6 +19,9 @@ import (
 type Probe struct {
 	Name  string
 	Check func(ctx context.Context) error
+	// Optional probes are reported but do not fail readiness: backends off
+	// the request path (ClickHouse) must not take authz out of service.
+	Optional bool
 }
 
 // Server is the admin HTTP handler.
@@ -60,9 +63,10 @@ func (s *Server) Drain() { s.draining.Store(true) }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 type probeResult struct {
-	Name  string `json:"name"`
-	OK    bool   `json:"ok"`
-	Error string `json:"error,omitempty"`
+	Name     string `json:"name"`
+	OK       bool   `json:"ok"`
+	Optional bool   `json:"optional,omitempty"`
+	Error    string `json:"error,omitempty"`
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -75,16 +79,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = probeResult{Name: p.Name, OK: true}
+			results[i] = probeResult{Name: p.Name, OK: true, Optional: p.Optional}
 			if err := p.Check(ctx); err != nil {
-				results[i] = probeResult{Name: p.Name, Error: err.Error()}
+				results[i] = probeResult{Name: p.Name, Optional: p.Optional, Error: err.Error()}
 			}
 		}()
 	}
 	wg.Wait()
 	ready := !s.draining.Load()
 	for _, res := range results {
-		ready = ready && res.OK
+		ready = ready && (res.OK || res.Optional)
 	}
 	w.Header().Set("content-type", "application/json")
 	if !ready {

@@ -20,7 +20,10 @@ func TestEndpoints(t *testing.T) {
 	c.Inc()
 	s := New(reg, nil, slog.New(slog.DiscardHandler))
 	var redisErr error
-	s.SetProbes([]Probe{{Name: "redis", Check: func(context.Context) error { return redisErr }}})
+	s.SetProbes([]Probe{
+		{Name: "redis", Check: func(context.Context) error { return redisErr }},
+		{Name: "clickhouse", Optional: true, Check: func(context.Context) error { return errors.New("clickhouse down") }},
+	})
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()
 		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -36,7 +39,7 @@ func TestEndpoints(t *testing.T) {
 	}{
 		{"healthz", nil, "/healthz", 200, "ok"},
 		{"metrics", nil, "/metrics", 200, "smartlayer_test_total 1"},
-		{"ready", nil, "/readyz", 200, `"ready":true`},
+		{"ready with an optional backend down", nil, "/readyz", 200, `"name":"clickhouse","ok":false,"optional":true,"error":"clickhouse down"`},
 		{"backend down", func() { redisErr = errors.New("connection refused") }, "/readyz", 503, "connection refused"},
 		{"draining", func() { redisErr = nil; s.Drain() }, "/readyz", 503, `"draining":true`},
 		{"no bans handler", nil, "/v1/bans", 404, ""},

@@ -167,8 +167,18 @@ type AccessLog struct {
 	ClickHouse    ClickHouse    `koanf:"clickhouse"`
 	BatchRows     int           `koanf:"batch_rows"`
 	FlushInterval time.Duration `koanf:"flush_interval"`
-	SpoolDir      string        `koanf:"spool_dir"`
-	SpoolMaxBytes int64         `koanf:"spool_max_bytes"`
+	// QueueBatches sealed batches wait in memory before going to the spool;
+	// MaxInflight inserts run at once.
+	QueueBatches    int           `koanf:"queue_batches"`
+	MaxInflight     int           `koanf:"max_inflight"`
+	InsertTimeout   time.Duration `koanf:"insert_timeout"`
+	RetryAttempts   int           `koanf:"retry_attempts"`
+	RetryMinBackoff time.Duration `koanf:"retry_min_backoff"`
+	RetryMaxBackoff time.Duration `koanf:"retry_max_backoff"`
+	// SpoolDir holds batches ClickHouse did not take; empty means a
+	// directory under $TMPDIR. Mount a volume there in Kubernetes.
+	SpoolDir      string `koanf:"spool_dir"`
+	SpoolMaxBytes int64  `koanf:"spool_max_bytes"`
 	// StoreClientIP is "anonymous" (only for requests without a user id, as
 	// django-smart-layer does), "always" or "never".
 	StoreClientIP string `koanf:"store_client_ip"`
@@ -243,8 +253,10 @@ func Default() Config {
 			CacheTTL: 10 * time.Minute},
 		AccessLog: AccessLog{
 			ClickHouse: ClickHouse{Database: "smartlayer", Username: "default", DialTimeout: 5 * time.Second},
-			BatchRows:  50_000, FlushInterval: time.Second, SpoolMaxBytes: 1 << 30,
-			StoreClientIP: "anonymous",
+			BatchRows:  50_000, FlushInterval: time.Second, QueueBatches: 8, MaxInflight: 2,
+			InsertTimeout: 30 * time.Second, RetryAttempts: 3,
+			RetryMinBackoff: 100 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
+			SpoolMaxBytes: 1 << 30, StoreClientIP: "anonymous",
 		},
 		Report: Report{RetentionDays: 30, Timezone: "UTC", SMTP: SMTP{Port: 587}},
 	}
