@@ -202,6 +202,9 @@ func RouteTemplate(cleaned string) (template string, id int64, hasID bool) {
 	if !numeric {
 		return cleaned, 0, false
 	}
+	if !hasID {
+		id = 0
+	}
 	return b.String(), id, hasID
 }
 

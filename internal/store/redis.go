@@ -29,7 +29,7 @@ func DefaultRedisOptions() RedisOptions { return RedisOptions{Prefix: "sl:"} }
 //	                        (response/error buckets), s<tpl> (sequences),
 //	                        b (burst after idle)
 //	sl:bh:{ip}:ep     zset  endpoint hash → last seen (ms)
-//	sl:bh:{ip}:off    string offence count
+//	sl:bh:{ip}:off    hash  n (offences), exp (when they are forgotten, ms)
 //
 // The caller's time drives the windows and ban expiry (stored as data);
 // Redis TTLs, set relative to now, only reclaim memory.
@@ -193,8 +193,12 @@ end
 local ttl = tonumber(ARGV[4])
 local off = 0
 if esc then
-  off = redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[8])
+  -- Offences are forgotten by the caller's clock (exp), like the ban.
+  local o = redis.call('HMGET', KEYS[2], 'n', 'exp')
+  off = 1
+  if o[2] and tonumber(o[2]) > now then off = (tonumber(o[1]) or 0) + 1 end
+  redis.call('HSET', KEYS[2], 'n', off, 'exp', now + tonumber(ARGV[8]))
+  redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[8]), 1))
   local factor, maxttl = tonumber(ARGV[6]), tonumber(ARGV[7])
   for i = 2, off do
     if ttl >= maxttl then break end
