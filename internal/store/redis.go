@@ -228,20 +228,20 @@ func bucketWidth(w time.Duration) int64 {
 	return width
 }
 
-func hex(h uint64) string { return strconv.FormatUint(h, 16) }
+func hexHash(h uint64) string { return strconv.FormatUint(h, 16) }
 
 // Check implements scoring.State.
 func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.ClientState, error) {
 	w := obs.Windows
 	tpl, id := "", ""
 	if obs.HasID {
-		tpl, id = hex(obs.Template), strconv.FormatInt(obs.ID, 10)
+		tpl, id = hexHash(obs.Template), strconv.FormatInt(obs.ID, 10)
 	}
 	keys := []string{r.banKey(obs.ClientKey), r.bhKey(obs.ClientKey, "w"), r.bhKey(obs.ClientKey, "ep")}
 	res, err := checkScript.Run(ctx, r.c, keys,
 		obs.Now.UnixMilli(), bucketWidth(w.Rate), bucketWidth(w.Errors), scoring.WindowBuckets,
 		w.Distinct.Milliseconds(), w.Idle.Milliseconds(), w.Burst.Milliseconds(), w.StateTTL.Milliseconds(),
-		hex(obs.Endpoint), tpl, id, w.MaxEndpoints, w.MaxTemplates,
+		hexHash(obs.Endpoint), tpl, id, w.MaxEndpoints, w.MaxTemplates,
 	).Slice()
 	if err != nil {
 		return scoring.ClientState{}, fmt.Errorf("store redis check: %w", err)
