@@ -42,7 +42,7 @@ type Memory struct {
 
 type memShard struct {
 	mu      sync.Mutex
-	clients map[string]*client
+	clients map[uint64]*client
 	// LRU list: head is the most recently seen.
 	head, tail *client
 	max        int
@@ -50,76 +50,107 @@ type memShard struct {
 	maxBans    int
 }
 
-// client is one client's windows, kept compact: 1 M of them should fit in
-// a few hundred MiB. Times are Unix milliseconds.
+// client is one client's windows, kept compact so 1 M of them fit in
+// 300 MiB: fields laid out flat (no padding between small arrays), 32-bit
+// hashes, and times as milliseconds since born (rebased before they
+// overflow). The struct is 176 bytes, a Go size class.
 type client struct {
-	key        string
+	// id is the hash of the client key (the map key); a collision of two
+	// clients' 64-bit hashes would merge their windows, never their bans.
+	id         uint64
 	prev, next *client
-	lastSeen   int64
-	total      int64
-	rate       ring
-	errs       *errRing
-	endpoints  []endpoint
-	templates  []template
-	burst      burst
+	// born is when this state started (Unix ms); 0 for a new record.
+	born      int64
+	rateBase  int64
+	errBase   int64
+	endpoints []endpoint
+	templates []template
+	rate      counts
+	errTotal  counts
+	errCount  counts
+	// lastSeen and burstStart are ms since born.
+	lastSeen   uint32
+	burstStart uint32
+	burstEP    uint32
+	// total saturates at 65535: it only matters for the grace period.
+	total      uint16
+	burstCount uint16
 }
 
+// endpoint is a path (hash) and when it was last seen (ms since born).
 type endpoint struct {
-	hash     uint64
-	lastSeen int64
+	hash uint32
+	seen uint32
 }
 
 type template struct {
-	hash     uint64
+	hash     uint32
+	run      uint32
 	lastID   int64
 	lastSeen int64
-	run      int64
 }
 
-type burst struct {
-	endpoint uint64
-	start    int64
-	count    int64
+// rel converts a Unix ms time to ms since born, rebasing first when it
+// would not fit; times before born clamp to 0.
+func (c *client) rel(ms int64) int64 {
+	if ms-c.born >= 1<<31 {
+		c.rebase(ms - c.born - 1<<30)
+	}
+	return max(ms-c.born, 0)
 }
 
-type errRing struct {
-	total, errors ring
+// rebase moves born forward by delta; times older than the new born clamp
+// to it, which keeps them older than every window.
+func (c *client) rebase(delta int64) {
+	sub := func(v uint32) uint32 { return uint32(max(int64(v)-delta, 0)) }
+	c.born += delta
+	for i := range c.endpoints {
+		c.endpoints[i].seen = sub(c.endpoints[i].seen)
+	}
+	c.lastSeen = sub(c.lastSeen)
+	if int64(c.burstStart) < delta {
+		c.burstEP, c.burstStart, c.burstCount = 0, 0, 0
+	} else {
+		c.burstStart = sub(c.burstStart)
+	}
 }
 
-// ring counts events in WindowBuckets buckets; base is the newest bucket's
-// index and the slots hold buckets base-N+1 … base.
-type ring struct {
-	base   int64
-	counts [scoring.WindowBuckets]uint16
-}
+// counts is a window of WindowBuckets buckets; with its base (the newest
+// bucket's index) it holds buckets base-N+1 … base.
+type counts [scoring.WindowBuckets]uint16
 
 const n = scoring.WindowBuckets
 
-func (r *ring) add(idx int64) {
+// advance moves the window to idx and reports whether idx is still inside
+// it (an event older than the window is dropped).
+func advance(base *int64, idx int64, cs ...*counts) bool {
 	switch {
-	case idx > r.base:
-		steps := idx - r.base
-		if steps > n {
-			steps = n
-		}
+	case idx > *base:
+		steps := min(idx-*base, n)
 		for i := int64(1); i <= steps; i++ {
-			r.counts[mod(r.base+i)] = 0
+			for _, c := range cs {
+				c[mod(*base+i)] = 0
+			}
 		}
-		r.base = idx
-	case idx <= r.base-n:
-		return
+		*base = idx
+	case idx <= *base-n:
+		return false
 	}
-	if c := &r.counts[mod(idx)]; *c < 65535 {
-		*c++
+	return true
+}
+
+func (c *counts) inc(idx int64) {
+	if v := &c[mod(idx)]; *v < 65535 {
+		*v++
 	}
 }
 
 // sum counts the buckets cur-N+1 … cur.
-func (r *ring) sum(cur int64) int {
-	lo, hi := max(cur-n+1, r.base-n+1), min(cur, r.base)
+func (c *counts) sum(base, cur int64) int {
+	lo, hi := max(cur-n+1, base-n+1), min(cur, base)
 	s := 0
 	for i := lo; i <= hi; i++ {
-		s += int(r.counts[mod(i)])
+		s += int(c[mod(i)])
 	}
 	return s
 }
@@ -132,13 +163,9 @@ func mod(i int64) int64 {
 	return m
 }
 
-// bucket is the index of the bucket holding t for a window split in N.
+// bucket is the index of the bucket holding ms for a window split in N.
 func bucket(ms int64, window time.Duration) int64 {
-	width := window.Milliseconds() / n
-	if width < 1 {
-		width = 1
-	}
-	return floorDiv(ms, width)
+	return floorDiv(ms, bucketWidth(window))
 }
 
 func floorDiv(a, b int64) int64 {
@@ -148,6 +175,10 @@ func floorDiv(a, b int64) int64 {
 	}
 	return q
 }
+
+// fold32 folds a 64-bit hash to 32 bits; per client at most a few dozen
+// endpoints are compared, so collisions are negligible.
+func fold32(h uint64) uint32 { return uint32(h ^ h>>32) }
 
 type banEntry struct {
 	ban         scoring.Ban
@@ -182,7 +213,7 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	m := &Memory{seed: maphash.MakeSeed(), shards: make([]memShard, opts.Shards)}
 	for i := range m.shards {
 		s := &m.shards[i]
-		s.clients = make(map[string]*client)
+		s.clients = make(map[uint64]*client)
 		s.bans = make(map[string]*banEntry)
 		// Round up so the shards together hold at least MaxClients.
 		s.max = (opts.MaxClients + opts.Shards - 1) / opts.Shards
@@ -212,9 +243,11 @@ func (m *Memory) Len() int {
 	return total
 }
 
-func (m *Memory) shard(key string) *memShard {
-	return &m.shards[maphash.String(m.seed, key)%uint64(len(m.shards))]
+func (m *Memory) shardOf(id uint64) *memShard {
+	return &m.shards[id%uint64(len(m.shards))]
 }
+
+func (m *Memory) shard(key string) *memShard { return m.shardOf(maphash.String(m.seed, key)) }
 
 var errClosedCtx = errors.New("store memory: context done")
 
@@ -232,62 +265,70 @@ func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.Cl
 	}
 	now := obs.Now.UnixMilli()
 	w := obs.Windows
-	s := m.shard(obs.ClientKey)
+	id := maphash.String(m.seed, obs.ClientKey)
+	s := m.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b := s.activeBan(obs.ClientKey, now); b != nil {
 		ban := b.ban
 		return scoring.ClientState{Ban: &ban}, nil
 	}
-	c := s.client(obs.ClientKey, now, w.StateTTL)
-	c.lastSeen = now
-	c.total++
-	st := scoring.ClientState{Requests: c.total}
+	c := s.client(id, now, w.StateTTL)
+	rnow := c.rel(now)
+	c.lastSeen = uint32(rnow)
+	if c.total < 65535 {
+		c.total++
+	}
+	st := scoring.ClientState{Requests: int64(c.total)}
 
 	ri := bucket(now, w.Rate)
-	c.rate.add(ri)
-	st.RecentRequests = c.rate.sum(ri)
-	if c.errs != nil {
-		ei := bucket(now, w.Errors)
-		st.Responses, st.Errors = c.errs.total.sum(ei), c.errs.errors.sum(ei)
+	if advance(&c.rateBase, ri, &c.rate) {
+		c.rate.inc(ri)
 	}
+	st.RecentRequests = c.rate.sum(c.rateBase, ri)
+	ei := bucket(now, w.Errors)
+	st.Responses, st.Errors = c.errTotal.sum(c.errBase, ei), c.errCount.sum(c.errBase, ei)
 
 	// Endpoints: distinct count and burst after idle.
+	ep := fold32(obs.Endpoint)
 	var prev int64
 	found := false
 	for i := range c.endpoints {
-		if c.endpoints[i].hash == obs.Endpoint {
-			prev, found = c.endpoints[i].lastSeen, true
-			c.endpoints[i].lastSeen = now
+		if c.endpoints[i].hash == ep {
+			prev, found = int64(c.endpoints[i].seen), true
+			c.endpoints[i].seen = uint32(rnow)
 			break
 		}
 	}
 	if !found {
+		e := endpoint{hash: ep, seen: uint32(rnow)}
 		if len(c.endpoints) >= w.MaxEndpoints {
-			c.endpoints[oldestEndpoint(c.endpoints)] = endpoint{hash: obs.Endpoint, lastSeen: now}
+			c.endpoints[oldestEndpoint(c.endpoints)] = e
 		} else {
-			c.endpoints = append(c.endpoints, endpoint{hash: obs.Endpoint, lastSeen: now})
+			c.endpoints = append(c.endpoints, e)
 		}
 	}
-	since := now - w.Distinct.Milliseconds()
+	since := rnow - w.Distinct.Milliseconds()
 	for _, e := range c.endpoints {
-		if e.lastSeen > since {
+		if int64(e.seen) > since {
 			st.DistinctEndpoints++
 		}
 	}
 	switch {
-	case found && now-prev >= w.Idle.Milliseconds():
-		c.burst = burst{endpoint: obs.Endpoint, start: now, count: 1}
+	case found && rnow-prev >= w.Idle.Milliseconds():
+		c.burstEP, c.burstStart, c.burstCount = ep, uint32(rnow), 1
 		st.IdleBurst = 1
-	case c.burst.count > 0 && now-c.burst.start >= w.Burst.Milliseconds():
-		c.burst = burst{}
-	case c.burst.count > 0 && c.burst.endpoint == obs.Endpoint:
-		c.burst.count++
-		st.IdleBurst = int(c.burst.count)
+	case c.burstCount > 0 && rnow-int64(c.burstStart) >= w.Burst.Milliseconds():
+		c.burstEP, c.burstStart, c.burstCount = 0, 0, 0
+	case c.burstCount > 0 && c.burstEP == ep:
+		if c.burstCount < 65535 {
+			c.burstCount++
+		}
+		st.IdleBurst = int(c.burstCount)
 	}
 
 	if obs.HasID {
-		st.SequentialRun = c.sequence(obs, now, w.MaxTemplates)
+		st.SequentialRun = c.sequence(fold32(obs.Template), obs.ID, now, w.MaxTemplates)
 	}
 	return st, nil
 }
@@ -295,30 +336,30 @@ func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.Cl
 func oldestEndpoint(es []endpoint) int {
 	oldest := 0
 	for i := range es {
-		if es[i].lastSeen < es[oldest].lastSeen {
+		if es[i].seen < es[oldest].seen {
 			oldest = i
 		}
 	}
 	return oldest
 }
 
-func (c *client) sequence(obs scoring.Observation, now int64, maxTemplates int) int {
+func (c *client) sequence(tpl uint32, id, now int64, maxTemplates int) int {
 	for i := range c.templates {
 		t := &c.templates[i]
-		if t.hash != obs.Template {
+		if t.hash != tpl {
 			continue
 		}
-		switch obs.ID {
+		switch id {
 		case t.lastID + 1:
 			t.run++
 		case t.lastID:
 		default:
 			t.run = 1
 		}
-		t.lastID, t.lastSeen = obs.ID, now
+		t.lastID, t.lastSeen = id, now
 		return int(t.run)
 	}
-	t := template{hash: obs.Template, lastID: obs.ID, lastSeen: now, run: 1}
+	t := template{hash: tpl, lastID: id, lastSeen: now, run: 1}
 	if len(c.templates) < maxTemplates {
 		c.templates = append(c.templates, t)
 		return 1
@@ -336,11 +377,12 @@ func (c *client) sequence(obs scoring.Observation, now int64, maxTemplates int) 
 // client returns the client's record, creating it (and evicting the least
 // recently seen one when full) or resetting it when its state expired; it
 // becomes the most recently seen.
-func (s *memShard) client(key string, now int64, ttl time.Duration) *client {
-	c, ok := s.clients[key]
+func (s *memShard) client(id uint64, now int64, ttl time.Duration) *client {
+	c, ok := s.clients[id]
 	if ok {
-		if now-c.lastSeen >= ttl.Milliseconds() {
-			*c = client{key: c.key, prev: c.prev, next: c.next}
+		if now-(c.born+int64(c.lastSeen)) >= ttl.Milliseconds() {
+			// Keep the slices' memory; the client will likely need it again.
+			*c = client{id: c.id, prev: c.prev, next: c.next, endpoints: c.endpoints[:0], templates: c.templates[:0], born: now}
 		}
 		s.touch(c)
 		return c
@@ -348,10 +390,10 @@ func (s *memShard) client(key string, now int64, ttl time.Duration) *client {
 	if len(s.clients) >= s.max && s.tail != nil {
 		old := s.tail
 		s.unlink(old)
-		delete(s.clients, old.key)
+		delete(s.clients, old.id)
 	}
-	c = &client{key: key}
-	s.clients[key] = c
+	c = &client{id: id, born: now}
+	s.clients[id] = c
 	s.pushFront(c)
 	return c
 }
@@ -410,22 +452,19 @@ func (m *Memory) ObserveResponse(ctx context.Context, clientKey string, isError 
 		return err
 	}
 	ms := at.UnixMilli()
-	s := m.shard(clientKey)
+	id := maphash.String(m.seed, clientKey)
+	s := m.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	// A client this replica never checked is tracked too, so its next
 	// request here sees its error rate.
-	c := s.client(clientKey, ms, w.StateTTL)
-	if c.lastSeen == 0 {
-		c.lastSeen = ms
-	}
-	if c.errs == nil {
-		c.errs = &errRing{}
-	}
+	c := s.client(id, ms, w.StateTTL)
 	i := bucket(ms, w.Errors)
-	c.errs.total.add(i)
-	if isError {
-		c.errs.errors.add(i)
+	if advance(&c.errBase, i, &c.errTotal, &c.errCount) {
+		c.errTotal.inc(i)
+		if isError {
+			c.errCount.inc(i)
+		}
 	}
 	return nil
 }
@@ -501,9 +540,9 @@ func (m *Memory) Unban(ctx context.Context, clientKey string, now time.Time) (bo
 	defer s.mu.Unlock()
 	active := s.activeBan(clientKey, now.UnixMilli()) != nil
 	delete(s.bans, clientKey)
-	if c, ok := s.clients[clientKey]; ok {
+	if c, ok := s.clients[maphash.String(m.seed, clientKey)]; ok {
 		s.unlink(c)
-		delete(s.clients, clientKey)
+		delete(s.clients, c.id)
 	}
 	return active, nil
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/smartlayer/smartlayer/internal/scoring"
@@ -49,7 +50,7 @@ func newMemory(t testing.TB, o MemoryOptions) *Memory {
 	return m
 }
 
-func TestRing(t *testing.T) {
+func TestCounts(t *testing.T) {
 	tests := map[string]struct {
 		adds []int64
 		cur  int64
@@ -69,12 +70,14 @@ func TestRing(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			var r ring
-			r.base = -1 << 40
+			var c counts
+			base := int64(-1 << 40)
 			for _, a := range tc.adds {
-				r.add(a)
+				if advance(&base, a, &c) {
+					c.inc(a)
+				}
 			}
-			if got := r.sum(tc.cur); got != tc.want {
+			if got := c.sum(base, tc.cur); got != tc.want {
 				t.Fatalf("sum(%d) = %d, want %d", tc.cur, got, tc.want)
 			}
 		})
@@ -283,7 +286,8 @@ func TestMemoryMillionClients(t *testing.T) {
 	runtime.GC()
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
-	m := newMemory(t, MemoryOptions{MaxClients: clients})
+	// Shards fill unevenly; leave room so none evicts.
+	m := newMemory(t, MemoryOptions{MaxClients: clients * 11 / 10})
 	ctx := context.Background()
 	w := windows()
 	for i := range clients {
@@ -314,4 +318,38 @@ func TestMemoryMillionClients(t *testing.T) {
 		t.Fatalf("HeapInuse %.1f MiB > 300 MiB", inuse)
 	}
 	runtime.KeepAlive(m)
+}
+
+func TestClientSize(t *testing.T) {
+	// 176 bytes is a Go size class; one byte more costs 16 per client.
+	if got := unsafe.Sizeof(client{}); got > 176 {
+		t.Fatalf("client is %d bytes, keep it at most 176", got)
+	}
+}
+
+// TestMemoryRebase: a client active for longer than its relative clock
+// holds keeps correct windows.
+func TestMemoryRebase(t *testing.T) {
+	m := newMemory(t, DefaultMemoryOptions())
+	ctx := context.Background()
+	w := windows()
+	w.StateTTL = 365 * 24 * time.Hour
+	w.Distinct = 30 * time.Minute
+	at := t0
+	// One request every 20 minutes for 60 days on two endpoints.
+	for i := range 60 * 72 {
+		obs := scoring.Observation{ClientKey: "c", Now: at, Windows: w, Endpoint: uint64(i % 2)}
+		st, err := m.Check(ctx, obs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.DistinctEndpoints != min(i+1, 2) || st.RecentRequests != 1 {
+			t.Fatalf("request %d (day %d): %+v", i, i/72, st)
+		}
+		// Each endpoint rests 40 minutes: each return starts a burst.
+		if i >= 2 && st.IdleBurst != 1 {
+			t.Fatalf("request %d (day %d): idle burst %d", i, i/72, st.IdleBurst)
+		}
+		at = at.Add(20 * time.Minute)
+	}
 }
