@@ -146,8 +146,8 @@ func (h *bansHandler) add(w http.ResponseWriter, r *http.Request) {
 	var ttl time.Duration
 	if req.TTL != "" {
 		d, err := time.ParseDuration(req.TTL)
-		if err != nil || d <= 0 || d > maxBanTTL {
-			writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "bad_request", Message: "ttl must be a positive Go duration up to 8760h, e.g. 30m"})
+		if err != nil || d < time.Second || d > maxBanTTL {
+			writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "bad_request", Message: "ttl must be a Go duration from 1s to 8760h, e.g. 30m"})
 			return
 		}
 		ttl = d

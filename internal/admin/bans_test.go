@@ -148,3 +148,35 @@ func TestBansHandlerStoreDown(t *testing.T) {
 		{method: "DELETE", path: "/v1/bans/192.0.2.1", token: "t", wantStatus: 503},
 	})
 }
+
+func FuzzBansHandlerPost(f *testing.F) {
+	for _, s := range []string{`{"ip":"192.0.2.1"}`, `{"ip":"2001:db8::/64","ttl":"1h","reason":"x"}`, `{"ip":"::ffff:1.2.3.4","ttl":"1ns"}`, `{"ip":"::ffff:1.2.3.4","ttl":"1s"}`,
+		`{"ip":1}`, `[]`, `{"ip":"1.2.3.4"}{}`, `{"ip":"fe80::1%eth0"}`} {
+		f.Add(s)
+	}
+	st, err := store.NewMemory(store.MemoryOptions{MaxClients: 1000, MaxBans: 1000})
+	if err != nil {
+		f.Fatal(err)
+	}
+	b, err := scoring.NewBehavior(scoring.DefaultBehaviorConfig(), st, nil, nil, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := BansHandler(b, "t", nil)
+	f.Fuzz(func(t *testing.T, body string) {
+		r := httptest.NewRequest("POST", "/v1/bans", strings.NewReader(body))
+		r.Header.Set("Authorization", "Bearer t")
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		switch w.Code {
+		case 201:
+			var ban scoring.Ban
+			if err := json.Unmarshal(w.Body.Bytes(), &ban); err != nil || ban.ClientKey == "" || !ban.Expires.After(ban.Created) {
+				t.Fatalf("201 with %s (%v)", w.Body, err)
+			}
+		case 400:
+		default:
+			t.Fatalf("status %d for %q: %s", w.Code, body, w.Body)
+		}
+	})
+}

@@ -197,12 +197,14 @@ func (b *Behavior) Ban(ctx context.Context, clientKey, reason string, score int,
 }
 
 // AddBan bans a client for ttl (an operator's ban: it replaces an active
-// ban and does not count as an offence). ttl ≤ 0 means behavior.ban_ttl.
+// ban and does not count as an offence). ttl ≤ 0 means behavior.ban_ttl;
+// shorter than a second is rounded up to a second.
 func (b *Behavior) AddBan(ctx context.Context, clientKey, reason string, ttl time.Duration, now time.Time) (Ban, error) {
 	cfg := b.cfg.Load()
 	if ttl <= 0 {
 		ttl = cfg.BanTTL
 	}
+	ttl = max(ttl, time.Second)
 	key := ClientKey(clientKey, cfg.IPv6Prefix)
 	ban, err := b.state.Ban(ctx, key, BanRequest{Reason: reason, Now: now, TTL: ttl})
 	if err != nil {

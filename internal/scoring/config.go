@@ -254,7 +254,9 @@ func (c BehaviorConfig) Validate() error {
 			bad("state_ttl", "must cover %s (%s), got %s", w.name, w.d, c.StateTTL)
 		}
 	}
-	positiveDur("ban_ttl", c.BanTTL)
+	if c.BanTTL < time.Second {
+		bad("ban_ttl", "must be at least 1s, got %s", c.BanTTL)
+	}
 	if c.BanEscalation < 1 {
 		bad("ban_escalation", "must be at least 1, got %d", c.BanEscalation)
 	}
