@@ -98,7 +98,7 @@ func (b *Behavior) Key(clientKey string) string {
 
 func (b *Behavior) requestKey(r *Request, cfg *BehaviorConfig) string {
 	if r.ClientIP.IsValid() {
-		return AddrKey(r.ClientIP, cfg.IPv6Prefix)
+		return addrKey(r.ClientIP, cfg.IPv6Prefix, r.ClientKey)
 	}
 	return ClientKey(r.ClientKey, cfg.IPv6Prefix)
 }

@@ -1,6 +1,7 @@
 package scoring
 
 import (
+	"bytes"
 	"net/netip"
 	"net/url"
 	"path"
@@ -114,16 +115,34 @@ func Decide(cfg BehaviorConfig, req *Request, st ClientState, now time.Time) Out
 }
 
 func matchUserAgent(patterns []string, ua string) bool {
-	if ua == "" || len(patterns) == 0 {
+	if ua == "" {
 		return false
 	}
-	lower := strings.ToLower(ua)
+	// Lowercase into a stack buffer: strings.ToLower would allocate for
+	// every browser (they all say "Mozilla").
+	var buf [512]byte
+	var lower []byte
+	if len(ua) <= len(buf) {
+		lower = buf[:len(ua)]
+		for i := 0; i < len(ua); i++ {
+			lower[i] = lowerASCII(ua[i])
+		}
+	} else {
+		lower = []byte(strings.ToLower(ua))
+	}
 	for _, p := range patterns {
-		if p != "" && strings.Contains(lower, strings.ToLower(p)) {
+		if p != "" && bytes.Contains(lower, []byte(strings.ToLower(p))) {
 			return true
 		}
 	}
 	return false
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 func matchSensitive(prefixes []string, cleaned string) bool {
@@ -220,15 +239,55 @@ func isDigits(s string) bool {
 	return true
 }
 
+const fnvOffset, fnvPrime = 14695981039346656037, 1099511628211
+
 // hashString is FNV-1a, inlined to stay allocation-free.
 func hashString(s string) uint64 {
-	const offset, prime = 14695981039346656037, 1099511628211
-	h := uint64(offset)
+	h := uint64(fnvOffset)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
-		h *= prime
+		h *= fnvPrime
 	}
 	return h
+}
+
+// templateHash is hashString(RouteTemplate(cleaned)) without building the
+// template.
+func templateHash(cleaned string) (h uint64, id int64, hasID bool) {
+	h = fnvOffset
+	write := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= fnvPrime
+		}
+	}
+	start := 0
+	numeric := false
+	for i := 0; i <= len(cleaned); i++ {
+		if i < len(cleaned) && cleaned[i] != '/' {
+			continue
+		}
+		seg := cleaned[start:i]
+		if isDigits(seg) {
+			numeric = true
+			write("{id}")
+			hasID = false
+			if len(seg) <= maxIDDigits {
+				id, _ = strconv.ParseInt(seg, 10, 64)
+				hasID = true
+			}
+		} else {
+			write(seg)
+		}
+		if i < len(cleaned) {
+			write("/")
+		}
+		start = i + 1
+	}
+	if !numeric || !hasID {
+		return h, 0, false
+	}
+	return h, id, true
 }
 
 // Observe describes the request for the store. Pure.
@@ -240,8 +299,8 @@ func Observe(cfg BehaviorConfig, clientKey string, req *Request, now time.Time) 
 		Endpoint:  hashString(cleaned),
 		Windows:   cfg.windows(),
 	}
-	if tpl, id, ok := RouteTemplate(cleaned); ok {
-		obs.Template, obs.ID, obs.HasID = hashString(tpl), id, true
+	if h, id, ok := templateHash(cleaned); ok {
+		obs.Template, obs.ID, obs.HasID = h, id, true
 	}
 	return obs
 }
@@ -274,10 +333,21 @@ func ClientKey(key string, ipv6Prefix int) string {
 }
 
 // AddrKey is ClientKey for a parsed address.
-func AddrKey(a netip.Addr, ipv6Prefix int) string {
+func AddrKey(a netip.Addr, ipv6Prefix int) string { return addrKey(a, ipv6Prefix, "") }
+
+// addrKey returns hint instead of a new string when they are equal, so the
+// common case (authz's ClientKey is already canonical) does not allocate.
+func addrKey(a netip.Addr, ipv6Prefix int, hint string) string {
 	a = a.Unmap().WithZone("")
+	var buf [64]byte
+	var k []byte
 	if a.Is6() && ipv6Prefix > 0 && ipv6Prefix < 128 {
-		return netip.PrefixFrom(a, ipv6Prefix).Masked().String()
+		k = netip.PrefixFrom(a, ipv6Prefix).Masked().AppendTo(buf[:0])
+	} else {
+		k = a.AppendTo(buf[:0])
 	}
-	return a.String()
+	if string(k) == hint {
+		return hint
+	}
+	return string(k)
 }

@@ -31,6 +31,9 @@ func TestRouteTemplate(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			tpl, id, ok := RouteTemplate(tc.path)
+			if h, id2, ok2 := templateHash(tc.path); h != hashString(tpl) || id2 != id || ok2 != ok {
+				t.Fatalf("templateHash disagrees: %x, %d, %v", h, id2, ok2)
+			}
 			if tpl != tc.tpl || id != tc.id || ok != tc.hasID {
 				t.Fatalf("RouteTemplate(%q) = %q, %d, %v; want %q, %d, %v", tc.path, tpl, id, ok, tc.tpl, tc.id, tc.hasID)
 			}
@@ -232,6 +235,9 @@ func FuzzRouteTemplate(f *testing.F) {
 			t.Fatalf("CleanPath(%q) = %q lacks a leading slash", p, cleaned)
 		}
 		tpl, id, ok := RouteTemplate(cleaned)
+		if h, id2, ok2 := templateHash(cleaned); h != hashString(tpl) || id2 != id || ok2 != ok {
+			t.Fatalf("templateHash(%q) = %x, %d, %v; RouteTemplate gives %q (%x), %d, %v", cleaned, h, id2, ok2, tpl, hashString(tpl), id, ok)
+		}
 		if again, _, ok2 := RouteTemplate(tpl); again != tpl || ok2 {
 			t.Fatalf("template of template %q = %q (id %v)", tpl, again, ok2)
 		}
@@ -257,4 +263,29 @@ func FuzzClientKey(f *testing.F) {
 			t.Fatalf("ClientKey not idempotent: %q → %q → %q", key, k, again)
 		}
 	})
+}
+
+func FuzzMatchUserAgent(f *testing.F) {
+	f.Add("Mozilla/5.0 python-REQUESTS/2", "python-requests")
+	f.Add("curl", "CURL")
+	f.Add("cur", "curl")
+	f.Add(strings.Repeat("x", 600)+"Wget", "wget")
+	f.Fuzz(func(t *testing.T, ua, pattern string) {
+		if !isASCII(ua) || !isASCII(pattern) {
+			return
+		}
+		want := ua != "" && pattern != "" && strings.Contains(strings.ToLower(ua), strings.ToLower(pattern))
+		if got := matchUserAgent([]string{pattern}, ua); got != want {
+			t.Fatalf("matchUserAgent(%q, %q) = %v, want %v", pattern, ua, got, want)
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
