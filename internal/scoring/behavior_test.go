@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -818,5 +819,41 @@ func TestRedisDown(t *testing.T) {
 	defer cancel()
 	if _, err := b.Check(ctx, req(ip, browserUA, "/", t0.Add(2*time.Second))); err != nil {
 		t.Fatalf("after restart: %v", err)
+	}
+}
+
+func TestSetConfig(t *testing.T) {
+	st, err := store.NewMemory(store.DefaultMemoryOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newBehavior(t, st, scoring.DefaultBehaviorConfig(), nil, nil)
+	bad := scoring.DefaultBehaviorConfig()
+	bad.GreyThreshold = 0
+	if err := b.SetConfig(bad); err == nil || !strings.Contains(err.Error(), "behavior.grey_threshold") {
+		t.Fatalf("SetConfig(bad) = %v", err)
+	}
+	if got := b.Config().GreyThreshold; got != 4 {
+		t.Fatalf("bad config applied: grey_threshold %d", got)
+	}
+	if out := check(t, b, req("192.0.2.1", "", "/", t0)); out.Reason != scoring.ReasonEmptyUserAgent {
+		t.Fatalf("before reload: %+v", out)
+	}
+	cfg := scoring.DefaultBehaviorConfig()
+	cfg.BlockEmptyUserAgent = false
+	cfg.SensitivePaths = []string{"/internal"}
+	if err := b.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg.SensitivePaths[0] = "/changed-after-set" // the Behavior keeps its own copy
+	if out := check(t, b, req("192.0.2.2", "", "/", t0)); out.Deny {
+		t.Fatalf("after reload: %+v", out)
+	}
+	at := warmUp(t, b, "192.0.2.3", browserUA, t0)
+	if out := check(t, b, req("192.0.2.3", browserUA, "/internal/x", at)); out.Score != 4 {
+		t.Fatalf("reloaded sensitive path: %+v", out)
+	}
+	if out := check(t, b, req("192.0.2.3", browserUA, "/admin", at.Add(5*time.Second))); out.Score != 0 {
+		t.Fatalf("old sensitive path still applies: %+v", out)
 	}
 }

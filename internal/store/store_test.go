@@ -13,6 +13,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/testenv"
@@ -352,4 +353,26 @@ func TestMemoryRebase(t *testing.T) {
 		}
 		at = at.Add(20 * time.Minute)
 	}
+}
+
+func TestMemoryTrackedClientsMetric(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := newMemory(t, MemoryOptions{Registerer: reg})
+	for i := range 3 {
+		if _, err := m.Check(context.Background(), scoring.Observation{ClientKey: fmt.Sprint(i), Now: t0, Windows: windows()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := gaugeValue(t, reg); got != 3 {
+		t.Fatalf("tracked clients = %v", got)
+	}
+}
+
+func gaugeValue(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "smartlayer_store_tracked_clients" {
+		t.Fatalf("gather: %v %v", mfs, err)
+	}
+	return mfs[0].GetMetric()[0].GetGauge().GetValue()
 }
