@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -38,7 +40,9 @@ func uniquePrefix(t testing.TB) string {
 }
 
 func redisClient(t testing.TB, addr string) redis.UniversalClient {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
+	// ContextTimeoutEnabled: without it go-redis ignores the caller's
+	// deadline on reads and waits for ReadTimeout (3 s by default).
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -855,5 +859,52 @@ func TestSetConfig(t *testing.T) {
 	}
 	if out := check(t, b, req("192.0.2.3", browserUA, "/admin", at.Add(5*time.Second))); out.Score != 0 {
 		t.Fatalf("old sensitive path still applies: %+v", out)
+	}
+}
+
+// TestRedisHung: a Redis that accepts connections but never answers (a
+// stalled server, a network black hole) costs a Check no more than its
+// deadline.
+func TestRedisHung(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns sync.WaitGroup
+	done := make(chan struct{})
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			go func() {
+				defer conns.Done()
+				defer c.Close()
+				go func() { <-done; c.Close() }()
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); close(done); conns.Wait() })
+	st, err := store.NewRedis(redisClient(t, l.Addr().String()), store.RedisOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newBehavior(t, st, scoring.DefaultBehaviorConfig(), nil, nil)
+	for range 3 {
+		const deadline = 20 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		start := time.Now()
+		_, err := b.Check(ctx, req("192.0.2.9", browserUA, "/", t0))
+		elapsed := time.Since(start)
+		cancel()
+		if err == nil {
+			t.Fatal("Check against a silent Redis: no error")
+		}
+		if elapsed > deadline+500*time.Millisecond {
+			t.Fatalf("Check took %s with a %s deadline", elapsed, deadline)
+		}
 	}
 }
