@@ -1,0 +1,366 @@
+package scoring
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Behavior is django-smart-layer's AIAnomalyDetector: it records each
+// request in a State, applies Decide, bans, and asks the LLM about grey-zone
+// clients in the background.
+//
+// Safe for concurrent use. Close stops the LLM workers.
+type Behavior struct {
+	cfg      atomic.Pointer[BehaviorConfig]
+	state    State
+	verdicts Verdicts
+	log      *slog.Logger
+	m        *metrics
+	now      func() time.Time
+
+	ask    *asker
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// Option tunes a Behavior.
+type Option func(*Behavior)
+
+// WithClock sets the clock used where no request time is at hand: LLM bans
+// and requests without a Time. Tests pass a fake one.
+func WithClock(now func() time.Time) Option { return func(b *Behavior) { b.now = now } }
+
+// NewBehavior validates cfg and starts cfg.LLM.Workers workers when v is not
+// nil. A nil v (no LLM configured) never bans grey-zone clients. A nil
+// logger discards; a nil reg registers no metrics.
+func NewBehavior(cfg BehaviorConfig, st State, v Verdicts, logger *slog.Logger, reg prometheus.Registerer, opts ...Option) (*Behavior, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("behavior config: %w", err)
+	}
+	if st == nil {
+		return nil, errors.New("behavior: nil State")
+	}
+	if logger == nil {
+		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("behavior metrics: %w", err)
+	}
+	b := &Behavior{state: st, verdicts: v, log: logger, m: m, now: time.Now}
+	for _, o := range opts {
+		o(b)
+	}
+	c := cloneConfig(cfg)
+	b.cfg.Store(&c)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	if v != nil {
+		b.ask = newAsker(cfg.LLM.QueueSize)
+		for range cfg.LLM.Workers {
+			b.ask.wg.Add(1)
+			go b.worker()
+		}
+	}
+	return b, nil
+}
+
+func cloneConfig(c BehaviorConfig) BehaviorConfig {
+	c.SuspiciousUserAgents = append([]string(nil), c.SuspiciousUserAgents...)
+	c.SensitivePaths = append([]string(nil), c.SensitivePaths...)
+	return c
+}
+
+// Config returns the configuration in use.
+func (b *Behavior) Config() BehaviorConfig { return cloneConfig(*b.cfg.Load()) }
+
+// SetConfig swaps the configuration atomically (hot reload). The LLM queue
+// size and worker count keep their start-up values.
+func (b *Behavior) SetConfig(cfg BehaviorConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("behavior config: %w", err)
+	}
+	c := cloneConfig(cfg)
+	b.cfg.Store(&c)
+	return nil
+}
+
+// Key returns the state key of a client key (see ClientKey).
+func (b *Behavior) Key(clientKey string) string {
+	return ClientKey(clientKey, b.cfg.Load().IPv6Prefix)
+}
+
+func (b *Behavior) requestKey(r *Request, cfg *BehaviorConfig) string {
+	if r.ClientIP.IsValid() {
+		return addrKey(r.ClientIP, cfg.IPv6Prefix, r.ClientKey)
+	}
+	return ClientKey(r.ClientKey, cfg.IPv6Prefix)
+}
+
+// Check records r and decides. A store error returns the error and a zero
+// Outcome: the caller applies its fail mode. A failure to store a ban after a
+// deny decision is logged and counted, and the request is still denied.
+func (b *Behavior) Check(ctx context.Context, r *Request) (Outcome, error) {
+	cfg := b.cfg.Load()
+	now := r.Time
+	if now.IsZero() {
+		now = b.now()
+	}
+	key := b.requestKey(r, cfg)
+	st, err := b.state.Check(ctx, Observe(*cfg, key, r, now))
+	if err != nil {
+		b.m.storeErrors.WithLabelValues("check").Inc()
+		return Outcome{}, fmt.Errorf("behavior check %s: %w", key, err)
+	}
+	out := Decide(*cfg, r, st, now)
+	if st.Ban == nil && st.Requests > int64(cfg.GraceRequests) && out.Reason == "" {
+		b.m.score.Observe(float64(out.Score))
+	}
+	if out.Grey && b.ask != nil {
+		if v, ok := b.ask.cached(key, now); ok {
+			if v.Action == VerdictBlock && v.Confidence >= cfg.LLM.MinConfidence {
+				out.Grey, out.Deny, out.Reason = false, true, ReasonScore
+				out.Signals = append(out.Signals, SignalLLMBlock)
+			}
+		} else {
+			b.enqueue(key, r, out, st, cfg)
+		}
+	}
+	if out.Deny && out.Reason != ReasonBanned {
+		ban, err := b.state.Ban(ctx, key, b.banRequest(cfg, out.Reason, out.Score, now))
+		if err != nil {
+			b.m.storeErrors.WithLabelValues("ban").Inc()
+			b.log.WarnContext(ctx, "behavior: ban not stored; denying this request only",
+				"client", key, "reason", out.Reason, "err", err)
+		} else {
+			out.Ban = &ban
+			b.m.bans.WithLabelValues(out.Reason).Inc()
+			b.log.InfoContext(ctx, "behavior: banned", "client", key, "reason", out.Reason,
+				"score", out.Score, "signals", out.Signals, "expires", ban.Expires, "offence", ban.Offence)
+		}
+	}
+	switch {
+	case out.Deny:
+		b.m.decisions.WithLabelValues(out.Reason).Inc()
+	case out.Grey:
+		b.m.decisions.WithLabelValues("grey").Inc()
+	default:
+		b.m.decisions.WithLabelValues("allow").Inc()
+	}
+	return out, nil
+}
+
+func (b *Behavior) banRequest(cfg *BehaviorConfig, reason string, score int, now time.Time) BanRequest {
+	return BanRequest{
+		Reason: reason, Score: score, Now: now,
+		TTL: cfg.BanTTL, Escalate: true, Factor: cfg.BanEscalation,
+		MaxTTL: cfg.BanMaxTTL, OffenceMemory: cfg.OffenceMemory,
+	}
+}
+
+// ObserveResponse feeds the error window from the access log: one upstream
+// response of the client. Our own denials (ownDenial) are not the
+// upstream's answers and are ignored.
+func (b *Behavior) ObserveResponse(ctx context.Context, clientKey string, status int, ownDenial bool, at time.Time) error {
+	if ownDenial || status <= 0 {
+		return nil
+	}
+	cfg := b.cfg.Load()
+	key := ClientKey(clientKey, cfg.IPv6Prefix)
+	if err := b.state.ObserveResponse(ctx, key, status >= 400, at, cfg.windows()); err != nil {
+		b.m.storeErrors.WithLabelValues("observe_response").Inc()
+		return fmt.Errorf("behavior observe response %s: %w", key, err)
+	}
+	return nil
+}
+
+// Ban bans a client with the escalating policy (repeat offences within
+// behavior.offence_memory ban longer). Payload inspection calls it when a
+// known-malicious payload repeats; reason should be a closed-set reason such
+// as "payload.sqli". An active ban is returned unchanged.
+func (b *Behavior) Ban(ctx context.Context, clientKey, reason string, score int, now time.Time) (Ban, error) {
+	cfg := b.cfg.Load()
+	key := ClientKey(clientKey, cfg.IPv6Prefix)
+	ban, err := b.state.Ban(ctx, key, b.banRequest(cfg, reason, score, now))
+	if err != nil {
+		b.m.storeErrors.WithLabelValues("ban").Inc()
+		return Ban{}, fmt.Errorf("behavior ban %s: %w", key, err)
+	}
+	b.m.bans.WithLabelValues(metricReason(reason)).Inc()
+	return ban, nil
+}
+
+// AddBan bans a client for ttl (an operator's ban: it replaces an active
+// ban and does not count as an offence). ttl ≤ 0 means behavior.ban_ttl;
+// shorter than a second is rounded up to a second.
+func (b *Behavior) AddBan(ctx context.Context, clientKey, reason string, ttl time.Duration, now time.Time) (Ban, error) {
+	cfg := b.cfg.Load()
+	if ttl <= 0 {
+		ttl = cfg.BanTTL
+	}
+	ttl = max(ttl, time.Second)
+	key := ClientKey(clientKey, cfg.IPv6Prefix)
+	ban, err := b.state.Ban(ctx, key, BanRequest{Reason: reason, Now: now, TTL: ttl})
+	if err != nil {
+		b.m.storeErrors.WithLabelValues("ban").Inc()
+		return Ban{}, fmt.Errorf("behavior add ban %s: %w", key, err)
+	}
+	b.m.bans.WithLabelValues("manual").Inc()
+	return ban, nil
+}
+
+// Unban lifts a client's ban and forgets its offences and windows. It
+// reports whether a ban was active.
+func (b *Behavior) Unban(ctx context.Context, clientKey string, now time.Time) (bool, error) {
+	key := b.Key(clientKey)
+	ok, err := b.state.Unban(ctx, key, now)
+	if err != nil {
+		b.m.storeErrors.WithLabelValues("unban").Inc()
+		return false, fmt.Errorf("behavior unban %s: %w", key, err)
+	}
+	if b.ask != nil {
+		b.ask.forget(key)
+	}
+	return ok, nil
+}
+
+// ListBans lists active bans (at most limit; limit ≤ 0 means 10000).
+func (b *Behavior) ListBans(ctx context.Context, now time.Time, limit int) ([]Ban, error) {
+	if limit <= 0 {
+		limit = 10000
+	}
+	bans, err := b.state.Bans(ctx, now, limit)
+	if err != nil {
+		b.m.storeErrors.WithLabelValues("list_bans").Inc()
+		return nil, fmt.Errorf("behavior list bans: %w", err)
+	}
+	return bans, nil
+}
+
+// metricReason keeps the bans_total label set closed.
+func metricReason(reason string) string {
+	switch reason {
+	case ReasonEmptyUserAgent, ReasonRequestBurst, ReasonErrorRate, ReasonScore, reasonLLM:
+		return reason
+	}
+	if len(reason) > 8 && reason[:8] == "payload." {
+		return "payload"
+	}
+	return "other"
+}
+
+// reasonLLM is the ban reason after a BLOCK verdict.
+const reasonLLM = "behavior.llm"
+
+func (b *Behavior) enqueue(key string, r *Request, out Outcome, st ClientState, cfg *BehaviorConfig) {
+	q := question{key: key, score: out.Score, summary: ClientSummary{
+		ClientKey: key, UserAgent: r.UserAgent(), Method: r.Method, Path: CleanPath(r.Path),
+		Score: out.Score, Signals: append([]string(nil), out.Signals...),
+		Requests: st.Requests, RecentRequests: st.RecentRequests, RateWindow: cfg.RateWindow,
+		Responses: st.Responses, Errors: st.Errors, ErrorWindow: cfg.ErrorWindow,
+		DistinctEndpoints: st.DistinctEndpoints, SequentialRun: st.SequentialRun, IdleBurst: st.IdleBurst,
+	}}
+	queued, full := b.ask.enqueue(q)
+	switch {
+	case queued:
+		b.m.llmQuestions.Inc()
+	case full:
+		b.m.llmFailures.WithLabelValues(llmFailQueueFull).Inc()
+	}
+}
+
+func (b *Behavior) worker() {
+	defer b.ask.wg.Done()
+	for {
+		select {
+		case <-b.ask.stop:
+			return
+		case q := <-b.ask.queue:
+			b.answer(q)
+			b.ask.inflight.Done()
+		}
+	}
+}
+
+// answer asks about one client and bans on a confident BLOCK. Any failure
+// leaves the client alone (fail open).
+func (b *Behavior) answer(q question) {
+	cfg := b.cfg.Load()
+	ctx, cancel := context.WithTimeout(b.ctx, cfg.LLM.Timeout)
+	v, err := b.verdicts.ClientVerdict(ctx, q.summary)
+	cancel()
+	if err == nil {
+		err = v.validate()
+	}
+	now := b.now()
+	if err != nil {
+		reason := llmFailError
+		switch {
+		case errors.Is(err, errInvalidVerdict):
+			reason = llmFailInvalid
+		case errors.Is(err, context.DeadlineExceeded):
+			reason = llmFailTimeout
+		}
+		b.m.llmFailures.WithLabelValues(reason).Inc()
+		b.log.Warn("behavior: no LLM verdict; client not banned", "client", q.key, "err", err)
+		b.ask.done(q.key, nil, now, 0, 0)
+		return
+	}
+	action := "allow"
+	if v.Action == VerdictBlock {
+		action = "block"
+		if v.Confidence < cfg.LLM.MinConfidence {
+			action = "block_low_confidence"
+		}
+	}
+	b.m.llmVerdicts.WithLabelValues(action).Inc()
+	if action == "block" {
+		ctx, cancel := context.WithTimeout(b.ctx, cfg.LLM.StoreTimeout)
+		ban, err := b.state.Ban(ctx, q.key, b.banRequest(cfg, reasonLLM, q.score, now))
+		cancel()
+		if err != nil {
+			b.m.storeErrors.WithLabelValues("ban").Inc()
+			b.m.llmFailures.WithLabelValues(llmFailBan).Inc()
+			b.log.Warn("behavior: LLM said BLOCK but the ban was not stored", "client", q.key, "err", err)
+			// Not cached, so the next grey request asks again.
+			b.ask.done(q.key, nil, now, 0, 0)
+			return
+		}
+		b.m.bans.WithLabelValues(reasonLLM).Inc()
+		b.log.Info("behavior: banned after LLM verdict", "client", q.key, "confidence", v.Confidence,
+			"llm_reason", v.Reason, "expires", ban.Expires)
+	}
+	b.ask.done(q.key, &v, now, cfg.LLM.CacheTTL, cfg.LLM.CacheSize)
+}
+
+// Close stops the LLM workers, abandoning queued questions. It does not
+// close the State.
+func (b *Behavior) Close() error {
+	b.cancel()
+	if b.ask == nil {
+		return nil
+	}
+	b.ask.mu.Lock()
+	if b.ask.closed {
+		b.ask.mu.Unlock()
+		return nil
+	}
+	b.ask.closed = true
+	close(b.ask.stop)
+	b.ask.mu.Unlock()
+	b.ask.wg.Wait()
+	for {
+		select {
+		case <-b.ask.queue:
+			b.ask.inflight.Done()
+		default:
+			return nil
+		}
+	}
+}

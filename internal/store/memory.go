@@ -1,0 +1,573 @@
+// Package store keeps client state for the scoring rules: in process
+// (Memory, one replica) or in Redis (shared by replicas, survives restarts).
+// Only this package knows the Redis keys of behaviour state.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/smartlayer/smartlayer/internal/scoring"
+)
+
+// MemoryOptions configures the in-process store.
+type MemoryOptions struct {
+	// MaxClients bounds tracked clients (behavior: max_tracked_clients);
+	// the least recently seen client is forgotten first.
+	MaxClients int
+	// MaxBans bounds remembered bans and offences; when full, expired ones
+	// are swept, then the soonest-forgotten one is dropped.
+	MaxBans int
+	// Shards splits the maps to spread lock contention.
+	Shards int
+	// Registerer receives smartlayer_store_tracked_clients (nil: none).
+	Registerer prometheus.Registerer
+}
+
+// DefaultMemoryOptions returns the defaults.
+func DefaultMemoryOptions() MemoryOptions {
+	return MemoryOptions{MaxClients: 1_000_000, MaxBans: 100_000, Shards: 64}
+}
+
+// Memory is the in-process State: sharded maps with an LRU bound.
+type Memory struct {
+	seed   maphash.Seed
+	shards []memShard
+}
+
+type memShard struct {
+	mu      sync.Mutex
+	clients map[uint64]*client
+	// LRU list: head is the most recently seen.
+	head, tail *client
+	max        int
+	bans       map[string]*banEntry
+	maxBans    int
+}
+
+// client is one client's windows, kept compact so 1 M of them fit in
+// 300 MiB: fields laid out flat (no padding between small arrays), 32-bit
+// hashes, and times as milliseconds since born (rebased before they
+// overflow). The struct is 176 bytes, a Go size class.
+type client struct {
+	// id is the hash of the client key (the map key); a collision of two
+	// clients' 64-bit hashes would merge their windows, never their bans.
+	id         uint64
+	prev, next *client
+	// born is when this state started (Unix ms); 0 for a new record.
+	born      int64
+	rateBase  int64
+	errBase   int64
+	endpoints []endpoint
+	templates []template
+	rate      counts
+	errTotal  counts
+	errCount  counts
+	// lastSeen and burstStart are ms since born.
+	lastSeen   uint32
+	burstStart uint32
+	burstEP    uint32
+	// total saturates at 65535: it only matters for the grace period.
+	total      uint16
+	burstCount uint16
+}
+
+// endpoint is a path (hash) and when it was last seen (ms since born).
+type endpoint struct {
+	hash uint32
+	seen uint32
+}
+
+type template struct {
+	hash     uint32
+	run      uint32
+	lastID   int64
+	lastSeen int64
+}
+
+// rel converts a Unix ms time to ms since born, rebasing first when it
+// would not fit; times before born clamp to 0.
+func (c *client) rel(ms int64) int64 {
+	if ms-c.born >= 1<<31 {
+		c.rebase(ms - c.born - 1<<30)
+	}
+	return max(ms-c.born, 0)
+}
+
+// rebase moves born forward by delta; times older than the new born clamp
+// to it, which keeps them older than every window.
+func (c *client) rebase(delta int64) {
+	sub := func(v uint32) uint32 { return uint32(max(int64(v)-delta, 0)) }
+	c.born += delta
+	for i := range c.endpoints {
+		c.endpoints[i].seen = sub(c.endpoints[i].seen)
+	}
+	c.lastSeen = sub(c.lastSeen)
+	if int64(c.burstStart) < delta {
+		c.burstEP, c.burstStart, c.burstCount = 0, 0, 0
+	} else {
+		c.burstStart = sub(c.burstStart)
+	}
+}
+
+// counts is a window of WindowBuckets buckets; with its base (the newest
+// bucket's index) it holds buckets base-N+1 … base.
+type counts [scoring.WindowBuckets]uint16
+
+const n = scoring.WindowBuckets
+
+// advance moves the window to idx and reports whether idx is still inside
+// it (an event older than the window is dropped).
+func advance(base *int64, idx int64, cs ...*counts) bool {
+	switch {
+	case idx > *base:
+		steps := min(idx-*base, n)
+		for i := int64(1); i <= steps; i++ {
+			for _, c := range cs {
+				c[mod(*base+i)] = 0
+			}
+		}
+		*base = idx
+	case idx <= *base-n:
+		return false
+	}
+	return true
+}
+
+func (c *counts) inc(idx int64) {
+	if v := &c[mod(idx)]; *v < 65535 {
+		*v++
+	}
+}
+
+// sum counts the buckets cur-N+1 … cur.
+func (c *counts) sum(base, cur int64) int {
+	lo, hi := max(cur-n+1, base-n+1), min(cur, base)
+	s := 0
+	for i := lo; i <= hi; i++ {
+		s += int(c[mod(i)])
+	}
+	return s
+}
+
+func mod(i int64) int64 {
+	m := i % n
+	if m < 0 {
+		m += n
+	}
+	return m
+}
+
+// bucket is the index of the bucket holding ms for a window split in N.
+func bucket(ms int64, window time.Duration) int64 {
+	return floorDiv(ms, bucketWidth(window))
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+// fold32 folds a 64-bit hash to 32 bits; per client at most a few dozen
+// endpoints are compared, so collisions are negligible.
+func fold32(h uint64) uint32 { return uint32(h ^ h>>32) }
+
+type banEntry struct {
+	ban         scoring.Ban
+	active      bool
+	offences    int
+	offencesExp int64
+}
+
+// NewMemory returns an empty in-process store.
+func NewMemory(opts MemoryOptions) (*Memory, error) {
+	d := DefaultMemoryOptions()
+	if opts.MaxClients == 0 {
+		opts.MaxClients = d.MaxClients
+	}
+	if opts.MaxBans == 0 {
+		opts.MaxBans = d.MaxBans
+	}
+	if opts.Shards == 0 {
+		opts.Shards = d.Shards
+	}
+	switch {
+	case opts.MaxClients < 1:
+		return nil, fmt.Errorf("store memory: max_tracked_clients must be positive, got %d", opts.MaxClients)
+	case opts.MaxBans < 1:
+		return nil, fmt.Errorf("store memory: max_bans must be positive, got %d", opts.MaxBans)
+	case opts.Shards < 1:
+		return nil, fmt.Errorf("store memory: shards must be positive, got %d", opts.Shards)
+	}
+	if opts.Shards > opts.MaxClients {
+		opts.Shards = opts.MaxClients
+	}
+	m := &Memory{seed: maphash.MakeSeed(), shards: make([]memShard, opts.Shards)}
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.clients = make(map[uint64]*client)
+		s.bans = make(map[string]*banEntry)
+		// Round up so the shards together hold at least MaxClients.
+		s.max = (opts.MaxClients + opts.Shards - 1) / opts.Shards
+		s.maxBans = (opts.MaxBans + opts.Shards - 1) / opts.Shards
+	}
+	if opts.Registerer != nil {
+		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "smartlayer_store_tracked_clients",
+			Help: "Clients whose behaviour the memory store tracks.",
+		}, func() float64 { return float64(m.Len()) })
+		if err := opts.Registerer.Register(g); err != nil {
+			return nil, fmt.Errorf("store memory metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Len returns the number of tracked clients.
+func (m *Memory) Len() int {
+	total := 0
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		total += len(s.clients)
+		s.mu.Unlock()
+	}
+	return total
+}
+
+func (m *Memory) shardOf(id uint64) *memShard {
+	return &m.shards[id%uint64(len(m.shards))]
+}
+
+func (m *Memory) shard(key string) *memShard { return m.shardOf(maphash.String(m.seed, key)) }
+
+var errClosedCtx = errors.New("store memory: context done")
+
+func ctxErr(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%w: %w", errClosedCtx, err)
+	}
+	return nil
+}
+
+// Check implements scoring.State.
+func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.ClientState, error) {
+	if err := ctxErr(ctx); err != nil {
+		return scoring.ClientState{}, err
+	}
+	now := obs.Now.UnixMilli()
+	w := obs.Windows
+	id := maphash.String(m.seed, obs.ClientKey)
+	s := m.shardOf(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.activeBan(obs.ClientKey, now); b != nil {
+		ban := b.ban
+		return scoring.ClientState{Ban: &ban}, nil
+	}
+	c := s.client(id, now, w.StateTTL)
+	rnow := c.rel(now)
+	c.lastSeen = uint32(rnow)
+	if c.total < 65535 {
+		c.total++
+	}
+	st := scoring.ClientState{Requests: int64(c.total)}
+
+	ri := bucket(now, w.Rate)
+	if advance(&c.rateBase, ri, &c.rate) {
+		c.rate.inc(ri)
+	}
+	st.RecentRequests = c.rate.sum(c.rateBase, ri)
+	ei := bucket(now, w.Errors)
+	st.Responses, st.Errors = c.errTotal.sum(c.errBase, ei), c.errCount.sum(c.errBase, ei)
+
+	// Endpoints: distinct count and burst after idle.
+	ep := fold32(obs.Endpoint)
+	var prev int64
+	found := false
+	for i := range c.endpoints {
+		if c.endpoints[i].hash == ep {
+			prev, found = int64(c.endpoints[i].seen), true
+			c.endpoints[i].seen = uint32(rnow)
+			break
+		}
+	}
+	if !found {
+		e := endpoint{hash: ep, seen: uint32(rnow)}
+		if len(c.endpoints) >= w.MaxEndpoints {
+			c.endpoints[oldestEndpoint(c.endpoints)] = e
+		} else {
+			c.endpoints = append(c.endpoints, e)
+		}
+	}
+	since := rnow - w.Distinct.Milliseconds()
+	for _, e := range c.endpoints {
+		if int64(e.seen) > since {
+			st.DistinctEndpoints++
+		}
+	}
+	switch {
+	case found && rnow-prev >= w.Idle.Milliseconds():
+		c.burstEP, c.burstStart, c.burstCount = ep, uint32(rnow), 1
+		st.IdleBurst = 1
+	case c.burstCount > 0 && rnow-int64(c.burstStart) >= w.Burst.Milliseconds():
+		c.burstEP, c.burstStart, c.burstCount = 0, 0, 0
+	case c.burstCount > 0 && c.burstEP == ep:
+		if c.burstCount < 65535 {
+			c.burstCount++
+		}
+		st.IdleBurst = int(c.burstCount)
+	}
+
+	if obs.HasID {
+		st.SequentialRun = c.sequence(fold32(obs.Template), obs.ID, now, w.MaxTemplates)
+	}
+	return st, nil
+}
+
+func oldestEndpoint(es []endpoint) int {
+	oldest := 0
+	for i := range es {
+		if es[i].seen < es[oldest].seen {
+			oldest = i
+		}
+	}
+	return oldest
+}
+
+func (c *client) sequence(tpl uint32, id, now int64, maxTemplates int) int {
+	for i := range c.templates {
+		t := &c.templates[i]
+		if t.hash != tpl {
+			continue
+		}
+		switch id {
+		case t.lastID + 1:
+			t.run++
+		case t.lastID:
+		default:
+			t.run = 1
+		}
+		t.lastID, t.lastSeen = id, now
+		return int(t.run)
+	}
+	t := template{hash: tpl, lastID: id, lastSeen: now, run: 1}
+	if len(c.templates) < maxTemplates {
+		c.templates = append(c.templates, t)
+		return 1
+	}
+	oldest := 0
+	for i := range c.templates {
+		if c.templates[i].lastSeen < c.templates[oldest].lastSeen {
+			oldest = i
+		}
+	}
+	c.templates[oldest] = t
+	return 1
+}
+
+// client returns the client's record, creating it (and evicting the least
+// recently seen one when full) or resetting it when its state expired; it
+// becomes the most recently seen.
+func (s *memShard) client(id uint64, now int64, ttl time.Duration) *client {
+	c, ok := s.clients[id]
+	if ok {
+		if now-(c.born+int64(c.lastSeen)) >= ttl.Milliseconds() {
+			// Keep the slices' memory; the client will likely need it again.
+			*c = client{id: c.id, prev: c.prev, next: c.next, endpoints: c.endpoints[:0], templates: c.templates[:0], born: now}
+		}
+		s.touch(c)
+		return c
+	}
+	if len(s.clients) >= s.max && s.tail != nil {
+		old := s.tail
+		s.unlink(old)
+		delete(s.clients, old.id)
+	}
+	c = &client{id: id, born: now}
+	s.clients[id] = c
+	s.pushFront(c)
+	return c
+}
+
+func (s *memShard) touch(c *client) {
+	if s.head == c {
+		return
+	}
+	s.unlink(c)
+	s.pushFront(c)
+}
+
+func (s *memShard) pushFront(c *client) {
+	c.prev, c.next = nil, s.head
+	if s.head != nil {
+		s.head.prev = c
+	}
+	s.head = c
+	if s.tail == nil {
+		s.tail = c
+	}
+}
+
+func (s *memShard) unlink(c *client) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		s.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		s.tail = c.prev
+	}
+	c.prev, c.next = nil, nil
+}
+
+func (s *memShard) activeBan(key string, now int64) *banEntry {
+	b, ok := s.bans[key]
+	if !ok || !b.active {
+		return nil
+	}
+	if b.ban.Expires.UnixMilli() <= now {
+		b.active = false
+		if b.offencesExp <= now {
+			delete(s.bans, key)
+		}
+		return nil
+	}
+	return b
+}
+
+// ObserveResponse implements scoring.State.
+func (m *Memory) ObserveResponse(ctx context.Context, clientKey string, isError bool, at time.Time, w scoring.Windows) error {
+	if err := ctxErr(ctx); err != nil {
+		return err
+	}
+	ms := at.UnixMilli()
+	id := maphash.String(m.seed, clientKey)
+	s := m.shardOf(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A client this replica never checked is tracked too, so its next
+	// request here sees its error rate.
+	c := s.client(id, ms, w.StateTTL)
+	i := bucket(ms, w.Errors)
+	if advance(&c.errBase, i, &c.errTotal, &c.errCount) {
+		c.errTotal.inc(i)
+		if isError {
+			c.errCount.inc(i)
+		}
+	}
+	return nil
+}
+
+// Ban implements scoring.State.
+func (m *Memory) Ban(ctx context.Context, clientKey string, req scoring.BanRequest) (scoring.Ban, error) {
+	if err := ctxErr(ctx); err != nil {
+		return scoring.Ban{}, err
+	}
+	now := req.Now.UnixMilli()
+	s := m.shard(clientKey)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.activeBan(clientKey, now); b != nil && req.Escalate {
+		return b.ban, nil
+	}
+	e, ok := s.bans[clientKey]
+	if !ok {
+		s.makeRoomForBan(now)
+		e = &banEntry{}
+		s.bans[clientKey] = e
+	}
+	if e.offencesExp <= now {
+		e.offences = 0
+	}
+	ttl := req.TTL
+	offence := 0
+	if req.Escalate {
+		e.offences++
+		e.offencesExp = now + req.OffenceMemory.Milliseconds()
+		offence = e.offences
+		ttl = scoring.EscalatedTTL(req.TTL, req.Factor, req.MaxTTL, offence)
+	}
+	e.active = true
+	e.ban = scoring.Ban{
+		ClientKey: clientKey, Reason: req.Reason, Score: req.Score,
+		Created: time.UnixMilli(now), Expires: time.UnixMilli(now + ttl.Milliseconds()), Offence: offence,
+	}
+	return e.ban, nil
+}
+
+func (s *memShard) makeRoomForBan(now int64) {
+	if len(s.bans) < s.maxBans {
+		return
+	}
+	for k, b := range s.bans {
+		if (!b.active || b.ban.Expires.UnixMilli() <= now) && b.offencesExp <= now {
+			delete(s.bans, k)
+		}
+	}
+	if len(s.bans) < s.maxBans {
+		return
+	}
+	// Drop the entry that would be forgotten first.
+	var victim string
+	var soonest int64
+	for k, b := range s.bans {
+		end := max(b.offencesExp, b.ban.Expires.UnixMilli())
+		if victim == "" || end < soonest {
+			victim, soonest = k, end
+		}
+	}
+	delete(s.bans, victim)
+}
+
+// Unban implements scoring.State.
+func (m *Memory) Unban(ctx context.Context, clientKey string, now time.Time) (bool, error) {
+	if err := ctxErr(ctx); err != nil {
+		return false, err
+	}
+	s := m.shard(clientKey)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	active := s.activeBan(clientKey, now.UnixMilli()) != nil
+	delete(s.bans, clientKey)
+	if c, ok := s.clients[maphash.String(m.seed, clientKey)]; ok {
+		s.unlink(c)
+		delete(s.clients, c.id)
+	}
+	return active, nil
+}
+
+// Bans implements scoring.State.
+func (m *Memory) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.Ban, error) {
+	if err := ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	ms := now.UnixMilli()
+	var out []scoring.Ban
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.mu.Lock()
+		for _, b := range s.bans {
+			if len(out) >= limit {
+				break
+			}
+			if b.active && b.ban.Expires.UnixMilli() > ms {
+				out = append(out, b.ban)
+			}
+		}
+		s.mu.Unlock()
+	}
+	return out, nil
+}
+
+var _ scoring.State = (*Memory)(nil)

@@ -1,0 +1,410 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/smartlayer/smartlayer/internal/scoring"
+)
+
+// RedisOptions configures the Redis store.
+type RedisOptions struct {
+	// Prefix starts every key ("sl:"); tests use a unique one.
+	Prefix string
+}
+
+// DefaultRedisOptions returns the defaults.
+func DefaultRedisOptions() RedisOptions { return RedisOptions{Prefix: "sl:"} }
+
+// Redis is the State shared by replicas. Keys carry the client in a hash
+// tag, so each script touches one cluster slot:
+//
+//	sl:ban:{ip}       hash  reason, score, created, expires, offence (ms)
+//	sl:bh:{ip}:w      hash  n (requests), r<i> (rate buckets), t<i>/e<i>
+//	                        (response/error buckets), s<tpl> (sequences),
+//	                        b (burst after idle)
+//	sl:bh:{ip}:ep     zset  endpoint hash → last seen (ms)
+//	sl:bh:{ip}:off    hash  n (offences), exp (when they are forgotten, ms)
+//
+// The caller's time drives the windows and ban expiry (stored as data);
+// Redis TTLs, set relative to now, only reclaim memory.
+// Per-call timeouts come from the caller's context (store.redis.timeout).
+type Redis struct {
+	c      redis.UniversalClient
+	prefix string
+}
+
+// NewRedis returns a store on c. It does not contact Redis.
+func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
+	if c == nil {
+		return nil, errors.New("store redis: nil client")
+	}
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultRedisOptions().Prefix
+	}
+	return &Redis{c: c, prefix: opts.Prefix}, nil
+}
+
+func (r *Redis) banKey(client string) string { return r.prefix + "ban:{" + client + "}" }
+func (r *Redis) bhKey(client, suffix string) string {
+	return r.prefix + "bh:{" + client + "}:" + suffix
+}
+
+// checkScript: KEYS ban, w, ep. ARGV now, rate bucket width, error bucket
+// width, N, distinct ms, idle ms, burst ms, state ttl ms, endpoint, template
+// ("" without ID), id, max endpoints, max templates.
+// Reply {1, reason, score, created, expires, offence} for a banned client or
+// {0, requests, recent, responses, errors, distinct, run, burst}.
+var checkScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local ban = redis.call('HMGET', KEYS[1], 'reason', 'score', 'created', 'expires', 'offence')
+if ban[4] and tonumber(ban[4]) > now then
+  return {1, ban[1] or '', tonumber(ban[2]) or 0, tonumber(ban[3]) or 0, tonumber(ban[4]), tonumber(ban[5]) or 0}
+end
+local w, ep = KEYS[2], KEYS[3]
+local rw, ew, n = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local dms, idle, bms, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
+local epid, tpl, id = ARGV[9], ARGV[10], ARGV[11]
+local maxep, maxtpl = tonumber(ARGV[12]), tonumber(ARGV[13])
+
+local h = {}
+local flat = redis.call('HGETALL', w)
+for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+-- State of a client silent for the state TTL starts afresh, as in memory.
+if h['l'] and now - tonumber(h['l']) >= ttl then
+  redis.call('DEL', w, ep)
+  h = {}
+end
+
+local ri = math.floor(now / rw)
+local ei = math.floor(now / ew)
+local rate, resp, errs = 1, 0, 0
+local del = {}
+local ntpl, oldtpl, oldseen = 0, nil, nil
+for f, v in pairs(h) do
+  local k = string.sub(f, 1, 1)
+  if k == 'r' then
+    local i = tonumber(string.sub(f, 2))
+    if i <= ri - n then del[#del + 1] = f elseif i <= ri then rate = rate + tonumber(v) end
+  elseif k == 't' or k == 'e' then
+    local i = tonumber(string.sub(f, 2))
+    if i <= ei - n then del[#del + 1] = f elseif i <= ei then
+      if k == 't' then resp = resp + tonumber(v) else errs = errs + tonumber(v) end
+    end
+  elseif k == 's' then
+    ntpl = ntpl + 1
+    local seen = tonumber(string.match(v, ':([-%d]+)$'))
+    if f ~= 's' .. tpl and (oldseen == nil or seen < oldseen) then oldtpl, oldseen = f, seen end
+  end
+end
+if #del > 0 then redis.call('HDEL', w, unpack(del)) end
+local total = redis.call('HINCRBY', w, 'n', 1)
+redis.call('HINCRBY', w, 'r' .. ri, 1)
+redis.call('HSET', w, 'l', now)
+
+local prev = redis.call('ZSCORE', ep, epid)
+redis.call('ZADD', ep, now, epid)
+local card = redis.call('ZCARD', ep)
+if card > maxep then redis.call('ZREMRANGEBYRANK', ep, 0, card - maxep - 1) end
+local distinct = redis.call('ZCOUNT', ep, '(' .. (now - dms), '+inf')
+
+local burst = 0
+local b = h['b']
+if prev and now - tonumber(prev) >= idle then
+  redis.call('HSET', w, 'b', epid .. ':' .. now .. ':1')
+  burst = 1
+elseif b then
+  local bep, bstart, bcount = string.match(b, '^(.-):([-%d]+):(%d+)$')
+  bstart, bcount = tonumber(bstart), tonumber(bcount)
+  if now - bstart >= bms then
+    redis.call('HDEL', w, 'b')
+  elseif bep == epid then
+    burst = bcount + 1
+    redis.call('HSET', w, 'b', bep .. ':' .. bstart .. ':' .. burst)
+  end
+end
+
+local run = 0
+if tpl ~= '' then
+  local idn = tonumber(id)
+  local f = 's' .. tpl
+  local cur = h[f]
+  run = 1
+  if cur then
+    local lid, lrun = string.match(cur, '^([-%d]+):(%d+):')
+    lid, lrun = tonumber(lid), tonumber(lrun)
+    if idn == lid + 1 then run = lrun + 1 elseif idn == lid then run = lrun end
+  elseif ntpl >= maxtpl and oldtpl then
+    redis.call('HDEL', w, oldtpl)
+  end
+  redis.call('HSET', w, f, id .. ':' .. run .. ':' .. now)
+end
+
+redis.call('PEXPIRE', w, ttl)
+redis.call('PEXPIRE', ep, ttl)
+return {0, total, rate, resp, errs, distinct, run, burst}
+`)
+
+// observeScript: KEYS w. ARGV now, error bucket width, N, is error, ttl.
+var observeScript = redis.NewScript(`
+local now, ew, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local ei = math.floor(now / ew)
+local w = KEYS[1]
+local l = redis.call('HGET', KEYS[1], 'l')
+if l and now - tonumber(l) >= tonumber(ARGV[5]) then
+  redis.call('DEL', w, KEYS[2])
+  l = nil
+end
+redis.call('HINCRBY', w, 't' .. ei, 1)
+if ARGV[4] == '1' then redis.call('HINCRBY', w, 'e' .. ei, 1) end
+if not l then redis.call('HSET', w, 'l', now) end
+-- A client seen only through responses never runs the check script's
+-- cleanup: drop stale buckets here once they pile up.
+if redis.call('HLEN', w) > 64 then
+  local flat = redis.call('HKEYS', w)
+  local del = {}
+  for _, f in ipairs(flat) do
+    local k = string.sub(f, 1, 1)
+    if (k == 't' or k == 'e') and tonumber(string.sub(f, 2)) <= ei - n then del[#del + 1] = f end
+  end
+  if #del > 0 then redis.call('HDEL', w, unpack(del)) end
+end
+redis.call('PEXPIRE', w, ARGV[5])
+return 1
+`)
+
+// banScript: KEYS ban, off. ARGV now, reason, score, ttl, escalate (1/0),
+// factor, max ttl, offence memory. Reply {reason, score, created, expires,
+// offence}.
+var banScript = redis.NewScript(`
+local now = tonumber(ARGV[1])
+local esc = ARGV[5] == '1'
+if esc then
+  local cur = redis.call('HMGET', KEYS[1], 'reason', 'score', 'created', 'expires', 'offence')
+  if cur[4] and tonumber(cur[4]) > now then
+    return {cur[1] or '', tonumber(cur[2]) or 0, tonumber(cur[3]) or 0, tonumber(cur[4]), tonumber(cur[5]) or 0}
+  end
+end
+local ttl = tonumber(ARGV[4])
+local off = 0
+if esc then
+  -- Offences are forgotten by the caller's clock (exp), like the ban.
+  local o = redis.call('HMGET', KEYS[2], 'n', 'exp')
+  off = 1
+  if o[2] and tonumber(o[2]) > now then off = (tonumber(o[1]) or 0) + 1 end
+  redis.call('HSET', KEYS[2], 'n', off, 'exp', now + tonumber(ARGV[8]))
+  redis.call('PEXPIRE', KEYS[2], math.max(tonumber(ARGV[8]), 1))
+  local factor, maxttl = tonumber(ARGV[6]), tonumber(ARGV[7])
+  for i = 2, off do
+    if ttl >= maxttl then break end
+    ttl = ttl * factor
+  end
+  if ttl > maxttl then ttl = maxttl end
+end
+local expires = now + ttl
+redis.call('HSET', KEYS[1], 'reason', ARGV[2], 'score', ARGV[3], 'created', now, 'expires', expires, 'offence', off)
+redis.call('PEXPIRE', KEYS[1], ttl)
+return {ARGV[2], tonumber(ARGV[3]), now, expires, off}
+`)
+
+// unbanScript: KEYS ban, off, w, ep. ARGV now. Reply 1 when a ban was active.
+var unbanScript = redis.NewScript(`
+local exp = redis.call('HGET', KEYS[1], 'expires')
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+if exp and tonumber(exp) > tonumber(ARGV[1]) then return 1 end
+return 0
+`)
+
+func bucketWidth(w time.Duration) int64 {
+	width := w.Milliseconds() / scoring.WindowBuckets
+	if width < 1 {
+		width = 1
+	}
+	return width
+}
+
+func hexHash(h uint64) string { return strconv.FormatUint(h, 16) }
+
+// Check implements scoring.State.
+func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.ClientState, error) {
+	w := obs.Windows
+	tpl, id := "", ""
+	if obs.HasID {
+		tpl, id = hexHash(obs.Template), strconv.FormatInt(obs.ID, 10)
+	}
+	keys := []string{r.banKey(obs.ClientKey), r.bhKey(obs.ClientKey, "w"), r.bhKey(obs.ClientKey, "ep")}
+	res, err := checkScript.Run(ctx, r.c, keys,
+		obs.Now.UnixMilli(), bucketWidth(w.Rate), bucketWidth(w.Errors), scoring.WindowBuckets,
+		w.Distinct.Milliseconds(), w.Idle.Milliseconds(), w.Burst.Milliseconds(), w.StateTTL.Milliseconds(),
+		hexHash(obs.Endpoint), tpl, id, w.MaxEndpoints, w.MaxTemplates,
+	).Slice()
+	if err != nil {
+		return scoring.ClientState{}, fmt.Errorf("store redis check: %w", err)
+	}
+	flag, err := replyInt(res, 0)
+	if err != nil {
+		return scoring.ClientState{}, err
+	}
+	if flag == 1 {
+		ban, err := parseBan(obs.ClientKey, res[1:])
+		if err != nil {
+			return scoring.ClientState{}, err
+		}
+		return scoring.ClientState{Ban: &ban}, nil
+	}
+	if len(res) != 8 {
+		return scoring.ClientState{}, fmt.Errorf("store redis check: reply has %d elements, want 8", len(res))
+	}
+	v := make([]int64, 7)
+	for i := range v {
+		if v[i], err = replyInt(res, i+1); err != nil {
+			return scoring.ClientState{}, err
+		}
+	}
+	return scoring.ClientState{
+		Requests: v[0], RecentRequests: int(v[1]), Responses: int(v[2]), Errors: int(v[3]),
+		DistinctEndpoints: int(v[4]), SequentialRun: int(v[5]), IdleBurst: int(v[6]),
+	}, nil
+}
+
+func replyInt(res []any, i int) (int64, error) {
+	if i >= len(res) {
+		return 0, fmt.Errorf("store redis: reply has %d elements, want more than %d", len(res), i)
+	}
+	v, ok := res[i].(int64)
+	if !ok {
+		return 0, fmt.Errorf("store redis: reply element %d is %T, want integer", i, res[i])
+	}
+	return v, nil
+}
+
+// parseBan decodes {reason, score, created, expires, offence}.
+func parseBan(client string, res []any) (scoring.Ban, error) {
+	if len(res) != 5 {
+		return scoring.Ban{}, fmt.Errorf("store redis: ban reply has %d elements, want 5", len(res))
+	}
+	reason, ok := res[0].(string)
+	if !ok {
+		return scoring.Ban{}, fmt.Errorf("store redis: ban reason is %T, want string", res[0])
+	}
+	var v [4]int64
+	for i := range v {
+		var err error
+		if v[i], err = replyInt(res, i+1); err != nil {
+			return scoring.Ban{}, err
+		}
+	}
+	return scoring.Ban{ClientKey: client, Reason: reason, Score: int(v[0]),
+		Created: time.UnixMilli(v[1]), Expires: time.UnixMilli(v[2]), Offence: int(v[3])}, nil
+}
+
+// ObserveResponse implements scoring.State.
+func (r *Redis) ObserveResponse(ctx context.Context, clientKey string, isError bool, at time.Time, w scoring.Windows) error {
+	e := "0"
+	if isError {
+		e = "1"
+	}
+	keys := []string{r.bhKey(clientKey, "w"), r.bhKey(clientKey, "ep")}
+	if err := observeScript.Run(ctx, r.c, keys, at.UnixMilli(), bucketWidth(w.Errors),
+		scoring.WindowBuckets, e, w.StateTTL.Milliseconds()).Err(); err != nil {
+		return fmt.Errorf("store redis observe response: %w", err)
+	}
+	return nil
+}
+
+// Ban implements scoring.State.
+func (r *Redis) Ban(ctx context.Context, clientKey string, req scoring.BanRequest) (scoring.Ban, error) {
+	esc := "0"
+	if req.Escalate {
+		esc = "1"
+	}
+	keys := []string{r.banKey(clientKey), r.bhKey(clientKey, "off")}
+	res, err := banScript.Run(ctx, r.c, keys, req.Now.UnixMilli(), req.Reason, req.Score,
+		req.TTL.Milliseconds(), esc, req.Factor, req.MaxTTL.Milliseconds(), req.OffenceMemory.Milliseconds()).Slice()
+	if err != nil {
+		return scoring.Ban{}, fmt.Errorf("store redis ban: %w", err)
+	}
+	return parseBan(clientKey, res)
+}
+
+// Unban implements scoring.State.
+func (r *Redis) Unban(ctx context.Context, clientKey string, now time.Time) (bool, error) {
+	keys := []string{r.banKey(clientKey), r.bhKey(clientKey, "off"), r.bhKey(clientKey, "w"), r.bhKey(clientKey, "ep")}
+	v, err := unbanScript.Run(ctx, r.c, keys, now.UnixMilli()).Int64()
+	if err != nil {
+		return false, fmt.Errorf("store redis unban: %w", err)
+	}
+	return v == 1, nil
+}
+
+// Bans implements scoring.State. It scans every master of a cluster.
+func (r *Redis) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.Ban, error) {
+	var keys []string
+	scan := func(ctx context.Context, c redis.Cmdable) error {
+		it := c.Scan(ctx, 0, r.prefix+"ban:*", 1000).Iterator()
+		for it.Next(ctx) {
+			keys = append(keys, it.Val())
+		}
+		return it.Err()
+	}
+	var err error
+	if cc, ok := r.c.(*redis.ClusterClient); ok {
+		var mu = make(chan struct{}, 1)
+		err = cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			mu <- struct{}{}
+			defer func() { <-mu }()
+			return scan(ctx, c)
+		})
+	} else {
+		err = scan(ctx, r.c)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store redis list bans: %w", err)
+	}
+	ms := now.UnixMilli()
+	var out []scoring.Ban
+	for start := 0; start < len(keys) && len(out) < limit; start += 500 {
+		batch := keys[start:min(start+500, len(keys))]
+		cmds := make([]*redis.MapStringStringCmd, len(batch))
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range batch {
+				cmds[i] = p.HGetAll(ctx, k)
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("store redis list bans: %w", err)
+		}
+		for i, cmd := range cmds {
+			f := cmd.Val()
+			exp, err := strconv.ParseInt(f["expires"], 10, 64)
+			if err != nil || exp <= ms {
+				continue // expired or vanished since the scan
+			}
+			score, _ := strconv.Atoi(f["score"])
+			created, _ := strconv.ParseInt(f["created"], 10, 64)
+			off, _ := strconv.Atoi(f["offence"])
+			out = append(out, scoring.Ban{
+				ClientKey: r.clientOf(batch[i]), Reason: f["reason"], Score: score,
+				Created: time.UnixMilli(created), Expires: time.UnixMilli(exp), Offence: off,
+			})
+			if len(out) >= limit {
+				break
+			}
+		}
+	}
+	return out, nil
+}
+
+// clientOf extracts the client from sl:ban:{client}.
+func (r *Redis) clientOf(key string) string {
+	k := strings.TrimPrefix(key, r.prefix+"ban:")
+	return strings.TrimSuffix(strings.TrimPrefix(k, "{"), "}")
+}
+
+var _ scoring.State = (*Redis)(nil)
