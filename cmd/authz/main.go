@@ -65,6 +65,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	cfg, err := config.Load(src)
+	if err == nil {
+		err = validateModules(cfg)
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "authz: invalid configuration:\n%v\n", err)
 		return 1

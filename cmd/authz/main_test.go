@@ -174,6 +174,10 @@ func TestCheckConfigSubcommand(t *testing.T) {
 	bad := filepath.Join(dir, "bad.yaml")
 	_ = os.WriteFile(good, []byte("server: {decision_budget: 20ms}\n"), 0o600)
 	_ = os.WriteFile(bad, []byte("store: {backend: redis, redis: {timeout: -5ms}}\n"), 0o600)
+	moduleBad := filepath.Join(dir, "module.yaml")
+	_ = os.WriteFile(moduleBad, []byte("behavior: {grey_threshold: 9, block_threshold: 8}\n"), 0o600)
+	quotaBad := filepath.Join(dir, "quota.yaml")
+	_ = os.WriteFile(quotaBad, []byte("quota: {plans: {free: {/x: {per_minute: -1}}}}\n"), 0o600)
 	tests := map[string]struct {
 		args []string
 		code int
@@ -183,6 +187,8 @@ func TestCheckConfigSubcommand(t *testing.T) {
 		"invalid value": {[]string{"check-config", "--config", bad}, 1, "store.redis.timeout"},
 		"missing file":  {[]string{"check-config", "--config", filepath.Join(dir, "nope.yaml")}, 1, "nope.yaml"},
 		"bad flag":      {[]string{"check-config", "--store", "etcd"}, 1, "store.backend"},
+		"module rule":   {[]string{"check-config", "--config", moduleBad}, 1, "behavior."},
+		"bad quota":     {[]string{"check-config", "--config", quotaBad}, 1, "per_minute"},
 		"unknown cmd":   {[]string{"frobnicate"}, 2, "unknown command"},
 	}
 	for name, tc := range tests {

@@ -16,7 +16,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -29,23 +28,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/admin"
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
-	"github.com/smartlayer/smartlayer/internal/quota"
-	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
-
-// app holds what serve builds once: clients and servers. Pipelines are
-// rebuilt from it on every config reload.
-type app struct {
-	logger *slog.Logger
-	reg    *prometheus.Registry
-	redis  *redis.Client // nil with the memory store
-
-	// Stateful modules are built once and survive reloads, so counters
-	// and bans are kept when limits change.
-	quota   *quota.Limiter
-	payload *payload.Validator
-	ch      driver.Conn // nil without accesslog.clickhouse.addr
-}
 
 func serve(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
 	a := &app{logger: logger, reg: prometheus.NewRegistry()}
@@ -54,9 +37,10 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		a.redis = newRedis(cfg.Store.Redis)
 		defer a.redis.Close()
 	}
-	if err := a.build(cfg); err != nil {
+	if err := a.build(cfg, nil, nil); err != nil {
 		return err
 	}
+	defer a.behavior.Close()
 	if len(cfg.AccessLog.ClickHouse.Addr) > 0 {
 		var err error
 		if a.ch, err = openClickHouse(cfg.AccessLog.ClickHouse); err != nil {
@@ -68,7 +52,8 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 	if err != nil {
 		return err
 	}
-	als, err := accesslog.New(alsCfg, a.ch, nil, logger, a.reg)
+	fb := newFeedback(a.behavior, cfg.Behavior.LLM.StoreTimeout, 4096, 2, logger, a.reg)
+	als, err := accesslog.New(alsCfg, a.ch, fb, logger, a.reg)
 	if err != nil {
 		return err
 	}
@@ -100,7 +85,7 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 	als.Register(alsGRPC)
 	healthpb.RegisterHealthServer(alsGRPC, healthSrv)
 
-	adminSrv := admin.New(a.reg, nil, logger)
+	adminSrv := admin.New(a.reg, admin.BansHandler(a.behavior, string(cfg.Server.AdminToken), logger), logger)
 	adminSrv.SetProbes(a.probes())
 
 	authzLis, err := net.Listen("tcp", cfg.Server.AuthzAddr)
@@ -190,6 +175,7 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		if err := <-alsDone; err != nil {
 			logger.Error("access-log pipeline", "err", err)
 		}
+		fb.Close()
 		if adminHTTP != nil {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 			defer cancel()
@@ -220,128 +206,6 @@ func addrOf(l net.Listener) string {
 		return ""
 	}
 	return l.Addr().String()
-}
-
-// newRedis returns the shared Redis client. Its settings keep a slow or
-// dead Redis inside the decision budget: deadlines come from each call's
-// context, a failed dial is not retried five times, and a script whose reply
-// was lost is not re-run (it would count a request twice).
-func newRedis(c config.Redis) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr: c.Addr, Username: c.Username, Password: string(c.Password), DB: c.DB,
-		PoolSize:              c.PoolSize,
-		ContextTimeoutEnabled: true,
-		MaxRetries:            -1,
-		DialerRetries:         1,
-		DialTimeout:           time.Second,
-		ReadTimeout:           time.Second,
-		WriteTimeout:          time.Second,
-	})
-}
-
-// build creates the stateful modules once, from the first configuration.
-func (a *app) build(cfg config.Config) error {
-	table, err := quota.Compile(cfg.Quota.Plans)
-	if err != nil {
-		return err
-	}
-	qc := quota.DefaultConfig()
-	qc.Registerer, qc.Logger = a.reg, a.logger
-	if a.redis != nil {
-		a.quota, err = quota.NewRedis(a.redis, table, qc)
-	} else {
-		a.quota, err = quota.NewMemory(table, qc)
-	}
-	if err != nil {
-		return fmt.Errorf("quota: %w", err)
-	}
-	pc, err := payloadConfig(cfg.Payload)
-	if err != nil {
-		return err
-	}
-	a.payload, err = payload.New(pc, payload.WithRegisterer(a.reg), payload.WithLogger(a.logger))
-	if err != nil {
-		return err
-	}
-	return nil
-}
-
-// payloadConfig maps the payload.* keys onto the validator's Config.
-// Changing them needs a restart; payload.mode reloads.
-func payloadConfig(c config.Payload) (payload.Config, error) {
-	mode, err := payload.ParseLLMMode(string(c.LLMMode))
-	if err != nil {
-		return payload.Config{}, fmt.Errorf("payload.llm_mode: %w", err)
-	}
-	return payload.Config{
-		BlockScore: c.BlockScore, MaxBodyBytes: c.MaxBodyBytes, MaxJSONDepth: c.MaxJSONDepth,
-		Headers: c.Headers, SkipHeaders: c.SkipHeaders,
-		LLMMode: mode, MinConfidence: c.MinConfidence, LLMMaxExcerpt: c.LLMMaxExcerpt,
-		LLMQueueSize: c.LLMQueueSize, LLMWorkers: c.LLMWorkers, LLMTimeout: c.LLMTimeout,
-		VerdictCacheSize: c.VerdictCacheSize, VerdictTTL: c.VerdictTTL,
-	}, nil
-}
-
-// pipeline builds the Check pipeline for cfg. It also applies cfg to the
-// stateful modules, so call it only with a configuration that will be used.
-func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
-	p := &authz.Pipeline{
-		FailOpen: cfg.Server.FailMode == config.FailAllow,
-		Identity: authz.Identity{
-			FromXFF:       cfg.Identity.ClientIP.Source == "xff",
-			TrustedHops:   cfg.Identity.ClientIP.TrustedHops,
-			UserHeader:    cfg.Identity.UserHeader,
-			PlanHeader:    cfg.Identity.PlanHeader,
-			AnonymousPlan: cfg.Identity.AnonymousPlan,
-			JWTFilter:     cfg.Identity.JWT.Filter,
-			JWTPayloadKey: cfg.Identity.JWT.PayloadKey,
-			UserClaim:     cfg.Identity.JWT.UserClaim,
-			PlanClaim:     cfg.Identity.JWT.PlanClaim,
-			MaxBodyBytes:  cfg.Payload.MaxBodyBytes,
-		},
-	}
-	for _, c := range cfg.Behavior.AllowCIDRs {
-		pfx, err := config.ParsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("behavior.allow_cidrs: %w", err)
-		}
-		p.Allow = append(p.Allow, pfx)
-	}
-	for _, c := range cfg.Behavior.DenyCIDRs {
-		pfx, err := config.ParsePrefix(c)
-		if err != nil {
-			return nil, fmt.Errorf("behavior.deny_cidrs: %w", err)
-		}
-		p.Deny = append(p.Deny, pfx)
-	}
-
-	storeTimeout := time.Duration(0)
-	if a.redis != nil {
-		storeTimeout = cfg.Store.Redis.Timeout
-	}
-	table, err := quota.Compile(cfg.Quota.Plans)
-	if err != nil {
-		return nil, err
-	}
-	p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
-		Stage: authz.PayloadStage(a.payload, nil)})
-	if len(table.Plans()) > 0 {
-		a.quota.SetTable(table)
-		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode),
-			Stage: authz.QuotaStage(a.quota, storeTimeout)})
-	}
-	return p, nil
-}
-
-func mode(m config.Mode) authz.Mode {
-	switch m {
-	case config.ModeShadow:
-		return authz.Shadow
-	case config.ModeOff:
-		return authz.Off
-	default:
-		return authz.Enforce
-	}
 }
 
 // probes lists the backends /readyz waits for.
@@ -394,21 +258,6 @@ func ensureSchema(ctx context.Context, conn driver.Conn, cfg config.Config, logg
 		}
 		backoff = min(2*backoff, time.Minute)
 	}
-}
-
-func accessLogConfig(c config.Config) (accesslog.Config, error) {
-	a := c.AccessLog
-	policy, err := accesslog.ParseClientIPPolicy(a.StoreClientIP)
-	if err != nil {
-		return accesslog.Config{}, fmt.Errorf("accesslog.store_client_ip: %w", err)
-	}
-	return accesslog.Config{
-		Database: a.ClickHouse.Database, BatchRows: a.BatchRows, FlushInterval: a.FlushInterval,
-		QueueBatches: a.QueueBatches, MaxInflight: a.MaxInflight, InsertTimeout: a.InsertTimeout,
-		RetryAttempts: a.RetryAttempts, RetryMinBackoff: a.RetryMinBackoff, RetryMaxBackoff: a.RetryMaxBackoff,
-		SpoolDir: a.SpoolDir, SpoolMaxBytes: a.SpoolMaxBytes, StoreClientIP: policy,
-		UserHeader: c.Identity.UserHeader, PlanHeader: c.Identity.PlanHeader,
-	}, nil
 }
 
 func grpcServerOptions(c config.Server) ([]grpc.ServerOption, error) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
 	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
 
@@ -19,6 +20,12 @@ func TestDefaultsMatchModules(t *testing.T) {
 	}
 	if want := payload.DefaultConfig(); !reflect.DeepEqual(pc, want) {
 		t.Errorf("payload defaults drifted:\n config: %+v\n module: %+v", pc, want)
+	}
+	if bc, want := behaviorConfig(d.Behavior), scoring.DefaultBehaviorConfig(); !reflect.DeepEqual(bc, want) {
+		t.Errorf("behavior defaults drifted:\n config: %+v\n module: %+v", bc, want)
+	}
+	if err := validateModules(d); err != nil {
+		t.Errorf("defaults fail module validation: %v", err)
 	}
 	ac, err := accessLogConfig(d)
 	if err != nil {

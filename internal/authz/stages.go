@@ -13,6 +13,29 @@ import (
 // The adapters below turn each module's own result into a Verdict. The
 // interfaces list only what Check calls, so tests can hand in fakes.
 
+// BehaviorChecker is what the behaviour stage needs from internal/scoring.
+type BehaviorChecker interface {
+	Check(ctx context.Context, r *scoring.Request) (scoring.Outcome, error)
+}
+
+// BehaviorStage scores the client and enforces its bans. timeout bounds the
+// store round trip (store.redis.timeout); zero means the Check's budget.
+func BehaviorStage(b BehaviorChecker, timeout time.Duration) Stage {
+	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
+		ctx, cancel := withTimeout(ctx, timeout)
+		defer cancel()
+		out, err := b.Check(ctx, r)
+		if err != nil {
+			return Verdict{}, err
+		}
+		v := Verdict{Score: out.Score}
+		if out.Deny {
+			v.Deny, v.Status, v.Reason = true, http.StatusForbidden, out.Reason
+		}
+		return v, nil
+	})
+}
+
 // PayloadInspector is what the payload stage needs from
 // internal/scoring/payload.
 type PayloadInspector interface {

@@ -103,21 +103,73 @@ type Redis struct {
 // MemoryStore bounds the in-process store.
 type MemoryStore struct {
 	MaxTrackedClients int `koanf:"max_tracked_clients"`
+	MaxBans           int `koanf:"max_bans"`
 }
 
-// Behavior configures django-smart-layer's anomaly detector.
+// Behavior configures django-smart-layer's anomaly detector. A weight of 0
+// switches a signal off; a threshold of 0 switches an instant rule off.
 type Behavior struct {
-	Mode             Mode          `koanf:"mode"`
-	GraceRequests    int           `koanf:"grace_requests"`
-	GreyThreshold    int           `koanf:"grey_threshold"`
-	BlockThreshold   int           `koanf:"block_threshold"`
-	BanTTL           time.Duration `koanf:"ban_ttl"`
-	BanMaxTTL        time.Duration `koanf:"ban_max_ttl"`
-	SensitivePaths   []string      `koanf:"sensitive_paths"`
-	SuspiciousAgents []string      `koanf:"suspicious_agents"`
-	AllowCIDRs       []string      `koanf:"allow_cidrs"`
-	DenyCIDRs        []string      `koanf:"deny_cidrs"`
-	LLMConfidence    float64       `koanf:"llm_min_confidence"`
+	Mode           Mode `koanf:"mode"`
+	GraceRequests  int  `koanf:"grace_requests"`
+	GreyThreshold  int  `koanf:"grey_threshold"`
+	BlockThreshold int  `koanf:"block_threshold"`
+
+	BlockEmptyUserAgent bool `koanf:"block_empty_user_agent"`
+
+	RateWindow  time.Duration `koanf:"rate_window"`
+	RateBlock   int           `koanf:"rate_block"`
+	RateSuspect int           `koanf:"rate_suspect"`
+	RateWeight  int           `koanf:"rate_weight"`
+
+	ErrorWindow       time.Duration `koanf:"error_window"`
+	ErrorBlockRatio   float64       `koanf:"error_block_ratio"`
+	ErrorSuspectRatio float64       `koanf:"error_suspect_ratio"`
+	ErrorMinSample    int           `koanf:"error_min_sample"`
+	ErrorWeight       int           `koanf:"error_weight"`
+
+	SuspiciousUserAgents []string `koanf:"suspicious_user_agents"`
+	SuspiciousUAWeight   int      `koanf:"suspicious_ua_weight"`
+	SensitivePaths       []string `koanf:"sensitive_paths"`
+	SensitiveWeight      int      `koanf:"sensitive_weight"`
+
+	DistinctWindow    time.Duration `koanf:"distinct_window"`
+	DistinctEndpoints int           `koanf:"distinct_endpoints"`
+	DistinctWeight    int           `koanf:"distinct_weight"`
+	TrackedEndpoints  int           `koanf:"tracked_endpoints"`
+
+	SequentialRun    int `koanf:"sequential_run"`
+	SequentialWeight int `koanf:"sequential_weight"`
+	TrackedTemplates int `koanf:"tracked_templates"`
+
+	IdleBefore  time.Duration `koanf:"idle_before"`
+	BurstWindow time.Duration `koanf:"burst_window"`
+	BurstCount  int           `koanf:"burst_count"`
+	BurstWeight int           `koanf:"burst_weight"`
+
+	// StateTTL forgets a client silent this long (a new grace period).
+	StateTTL      time.Duration `koanf:"state_ttl"`
+	BanTTL        time.Duration `koanf:"ban_ttl"`
+	BanEscalation int           `koanf:"ban_escalation"`
+	BanMaxTTL     time.Duration `koanf:"ban_max_ttl"`
+	OffenceMemory time.Duration `koanf:"offence_memory"`
+	// IPv6Prefix groups IPv6 clients by network.
+	IPv6Prefix int `koanf:"ipv6_prefix"`
+
+	AllowCIDRs []string `koanf:"allow_cidrs"`
+	DenyCIDRs  []string `koanf:"deny_cidrs"`
+
+	LLM BehaviorLLM `koanf:"llm"`
+}
+
+// BehaviorLLM bounds the grey-zone questions to the LLM.
+type BehaviorLLM struct {
+	MinConfidence float64       `koanf:"min_confidence"`
+	QueueSize     int           `koanf:"queue_size"`
+	Workers       int           `koanf:"workers"`
+	Timeout       time.Duration `koanf:"timeout"`
+	CacheTTL      time.Duration `koanf:"cache_ttl"`
+	CacheSize     int           `koanf:"cache_size"`
+	StoreTimeout  time.Duration `koanf:"store_timeout"`
 }
 
 // Payload configures the request validator.
@@ -231,15 +283,28 @@ func Default() Config {
 		Store: Store{
 			Backend: BackendMemory,
 			Redis:   Redis{Addr: "127.0.0.1:6379", Timeout: 5 * time.Millisecond, PoolSize: 64},
-			Memory:  MemoryStore{MaxTrackedClients: 1_000_000},
+			Memory:  MemoryStore{MaxTrackedClients: 1_000_000, MaxBans: 100_000},
 		},
 		Behavior: Behavior{
 			Mode: ModeEnforce, GraceRequests: 20, GreyThreshold: 4, BlockThreshold: 8,
-			BanTTL: time.Hour, BanMaxTTL: 24 * time.Hour,
-			SensitivePaths: []string{"/admin", "/.env", "/api/token", "/wp-admin", "/wp-login.php", "/.git", "/phpmyadmin"},
-			SuspiciousAgents: []string{"curl", "wget", "scrapy", "python-requests", "go-http-client",
-				"httpie", "libwww-perl", "nikto", "sqlmap", "nmap", "masscan", "zgrab"},
-			LLMConfidence: 0.85,
+			BlockEmptyUserAgent: true,
+			RateWindow:          10 * time.Second, RateBlock: 50, RateSuspect: 20, RateWeight: 3,
+			ErrorWindow: 2 * time.Minute, ErrorBlockRatio: 0.75, ErrorSuspectRatio: 0.40,
+			ErrorMinSample: 10, ErrorWeight: 2,
+			SuspiciousUserAgents: []string{"curl", "wget", "scrapy", "python-requests", "python-urllib",
+				"aiohttp", "go-http-client", "httpie", "libwww-perl", "lwp-trivial", "java/",
+				"apache-httpclient", "nikto", "sqlmap", "nmap", "masscan", "zgrab", "nuclei", "dirbuster",
+				"gobuster", "wfuzz", "ffuf", "phantomjs", "headlesschrome"},
+			SuspiciousUAWeight: 2,
+			SensitivePaths:     []string{"/admin", "/.env", "/api/token"},
+			SensitiveWeight:    4,
+			DistinctWindow:     time.Minute, DistinctEndpoints: 15, DistinctWeight: 2, TrackedEndpoints: 32,
+			SequentialRun: 5, SequentialWeight: 5, TrackedTemplates: 8,
+			IdleBefore: 10 * time.Minute, BurstWindow: 10 * time.Second, BurstCount: 10, BurstWeight: 2,
+			StateTTL: time.Hour, BanTTL: time.Hour, BanEscalation: 2, BanMaxTTL: 24 * time.Hour,
+			OffenceMemory: 7 * 24 * time.Hour, IPv6Prefix: 64,
+			LLM: BehaviorLLM{MinConfidence: 0.85, QueueSize: 256, Workers: 2, Timeout: 5 * time.Second,
+				CacheTTL: 10 * time.Minute, CacheSize: 10_000, StoreTimeout: 100 * time.Millisecond},
 		},
 		Payload: Payload{Mode: ModeEnforce, BlockScore: 3, MaxBodyBytes: 64 << 10, MaxJSONDepth: 32,
 			Headers: []string{"user-agent", "referer", "cookie", "x-*"},

@@ -91,21 +91,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	mode("behavior.mode", b.Mode)
-	if b.GraceRequests < 0 {
-		bad("behavior.grace_requests", b.GraceRequests, "must be ≥ 0")
-	}
-	if b.GreyThreshold < 1 || b.GreyThreshold > b.BlockThreshold {
-		bad("behavior.grey_threshold", b.GreyThreshold, fmt.Sprintf("must be between 1 and block_threshold (%d)", b.BlockThreshold))
-	}
-	positive("behavior.ban_ttl", b.BanTTL)
-	if b.BanMaxTTL < b.BanTTL {
-		bad("behavior.ban_max_ttl", b.BanMaxTTL, "must be ≥ ban_ttl")
-	}
-	for i, p := range b.SensitivePaths {
-		if !strings.HasPrefix(p, "/") {
-			bad(fmt.Sprintf("behavior.sensitive_paths[%d]", i), p, "must start with /")
-		}
-	}
+	// The thresholds are validated by internal/scoring, which names each
+	// behavior.* key; cmd/authz runs that check before serving.
 	cidrs := func(key string, list []string) {
 		for i, s := range list {
 			if _, err := ParsePrefix(s); err != nil {
@@ -120,7 +107,6 @@ func (c *Config) Validate() error {
 			bad(key, v, "must be between 0 and 1")
 		}
 	}
-	unit("behavior.llm_min_confidence", b.LLMConfidence)
 
 	p := c.Payload
 	mode("payload.mode", p.Mode)
