@@ -398,28 +398,7 @@ func (c *Client) complete(ctx context.Context, sp *spec, user string, useSchema 
 		}
 		return res, err
 	})
-	params := openai.ChatCompletionNewParams{
-		Model: shared.ChatModel(c.cfg.Model),
-		Messages: []openai.ChatCompletionMessageParamUnion{
-			openai.SystemMessage(sp.system),
-			openai.UserMessage(user),
-		},
-	}
-	if c.cfg.Temperature != nil {
-		params.Temperature = openai.Float(*c.cfg.Temperature)
-	}
-	if useSchema {
-		params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{
-			OfJSONSchema: &shared.ResponseFormatJSONSchemaParam{
-				JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
-					Name:   sp.schemaName,
-					Strict: openai.Bool(true),
-					Schema: sp.schema,
-				},
-			},
-		}
-	}
-	resp, err := c.chat.New(ctx, params, capture)
+	resp, err := c.chat.New(ctx, c.params(sp, user, useSchema), capture)
 	if err != nil {
 		ex.err = err
 		return "", &ex
@@ -436,6 +415,24 @@ func (c *Client) complete(ctx context.Context, sp *spec, user string, useSchema 
 		return "", &exchange{status: ex.status, err: &AnswerError{Problem: "answer cut off (finish_reason " + fr + ")", Excerpt: excerpt(msg.Content)}}
 	}
 	return msg.Content, nil
+}
+
+// params builds the chat-completions request body.
+func (c *Client) params(sp *spec, user string, useSchema bool) openai.ChatCompletionNewParams {
+	params := openai.ChatCompletionNewParams{
+		Model: shared.ChatModel(c.cfg.Model),
+		Messages: []openai.ChatCompletionMessageParamUnion{
+			openai.SystemMessage(sp.system),
+			openai.UserMessage(user),
+		},
+	}
+	if c.cfg.Temperature != nil {
+		params.Temperature = openai.Float(*c.cfg.Temperature)
+	}
+	if useSchema {
+		params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &sp.format}
+	}
+	return params
 }
 
 // classify turns an exchange into an Error with a Reason.

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/openai/openai-go/v3/packages/param"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 // Input bounds: what the model sees of attacker-controlled text. They keep
@@ -42,10 +45,10 @@ const (
 
 // spec is everything fixed about one kind of call.
 type spec struct {
-	kind       kind
-	schemaName string
-	schema     map[string]any
-	system     string // system prompt incl. schema, built once
+	kind   kind
+	schema map[string]any
+	system string // system prompt incl. schema, built once
+	format shared.ResponseFormatJSONSchemaParam
 }
 
 func newSpec(k kind, name, task string, schema map[string]any) spec {
@@ -54,7 +57,10 @@ func newSpec(k kind, name, task string, schema map[string]any) spec {
 		panic(fmt.Sprintf("llm: marshal %s schema: %v", name, err)) // static data; a test covers it
 	}
 	system := task + "\n\n" + dataRule + "\n\nAnswer with exactly one JSON object and nothing else (no prose, no markdown), matching this JSON schema:\n" + string(js)
-	return spec{kind: k, schemaName: name, schema: schema, system: system}
+	format := shared.ResponseFormatJSONSchemaParam{JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
+		Name: name, Strict: param.NewOpt(true), Schema: schema,
+	}}
+	return spec{kind: k, schema: schema, system: system, format: format}
 }
 
 func strProp(desc string) map[string]any {
