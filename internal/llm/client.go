@@ -164,7 +164,7 @@ func (c *Client) Close(ctx context.Context) error {
 func (c *Client) ClientVerdict(ctx context.Context, s ClientSummary) (ClientVerdict, error) {
 	input, err := clientInput(s)
 	if err != nil {
-		return ClientVerdict{}, fmt.Errorf("llm client_verdict: encode summary: %w", err)
+		return ClientVerdict{}, &Error{Op: string(kindClient), Reason: ReasonRejected, Err: fmt.Errorf("encode summary: %w", err)}
 	}
 	return call(ctx, c, &clientSpec, clientIntro, input, c.cfg.Timeout, parseClientVerdict)
 }
@@ -173,7 +173,7 @@ func (c *Client) ClientVerdict(ctx context.Context, s ClientSummary) (ClientVerd
 func (c *Client) PayloadVerdict(ctx context.Context, p PayloadSample) (PayloadVerdict, error) {
 	input, err := payloadInput(p)
 	if err != nil {
-		return PayloadVerdict{}, fmt.Errorf("llm payload_verdict: encode sample: %w", err)
+		return PayloadVerdict{}, &Error{Op: string(kindPayload), Reason: ReasonRejected, Err: fmt.Errorf("encode sample: %w", err)}
 	}
 	return call(ctx, c, &payloadSpec, payloadIntro, input, c.cfg.Timeout, parsePayloadVerdict)
 }
@@ -187,13 +187,17 @@ func (c *Client) Narrative(ctx context.Context, aggregatesJSON []byte) (Narrativ
 	}
 	input, err := narrativeInput(aggregatesJSON)
 	if err != nil {
-		return Narrative{}, fmt.Errorf("llm narrative: %w", err)
+		// The caller's bug, not the provider's: no call, no breaker change.
+		return Narrative{}, &Error{Op: string(kindNarrative), Reason: ReasonRejected, Err: err}
 	}
 	return call(ctx, c, &narrativeSpec, narrativeIntro, input, c.cfg.NarrativeTimeout, parseNarrative)
 }
 
 // CachedClientVerdict returns a cached verdict for s without calling out.
 func (c *Client) CachedClientVerdict(s ClientSummary) (ClientVerdict, bool) {
+	if c.disabled {
+		return ClientVerdict{}, false
+	}
 	input, err := clientInput(s)
 	if err != nil {
 		return ClientVerdict{}, false
@@ -205,6 +209,9 @@ func (c *Client) CachedClientVerdict(s ClientSummary) (ClientVerdict, bool) {
 // the request path of payload llm_mode async asks this first and submits
 // PayloadVerdictAsync on a miss.
 func (c *Client) CachedPayloadVerdict(p PayloadSample) (PayloadVerdict, bool) {
+	if c.disabled {
+		return PayloadVerdict{}, false
+	}
 	input, err := payloadInput(p)
 	if err != nil {
 		return PayloadVerdict{}, false
@@ -218,12 +225,20 @@ func (c *Client) CachedPayloadVerdict(p PayloadSample) (PayloadVerdict, bool) {
 // It never blocks. It returns false, and cb will never be called, when the
 // question is dropped: the client is disabled or closed, the queue holds
 // QueueSize questions, or a question under the same key is still queued or
-// running (one pending question per key, e.g. per client). It returns true
-// when queued; cb is then called exactly once, with an error when the call
-// failed or was canceled by Close.
+// running (one pending question per key, e.g. per client; the key stays
+// pending until cb returns). It returns true when queued; cb is then called
+// exactly once, with an error when the call failed or was canceled by Close.
+// s is encoded before ClientVerdictAsync returns, so the caller may reuse it.
 func (c *Client) ClientVerdictAsync(key string, s ClientSummary, cb func(ClientVerdict, error)) bool {
+	if c.disabled {
+		return c.submit(key, nil)
+	}
+	input, err := clientInput(s)
+	if err != nil {
+		return false
+	}
 	return c.submit(key, func(ctx context.Context) {
-		v, err := c.ClientVerdict(ctx, s)
+		v, err := call(ctx, c, &clientSpec, clientIntro, input, c.cfg.Timeout, parseClientVerdict)
 		if cb != nil {
 			cb(v, err)
 		}
@@ -233,8 +248,15 @@ func (c *Client) ClientVerdictAsync(key string, s ClientSummary, cb func(ClientV
 // PayloadVerdictAsync is ClientVerdictAsync for payloads; key is typically
 // the payload hash.
 func (c *Client) PayloadVerdictAsync(key string, p PayloadSample, cb func(PayloadVerdict, error)) bool {
+	if c.disabled {
+		return c.submit(key, nil)
+	}
+	input, err := payloadInput(p)
+	if err != nil {
+		return false
+	}
 	return c.submit(key, func(ctx context.Context) {
-		v, err := c.PayloadVerdict(ctx, p)
+		v, err := call(ctx, c, &payloadSpec, payloadIntro, input, c.cfg.Timeout, parsePayloadVerdict)
 		if cb != nil {
 			cb(v, err)
 		}
@@ -251,9 +273,6 @@ func (c *Client) submit(key string, run func(context.Context)) bool {
 
 func cached[T any](c *Client, sp *spec, input []byte) (T, bool) {
 	var zero T
-	if c.disabled {
-		return zero, false
-	}
 	v, ok := c.cache.get(makeKey(sp.kind, c.cfg.Model, input))
 	if !ok {
 		return zero, false

@@ -372,8 +372,8 @@ func TestNarrative(t *testing.T) {
 	t.Run("not JSON is refused before any call", func(t *testing.T) {
 		fake := newFakeLLM(t, always(reportJSON))
 		c, _ := newTestClient(t, testConfig(fake.url()))
-		if _, err := c.Narrative(context.Background(), []byte(`{"a":1} trailing`)); err == nil {
-			t.Fatal("want error for invalid aggregates")
+		if _, err := c.Narrative(context.Background(), []byte(`{"a":1} trailing`)); !errors.Is(err, ErrRejected) {
+			t.Fatalf("err = %v, want ErrRejected for invalid aggregates", err)
 		}
 		if fake.count() != 0 {
 			t.Error("invalid aggregates reached the provider")
