@@ -53,13 +53,14 @@ func BenchmarkPromptAndParse(b *testing.B) {
 	}
 }
 
-// BenchmarkParseHostile: the extractor's worst case, an answer full of
-// unbalanced braces, stays linear (bounded by maxObjectStarts).
+// BenchmarkParseHostile: the extractor's worst case, a maximal answer of
+// unbalanced '{' closed by one '}', costs maxObjectStarts linear scans.
 func BenchmarkParseHostile(b *testing.B) {
 	text := make([]byte, maxAnswerBytes)
 	for i := range text {
 		text[i] = '{'
 	}
+	text[len(text)-1] = '}'
 	s := string(text)
 	b.SetBytes(int64(len(s)))
 	b.ReportAllocs()

@@ -41,7 +41,8 @@ func extractJSON(text string) ([]byte, error) {
 	}
 	var found []byte
 	starts := 0
-	for i := 0; i < len(s); {
+	lastClose := strings.LastIndexByte(s, '}')
+	for i := 0; i < lastClose; {
 		j := strings.IndexByte(s[i:], '{')
 		if j < 0 {
 			break
