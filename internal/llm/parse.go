@@ -22,7 +22,7 @@ const (
 	maxRecommendation = 3
 	// maxObjectStarts bounds the extraction scan so a hostile answer full of
 	// '{' costs O(maxObjectStarts·n), not O(n²).
-	maxObjectStarts = 64
+	maxObjectStarts = 16
 	excerptBytes    = 200
 )
 
