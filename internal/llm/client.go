@@ -388,9 +388,9 @@ func attempts[T any](ctx, parent context.Context, c *Client, sp *spec, user stri
 
 // backoff is exponential with full jitter: base·2^n, capped.
 func backoff(retry int) time.Duration {
-	d := backoffBase << retry
-	if d <= 0 || d > backoffMax {
-		d = backoffMax
+	d := backoffMax
+	if retry < 16 { // larger shifts overflow
+		d = min(backoffBase<<retry, backoffMax)
 	}
 	return d/2 + rand.N(d/2+1)
 }

@@ -474,3 +474,43 @@ func TestMetrics(t *testing.T) {
 		t.Error("second client on the same registry: want a registration error")
 	}
 }
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := map[string]struct {
+		headers map[string]string
+		want    time.Duration
+	}{
+		"none":           {want: 0},
+		"seconds":        {headers: map[string]string{"Retry-After": "2"}, want: 2 * time.Second},
+		"fractional":     {headers: map[string]string{"Retry-After": "0.5"}, want: 500 * time.Millisecond},
+		"http date":      {headers: map[string]string{"Retry-After": now.Add(7 * time.Second).Format(http.TimeFormat)}, want: 7 * time.Second},
+		"date in past":   {headers: map[string]string{"Retry-After": now.Add(-time.Minute).Format(http.TimeFormat)}, want: 0},
+		"ms wins":        {headers: map[string]string{"Retry-After-Ms": "150", "Retry-After": "9"}, want: 150 * time.Millisecond},
+		"garbage":        {headers: map[string]string{"Retry-After": "soon"}, want: 0},
+		"negative":       {headers: map[string]string{"Retry-After": "-3"}, want: 0},
+		"absurdly large": {headers: map[string]string{"Retry-After": "1e300"}, want: 0},
+		"bad ms, good s": {headers: map[string]string{"Retry-After-Ms": "x", "Retry-After": "1"}, want: time.Second},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			h := http.Header{}
+			for k, v := range tc.headers {
+				h.Set(k, v)
+			}
+			if got := parseRetryAfter(h, now); got != tc.want {
+				t.Errorf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestBackoffBounds(t *testing.T) {
+	for _, retry := range []int{0, 1, 2, 3, 4, 15, 16, 39, 40, 63, 64, 1000} {
+		d := backoff(retry)
+		want := min(backoffBase<<min(retry, 20), backoffMax)
+		if d < want/2 || d > want {
+			t.Errorf("backoff(%d) = %s, want in [%s, %s]", retry, d, want/2, want)
+		}
+	}
+}
