@@ -1,0 +1,549 @@
+// Package llm asks an OpenAI-compatible chat-completions API for three
+// structured judgements: a grey-zone client verdict, a borderline payload
+// verdict and the daily report narrative.
+//
+// It is built for the request path: every call has a deadline, calls in
+// flight are bounded, a circuit breaker stops calling a failing provider, and
+// answers are cached by input hash. Untrusted text reaches the model only as
+// JSON inside a delimited data block, and every answer is validated against
+// its schema; an invalid answer is an error, never a guess. Callers fail open
+// on any error (see ErrDisabled and the other sentinels in errors.go).
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Retry backoff when the provider gives no Retry-After.
+const (
+	backoffBase = 200 * time.Millisecond
+	backoffMax  = 2 * time.Second
+)
+
+// Client is safe for concurrent use. The zero value is not usable: build
+// one with New or Disabled.
+type Client struct {
+	cfg      Config
+	disabled bool
+	log      *slog.Logger
+	m        *metrics
+	now      func() time.Time
+
+	chat      openai.ChatCompletionService
+	transport *http.Transport
+	sem       chan struct{}
+	breaker   *breaker
+	cache     *cache
+	q         *queue
+	// noSchema is set once the provider rejected response_format; from then on
+	// the schema travels only in the prompt.
+	noSchema atomic.Bool
+}
+
+// Option adjusts a Client beyond Config; tests use them.
+type Option func(*options)
+
+type options struct {
+	now       func() time.Time
+	transport http.RoundTripper
+}
+
+// WithClock sets the clock of the circuit breaker and the cache.
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithTransport replaces the HTTP transport (default: a private clone of
+// http.DefaultTransport, closed by Close).
+func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.transport = rt } }
+
+// New builds a client. An empty cfg.BaseURL gives a disabled client whose
+// calls return ErrDisabled at once. reg may be nil (metrics not registered),
+// logger may be nil (discard). Call Close to stop the async workers.
+func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger, opts ...Option) (*Client, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	if !cfg.Enabled() {
+		logger.Info("llm disabled: no base_url; grey-zone checks and report narrative fail open")
+		return &Client{cfg: cfg, disabled: true, log: logger, m: m, now: time.Now}, nil
+	}
+	o := options{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	c := &Client{
+		cfg: cfg,
+		log: logger.With("component", "llm", "model", cfg.Model),
+		m:   m,
+		now: o.now,
+		sem: make(chan struct{}, cfg.MaxConcurrency),
+	}
+	rt := o.transport
+	if rt == nil {
+		c.transport = http.DefaultTransport.(*http.Transport).Clone()
+		c.transport.MaxIdleConnsPerHost = cfg.MaxConcurrency
+		rt = c.transport
+	}
+	// NewChatCompletionService, not openai.NewClient: the latter also reads
+	// OPENAI_* variables from the environment, and our config is the only
+	// source of truth. Retries are ours (MaxRetries 0 here): the SDK's would
+	// sleep past our deadline and hide attempts from the breaker and metrics.
+	c.chat = openai.NewChatCompletionService(
+		option.WithBaseURL(cfg.BaseURL),
+		option.WithAPIKey(cfg.APIKey.Reveal()),
+		option.WithHTTPClient(&http.Client{Transport: rt}),
+		option.WithMaxRetries(0),
+	)
+	c.breaker = newBreaker(cfg.BreakerFailures, cfg.BreakerCooldown, o.now, func(from, to CircuitState) {
+		m.circuit.Set(float64(to))
+		c.log.Warn("llm circuit breaker", "from", from.String(), "to", to.String())
+	})
+	c.cache = newCache(cfg.CacheTTL, cfg.CacheSize, o.now)
+	c.q = newQueue(cfg.QueueSize, cfg.MaxConcurrency, m)
+	if cfg.Output == OutputText {
+		c.noSchema.Store(true)
+	}
+	c.log.Info("llm enabled", "config", cfg)
+	return c, nil
+}
+
+// Disabled returns a client without a provider: every call returns
+// ErrDisabled at once and every async submission is dropped.
+func Disabled() *Client {
+	m, _ := newMetrics(nil) // nil registerer: cannot fail
+	return &Client{disabled: true, log: slog.New(slog.DiscardHandler), m: m, now: time.Now}
+}
+
+// Enabled reports whether the client talks to a provider.
+func (c *Client) Enabled() bool { return !c.disabled }
+
+// CircuitState returns the breaker's state (CircuitClosed when disabled).
+func (c *Client) CircuitState() CircuitState {
+	if c.disabled {
+		return CircuitClosed
+	}
+	return c.breaker.State()
+}
+
+// Close stops accepting async questions, lets the queued ones finish until
+// ctx ends, then cancels the rest (their callbacks get ErrCanceled) and
+// waits for the workers. It returns ctx.Err() when it had to cancel.
+func (c *Client) Close(ctx context.Context) error {
+	if c.disabled {
+		return nil
+	}
+	err := c.q.close(ctx)
+	if c.transport != nil {
+		c.transport.CloseIdleConnections()
+	}
+	return err
+}
+
+// ClientVerdict asks whether a grey-zone client should be blocked.
+func (c *Client) ClientVerdict(ctx context.Context, s ClientSummary) (ClientVerdict, error) {
+	input, err := clientInput(s)
+	if err != nil {
+		return ClientVerdict{}, &Error{Op: string(kindClient), Reason: ReasonRejected, Err: fmt.Errorf("encode summary: %w", err)}
+	}
+	return call(ctx, c, &clientSpec, clientIntro, input, c.cfg.Timeout, parseClientVerdict)
+}
+
+// PayloadVerdict asks whether a borderline payload is an attack.
+func (c *Client) PayloadVerdict(ctx context.Context, p PayloadSample) (PayloadVerdict, error) {
+	input, err := payloadInput(p)
+	if err != nil {
+		return PayloadVerdict{}, &Error{Op: string(kindPayload), Reason: ReasonRejected, Err: fmt.Errorf("encode sample: %w", err)}
+	}
+	return call(ctx, c, &payloadSpec, payloadIntro, input, c.cfg.Timeout, parsePayloadVerdict)
+}
+
+// Narrative asks for the daily report's prose from the aggregates JSON
+// (at most 64 KiB). It uses NarrativeTimeout instead of Timeout.
+func (c *Client) Narrative(ctx context.Context, aggregatesJSON []byte) (Narrative, error) {
+	if c.disabled {
+		c.m.calls.WithLabelValues(string(kindNarrative), string(ReasonDisabled)).Inc()
+		return Narrative{}, ErrDisabled
+	}
+	input, err := narrativeInput(aggregatesJSON)
+	if err != nil {
+		// The caller's bug, not the provider's: no call, no breaker change.
+		return Narrative{}, &Error{Op: string(kindNarrative), Reason: ReasonRejected, Err: err}
+	}
+	return call(ctx, c, &narrativeSpec, narrativeIntro, input, c.cfg.NarrativeTimeout, parseNarrative)
+}
+
+// CachedClientVerdict returns a cached verdict for s without calling out.
+func (c *Client) CachedClientVerdict(s ClientSummary) (ClientVerdict, bool) {
+	if c.disabled {
+		return ClientVerdict{}, false
+	}
+	input, err := clientInput(s)
+	if err != nil {
+		return ClientVerdict{}, false
+	}
+	return cached[ClientVerdict](c, &clientSpec, input)
+}
+
+// CachedPayloadVerdict returns a cached verdict for p without calling out:
+// the request path of payload llm_mode async asks this first and submits
+// PayloadVerdictAsync on a miss.
+func (c *Client) CachedPayloadVerdict(p PayloadSample) (PayloadVerdict, bool) {
+	if c.disabled {
+		return PayloadVerdict{}, false
+	}
+	input, err := payloadInput(p)
+	if err != nil {
+		return PayloadVerdict{}, false
+	}
+	return cached[PayloadVerdict](c, &payloadSpec, input)
+}
+
+// ClientVerdictAsync asks in the background and calls cb (which may be nil:
+// the answer then only fills the cache) from a worker goroutine.
+//
+// It never blocks. It returns false, and cb will never be called, when the
+// question is dropped: the client is disabled or closed, the queue holds
+// QueueSize questions, or a question under the same key is still queued or
+// running (one pending question per key, e.g. per client; the key stays
+// pending until cb returns). It returns true when queued; cb is then called
+// exactly once, with an error when the call failed or was canceled by Close.
+// s is encoded before ClientVerdictAsync returns, so the caller may reuse it.
+func (c *Client) ClientVerdictAsync(key string, s ClientSummary, cb func(ClientVerdict, error)) bool {
+	if c.disabled {
+		return c.submit(key, nil)
+	}
+	input, err := clientInput(s)
+	if err != nil {
+		return false
+	}
+	return c.submit(key, func(ctx context.Context) {
+		v, err := call(ctx, c, &clientSpec, clientIntro, input, c.cfg.Timeout, parseClientVerdict)
+		if cb != nil {
+			cb(v, err)
+		}
+	})
+}
+
+// PayloadVerdictAsync is ClientVerdictAsync for payloads; key is typically
+// the payload hash.
+func (c *Client) PayloadVerdictAsync(key string, p PayloadSample, cb func(PayloadVerdict, error)) bool {
+	if c.disabled {
+		return c.submit(key, nil)
+	}
+	input, err := payloadInput(p)
+	if err != nil {
+		return false
+	}
+	return c.submit(key, func(ctx context.Context) {
+		v, err := call(ctx, c, &payloadSpec, payloadIntro, input, c.cfg.Timeout, parsePayloadVerdict)
+		if cb != nil {
+			cb(v, err)
+		}
+	})
+}
+
+func (c *Client) submit(key string, run func(context.Context)) bool {
+	if c.disabled {
+		c.m.drops.WithLabelValues(string(DropDisabled)).Inc()
+		return false
+	}
+	return c.q.submit(key, run)
+}
+
+func cached[T any](c *Client, sp *spec, input []byte) (T, bool) {
+	var zero T
+	v, ok := c.cache.get(makeKey(sp.kind, c.cfg.Model, input))
+	if !ok {
+		return zero, false
+	}
+	c.m.cacheHits.WithLabelValues(string(sp.kind)).Inc()
+	return v.(T), true
+}
+
+// call runs one question: cache, breaker, concurrency slot, attempts with
+// retries inside the deadline, validation, cache fill, metrics.
+func call[T any](parent context.Context, c *Client, sp *spec, intro string, input []byte, timeout time.Duration, parse func(string) (T, error)) (T, error) {
+	var zero T
+	k := string(sp.kind)
+	if c.disabled {
+		c.m.calls.WithLabelValues(k, string(ReasonDisabled)).Inc()
+		return zero, ErrDisabled
+	}
+	key := makeKey(sp.kind, c.cfg.Model, input)
+	if v, ok := c.cache.get(key); ok {
+		c.m.cacheHits.WithLabelValues(k).Inc()
+		c.m.calls.WithLabelValues(k, string(ReasonCached)).Inc()
+		return v.(T), nil
+	}
+
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	probe, ok := c.breaker.allow()
+	if !ok {
+		c.m.calls.WithLabelValues(k, string(ReasonCircuitOpen)).Inc()
+		return zero, &Error{Op: k, Reason: ReasonCircuitOpen}
+	}
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		c.breaker.record(probe, resultNeutral)
+		e := &Error{Op: k, Reason: ctxReason(parent), Err: fmt.Errorf("waiting for a concurrency slot: %w", ctx.Err())}
+		c.m.calls.WithLabelValues(k, string(e.Reason)).Inc()
+		return zero, e
+	}
+	c.m.inFlight.Inc()
+	start := time.Now()
+	v, e := attempts(ctx, parent, c, sp, dataMessage(intro, input), parse)
+	c.m.latency.WithLabelValues(k).Observe(time.Since(start).Seconds())
+	c.m.inFlight.Dec()
+	<-c.sem
+
+	if e != nil {
+		c.breaker.record(probe, breakerResult(e))
+		c.m.calls.WithLabelValues(k, string(e.Reason)).Inc()
+		c.log.Debug("llm call failed", "kind", k, "reason", e.Reason, "status", e.Status, "attempts", e.Attempts, "err", e.Err)
+		return zero, e
+	}
+	c.breaker.record(probe, resultSuccess)
+	c.cache.put(key, v)
+	c.m.calls.WithLabelValues(k, string(ReasonOK)).Inc()
+	return v, nil
+}
+
+// attempts makes HTTP attempts until one gives an answer, a non-retryable
+// error occurs, MaxRetries is used up, or the next wait would pass the deadline.
+func attempts[T any](ctx, parent context.Context, c *Client, sp *spec, user string, parse func(string) (T, error)) (T, *Error) {
+	var zero T
+	k := string(sp.kind)
+	retriesLeft := c.cfg.MaxRetries
+	useSchema := !c.noSchema.Load()
+	fellBack := false
+	for n := 1; ; n++ {
+		text, ex := c.complete(ctx, sp, user, useSchema)
+		if ex == nil {
+			if fellBack && !c.noSchema.Swap(true) {
+				c.log.Warn("llm provider rejects response_format json_schema; sending the schema in the prompt only from now on")
+			}
+			v, err := parse(text)
+			if err != nil {
+				return zero, &Error{Op: k, Reason: ReasonInvalidAnswer, Status: http.StatusOK, Attempts: n, Err: err}
+			}
+			return v, nil
+		}
+		e := ex.classify(ctx, parent)
+		e.Op, e.Attempts = k, n
+		c.m.failures.WithLabelValues(k, string(e.Reason)).Inc()
+		if ctx.Err() != nil {
+			return zero, e
+		}
+		// A provider that does not know response_format json_schema answers
+		// 400/422: ask once more without it, at once and without using up a
+		// retry. The answer is validated against the same schema either way.
+		if useSchema && (ex.status == http.StatusBadRequest || ex.status == http.StatusUnprocessableEntity) {
+			useSchema, fellBack = false, true
+			continue
+		}
+		if !ex.retryable() || retriesLeft == 0 {
+			return zero, e
+		}
+		delay := ex.retryAfter
+		if delay <= 0 {
+			delay = backoff(c.cfg.MaxRetries - retriesLeft)
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) <= delay {
+			return zero, e // waiting would pass the deadline: give up now
+		}
+		retriesLeft--
+		c.m.retries.WithLabelValues(k).Inc()
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return zero, &Error{Op: k, Reason: ctxReason(parent), Attempts: n, Status: ex.status, RetryAfter: ex.retryAfter, Err: ctx.Err()}
+		}
+	}
+}
+
+// backoff is exponential with full jitter: base·2^n, capped.
+func backoff(retry int) time.Duration {
+	d := backoffMax
+	if retry < 16 { // larger shifts overflow
+		d = min(backoffBase<<retry, backoffMax)
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// exchange is what one failed HTTP attempt left behind.
+type exchange struct {
+	status     int // last HTTP status, 0 when none
+	retryAfter time.Duration
+	// unusable: the provider answered 2xx but the completion had no answer.
+	unusable bool
+	err      error
+}
+
+// complete makes one chat-completions request and returns the answer text.
+func (c *Client) complete(ctx context.Context, sp *spec, user string, useSchema bool) (string, *exchange) {
+	var ex exchange
+	// The middleware sees the raw response, whatever the SDK makes of the
+	// body: status and Retry-After survive a non-JSON error page.
+	capture := option.WithMiddleware(func(req *http.Request, next option.MiddlewareNext) (*http.Response, error) {
+		res, err := next(req)
+		if res != nil {
+			ex.status = res.StatusCode
+			ex.retryAfter = parseRetryAfter(res.Header, time.Now())
+		}
+		return res, err
+	})
+	resp, err := c.chat.New(ctx, c.params(sp, user, useSchema), capture)
+	if err != nil {
+		ex.err = err
+		return "", &ex
+	}
+	if len(resp.Choices) == 0 {
+		ex.err, ex.unusable = errors.New("no choices in completion"), true
+		return "", &ex
+	}
+	msg := resp.Choices[0].Message
+	if msg.Refusal != "" {
+		return "", &exchange{status: ex.status, err: &AnswerError{Problem: "model refused: " + excerpt(msg.Refusal)}}
+	}
+	if fr := resp.Choices[0].FinishReason; fr == "length" || fr == "content_filter" {
+		return "", &exchange{status: ex.status, err: &AnswerError{Problem: "answer cut off (finish_reason " + fr + ")", Excerpt: excerpt(msg.Content)}}
+	}
+	return msg.Content, nil
+}
+
+// params builds the chat-completions request body.
+func (c *Client) params(sp *spec, user string, useSchema bool) openai.ChatCompletionNewParams {
+	params := openai.ChatCompletionNewParams{
+		Model: shared.ChatModel(c.cfg.Model),
+		Messages: []openai.ChatCompletionMessageParamUnion{
+			openai.SystemMessage(sp.system),
+			openai.UserMessage(user),
+		},
+	}
+	if c.cfg.Temperature != nil {
+		params.Temperature = openai.Float(*c.cfg.Temperature)
+	}
+	if useSchema {
+		params.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONSchema: &sp.format}
+	}
+	return params
+}
+
+// classify turns an exchange into an Error with a Reason.
+func (ex *exchange) classify(ctx, parent context.Context) *Error {
+	e := &Error{Status: ex.status, RetryAfter: ex.retryAfter, Err: ex.err}
+	var ae *AnswerError
+	switch {
+	case parent.Err() != nil:
+		e.Reason = ctxReason(parent)
+	case ctx.Err() != nil:
+		e.Reason = ReasonTimeout
+	case errors.As(ex.err, &ae):
+		e.Reason = ReasonInvalidAnswer
+	case ex.unusable:
+		e.Reason = ReasonBadResponse
+	case ex.status == 0:
+		var ne net.Error
+		if errors.As(ex.err, &ne) && ne.Timeout() {
+			e.Reason = ReasonTimeout
+		} else {
+			e.Reason = ReasonUnavailable
+		}
+	case ex.status == http.StatusTooManyRequests:
+		e.Reason = ReasonRateLimited
+	case ex.status == http.StatusRequestTimeout || ex.status == http.StatusConflict || ex.status >= 500:
+		e.Reason = ReasonServerError
+	case ex.status >= 400:
+		e.Reason = ReasonRejected
+	default: // 2xx/3xx but the SDK could not use the body
+		e.Reason = ReasonBadResponse
+	}
+	return e
+}
+
+// retryable: 429, 408, 409, 5xx, and failures without an HTTP answer.
+func (ex *exchange) retryable() bool {
+	var ae *AnswerError
+	if errors.As(ex.err, &ae) || ex.unusable {
+		return false
+	}
+	return ex.status == 0 || ex.status == http.StatusTooManyRequests || ex.status == http.StatusRequestTimeout ||
+		ex.status == http.StatusConflict || ex.status >= 500
+}
+
+// ctxReason names why the caller's context ended.
+func ctxReason(parent context.Context) Reason {
+	if parent.Err() != nil && !errors.Is(parent.Err(), context.DeadlineExceeded) {
+		return ReasonCanceled
+	}
+	return ReasonTimeout
+}
+
+// breakerResult decides what an error says about the provider's health.
+// Invalid answers and input-dependent rejections (400, 413, 422) say nothing:
+// counting them would let an attacker open the circuit, and so switch the
+// LLM off for everyone, by sending payloads the model answers badly.
+func breakerResult(e *Error) result {
+	switch e.Reason {
+	case ReasonInvalidAnswer:
+		return resultSuccess
+	case ReasonCanceled:
+		return resultNeutral
+	case ReasonRejected:
+		switch e.Status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
+			return resultFailure // configuration: bad key, unknown model or URL
+		}
+		return resultNeutral
+	}
+	return resultFailure
+}
+
+// parseRetryAfter reads retry-after-ms (OpenAI), then Retry-After in seconds
+// or as an HTTP date. It returns 0 when absent or unparsable.
+func parseRetryAfter(h http.Header, now time.Time) time.Duration {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e9 {
+			return time.Duration(ms * float64(time.Millisecond))
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s > 0 && s < 1e6 {
+			return time.Duration(s * float64(time.Second))
+		}
+		return 0
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

@@ -1,0 +1,104 @@
+package llm
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestConfigValidate(t *testing.T) {
+	valid := testConfig("https://api.groq.com/openai/v1")
+	tests := map[string]struct {
+		mutate func(*Config)
+		field  string // "" means valid
+	}{
+		"defaults with provider": {mutate: func(*Config) {}},
+		"disabled ignores the rest": {mutate: func(c *Config) {
+			*c = Config{MaxConcurrency: -1}
+		}},
+		"relative base URL":   {mutate: func(c *Config) { c.BaseURL = "api.openai.com/v1" }, field: "BaseURL"},
+		"ftp base URL":        {mutate: func(c *Config) { c.BaseURL = "ftp://x/v1" }, field: "BaseURL"},
+		"no model":            {mutate: func(c *Config) { c.Model = "" }, field: "Model"},
+		"zero timeout":        {mutate: func(c *Config) { c.Timeout = 0 }, field: "Timeout"},
+		"zero narrative":      {mutate: func(c *Config) { c.NarrativeTimeout = 0 }, field: "NarrativeTimeout"},
+		"zero concurrency":    {mutate: func(c *Config) { c.MaxConcurrency = 0 }, field: "MaxConcurrency"},
+		"zero queue":          {mutate: func(c *Config) { c.QueueSize = 0 }, field: "QueueSize"},
+		"negative cache TTL":  {mutate: func(c *Config) { c.CacheTTL = -time.Second }, field: "CacheTTL"},
+		"cache without size":  {mutate: func(c *Config) { c.CacheSize = 0 }, field: "CacheSize"},
+		"cache off, no size":  {mutate: func(c *Config) { c.CacheTTL, c.CacheSize = 0, 0 }},
+		"zero breaker":        {mutate: func(c *Config) { c.BreakerFailures = 0 }, field: "BreakerFailures"},
+		"zero cooldown":       {mutate: func(c *Config) { c.BreakerCooldown = 0 }, field: "BreakerCooldown"},
+		"negative retries":    {mutate: func(c *Config) { c.MaxRetries = -1 }, field: "MaxRetries"},
+		"unknown output":      {mutate: func(c *Config) { c.Output = "xml" }, field: "Output"},
+		"temperature too hot": {mutate: func(c *Config) { v := 3.0; c.Temperature = &v }, field: "Temperature"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			cfg := valid
+			tc.mutate(&cfg)
+			err := cfg.Validate()
+			if tc.field == "" {
+				if err != nil {
+					t.Fatalf("Validate: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.field+":") {
+				t.Fatalf("Validate = %v, want an error naming %s", err, tc.field)
+			}
+			if _, nerr := New(cfg, nil, nil); nerr == nil {
+				t.Error("New accepted an invalid config")
+			}
+		})
+	}
+	t.Run("reports every problem", func(t *testing.T) {
+		cfg := valid
+		cfg.Model, cfg.Timeout = "", 0
+		err := cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), "Model:") || !strings.Contains(err.Error(), "Timeout:") {
+			t.Fatalf("Validate = %v", err)
+		}
+	})
+}
+
+func TestAPIKeyIsRedacted(t *testing.T) {
+	const key = "sk-very-secret-123"
+	cfg := testConfig("https://api.openai.com/v1")
+	cfg.APIKey = key
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	logger.Info("cfg", "config", cfg, "key", cfg.APIKey)
+	c, err := New(cfg, nil, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(t.Context())
+	js, _ := json.Marshal(cfg)
+	outputs := map[string]string{
+		"String":   cfg.String(),
+		"%v":       fmt.Sprintf("%v", cfg),
+		"%+v":      fmt.Sprintf("%+v", cfg),
+		"%#v":      fmt.Sprintf("%#v", cfg),
+		"%s key":   fmt.Sprintf("%s", cfg.APIKey),
+		"%q key":   fmt.Sprintf("%q", cfg.APIKey),
+		"%x key":   fmt.Sprintf("%x", cfg.APIKey),
+		"%#v key":  fmt.Sprintf("%#v", cfg.APIKey),
+		"json":     string(js),
+		"slog+New": logs.String(),
+	}
+	for name, out := range outputs {
+		if strings.Contains(out, key) || strings.Contains(out, fmt.Sprintf("%x", key)) {
+			t.Errorf("%s leaks the key: %s", name, out)
+		}
+	}
+	if !strings.Contains(cfg.String(), redacted) {
+		t.Errorf("String() does not show the redaction marker: %s", cfg.String())
+	}
+	if cfg.APIKey.Reveal() != key {
+		t.Error("Reveal lost the key")
+	}
+}
