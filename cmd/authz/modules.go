@@ -52,6 +52,11 @@ func validateModules(cfg config.Config) error {
 	if _, err := accessLogConfig(cfg); err != nil {
 		errs = append(errs, err)
 	}
+	if cfg.LLM.BaseURL != "" {
+		if err := llmConfig(cfg.LLM).Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 

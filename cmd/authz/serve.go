@@ -28,6 +28,8 @@ import (
 	"github.com/smartlayer/smartlayer/internal/admin"
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/scoring"
+	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
 
 func serve(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
@@ -37,7 +39,22 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		a.redis = newRedis(cfg.Store.Redis)
 		defer a.redis.Close()
 	}
-	if err := a.build(cfg, nil, nil); err != nil {
+	model, err := newLLM(cfg.LLM, a.reg, logger)
+	if err != nil {
+		return err
+	}
+	var cv scoring.Verdicts
+	var pv payload.Verdicts
+	if model != nil {
+		defer func() {
+			// Give queued questions a moment, then cancel them.
+			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_ = model.Close(cctx)
+		}()
+		cv, pv = clientVerdicts{model}, payloadVerdicts{model}
+	}
+	if err := a.build(cfg, cv, pv); err != nil {
 		return err
 	}
 	defer a.behavior.Close()

@@ -205,13 +205,22 @@ type Quota struct {
 // LLM configures the OpenAI-compatible endpoint used for grey-zone cases and
 // the report narrative. No BaseURL means no LLM: everything fails open.
 type LLM struct {
-	BaseURL        string        `koanf:"base_url"`
-	APIKey         Secret        `koanf:"api_key"`
-	Model          string        `koanf:"model"`
-	Timeout        time.Duration `koanf:"timeout"`
-	MaxConcurrency int           `koanf:"max_concurrency"`
-	QueueSize      int           `koanf:"queue_size"`
-	CacheTTL       time.Duration `koanf:"cache_ttl"`
+	BaseURL string `koanf:"base_url"`
+	APIKey  Secret `koanf:"api_key"`
+	Model   string `koanf:"model"`
+	// Timeout bounds one verdict call; NarrativeTimeout the report's.
+	Timeout          time.Duration `koanf:"timeout"`
+	NarrativeTimeout time.Duration `koanf:"narrative_timeout"`
+	MaxConcurrency   int           `koanf:"max_concurrency"`
+	QueueSize        int           `koanf:"queue_size"`
+	CacheTTL         time.Duration `koanf:"cache_ttl"`
+	CacheSize        int           `koanf:"cache_size"`
+	// BreakerFailures consecutive failures stop calls for BreakerCooldown.
+	BreakerFailures int           `koanf:"breaker_failures"`
+	BreakerCooldown time.Duration `koanf:"breaker_cooldown"`
+	MaxRetries      int           `koanf:"max_retries"`
+	// Output is json_schema (response_format) or text (schema in the prompt).
+	Output string `koanf:"output"`
 }
 
 // AccessLog configures the ALS receiver and its ClickHouse sink.
@@ -314,8 +323,9 @@ func Default() Config {
 			LLMMode: LLMAsync, MinConfidence: 0.85, LLMMaxExcerpt: 2048, LLMQueueSize: 256,
 			LLMWorkers: 2, LLMTimeout: 5 * time.Second, VerdictCacheSize: 10_000, VerdictTTL: 24 * time.Hour},
 		Quota: Quota{Mode: ModeEnforce},
-		LLM: LLM{Timeout: 3 * time.Second, MaxConcurrency: 4, QueueSize: 256,
-			CacheTTL: 10 * time.Minute},
+		LLM: LLM{Timeout: 3 * time.Second, NarrativeTimeout: time.Minute, MaxConcurrency: 4, QueueSize: 256,
+			CacheTTL: 10 * time.Minute, CacheSize: 10_000, BreakerFailures: 5, BreakerCooldown: 30 * time.Second,
+			MaxRetries: 2, Output: "json_schema"},
 		AccessLog: AccessLog{
 			ClickHouse: ClickHouse{Database: "smartlayer", Username: "default", DialTimeout: 5 * time.Second},
 			BatchRows:  50_000, FlushInterval: time.Second, QueueBatches: 8, MaxInflight: 2,

@@ -137,6 +137,7 @@ func (c *Config) Validate() error {
 	if l.QueueSize < 1 {
 		bad("llm.queue_size", l.QueueSize, "must be ≥ 1")
 	}
+	oneOf("llm.output", l.Output, "json_schema", "text")
 
 	a := c.AccessLog
 	for i, h := range a.ClickHouse.Addr {
