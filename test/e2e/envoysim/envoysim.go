@@ -71,6 +71,10 @@ type Envoy struct {
 	mu      sync.Mutex
 	stream  alsv3.AccessLogService_StreamAccessLogsClient
 	pending []*alsdatav3.HTTPAccessLogEntry
+	// The access-log stream lives as long as the Envoy, like Envoy's own,
+	// not as long as one Flush call's context.
+	streamCtx    context.Context
+	cancelStream context.CancelFunc
 }
 
 // New returns an Envoy that checks with authz and logs to als (nil: no
@@ -84,6 +88,7 @@ func New(authz, als grpc.ClientConnInterface, upstream Upstream, node string) *E
 	if als != nil {
 		e.als = alsv3.NewAccessLogServiceClient(als)
 	}
+	e.streamCtx, e.cancelStream = context.WithCancel(context.Background())
 	return e
 }
 
@@ -265,6 +270,7 @@ func (e *Envoy) Pending() int {
 
 // Flush sends queued entries on the access-log stream, opening it (with
 // the identifier, as Envoy does on a stream's first message) when needed.
+// ctx bounds only this call.
 func (e *Envoy) Flush(ctx context.Context) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -274,7 +280,7 @@ func (e *Envoy) Flush(ctx context.Context) error {
 	msg := &alsv3.StreamAccessLogsMessage{LogEntries: &alsv3.StreamAccessLogsMessage_HttpLogs{
 		HttpLogs: &alsv3.StreamAccessLogsMessage_HTTPAccessLogEntries{LogEntry: e.pending}}}
 	if e.stream == nil {
-		s, err := e.als.StreamAccessLogs(ctx)
+		s, err := e.als.StreamAccessLogs(e.streamCtx)
 		if err != nil {
 			return fmt.Errorf("open access-log stream: %w", err)
 		}
@@ -282,18 +288,26 @@ func (e *Envoy) Flush(ctx context.Context) error {
 		msg.Identifier = &alsv3.StreamAccessLogsMessage_Identifier{
 			Node: &corev3.Node{Id: e.node, Cluster: "edge"}, LogName: e.logName}
 	}
-	if err := e.stream.Send(msg); err != nil {
-		e.stream = nil // Envoy reopens the stream on the next flush
-		return fmt.Errorf("send access logs: %w", err)
+	sent := make(chan error, 1)
+	go func() { sent <- e.stream.Send(msg) }()
+	select {
+	case err := <-sent:
+		if err != nil {
+			e.stream = nil // Envoy reopens the stream on the next flush
+			return fmt.Errorf("send access logs: %w", err)
+		}
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 	e.pending = nil
 	return nil
 }
 
-// Close ends the access-log stream.
+// Close ends the access-log stream after the server has read everything.
 func (e *Envoy) Close() error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	defer e.cancelStream()
 	if e.stream == nil {
 		return nil
 	}

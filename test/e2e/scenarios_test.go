@@ -1,0 +1,333 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2"
+
+	"github.com/smartlayer/smartlayer/internal/testenv"
+	"github.com/smartlayer/smartlayer/test/e2e/envoysim"
+)
+
+const browserUA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+// e2eConfig is the deployed shape with two test-only changes: generous
+// time budgets, because this 2-core machine runs the whole suite at once
+// and a fail-open answer would hide the decision under test.
+const e2eConfig = `
+server: {decision_budget: 2s}
+store:
+  backend: redis
+  redis: {addr: %q, timeout: 1s}
+behavior:
+  deny_cidrs: [203.0.113.0/24]
+quota:
+  plans:
+    free:    {"/api/generate/": {per_minute: 2, per_day: 100, lifetime: 1000}}
+    premium: {"/api/generate/": {per_minute: 50}, "/api/analytics/": {per_minute: 100}}
+accesslog:
+  clickhouse: {addr: [%q], database: %s}
+  flush_interval: 200ms
+  spool_dir: %s
+`
+
+// tally counts what the simulated clients did, to compare with ClickHouse.
+type tally struct {
+	requests atomic.Int64
+	denied   atomic.Int64
+}
+
+type scenario struct {
+	env *envoysim.Envoy
+	t   *testing.T
+	n   *tally
+}
+
+func (s *scenario) do(r *envoysim.Request) envoysim.Result {
+	s.t.Helper()
+	res, err := s.env.Do(ctxFor(s.t, 30*time.Second), r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.n.requests.Add(1)
+	if !res.Allowed {
+		s.n.denied.Add(1)
+	}
+	return res
+}
+
+func get(client, path, ua string) *envoysim.Request {
+	h := map[string]string{"accept": "text/html"}
+	if ua != "" {
+		h["user-agent"] = ua
+	}
+	return &envoysim.Request{Client: client, Method: "GET", Path: path, Headers: h}
+}
+
+// upstream plays the application: /slow is slow, /missing is missing.
+func upstream(r *envoysim.Request) (int, time.Duration) {
+	switch {
+	case strings.HasPrefix(r.Path, "/reports/slow"):
+		return 200, 1800 * time.Millisecond
+	case strings.HasPrefix(r.Path, "/missing"):
+		return 404, 5 * time.Millisecond
+	default:
+		return 200, 15 * time.Millisecond
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	redis := testenv.StartRedis(t)
+	chAddr := testenv.ClickHouseAddr(t)
+	db := fmt.Sprintf("e2e_%d", time.Now().UnixNano())
+	p := startAuthz(t, fmt.Sprintf(e2eConfig, redis.Addr, chAddr, db, t.TempDir()))
+	n := &tally{}
+	newEnvoy := func(node string) *scenario {
+		env := envoysim.New(p.authzConn, p.alsConn, upstream, node)
+		t.Cleanup(func() { _ = env.Close() })
+		return &scenario{env: env, t: t, n: n}
+	}
+
+	// Normal users browse in the background while attackers run: a few
+	// pages a second each, a realistic spread of paths, never denied.
+	var wg sync.WaitGroup
+	normalDenied := make(chan string, 64)
+	for u := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := newEnvoy(fmt.Sprintf("edge-normal-%d", u))
+			client := fmt.Sprintf("198.51.100.%d", 10+u)
+			pages := []string{"/", "/products", "/products/shoes", "/products/shoes/42", "/cart",
+				"/about", "/search?q=running+shoes", "/products/hats", "/reports/slow", "/faq"}
+			for i := range 60 {
+				res := s.do(get(client, pages[(i*7+u)%len(pages)], browserUA))
+				if !res.Allowed {
+					normalDenied <- fmt.Sprintf("%s request %d: %d %s", client, i, res.Status, res.Reason)
+				}
+				time.Sleep(350 * time.Millisecond)
+			}
+			if err := s.env.Flush(context.Background()); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+
+	tests := []struct {
+		name string
+		run  func(t *testing.T, s *scenario)
+	}{
+		{"empty user agent bot", func(t *testing.T, s *scenario) {
+			res := s.do(get("192.0.2.10", "/products", ""))
+			wantDenied(t, res, 403, "behavior.empty_user_agent")
+		}},
+		{"deny-listed network", func(t *testing.T, s *scenario) {
+			wantDenied(t, s.do(get("203.0.113.5", "/", browserUA)), 403, "lists.deny_cidr")
+		}},
+		{"scraper burst", func(t *testing.T, s *scenario) {
+			var first int
+			for i := range 60 {
+				res := s.do(get("192.0.2.20", fmt.Sprintf("/products/item-%d", i%9), browserUA))
+				if !res.Allowed && first == 0 {
+					first = i + 1
+					wantDenied(t, res, 403, "behavior.request_burst")
+				}
+			}
+			if first == 0 || first > 50 {
+				t.Fatalf("scraper first denied at request %d, want ≤ 50", first)
+			}
+		}},
+		{"sequential id prober", func(t *testing.T, s *scenario) {
+			denied := 0
+			for id := 1; id <= 40; id++ {
+				res := s.do(get("192.0.2.30", fmt.Sprintf("/api/users/%d", id), browserUA))
+				if !res.Allowed {
+					if denied == 0 {
+						if id <= 20 {
+							t.Fatalf("denied inside the grace period at id %d: %s", id, res.Reason)
+						}
+						wantDenied(t, res, 403, "behavior.score")
+					}
+					denied++
+				}
+				time.Sleep(40 * time.Millisecond) // below the burst rule: the IDs give it away
+			}
+			if denied == 0 {
+				t.Fatal("ID prober never denied")
+			}
+		}},
+		{"sensitive path scanner with curl", func(t *testing.T, s *scenario) {
+			paths := []string{"/admin", "/.env", "/api/token", "/admin/login", "/.env.bak", "/api/token/refresh"}
+			var res envoysim.Result
+			for i := range 30 {
+				res = s.do(get("192.0.2.40", paths[i%len(paths)], "curl/8.5.0"))
+				if !res.Allowed {
+					break
+				}
+				time.Sleep(40 * time.Millisecond)
+			}
+			wantDenied(t, res, 403, "behavior.score")
+		}},
+		{"sqli in query", func(t *testing.T, s *scenario) {
+			wantDenied(t, s.do(get("192.0.2.50", "/search?q=1%27%20OR%20%271%27%3D%271", browserUA)), 403, "payload.sqli")
+		}},
+		{"xss in json body", func(t *testing.T, s *scenario) {
+			r := get("192.0.2.51", "/api/comments", browserUA)
+			r.Method, r.Body = "POST", []byte(`{"post": 7, "comment": {"text": "<script>alert(document.cookie)</script>"}}`)
+			r.Headers["content-type"] = "application/json"
+			wantDenied(t, s.do(r), 403, "payload.xss")
+		}},
+		{"path traversal", func(t *testing.T, s *scenario) {
+			wantDenied(t, s.do(get("192.0.2.52", "/static/..%2f..%2f..%2fetc%2fpasswd", browserUA)), 403, "payload.path_traversal")
+		}},
+		{"large benign json body", func(t *testing.T, s *scenario) {
+			var b strings.Builder
+			b.WriteString(`{"items": [`)
+			for i := range 600 {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, `{"sku": "SKU-%05d", "name": "Trail running shoe, size %d", "note": "Ships in 2-3 days; O'Brien's pick <b>bold</b>", "qty": %d}`, i, 36+i%12, i%4+1)
+			}
+			b.WriteString(`]}`)
+			r := get("192.0.2.53", "/api/orders", browserUA)
+			r.Method, r.Body = "POST", []byte(b.String())
+			r.Headers["content-type"] = "application/json"
+			if res := s.do(r); !res.Allowed {
+				t.Fatalf("benign %d-byte body denied: %s", b.Len(), res.Reason)
+			}
+		}},
+		{"plan quota", func(t *testing.T, s *scenario) {
+			free := func(path string) *envoysim.Request {
+				r := get("192.0.2.60", path, browserUA)
+				r.Method = "POST"
+				r.Headers["x-user-id"], r.Headers["x-user-plan"] = "alice", "free"
+				return r
+			}
+			for i := range 2 {
+				res := s.do(free("/api/generate/"))
+				if !res.Allowed || res.Headers["ratelimit-limit"] == "" {
+					t.Fatalf("free call %d: allowed=%v headers=%v", i+1, res.Allowed, res.Headers)
+				}
+			}
+			res := s.do(free("/api/generate/"))
+			wantDenied(t, res, 429, "quota.per_minute")
+			if res.Headers["retry-after"] == "" {
+				t.Fatalf("429 without Retry-After: %v", res.Headers)
+			}
+			wantDenied(t, s.do(free("/api/analytics/")), 403, "quota.plan_forbidden")
+
+			prem := free("/api/generate/")
+			prem.Headers["x-user-id"], prem.Headers["x-user-plan"] = "bob", "premium"
+			if res := s.do(prem); !res.Allowed || res.Headers["ratelimit-remaining"] != "49" {
+				t.Fatalf("premium: allowed=%v headers=%v", res.Allowed, res.Headers)
+			}
+		}},
+		{"error responses feed back through the access log", func(t *testing.T, s *scenario) {
+			for range 12 {
+				if res := s.do(get("192.0.2.70", "/missing/page", browserUA)); !res.Allowed {
+					t.Fatalf("denied before any error was reported: %s", res.Reason)
+				}
+			}
+			if err := s.env.Flush(ctxFor(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			// 12 of 12 responses were 404: the next request is an instant
+			// ban once the feedback reached behaviour scoring.
+			var res envoysim.Result
+			waitFor(t, 20*time.Second, "error-rate ban", func() error {
+				res = s.do(get("192.0.2.70", "/products", browserUA))
+				if res.Allowed {
+					return fmt.Errorf("still allowed")
+				}
+				return nil
+			})
+			wantDenied(t, res, 403, "behavior.error_rate")
+		}},
+	}
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newEnvoy(fmt.Sprintf("edge-%d", i))
+			s.t = t
+			tc.run(t, s)
+			if err := s.env.Flush(ctxFor(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	wg.Wait()
+	close(normalDenied)
+	for d := range normalDenied {
+		t.Errorf("normal user denied: %s", d)
+	}
+	if t.Failed() {
+		return
+	}
+
+	// Every request reached ClickHouse exactly once, denials marked.
+	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{chAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := ctxFor(t, time.Minute)
+	want := uint64(n.requests.Load())
+	var rows, ids, blocked uint64
+	waitFor(t, 30*time.Second, "access log rows", func() error {
+		err := conn.QueryRow(ctx, "SELECT count(), uniqExact(request_id), countIf(blocked = 1) FROM "+db+".access_log").
+			Scan(&rows, &ids, &blocked)
+		if err != nil {
+			return err
+		}
+		if rows < want {
+			return fmt.Errorf("%d of %d rows", rows, want)
+		}
+		return nil
+	})
+	if rows != want || ids != want || blocked != uint64(n.denied.Load()) {
+		logCountsByNode(t, conn, db)
+		t.Fatalf("access_log: %d rows, %d request ids, %d blocked; want %d, %d, %d", rows, ids, blocked, want, want, n.denied.Load())
+	}
+	var reason, module string
+	if err := conn.QueryRow(ctx, "SELECT block_reason, block_module FROM "+db+".access_log WHERE client_ip = '192.0.2.10'").Scan(&reason, &module); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "behavior.empty_user_agent" || module != "behavior" {
+		t.Fatalf("empty-UA row: module %q reason %q", module, reason)
+	}
+	t.Logf("%d requests, %d denied, all in ClickHouse exactly once", want, n.denied.Load())
+}
+
+func wantDenied(t *testing.T, res envoysim.Result, status int, reason string) {
+	t.Helper()
+	if res.Allowed || res.Status != status || res.Reason != reason {
+		t.Fatalf("got allowed=%v status=%d reason=%q, want %d %q (metadata %v)", res.Allowed, res.Status, res.Reason, status, reason, res.Metadata)
+	}
+	if res.Metadata["decision"] != "deny" || res.Metadata["reason"] != reason {
+		t.Fatalf("dynamic metadata %v", res.Metadata)
+	}
+}
+
+func logCountsByNode(t *testing.T, conn clickhouse.Conn, db string) {
+	rows, err := conn.Query(context.Background(), "SELECT node_id, count() FROM "+db+".access_log GROUP BY node_id ORDER BY node_id")
+	if err != nil {
+		t.Log(err)
+		return
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var node string
+		var c uint64
+		_ = rows.Scan(&node, &c)
+		t.Logf("node %s: %d", node, c)
+	}
+}
