@@ -134,8 +134,12 @@ func (c Config) Validate() error {
 	if !identRe.MatchString(c.Database) {
 		bad("accesslog.clickhouse.database", "%q is not a plain identifier", c.Database)
 	}
-	if c.Location == nil {
+	switch {
+	case c.Location == nil:
 		bad("report.timezone", "must be set")
+	case c.Location.String() == "Local":
+		// ClickHouse needs an IANA name for toDate(timestamp, tz).
+		bad("report.timezone", "must be an IANA name such as UTC or Europe/Paris, not Local")
 	}
 	// The comparison with the previous 7 days needs their partitions.
 	if c.RetentionDays != 0 && c.RetentionDays < c.SlowDrip.WindowDays+1 {
