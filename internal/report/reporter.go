@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -137,9 +138,54 @@ func (r *Reporter) narrative(ctx context.Context, agg *Aggregates, js []byte, op
 	return n, SourceLLM, ""
 }
 
-// normalise replaces nil lists with empty ones so the JSON has [] rather
-// than null everywhere.
+// maxDataRunes caps every string that comes from the logs (paths, client
+// IDs, reasons): scanners send kilobyte-long paths, and the aggregates must
+// stay small enough for the model's input (internal/llm takes 64 KiB).
+const maxDataRunes = 160
+
+func clipData(s string) string {
+	if utf8.RuneCountInString(s) <= maxDataRunes {
+		return s
+	}
+	return string([]rune(s)[:maxDataRunes-1]) + "…"
+}
+
+func clipAll(ss []string) []string {
+	for i := range ss {
+		ss[i] = clipData(ss[i])
+	}
+	return ss
+}
+
+// normalise clips data strings and replaces nil lists with empty ones so the
+// JSON has [] rather than null everywhere.
 func normalise(a *Aggregates) {
+	for _, l := range [][]RouteStats{a.SlowestRoutes, a.BusiestRoutes, a.ErrorRoutes} {
+		for i := range l {
+			l[i].Route = clipData(l[i].Route)
+		}
+	}
+	for _, l := range [][]ClientStats{a.TopBlockedClients, a.NewBlockedClients} {
+		for i := range l {
+			l[i].Client = clipData(l[i].Client)
+			clipAll(l[i].Reasons)
+		}
+	}
+	for i := range a.Blocks {
+		a.Blocks[i].Module, a.Blocks[i].Reason = clipData(a.Blocks[i].Module), clipData(a.Blocks[i].Reason)
+	}
+	for i := range a.SlowDrip {
+		c := &a.SlowDrip[i]
+		c.Client = clipData(c.Client)
+		clipAll(c.SensitivePaths)
+		clipAll(c.SamplePaths)
+		if c.SensitivePaths == nil {
+			c.SensitivePaths = []string{}
+		}
+		if c.SamplePaths == nil {
+			c.SamplePaths = []string{}
+		}
+	}
 	for _, l := range []*[]RouteStats{&a.SlowestRoutes, &a.BusiestRoutes, &a.ErrorRoutes} {
 		if *l == nil {
 			*l = []RouteStats{}

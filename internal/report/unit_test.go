@@ -223,3 +223,40 @@ func FuzzValidateNarrative(f *testing.F) {
 		}
 	})
 }
+
+// TestAggregatesJSONBounded fills every list to TopN with the longest data
+// strings and checks the JSON stays under internal/llm's 64 KiB input cap.
+func TestAggregatesJSONBounded(t *testing.T) {
+	cfg := DefaultConfig()
+	long := strings.Repeat("/very-long-path-segment", 200)
+	agg := &Aggregates{Date: "2026-11-20", Timezone: "UTC"}
+	for i := 0; i < cfg.TopN; i++ {
+		r := RouteStats{Route: long, Requests: 1 << 40, P50Ms: 123456.78, P95Ms: 123456.78, P99Ms: 123456.78}
+		agg.SlowestRoutes = append(agg.SlowestRoutes, r)
+		agg.BusiestRoutes = append(agg.BusiestRoutes, r)
+		agg.ErrorRoutes = append(agg.ErrorRoutes, r)
+		c := ClientStats{Client: long, Reasons: []string{long, long, long}}
+		agg.TopBlockedClients = append(agg.TopBlockedClients, c)
+		agg.NewBlockedClients = append(agg.NewBlockedClients, c)
+		agg.SlowDrip = append(agg.SlowDrip, SlowDripClient{Client: long, SensitivePaths: []string{long, long, long, long, long},
+			SamplePaths: []string{long, long, long, long, long}})
+	}
+	for i := 0; i < 2*cfg.TopN; i++ {
+		agg.Blocks = append(agg.Blocks, BlockCount{Module: long, Reason: long})
+	}
+	cfg.analyse(agg)
+	r, err := New(nopConn{}, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := r.Build(t.Context(), scenarioDay, agg, BuildOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rep.AggregatesJSON); n > 64<<10 {
+		t.Errorf("aggregates JSON is %d bytes, over 64 KiB", n)
+	}
+	if !strings.Contains(rep.Markdown, "…") {
+		t.Errorf("long paths were not clipped")
+	}
+}
