@@ -24,8 +24,8 @@ func (h Health) Valid() bool {
 // rule states the health rule in words, with the configured thresholds.
 func (c Config) rule() string {
 	h := c.Health
-	return fmt.Sprintf("critical if error rate >= %s, 5xx rate >= %s or p95 >= %d ms; "+
-		"degraded if error rate >= %s, 5xx rate >= %s, p95 >= %d ms or no traffic; otherwise good "+
+	return fmt.Sprintf("critical if error rate ≥ %s, 5xx rate ≥ %s or p95 ≥ %d ms; "+
+		"degraded if error rate ≥ %s, 5xx rate ≥ %s, p95 ≥ %d ms or no traffic; otherwise good "+
 		"(error rate = 4xx/5xx answers not caused by smartlayer blocks, over all requests; p95 over unblocked requests)",
 		pct(h.CriticalErrorRate), pct(h.CriticalServerErrorRate), h.CriticalP95.Milliseconds(),
 		pct(h.DegradedErrorRate), pct(h.DegradedServerErrorRate), h.DegradedP95.Milliseconds())
@@ -41,21 +41,21 @@ func (c Config) judge(t Totals) (Health, []string) {
 	var crit, deg []string
 	switch {
 	case t.ErrorRate >= h.CriticalErrorRate:
-		crit = append(crit, fmt.Sprintf("error rate %s >= %s", pct(t.ErrorRate), pct(h.CriticalErrorRate)))
+		crit = append(crit, fmt.Sprintf("error rate %s ≥ %s", pct(t.ErrorRate), pct(h.CriticalErrorRate)))
 	case t.ErrorRate >= h.DegradedErrorRate:
-		deg = append(deg, fmt.Sprintf("error rate %s >= %s", pct(t.ErrorRate), pct(h.DegradedErrorRate)))
+		deg = append(deg, fmt.Sprintf("error rate %s ≥ %s", pct(t.ErrorRate), pct(h.DegradedErrorRate)))
 	}
 	switch {
 	case t.ServerErrorRate >= h.CriticalServerErrorRate:
-		crit = append(crit, fmt.Sprintf("5xx rate %s >= %s", pct(t.ServerErrorRate), pct(h.CriticalServerErrorRate)))
+		crit = append(crit, fmt.Sprintf("5xx rate %s ≥ %s", pct(t.ServerErrorRate), pct(h.CriticalServerErrorRate)))
 	case t.ServerErrorRate >= h.DegradedServerErrorRate:
-		deg = append(deg, fmt.Sprintf("5xx rate %s >= %s", pct(t.ServerErrorRate), pct(h.DegradedServerErrorRate)))
+		deg = append(deg, fmt.Sprintf("5xx rate %s ≥ %s", pct(t.ServerErrorRate), pct(h.DegradedServerErrorRate)))
 	}
 	switch {
 	case p95 >= float64(h.CriticalP95.Milliseconds()):
-		crit = append(crit, fmt.Sprintf("p95 %s >= %d ms", ms(p95), h.CriticalP95.Milliseconds()))
+		crit = append(crit, fmt.Sprintf("p95 %s ≥ %d ms", ms(p95), h.CriticalP95.Milliseconds()))
 	case p95 >= float64(h.DegradedP95.Milliseconds()):
-		deg = append(deg, fmt.Sprintf("p95 %s >= %d ms", ms(p95), h.DegradedP95.Milliseconds()))
+		deg = append(deg, fmt.Sprintf("p95 %s ≥ %d ms", ms(p95), h.DegradedP95.Milliseconds()))
 	}
 	switch {
 	case len(crit) > 0:
@@ -139,15 +139,15 @@ func (c Config) deterministic(agg *Aggregates) Narrative {
 	}
 	if t.Blocked > 0 && len(agg.Blocks) > 0 {
 		b := agg.Blocks[0]
-		n.Findings = append(n.Findings, fmt.Sprintf("smartlayer blocked %d requests; the main reason was %s (%d requests from %d clients).", t.Blocked, orNone(b.Reason), b.Requests, b.Clients))
+		n.Findings = append(n.Findings, fmt.Sprintf("smartlayer blocked %s; the main reason was %s (%s from %s).", plural(t.Blocked, "request"), orNone(b.Reason), plural(b.Requests, "request"), plural(b.Clients, "client")))
 	}
 	if agg.NewBlockedClientsTotal > 0 {
-		n.Findings = append(n.Findings, fmt.Sprintf("%d clients were blocked for the first time in 8 days, led by %s.", agg.NewBlockedClientsTotal, agg.NewBlockedClients[0].Client))
+		n.Findings = append(n.Findings, fmt.Sprintf("%s blocked for the first time in 8 days, led by %s.", plural(agg.NewBlockedClientsTotal, "client was", "clients were"), agg.NewBlockedClients[0].Client))
 	}
 	if len(agg.SlowDrip) > 0 {
 		s := agg.SlowDrip[0]
-		n.Findings = append(n.Findings, fmt.Sprintf("%d slow-drip clients stay under the rate limits; %s came on %d days with at most %d requests a day (%d on sensitive paths, %s errors).",
-			len(agg.SlowDrip), s.Client, s.DaysActive, s.MaxDaily, s.SensitiveHits, pct(s.ErrorRate)))
+		n.Findings = append(n.Findings, fmt.Sprintf("%s under the rate limits; %s came on %d days with at most %d requests a day (%d on sensitive paths, %s errors).",
+			plural(uint64(len(agg.SlowDrip)), "slow-drip client stays", "slow-drip clients stay"), s.Client, s.DaysActive, s.MaxDaily, s.SensitiveHits, pct(s.ErrorRate)))
 	}
 	n.Recommendations = c.recommend(agg)
 	return n
@@ -179,10 +179,10 @@ func (c Config) recommend(agg *Aggregates) []string {
 		recs = append(recs, rec{90, text})
 	}
 	if len(agg.SlowDrip) > 0 {
-		recs = append(recs, rec{80, fmt.Sprintf("Review the %d slow-drip clients (first: %s); per-minute limits never see them — ban them or add their networks to behavior.deny_cidrs.", len(agg.SlowDrip), agg.SlowDrip[0].Client)})
+		recs = append(recs, rec{80, fmt.Sprintf("Review the %s (first: %s); per-minute limits never see them — ban them or add their networks to behavior.deny_cidrs.", plural(uint64(len(agg.SlowDrip)), "slow-drip client"), agg.SlowDrip[0].Client)})
 	}
 	if agg.NewBlockedClientsTotal > 0 {
-		recs = append(recs, rec{70, fmt.Sprintf("Check the %d newly blocked clients (first: %s) for false positives before they become customers' complaints; persistent ones belong in deny_cidrs.", agg.NewBlockedClientsTotal, agg.NewBlockedClients[0].Client)})
+		recs = append(recs, rec{70, fmt.Sprintf("Check the %s (first: %s) for false positives before they become customers' complaints; persistent ones belong in deny_cidrs.", plural(agg.NewBlockedClientsTotal, "newly blocked client"), agg.NewBlockedClients[0].Client)})
 	}
 	if t.ErrorRate >= c.Health.DegradedErrorRate && t.ServerErrorRate < c.Health.DegradedServerErrorRate {
 		recs = append(recs, rec{60, fmt.Sprintf("Client errors run at %s: check for a broken client release, expired tokens or a removed route.", pct(t.ClientErrorRate))})
@@ -230,4 +230,16 @@ func orNone(s string) string {
 		return "(none)"
 	}
 	return s
+}
+
+// plural writes "1 client" / "2 clients"; with two forms it picks one of them.
+func plural(n uint64, forms ...string) string {
+	one, many := forms[0], forms[0]+"s"
+	if len(forms) > 1 {
+		many = forms[1]
+	}
+	if n == 1 {
+		return fmt.Sprintf("1 %s", one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -211,7 +211,9 @@ func (a *aggregator) routes(ctx context.Context, agg *Aggregates) error {
 	}{
 		{&agg.SlowestRoutes, `HAVING served >= @min ORDER BY q[2] DESC, q[3] DESC, route LIMIT @top`},
 		{&agg.BusiestRoutes, `ORDER BY n DESC, route LIMIT @top`},
-		{&agg.ErrorRoutes, `HAVING errs > 0 ORDER BY errs5 DESC, errs DESC, route LIMIT @top`},
+		// A route with 5xx always counts; 4xx-only routes need the minimum
+		// volume, or a scanner's one-off 404s would fill the list.
+		{&agg.ErrorRoutes, `HAVING errs5 > 0 OR errs >= @min ORDER BY errs5 DESC, errs DESC, route LIMIT @top`},
 	}
 	for _, l := range lists {
 		rows, err := a.conn.Query(ctx, a.sql(base+l.tail), a.args(s,

@@ -112,7 +112,7 @@ func renderMarkdown(r *Report) string {
 	}
 	w("### Top blocked clients\n\n")
 	mdClients(&b, a.TopBlockedClients)
-	w("### Newly blocked clients\n\n%d clients were blocked today and on none of the previous 7 days.\n\n", a.NewBlockedClientsTotal)
+	w("### Newly blocked clients\n\n%d client(s) blocked today and on none of the previous 7 days.\n\n", a.NewBlockedClientsTotal)
 	mdClients(&b, a.NewBlockedClients)
 	w("### Slow-drip clients\n\nPresent on several of the last days with a low daily volume, on sensitive paths or mostly failing.\n\n")
 	if len(a.SlowDrip) == 0 {

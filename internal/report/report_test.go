@@ -392,3 +392,45 @@ func TestDryRunStoresNothing(t *testing.T) {
 		t.Errorf("dry run dropped partitions: %v", parts)
 	}
 }
+
+// TestTimezoneDays checks that a report day is the calendar day of the
+// configured timezone, not of the date column.
+func TestTimezoneDays(t *testing.T) {
+	conn := openCH(t)
+	db := freshDB(t, conn)
+	// 100 rows every 864 s across 2026-11-20 UTC.
+	insertTraffic(t, conn, db, traffic{scenarioDay, 100, map[string]string{"path": "'/x'"}})
+	tests := map[string]struct {
+		tz       string
+		day      Date
+		want     uint64
+		wantPrev float64
+	}{
+		"UTC":                      {"UTC", scenarioDay, 100, 0},
+		"Tokyo same day":           {"Asia/Tokyo", scenarioDay, 63, 0}, // until 15:00 UTC
+		"Tokyo next day":           {"Asia/Tokyo", scenarioDay.AddDays(1), 37, 63},
+		"New York":                 {"America/New_York", scenarioDay, 79, 21}, // from 05:00 UTC
+		"New York, the day before": {"America/New_York", scenarioDay.AddDays(-1), 21, 0},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			loc, err := time.LoadLocation(tc.tz)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg := scenarioConfig(db)
+			cfg.Location = loc
+			r, err := New(conn, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			agg, err := r.Aggregate(testCtx(t), tc.day)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if agg.Totals.Requests != tc.want || agg.PreviousDay.Requests != tc.wantPrev {
+				t.Errorf("requests %d (previous day %g), want %d (%g)", agg.Totals.Requests, agg.PreviousDay.Requests, tc.want, tc.wantPrev)
+			}
+		})
+	}
+}

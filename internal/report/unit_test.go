@@ -57,9 +57,9 @@ func TestJudge(t *testing.T) {
 		"healthy":           {Totals{Requests: 100, ErrorRate: 0.01, ServerErrorRate: 0.001, P95Ms: 100}, HealthGood, "within"},
 		"client errors":     {Totals{Requests: 100, ErrorRate: 0.06, P95Ms: 100}, HealthDegraded, "error rate 6.00%"},
 		"5xx degraded":      {Totals{Requests: 100, ErrorRate: 0.02, ServerErrorRate: 0.02, P95Ms: 100}, HealthDegraded, "5xx rate 2.00%"},
-		"5xx critical":      {Totals{Requests: 100, ErrorRate: 0.06, ServerErrorRate: 0.06, P95Ms: 100}, HealthCritical, "5xx rate 6.00% >= 5.00%"},
-		"slow p95":          {Totals{Requests: 100, P95Ms: 900}, HealthDegraded, "p95 900 ms >= 800 ms"},
-		"very slow p95":     {Totals{Requests: 100, P95Ms: 2000}, HealthCritical, "p95 2000 ms >= 2000 ms"},
+		"5xx critical":      {Totals{Requests: 100, ErrorRate: 0.06, ServerErrorRate: 0.06, P95Ms: 100}, HealthCritical, "5xx rate 6.00% ≥ 5.00%"},
+		"slow p95":          {Totals{Requests: 100, P95Ms: 900}, HealthDegraded, "p95 900 ms ≥ 800 ms"},
+		"very slow p95":     {Totals{Requests: 100, P95Ms: 2000}, HealthCritical, "p95 2000 ms ≥ 2000 ms"},
 		"errors everywhere": {Totals{Requests: 100, ErrorRate: 0.5, ServerErrorRate: 0.01, P95Ms: 1000}, HealthCritical, "error rate 50.00%"},
 	}
 	for name, tc := range tests {
