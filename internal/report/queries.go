@@ -29,8 +29,10 @@ const (
 	// client_ip only for anonymous requests by default). Queries group by the
 	// pair (user_id, anonIP) instead of a concatenated label: no string is
 	// built per row, which matters at 10 M rows a day.
-	anonIP    = `if(user_id != '', '', client_ip)`
-	routeExpr = `if(route_name != '', route_name, path)`
+	anonIP = `if(user_id != '', '', client_ip)`
+	// clientHash is the same caller as one UInt64, for the widest grouping.
+	clientHash = `cityHash64(user_id, ` + anonIP + `)`
+	routeExpr  = `if(route_name != '', route_name, path)`
 	// dayExpr is the calendar day of a row in the report's timezone.
 	dayExpr = `toDate(timestamp, @tz)`
 	// Latency quantiles skip denials: they are answered by smartlayer, not
@@ -155,7 +157,7 @@ func (a *aggregator) collect(ctx context.Context) (*Aggregates, error) {
 
 func (a *aggregator) totals(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day, a.day}
-	q := a.sql(`SELECT count(), uniqExact(user_id, ` + anonIP + `), uniqExactIf(user_id, user_id != ''),
+	q := a.sql(`SELECT count(), uniqIf(user_id, user_id != '') + uniqIf(client_ip, user_id = ''), uniqIf(user_id, user_id != ''),
 	countIf(status >= 200 AND status < 300), countIf(status >= 300 AND status < 400),
 	countIf(status >= 400 AND status < 500), countIf(status >= 500),
 	countIf(blocked = 1), countIf(blocked = 0 AND block_reason != ''),
@@ -179,7 +181,7 @@ func (a *aggregator) totals(ctx context.Context, agg *Aggregates) error {
 // history fills the previous day and the average of the 7 days before.
 func (a *aggregator) history(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day.AddDays(-7), a.day.AddDays(-1)}
-	q := a.sql(`SELECT toString(` + dayExpr + `) AS d, count(), uniqExact(user_id, ` + anonIP + `),
+	q := a.sql(`SELECT toString(` + dayExpr + `) AS d, count(), uniqIf(user_id, user_id != '') + uniqIf(client_ip, user_id = ''),
 	` + errorsExpr + `, ` + server5xx + `, countIf(blocked = 1), toFloat64(quantileTimingIf(0.95)(duration_ms, blocked = 0))
 	FROM {t} WHERE ` + s.where() + ` GROUP BY d ORDER BY d`)
 	rows, err := a.conn.Query(ctx, q, a.args(s)...)
@@ -224,7 +226,7 @@ func (a *aggregator) history(ctx context.Context, agg *Aggregates) error {
 
 func (a *aggregator) blocks(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day, a.day}
-	q := a.sql(`SELECT block_module, block_reason, blocked, count() AS n, uniqExact(user_id, ` + anonIP + `)
+	q := a.sql(`SELECT block_module, block_reason, blocked, count() AS n, uniqIf(user_id, user_id != '') + uniqIf(client_ip, user_id = '')
 	FROM {t} WHERE ` + s.where() + ` AND (blocked = 1 OR block_reason != '')
 	GROUP BY block_module, block_reason, blocked ORDER BY n DESC, block_reason LIMIT @top`)
 	rows, err := a.conn.Query(ctx, q, a.args(s, clickhouse.Named("top", 2*a.cfg.TopN))...)
@@ -246,50 +248,65 @@ func (a *aggregator) blocks(ctx context.Context, agg *Aggregates) error {
 	return rows.Err()
 }
 
-// routes fills the slowest, busiest and most erroring routes: three top-N
-// queries over the same grouping, so no route list ever reaches Go whole.
+// routes fills the slowest, busiest and most erroring routes from one
+// GROUP BY route: the routes are collected into an array of tuples, each
+// list is sorted and cut to TopN inside ClickHouse, and ARRAY JOIN returns
+// only those rows. One pass over the day instead of three, and no route list
+// ever reaches Go whole.
 func (a *aggregator) routes(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day, a.day}
-	base := `SELECT ` + routeExpr + ` AS route, count() AS n, countIf(blocked = 0) AS served,
-	` + errorsExpr + ` AS errs, ` + server5xx + ` AS errs5, countIf(blocked = 1),
-	countIf(position(response_flags, 'UT') > 0), ` + latencyExpr + ` AS q
-	FROM {t} WHERE ` + s.where() + ` GROUP BY route `
-	lists := []struct {
-		dst  *[]RouteStats
-		tail string
-	}{
-		{&agg.SlowestRoutes, `HAVING served >= @min ORDER BY q[2] DESC, q[3] DESC, route LIMIT @top`},
-		{&agg.BusiestRoutes, `ORDER BY n DESC, route LIMIT @top`},
-		// A route with 5xx always counts; 4xx-only routes need the minimum
-		// volume, or a scanner's one-off 404s would fill the list.
-		{&agg.ErrorRoutes, `HAVING errs5 > 0 OR errs >= @min ORDER BY errs5 DESC, errs DESC, route LIMIT @top`},
-	}
-	for _, l := range lists {
-		rows, err := a.conn.Query(ctx, a.sql(base+l.tail), a.args(s,
-			clickhouse.Named("min", a.cfg.MinRouteRequests), clickhouse.Named("top", a.cfg.TopN))...)
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var (
-				r  RouteStats
-				qs []float64
+	// Tuple fields: 1 route, 2 requests, 3 served, 4 errors, 5 5xx,
+	// 6 blocked, 7 upstream timeouts, 8 [p50, p95, p99].
+	q := a.sql(`SELECT tupleElement(lx, 1),
+	tupleElement(tupleElement(lx, 2), 1), tupleElement(tupleElement(lx, 2), 2), tupleElement(tupleElement(lx, 2), 3),
+	tupleElement(tupleElement(lx, 2), 4), tupleElement(tupleElement(lx, 2), 5), tupleElement(tupleElement(lx, 2), 6),
+	tupleElement(tupleElement(lx, 2), 7), tupleElement(tupleElement(lx, 2), 8)
+	FROM (
+		SELECT arrayConcat(
+			arrayMap(x -> (1, x), arraySlice(arrayReverseSort(
+				x -> (tupleElement(x, 8)[2], tupleElement(x, 8)[3], tupleElement(x, 1)),
+				arrayFilter(x -> tupleElement(x, 3) >= @min, rows)), 1, @top)),
+			arrayMap(x -> (2, x), arraySlice(arrayReverseSort(
+				x -> (tupleElement(x, 2), tupleElement(x, 1)), rows), 1, @top)),
+			arrayMap(x -> (3, x), arraySlice(arrayReverseSort(
+				x -> (tupleElement(x, 5), tupleElement(x, 4), tupleElement(x, 1)),
+				arrayFilter(x -> tupleElement(x, 5) > 0 OR tupleElement(x, 4) >= @min, rows)), 1, @top))
+		) AS lists
+		FROM (
+			SELECT groupArray((route, n, served, errs, errs5, blk, tmo, q)) AS rows
+			FROM (
+				SELECT ` + routeExpr + ` AS route, count() AS n, countIf(blocked = 0) AS served,
+				` + errorsExpr + ` AS errs, ` + server5xx + ` AS errs5, countIf(blocked = 1) AS blk,
+				countIf(position(response_flags, 'UT') > 0) AS tmo, ` + latencyExpr + ` AS q
+				FROM {t} WHERE ` + s.where() + ` GROUP BY route
 			)
-			if err := rows.Scan(&r.Route, &r.Requests, &r.Served, &r.Errors, &r.ServerErrors, &r.Blocked, &r.Timeouts, &qs); err != nil {
-				rows.Close()
-				return err
-			}
-			r.P50Ms, r.P95Ms, r.P99Ms = quant(qs)
-			r.ErrorRate = ratio(r.Errors, r.Requests)
-			*l.dst = append(*l.dst, r)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
+		)
+	) ARRAY JOIN lists AS lx`)
+	rows, err := a.conn.Query(ctx, q, a.args(s,
+		clickhouse.Named("min", a.cfg.MinRouteRequests), clickhouse.Named("top", a.cfg.TopN))...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	lists := map[uint8]*[]RouteStats{1: &agg.SlowestRoutes, 2: &agg.BusiestRoutes, 3: &agg.ErrorRoutes}
+	for rows.Next() {
+		var (
+			list uint8
+			r    RouteStats
+			qs   []float64
+		)
+		if err := rows.Scan(&list, &r.Route, &r.Requests, &r.Served, &r.Errors, &r.ServerErrors, &r.Blocked, &r.Timeouts, &qs); err != nil {
 			return err
 		}
+		dst, ok := lists[list]
+		if !ok {
+			return fmt.Errorf("routes: unexpected list %d", list)
+		}
+		r.P50Ms, r.P95Ms, r.P99Ms = quant(qs)
+		r.ErrorRate = ratio(r.Errors, r.Requests)
+		*dst = append(*dst, r)
 	}
-	return nil
+	return rows.Err()
 }
 
 // blockedClients ranks the clients with the most blocked requests, then
@@ -297,7 +314,7 @@ func (a *aggregator) routes(ctx context.Context, agg *Aggregates) error {
 // state is built for the whole day's traffic.
 func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day, a.day}
-	q := a.sql(`SELECT user_id, ` + anonIP + ` AS anon_ip, count() AS b, topK(3)(block_reason)
+	q := a.sql(`SELECT user_id, ` + anonIP + ` AS anon_ip, count() AS b
 	FROM {t} WHERE ` + s.where() + ` AND blocked = 1 GROUP BY user_id, anon_ip
 	ORDER BY b DESC, user_id, anon_ip LIMIT @top`)
 	rows, err := a.conn.Query(ctx, q, a.args(s, clickhouse.Named("top", a.cfg.TopN))...)
@@ -310,7 +327,7 @@ func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error 
 			k clientKey
 			c ClientStats
 		)
-		if err := rows.Scan(&k.user, &k.ip, &c.Blocked, &c.Reasons); err != nil {
+		if err := rows.Scan(&k.user, &k.ip, &c.Blocked); err != nil {
 			rows.Close()
 			return err
 		}
@@ -324,7 +341,8 @@ func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error 
 		return err
 	}
 	filter, fargs := clientFilter(keys)
-	rows, err = a.conn.Query(ctx, a.sql(`SELECT user_id, `+anonIP+` AS anon_ip, count(), uniqExact(path)
+	rows, err = a.conn.Query(ctx, a.sql(`SELECT user_id, `+anonIP+` AS anon_ip, count(), uniqExact(path),
+	topKIf(3)(block_reason, blocked = 1)
 	FROM {t} WHERE `+s.where()+` AND `+filter+` GROUP BY user_id, anon_ip`), a.args(s, fargs...)...)
 	if err != nil {
 		return err
@@ -338,72 +356,37 @@ func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error 
 		var (
 			k        clientKey
 			n, paths uint64
+			reasons  []string
 		)
-		if err := rows.Scan(&k.user, &k.ip, &n, &paths); err != nil {
+		if err := rows.Scan(&k.user, &k.ip, &n, &paths, &reasons); err != nil {
 			return err
 		}
 		if c, ok := byLabel[k.label()]; ok {
-			c.Requests, c.Paths = n, paths
+			c.Requests, c.Paths, c.Reasons = n, paths, reasons
 		}
 	}
 	return rows.Err()
 }
 
 // newBlockedClients lists clients blocked on the day and on none of the 7
-// days before.
+// days before. One pass over the blocked rows gives the total and the top N
+// (groupArray + sort in ClickHouse); a second reads paths and reasons for
+// those N only.
 func (a *aggregator) newBlockedClients(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day.AddDays(-7), a.day}
-	inner := `SELECT user_id, ` + anonIP + ` AS anon_ip, countIf(` + dayExpr + ` = toDate(@day)) AS today,
-	countIf(` + dayExpr + ` < toDate(@day)) AS prior, uniqExactIf(path, ` + dayExpr + ` = toDate(@day)) AS paths,
-	topKIf(3)(block_reason, ` + dayExpr + ` = toDate(@day)) AS reasons
-	FROM {t} WHERE ` + s.where() + ` AND blocked = 1 GROUP BY user_id, anon_ip HAVING today > 0 AND prior = 0`
-	args := a.args(s, clickhouse.Named("day", a.day.String()), clickhouse.Named("top", a.cfg.TopN))
-	if err := a.conn.QueryRow(ctx, a.sql(`SELECT count() FROM (`+inner+`)`), args...).Scan(&agg.NewBlockedClientsTotal); err != nil {
-		return err
-	}
-	rows, err := a.conn.Query(ctx, a.sql(`SELECT user_id, anon_ip, today, paths, reasons FROM (`+inner+`) ORDER BY today DESC, user_id, anon_ip LIMIT @top`), args...)
-	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			k clientKey
-			c ClientStats
-		)
-		if err := rows.Scan(&k.user, &k.ip, &c.Blocked, &c.Paths, &c.Reasons); err != nil {
-			return err
-		}
-		c.Client, c.Requests = k.label(), c.Blocked
-		agg.NewBlockedClients = append(agg.NewBlockedClients, c)
-	}
-	return rows.Err()
-}
-
-// slowDrip finds clients that stay under the radar of per-minute rules: a
-// few requests a day, several days a week, on sensitive routes or mostly
-// failing. Failures count only answers smartlayer did not block: a client
-// denied every day is already seen, not under the radar. The first pass
-// keeps only counters per (client, day); the paths are read in a second
-// pass for the few clients found.
-func (a *aggregator) slowDrip(ctx context.Context, agg *Aggregates) error {
-	sd := a.cfg.SlowDrip
-	s := span{a.day.AddDays(1 - sd.WindowDays), a.day}
-	sens, sensArgs := a.sensitive()
-	q := a.sql(`SELECT user_id, anon_ip, count() AS days, sum(n) AS requests, max(n) AS max_daily,
-	sum(sens) AS sensitive, sum(errs) AS errors
+	q := a.sql(`SELECT total, tupleElement(x, 1), tupleElement(x, 2), tupleElement(x, 3)
 	FROM (
-		SELECT user_id, ` + anonIP + ` AS anon_ip, ` + dayExpr + ` AS day, count() AS n,
-		countIf(` + sens + `) AS sens, countIf(status >= 400 AND blocked = 0) AS errs
-		FROM {t} WHERE ` + s.where() + ` GROUP BY user_id, anon_ip, day
-	)
-	GROUP BY user_id, anon_ip
-	HAVING days >= @min_days AND max_daily <= @max_daily AND (sensitive > 0 OR errors >= @min_err * requests)
-	ORDER BY sensitive DESC, days DESC, requests DESC, user_id, anon_ip LIMIT @top`)
-	args := a.args(s, append(sensArgs,
-		clickhouse.Named("min_days", sd.MinDays), clickhouse.Named("max_daily", sd.MaxDailyRequests),
-		clickhouse.Named("min_err", sd.MinErrorRatio), clickhouse.Named("top", a.cfg.TopN))...)
-	rows, err := a.conn.Query(ctx, q, args...)
+		SELECT count() AS total,
+		arraySlice(arraySort(x -> (-toInt64(tupleElement(x, 3)), tupleElement(x, 1), tupleElement(x, 2)),
+			groupArray((user_id, anon_ip, today))), 1, @top) AS top
+		FROM (
+			SELECT user_id, ` + anonIP + ` AS anon_ip, countIf(` + dayExpr + ` = toDate(@day)) AS today,
+			countIf(` + dayExpr + ` < toDate(@day)) AS prior
+			FROM {t} WHERE ` + s.where() + ` AND blocked = 1 GROUP BY user_id, anon_ip
+			HAVING today > 0 AND prior = 0
+		)
+	) ARRAY JOIN top AS x`)
+	rows, err := a.conn.Query(ctx, q, a.args(s, clickhouse.Named("day", a.day.String()), clickhouse.Named("top", a.cfg.TopN))...)
 	if err != nil {
 		return err
 	}
@@ -411,47 +394,129 @@ func (a *aggregator) slowDrip(ctx context.Context, agg *Aggregates) error {
 	for rows.Next() {
 		var (
 			k clientKey
-			c SlowDripClient
+			c ClientStats
 		)
-		if err := rows.Scan(&k.user, &k.ip, &c.DaysActive, &c.Requests, &c.MaxDaily, &c.SensitiveHits, &c.Errors); err != nil {
+		if err := rows.Scan(&agg.NewBlockedClientsTotal, &k.user, &k.ip, &c.Blocked); err != nil {
 			rows.Close()
 			return err
 		}
-		c.Client = k.label()
-		c.ErrorRate = ratio(c.Errors, c.Requests)
+		c.Client, c.Requests = k.label(), c.Blocked
 		keys = append(keys, k)
-		agg.SlowDrip = append(agg.SlowDrip, c)
+		agg.NewBlockedClients = append(agg.NewBlockedClients, c)
 	}
 	err = rows.Err()
 	rows.Close()
 	if err != nil || len(keys) == 0 {
 		return err
 	}
+	day := span{a.day, a.day}
 	filter, fargs := clientFilter(keys)
-	rows, err = a.conn.Query(ctx, a.sql(`SELECT user_id, `+anonIP+` AS anon_ip,
-	arraySlice(arraySort(groupUniqArrayIf(path, `+sens+`)), 1, 5), arraySlice(arraySort(groupUniqArray(path)), 1, 5)
-	FROM {t} WHERE `+s.where()+` AND `+filter+` GROUP BY user_id, anon_ip`), a.args(s, append(sensArgs, fargs...)...)...)
+	rows, err = a.conn.Query(ctx, a.sql(`SELECT user_id, `+anonIP+` AS anon_ip, uniqExact(path), topK(3)(block_reason)
+	FROM {t} WHERE `+day.where()+` AND blocked = 1 AND `+filter+` GROUP BY user_id, anon_ip`), a.args(day, fargs...)...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	byLabel := make(map[string]*SlowDripClient, len(keys))
-	for i := range agg.SlowDrip {
-		byLabel[agg.SlowDrip[i].Client] = &agg.SlowDrip[i]
+	byLabel := make(map[string]*ClientStats, len(keys))
+	for i := range agg.NewBlockedClients {
+		byLabel[agg.NewBlockedClients[i].Client] = &agg.NewBlockedClients[i]
 	}
 	for rows.Next() {
 		var (
-			k             clientKey
-			sens, samples []string
+			k       clientKey
+			paths   uint64
+			reasons []string
 		)
-		if err := rows.Scan(&k.user, &k.ip, &sens, &samples); err != nil {
+		if err := rows.Scan(&k.user, &k.ip, &paths, &reasons); err != nil {
 			return err
 		}
 		if c, ok := byLabel[k.label()]; ok {
-			c.SensitivePaths, c.SamplePaths = sens, samples
+			c.Paths, c.Reasons = paths, reasons
 		}
 	}
 	return rows.Err()
+}
+
+// slowDrip finds clients that stay under the radar of per-minute rules: a
+// few requests a day, several days a week, on sensitive routes or mostly
+// failing. Failures count only answers smartlayer did not block: a client
+// denied every day is already seen, not under the radar.
+//
+// This is the one query over the whole window's traffic, so the first pass
+// groups by a 64-bit hash of the client (half the cost of two String keys)
+// and keeps only counters per (client, day); the second pass reads names and
+// paths for the few clients found.
+func (a *aggregator) slowDrip(ctx context.Context, agg *Aggregates) error {
+	sd := a.cfg.SlowDrip
+	s := span{a.day.AddDays(1 - sd.WindowDays), a.day}
+	sens, sensArgs := a.sensitive()
+	q := a.sql(`SELECT h, count() AS days, sum(n) AS requests, max(n) AS max_daily,
+	sum(sens) AS sensitive, sum(errs) AS errors
+	FROM (
+		SELECT ` + clientHash + ` AS h, ` + dayExpr + ` AS day, count() AS n,
+		countIf(` + sens + `) AS sens, countIf(status >= 400 AND blocked = 0) AS errs
+		FROM {t} WHERE ` + s.where() + ` GROUP BY h, day
+	)
+	GROUP BY h
+	HAVING days >= @min_days AND max_daily <= @max_daily AND (sensitive > 0 OR errors >= @min_err * requests)
+	ORDER BY sensitive DESC, days DESC, requests DESC, h LIMIT @top`)
+	args := a.args(s, append(sensArgs,
+		clickhouse.Named("min_days", sd.MinDays), clickhouse.Named("max_daily", sd.MaxDailyRequests),
+		clickhouse.Named("min_err", sd.MinErrorRatio), clickhouse.Named("top", a.cfg.TopN))...)
+	rows, err := a.conn.Query(ctx, q, args...)
+	if err != nil {
+		return err
+	}
+	var hashes []uint64
+	var found []SlowDripClient
+	for rows.Next() {
+		var (
+			h uint64
+			c SlowDripClient
+		)
+		if err := rows.Scan(&h, &c.DaysActive, &c.Requests, &c.MaxDaily, &c.SensitiveHits, &c.Errors); err != nil {
+			rows.Close()
+			return err
+		}
+		c.ErrorRate = ratio(c.Errors, c.Requests)
+		hashes = append(hashes, h)
+		found = append(found, c)
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil || len(hashes) == 0 {
+		return err
+	}
+	rows, err = a.conn.Query(ctx, a.sql(`SELECT `+clientHash+` AS h, any(user_id), any(`+anonIP+`),
+	arraySlice(arraySort(groupUniqArrayIf(path, `+sens+`)), 1, 5), arraySlice(arraySort(groupUniqArray(path)), 1, 5)
+	FROM {t} WHERE `+s.where()+` AND has(@hashes, `+clientHash+`) GROUP BY h`),
+		a.args(s, append(sensArgs, clickhouse.Named("hashes", hashes))...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	byHash := make(map[uint64]int, len(hashes))
+	for i, h := range hashes {
+		byHash[h] = i
+	}
+	for rows.Next() {
+		var (
+			h             uint64
+			k             clientKey
+			sens, samples []string
+		)
+		if err := rows.Scan(&h, &k.user, &k.ip, &sens, &samples); err != nil {
+			return err
+		}
+		if i, ok := byHash[h]; ok {
+			found[i].Client, found[i].SensitivePaths, found[i].SamplePaths = k.label(), sens, samples
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	agg.SlowDrip = append(agg.SlowDrip, found...)
+	return nil
 }
 
 func ratio(n, d uint64) float64 {
