@@ -54,6 +54,7 @@ type rawConfig struct {
 		MinRouteRequests int           `koanf:"min_route_requests"`
 		TopN             int           `koanf:"top_n"`
 		QueryTimeout     time.Duration `koanf:"query_timeout"`
+		MaxThreads       int           `koanf:"max_threads"`
 		NarrativeTimeout time.Duration `koanf:"narrative_timeout"`
 		SMTP             struct {
 			Host     string   `koanf:"host"`
@@ -110,6 +111,7 @@ func defaults() map[string]any {
 		"report.min_route_requests":                d.MinRouteRequests,
 		"report.top_n":                             d.TopN,
 		"report.query_timeout":                     d.QueryTimeout.String(),
+		"report.max_threads":                       d.MaxThreads,
 		"report.narrative_timeout":                 d.NarrativeTimeout.String(),
 		"report.smtp.host":                         "",
 		"report.smtp.port":                         d.SMTP.Port,
@@ -220,6 +222,7 @@ func (raw rawConfig) toApp() (appConfig, error) {
 	cfg.MinRouteRequests = r.MinRouteRequests
 	cfg.TopN = r.TopN
 	cfg.QueryTimeout = r.QueryTimeout
+	cfg.MaxThreads = r.MaxThreads
 	cfg.NarrativeTimeout = r.NarrativeTimeout
 	cfg.SMTP = report.SMTPConfig{Host: r.SMTP.Host, Port: r.SMTP.Port, From: r.SMTP.From, To: r.SMTP.To,
 		Username: r.SMTP.Username, Password: report.Secret(r.SMTP.Password)}

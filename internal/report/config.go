@@ -44,6 +44,10 @@ type Config struct {
 	Health HealthThresholds
 	// QueryTimeout bounds the whole aggregation (report.query_timeout).
 	QueryTimeout time.Duration
+	// MaxThreads is sent as the max_threads setting of the report's queries;
+	// 0 keeps the server's default (report.max_threads). Debian's 18.16 on a
+	// small VM may default to one thread.
+	MaxThreads int
 	// NarrativeTimeout bounds the Summarizer call (report.narrative_timeout).
 	NarrativeTimeout time.Duration
 }
@@ -203,6 +207,9 @@ func (c Config) Validate() error {
 	}
 	if h.DegradedP95 <= 0 || h.CriticalP95 < h.DegradedP95 {
 		bad("report.health.p95", "need 0 < degraded (%s) <= critical (%s)", h.DegradedP95, h.CriticalP95)
+	}
+	if c.MaxThreads < 0 || c.MaxThreads > 256 {
+		bad("report.max_threads", "must be 0..256, got %d", c.MaxThreads)
 	}
 	if c.QueryTimeout <= 0 {
 		bad("report.query_timeout", "must be > 0")

@@ -420,6 +420,7 @@ func TestTimezoneDays(t *testing.T) {
 			}
 			cfg := scenarioConfig(db)
 			cfg.Location = loc
+			cfg.MaxThreads = 2 // the per-query setting must be accepted by 18.16 too
 			r, err := New(conn, cfg)
 			if err != nil {
 				t.Fatal(err)
