@@ -15,6 +15,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
+	"github.com/smartlayer/smartlayer/internal/accesslog"
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
@@ -333,11 +334,9 @@ func TestDashboardQueriesRun(t *testing.T) {
 	t.Cleanup(func() { _ = conn.Close() })
 	// A private database: other packages share this server and own `smartlayer`.
 	db := fmt.Sprintf("smartlayer_grafana_%d", time.Now().UnixNano())
-	if err := conn.Exec(ctx, "CREATE DATABASE "+db); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
-	if err := createTablesUntilEnsureSchema(ctx, conn, db); err != nil {
+	// The schema production creates, so a dashboard column typo fails here.
+	if err := accesslog.EnsureSchema(ctx, conn, db); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
@@ -385,34 +384,6 @@ func countRows(ctx context.Context, conn driver.Conn, sql string) (int, error) {
 		n++
 	}
 	return n, rows.Err()
-}
-
-// createTablesUntilEnsureSchema creates access_log and daily_reports from the
-// column list in CONTRACTS.md, in the form every server version accepts.
-//
-// TEMPORARY: replace with accesslog.EnsureSchema(ctx, conn, db) once it is on
-// main, so the dashboard is tested against the schema production creates.
-func createTablesUntilEnsureSchema(ctx context.Context, conn driver.Conn, db string) error {
-	stmts := []string{
-		`CREATE TABLE ` + db + `.access_log (
-			timestamp DateTime, timestamp_ms UInt16, date Date,
-			node_id String, method String, scheme String, authority String, path String, query String,
-			route_name String, status UInt16, duration_ms UInt32, bytes_in UInt64, bytes_out UInt64,
-			client_ip String, user_id String, plan String, user_agent String, referer String,
-			request_id String, upstream_cluster String, upstream_host String, response_flags String,
-			blocked UInt8, block_module String, block_reason String, score UInt16
-		) ENGINE = MergeTree PARTITION BY date ORDER BY (date, authority, path, timestamp)`,
-		`CREATE TABLE ` + db + `.daily_reports (
-			date Date, generated_at DateTime, health String, total UInt64, error_rate Float64,
-			summary String, markdown String, html String, aggregates String, narrative_source String
-		) ENGINE = ReplacingMergeTree(generated_at) ORDER BY date`,
-	}
-	for _, s := range stmts {
-		if err := conn.Exec(ctx, s); err != nil {
-			return fmt.Errorf("create table: %w", err)
-		}
-	}
-	return nil
 }
 
 // insertFixtures writes a small mix of allowed and blocked requests over the

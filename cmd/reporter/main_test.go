@@ -27,13 +27,16 @@ func writeConfig(t *testing.T, body string) string {
 }
 
 func TestLoadConfig(t *testing.T) {
+	const chYAML = "accesslog: {clickhouse: {addr: [127.0.0.1:9000]}}\n"
 	tests := map[string]struct {
 		yaml    string
 		env     map[string]string
 		check   func(t *testing.T, c appConfig)
 		wantErr string
 	}{
-		"defaults without a file": {
+		"no clickhouse address": {wantErr: "accesslog.clickhouse.addr"},
+		"defaults with an address": {
+			env: map[string]string{"SMARTLAYER_ACCESSLOG_CLICKHOUSE_ADDR": "127.0.0.1:9000"},
 			check: func(t *testing.T, c appConfig) {
 				if c.Report.RetentionDays != 30 || c.Report.Location.String() != "UTC" || c.ClickHouse.Addr[0] != "127.0.0.1:9000" || c.Report.Database != "smartlayer" {
 					t.Errorf("defaults = %+v", c)
@@ -80,11 +83,11 @@ llm: {base_url: "http://127.0.0.1:11434/v1", model: llama3}
 		},
 		"bad timezone":      {yaml: "report: {timezone: Mars/Olympus}\n", wantErr: "report.timezone"},
 		"typo in report":    {yaml: "report: {retension_days: 3}\n", wantErr: "report.retension_days"},
-		"retention too low": {yaml: "report: {retention_days: 3}\n", wantErr: "report.retention_days"},
-		"smtp incomplete":   {yaml: "report: {smtp: {host: mail}}\n", wantErr: "report.smtp.from"},
+		"retention too low": {yaml: "report: {retention_days: 3}\n" + chYAML, wantErr: "report.retention_days"},
+		"smtp incomplete":   {yaml: "report: {smtp: {host: mail}}\n" + chYAML, wantErr: "report.smtp.from"},
 		"llm without model": {yaml: "llm: {base_url: http://x}\n", wantErr: "llm.model"},
 		"bad duration":      {yaml: "report: {query_timeout: soon}\n", wantErr: "query_timeout"},
-		"not yaml":          {yaml: "report: [\n", wantErr: "config"},
+		"not yaml":          {yaml: "report: [\n", wantErr: "smartlayer.yaml"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

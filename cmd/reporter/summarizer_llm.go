@@ -1,5 +1,3 @@
-//go:build smartlayer_llm
-
 package main
 
 import (
@@ -8,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/llm"
 	"github.com/smartlayer/smartlayer/internal/report"
 )
@@ -26,18 +25,18 @@ func (s llmSummarizer) Narrative(ctx context.Context, aggregates []byte) (report
 }
 
 // newSummarizer builds the LLM client when llm.base_url is set.
-func newSummarizer(cfg llmConfig, log *slog.Logger) (report.Summarizer, func(), error) {
+func newSummarizer(cfg config.LLM, log *slog.Logger) (report.Summarizer, func(), error) {
 	if cfg.BaseURL == "" {
 		return nil, func() {}, nil
 	}
-	lc := llm.DefaultConfig()
-	lc.BaseURL = cfg.BaseURL
-	lc.APIKey = llm.Secret(cfg.APIKey)
-	lc.Model = cfg.Model
-	if cfg.NarrativeTimeout > 0 {
-		lc.NarrativeTimeout = cfg.NarrativeTimeout
-	}
-	c, err := llm.New(lc, nil, log)
+	c, err := llm.New(llm.Config{
+		BaseURL: cfg.BaseURL, APIKey: llm.Secret(cfg.APIKey), Model: cfg.Model,
+		Timeout: cfg.Timeout, NarrativeTimeout: cfg.NarrativeTimeout,
+		MaxConcurrency: cfg.MaxConcurrency, QueueSize: cfg.QueueSize,
+		CacheTTL: cfg.CacheTTL, CacheSize: cfg.CacheSize,
+		BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
+		MaxRetries: cfg.MaxRetries, Output: llm.OutputMode(cfg.Output),
+	}, nil, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("llm: %w", err)
 	}

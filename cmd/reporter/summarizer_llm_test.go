@@ -1,5 +1,3 @@
-//go:build smartlayer_llm
-
 package main
 
 import (

@@ -256,11 +256,45 @@ type ClickHouse struct {
 
 // Report configures the daily reporter.
 type Report struct {
-	RetentionDays int    `koanf:"retention_days"`
-	Timezone      string `koanf:"timezone"`
-	OutDir        string `koanf:"out_dir"`
-	WebhookURL    string `koanf:"webhook_url"`
-	SMTP          SMTP   `koanf:"smtp"`
+	// RetentionDays drops access_log days older than this; 0 keeps all.
+	RetentionDays   int           `koanf:"retention_days"`
+	Timezone        string        `koanf:"timezone"`
+	OutDir          string        `koanf:"out_dir"`
+	WebhookURL      string        `koanf:"webhook_url"`
+	DeliveryTimeout time.Duration `koanf:"delivery_timeout"`
+	SMTP            SMTP          `koanf:"smtp"`
+	// SensitivePaths are the prefixes slow-drip detection watches.
+	SensitivePaths []string `koanf:"sensitive_paths"`
+	SlowDrip       SlowDrip `koanf:"slow_drip"`
+	// MinRouteRequests: routes with fewer requests are not ranked by latency.
+	MinRouteRequests int           `koanf:"min_route_requests"`
+	TopN             int           `koanf:"top_n"`
+	Health           Health        `koanf:"health"`
+	QueryTimeout     time.Duration `koanf:"query_timeout"`
+	// MaxThreads caps ClickHouse threads per query; 0 is the server's default.
+	MaxThreads       int           `koanf:"max_threads"`
+	NarrativeTimeout time.Duration `koanf:"narrative_timeout"`
+}
+
+// SlowDrip finds clients that stay under rate rules: present on MinDays of
+// the last WindowDays, at most MaxDailyRequests a day, on sensitive or
+// mostly failing (MinErrorRatio) routes.
+type SlowDrip struct {
+	WindowDays       int     `koanf:"window_days"`
+	MinDays          int     `koanf:"min_days"`
+	MaxDailyRequests int     `koanf:"max_daily_requests"`
+	MinErrorRatio    float64 `koanf:"min_error_ratio"`
+}
+
+// Health states the report's health rule: critical at or above any
+// critical figure, degraded at or above any degraded one.
+type Health struct {
+	DegradedErrorRate       float64       `koanf:"degraded_error_rate"`
+	CriticalErrorRate       float64       `koanf:"critical_error_rate"`
+	DegradedServerErrorRate float64       `koanf:"degraded_server_error_rate"`
+	CriticalServerErrorRate float64       `koanf:"critical_server_error_rate"`
+	DegradedP95             time.Duration `koanf:"degraded_p95"`
+	CriticalP95             time.Duration `koanf:"critical_p95"`
 }
 
 // SMTP delivers the report by e-mail when Host is set.
@@ -333,7 +367,14 @@ func Default() Config {
 			RetryMinBackoff: 100 * time.Millisecond, RetryMaxBackoff: 5 * time.Second,
 			SpoolMaxBytes: 1 << 30, StoreClientIP: "anonymous",
 		},
-		Report: Report{RetentionDays: 30, Timezone: "UTC", SMTP: SMTP{Port: 587}},
+		Report: Report{RetentionDays: 30, Timezone: "UTC", DeliveryTimeout: 10 * time.Second, SMTP: SMTP{Port: 25},
+			SensitivePaths: []string{"/admin", "/.env", "/api/token", "/wp-login", "/wp-admin",
+				"/.git", "/phpmyadmin", "/xmlrpc.php"},
+			SlowDrip:         SlowDrip{WindowDays: 7, MinDays: 3, MaxDailyRequests: 50, MinErrorRatio: 0.5},
+			MinRouteRequests: 20, TopN: 10,
+			Health: Health{DegradedErrorRate: 0.05, CriticalErrorRate: 0.20, DegradedServerErrorRate: 0.01,
+				CriticalServerErrorRate: 0.05, DegradedP95: 800 * time.Millisecond, CriticalP95: 2 * time.Second},
+			QueryTimeout: 2 * time.Minute, NarrativeTimeout: time.Minute},
 	}
 }
 

@@ -33,7 +33,7 @@ quota:
 `)
 	c, err := Load(Source{
 		File:    file,
-		Environ: environ("SMARTLAYER_SERVER_ADMIN_ADDR=:7090", "SMARTLAYER_STORE_REDIS_ADDR=127.0.0.1:6380", "SMARTLAYER_LLM_API_KEY=sk-secret", "SMARTLAYER_BEHAVIOR_ALLOW_CIDRS=10.0.0.0/8,127.0.0.1", "HOME=/root"),
+		Environ: environ("SMARTLAYER_SERVER_ADMIN_ADDR=:7090", "SMARTLAYER_STORE_REDIS_ADDR=127.0.0.1:6380", "SMARTLAYER_LLM_API_KEY=sk-secret", "SMARTLAYER_BEHAVIOR_ALLOW_CIDRS=10.0.0.0/8, 127.0.0.1", "HOME=/root"),
 		Flags:   map[string]any{"server.authz_addr": ":8001"},
 	})
 	if err != nil {

@@ -47,12 +47,17 @@ func Load(src Source) (Config, error) {
 	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
 		return Config{}, fmt.Errorf("load defaults: %w", err)
 	}
+	known := map[string]bool{}
+	for _, key := range k.Keys() {
+		known[key] = true
+	}
 	if src.File != "" {
 		if err := k.Load(file.Provider(src.File), yaml.Parser()); err != nil {
 			return Config{}, fmt.Errorf("load %s: %w", src.File, err)
 		}
 	}
-	envKeys := envKeyIndex(k.Keys())
+	envKeys := envKeyIndex(known)
+	isList := func(key string) bool { _, ok := k.Get(key).([]any); return ok }
 	var unknown []error
 	environ := src.Environ
 	if environ == nil {
@@ -71,6 +76,9 @@ func Load(src Source) (Config, error) {
 				unknown = append(unknown, &KeyError{Key: name, Msg: "unknown environment variable"})
 				return "", nil
 			}
+			if isList(key) {
+				return key, splitList(v)
+			}
 			return key, v
 		},
 	}), nil)
@@ -80,6 +88,11 @@ func Load(src Source) (Config, error) {
 	if len(src.Flags) > 0 {
 		if err := k.Load(confmap.Provider(src.Flags, "."), nil); err != nil {
 			return Config{}, fmt.Errorf("load flags: %w", err)
+		}
+	}
+	for _, key := range k.Keys() {
+		if !known[key] && !strings.HasPrefix(key, "quota.plans.") {
+			unknown = append(unknown, &KeyError{Key: key, Msg: "unknown key (misspelt?)"})
 		}
 	}
 	if len(unknown) > 0 {
@@ -93,6 +106,17 @@ func Load(src Source) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// splitList reads "a, b,c" as [a b c]; an empty value is an empty list.
+func splitList(v string) []string {
+	out := []string{}
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 func decoderConfig(out any) *mapstructure.DecoderConfig {
@@ -157,9 +181,9 @@ func toMap(v reflect.Value) any {
 // envKeyIndex maps STORE_REDIS_ADDR to store.redis.addr for every known key.
 // Matching against known keys (rather than replacing every '_' with '.')
 // keeps keys that contain underscores, such as server.authz_addr, reachable.
-func envKeyIndex(keys []string) map[string]string {
+func envKeyIndex(keys map[string]bool) map[string]string {
 	idx := make(map[string]string, len(keys))
-	for _, k := range keys {
+	for k := range keys {
 		if strings.HasPrefix(k, "quota.plans.") {
 			continue // plans are structured; set them in the file
 		}

@@ -156,8 +156,8 @@ func (c *Config) Validate() error {
 	oneOf("accesslog.store_client_ip", a.StoreClientIP, "anonymous", "always", "never")
 
 	r := c.Report
-	if r.RetentionDays < 1 {
-		bad("report.retention_days", r.RetentionDays, "must be ≥ 1")
+	if r.RetentionDays < 0 {
+		bad("report.retention_days", r.RetentionDays, "must be ≥ 0 (0 keeps everything)")
 	}
 	if _, err := time.LoadLocation(r.Timezone); err != nil {
 		bad("report.timezone", r.Timezone, "must be an IANA time zone")
@@ -167,9 +167,8 @@ func (c *Config) Validate() error {
 			bad("report.webhook_url", r.WebhookURL, "must be an http(s) URL")
 		}
 	}
-	if r.SMTP.Host != "" && (r.SMTP.From == "" || len(r.SMTP.To) == 0) {
-		bad("report.smtp", nil, "from and to must be set when host is")
-	}
+	// The rest of report.* is validated by internal/report, which names
+	// each key; the reporter runs that check before connecting.
 	return errors.Join(errs...)
 }
 
