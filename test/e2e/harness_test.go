@@ -59,6 +59,7 @@ type authzProcess struct {
 	cmd                *exec.Cmd
 	out                *syncBuffer
 	authz, als, admin  string
+	configFile         string
 	authzConn, alsConn *grpc.ClientConn
 }
 
@@ -91,6 +92,7 @@ func startAuthz(t *testing.T, config string) *authzProcess {
 		out:   &syncBuffer{},
 	}
 	cfgFile := filepath.Join(t.TempDir(), "smartlayer.yaml")
+	p.configFile = cfgFile
 	if err := os.WriteFile(cfgFile, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}

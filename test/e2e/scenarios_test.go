@@ -3,6 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -232,6 +235,20 @@ func TestScenarios(t *testing.T) {
 				t.Fatalf("premium: allowed=%v headers=%v", res.Allowed, res.Headers)
 			}
 		}},
+		{"slow-drip client over four days", func(t *testing.T, s *scenario) {
+			// A few probes a day, well under every rate rule (and inside the
+			// grace period), logged on today and the three days before.
+			for day := 3; day >= 0; day-- {
+				for i := range 4 {
+					r := get("192.0.2.90", []string{"/.env", "/admin/config", "/.git/config", "/api/token"}[i], browserUA)
+					r.Time = time.Now().UTC().AddDate(0, 0, -day).Add(-time.Duration(i) * time.Minute)
+					if day == 0 {
+						r.Time = time.Now().UTC().Add(-time.Duration(i) * time.Second)
+					}
+					s.do(r)
+				}
+			}
+		}},
 		{"error responses feed back through the access log", func(t *testing.T, s *scenario) {
 			for range 12 {
 				if res := s.do(get("192.0.2.70", "/missing/page", browserUA)); !res.Allowed {
@@ -305,6 +322,30 @@ func TestScenarios(t *testing.T) {
 		t.Fatalf("empty-UA row: module %q reason %q", module, reason)
 	}
 	t.Logf("%d requests, %d denied, all in ClickHouse exactly once", want, n.denied.Load())
+
+	// The daily report names the attackers and the slow endpoint.
+	out := t.TempDir()
+	report := exec.Command(filepath.Join(binaries(t), "reporter"), "--config", p.configFile,
+		"--date", time.Now().UTC().Format("2006-01-02"), "--no-llm", "--out", out)
+	stdout, err := report.Output()
+	if err != nil {
+		t.Fatalf("reporter: %v\n%s", err, stdout)
+	}
+	md, err := os.ReadFile(filepath.Join(out, "report-"+time.Now().UTC().Format("2006-01-02")+".md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"192.0.2.20", "192.0.2.30", "192.0.2.40", "/reports/slow", "192.0.2.90", "payload.sqli"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report does not mention %s", want)
+		}
+	}
+	if !strings.Contains(string(stdout), "/reports/slow") {
+		t.Errorf("report not printed to stdout")
+	}
+	if t.Failed() {
+		t.Logf("report:\n%s", md)
+	}
 }
 
 func wantDenied(t *testing.T, res envoysim.Result, status int, reason string) {

@@ -67,6 +67,9 @@ type Envoy struct {
 	MaxBodyBytes int
 	// AdditionalHeaders mirrors additional_request_headers_to_log.
 	AdditionalHeaders []string
+	// RouteName is the matched route's name in the access log; Envoy
+	// leaves it empty for unnamed routes, and so does the default.
+	RouteName string
 
 	mu      sync.Mutex
 	stream  alsv3.AccessLogService_StreamAccessLogsClient
@@ -220,7 +223,7 @@ func (e *Envoy) entry(r *Request, id string, start time.Time, res Result, latenc
 		TimeToLastRxByte:              durationpb.New(100 * time.Microsecond),
 		TimeToLastDownstreamTxByte:    durationpb.New(latency),
 		ResponseFlags:                 flags,
-		RouteName:                     "app",
+		RouteName:                     e.RouteName,
 		AccessLogType:                 alsdatav3.AccessLogType_DownstreamEnd,
 	}
 	if res.Allowed {
