@@ -2,15 +2,12 @@ package report
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
@@ -18,31 +15,13 @@ import (
 )
 
 // openCH connects to the test ClickHouse, closed when the test ends.
-func openCH(t testing.TB) driver.Conn {
-	t.Helper()
-	addr := testenv.ClickHouseAddr(t)
-	conn, err := clickhouse.Open(&clickhouse.Options{
-		Addr: []string{addr}, DialTimeout: 2 * time.Second, ReadTimeout: 60 * time.Second,
-	})
-	if err != nil {
-		t.Fatalf("open clickhouse %s: %v", addr, err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
-	return conn
-}
+func openCH(t testing.TB) driver.Conn { return testenv.OpenClickHouse(t, testenv.ClickHouseAddr(t)) }
 
-// freshDB creates a database with the contract schema that no other test
+// freshDB creates a database with the production schema that no other test
 // uses, dropped at the end.
 func freshDB(t testing.TB, conn driver.Conn) string {
 	t.Helper()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	db := "sl_report_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db)
-	})
+	db := testenv.FreshDatabase(t, conn, "sl_report_")
 	if err := accesslog.EnsureSchema(testCtx(t), conn, db, accesslog.WithRetentionDays(0)); err != nil {
 		t.Fatalf("EnsureSchema: %v", err)
 	}
