@@ -34,6 +34,7 @@ if ! command -v jq >/dev/null; then
 	fi
 fi
 
+load_before=$(uptime | sed 's/^ *//')
 work=$(mktemp -d -t smartlayer-bench.XXXXXX)
 pids=()
 cleanup() {
@@ -115,8 +116,12 @@ start_authz() { # start_authz NAME CONFIG: sets addr, admin
 
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
 
-fail_answers() { # Checks answered by the fail mode so far
-	curl -fs "http://$admin/metrics" | awk '/^smartlayer_check_errors_total/ {s += $NF} END {print s + 0}'
+fail_answers() { # Checks answered by the fail mode so far: "stage budget parse"
+	curl -fs "http://$admin/metrics" | awk '
+		/^smartlayer_check_errors_total\{kind="stage"\}/ {s = $NF}
+		/^smartlayer_check_errors_total\{kind="budget"\}/ {b = $NF}
+		/^smartlayer_check_errors_total\{kind="parse"\}/ {p = $NF}
+		END {printf "%d %d %d\n", s, b, p}'
 }
 
 rows=()
@@ -124,6 +129,7 @@ run_ghz() { # run_ghz TARGET DATAFILE CONCURRENCY
 	local json=$work/ghz.json
 	"$work/ghz" --insecure --call envoy.service.auth.v3.Authorization.Check -D "$2" \
 		-c "$3" --connections 1 -z "$DURATION" --format json "$1" >"$json"
+	jq -r '(.errorDistribution // {}) | to_entries[] | "bench:   error \(.value)x: \(.key)"' "$json" | cut -c1-160 >&2
 	jq -r '[.count, .rps,
 		((.latencyDistribution // []) | map(select(.percentage == 50)) | .[0].latency // 0),
 		((.latencyDistribution // []) | map(select(.percentage == 99)) | .[0].latency // 0),
@@ -131,17 +137,18 @@ run_ghz() { # run_ghz TARGET DATAFILE CONCURRENCY
 }
 
 measure() { # measure LABEL TARGET DATAFILE [authz]
-	local label=$1 c count rps p50 p99 errs f0 f1 fails
+	local label=$1 c count rps p50 p99 errs s0 b0 p0 s1 b1 p1 n fails
 	for c in $CONCURRENCY; do
-		f0=0
-		[ -n "${4:-}" ] && f0=$(fail_answers)
+		[ -n "${4:-}" ] && read -r s0 b0 p0 < <(fail_answers)
 		read -r count rps p50 p99 errs < <(run_ghz "$2" "$3" "$c")
 		fails="-"
 		if [ -n "${4:-}" ]; then
-			f1=$(fail_answers)
-			fails=$((f1 - f0))
+			read -r s1 b1 p1 < <(fail_answers)
+			n=$((s1 - s0 + b1 - b0 + p1 - p0))
+			fails=$(awk -v n="$n" -v c="$count" -v s=$((s1 - s0)) -v b=$((b1 - b0)) \
+				'BEGIN {printf "%d = %.1f%% (stage %d, budget %d)", n, c ? 100 * n / c : 0, s, b}')
 		fi
-		rows+=("$(printf '| %-34s | %3d | %9.0f | %8.3f | %8.3f | %6s | %6s |' "$label" "$c" "$rps" \
+		rows+=("$(printf '| %-34s | %3d | %9.0f | %8.3f | %8.3f | %6s | %s |' "$label" "$c" "$rps" \
 			"$(echo "$p50" | awk '{print $1/1e6}')" "$(echo "$p99" | awk '{print $1/1e6}')" "$errs" "$fails")")
 		echo "bench: ${rows[-1]}" >&2
 	done
@@ -185,7 +192,7 @@ fi
 
 # The table.
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
-header="| load (ghz $GHZ_VERSION, $DURATION each, 1 connection) | c | calls/s | p50 ms | p99 ms | errors | fail-mode answers |
+header="| load (ghz $GHZ_VERSION, $DURATION each, 1 connection) | c | calls/s | p50 ms | p99 ms | errors | fail-mode answers (share of calls) |
 |---|---:|---:|---:|---:|---:|---:|"
 gotable=$(awk '
 	/^pkg:/ {pkg = $2; sub(".*/internal/", "", pkg); next}
@@ -208,18 +215,22 @@ gotable=$(awk '
 	echo "Produced by \`scripts/bench.sh\` (\`make bench\`) on $(date -u '+%Y-%m-%d %H:%M UTC')."
 	echo
 	echo "- Machine: $(nproc) CPU(s), ${cpu:-unknown CPU}; $(go version | awk '{print $3}'); $(uname -sr)"
-	echo "- Load when starting: \`$(uptime | sed 's/^ *//')\`"
-	echo "- Load generator and server share the same CPUs: figures are a floor, and a shared"
-	echo "  machine with a high load average makes them noisy."
+	echo "- \`uptime\` before: \`$load_before\`; after: \`$(uptime | sed 's/^ *//')\`"
+	echo "- ghz and the server share the same CPUs, and ghz (templating every request)"
+	echo "  costs more CPU than a cheap server: on a small machine the no-op and memory-store"
+	echo "  rows measure mostly the load generator; compare servers with the Go benchmark"
+	echo "  BenchmarkCheckLoopback below. A shared machine with a high load average makes all"
+	echo "  figures noisy."
 	echo
 	echo "## Check over loopback gRPC"
 	echo
 	echo "Every request has its own client IP, a browser user agent and cookie; the"
 	echo "body variant POSTs an 8 KiB JSON order (with_request_body, pack_as_bytes)."
 	echo "smartlayer runs with its defaults (decision_budget 50ms, fail_mode allow);"
-	echo "\"fail-mode answers\" counts Checks that missed the budget or hit a store error"
-	echo "(smartlayer_check_errors_total). Errors are non-OK gRPC statuses (ghz cuts the"
-	echo "last in-flight calls at the deadline)."
+	echo "\"fail-mode answers\" counts Checks answered by fail_mode (allow) instead of a"
+	echo "decision: a stage error (store.redis.timeout, 5ms by default, expired) or the"
+	echo "budget missed (smartlayer_check_errors_total by kind). Errors are non-OK gRPC"
+	echo "statuses; at most c of them, when ghz cuts the in-flight calls at the deadline."
 	echo
 	echo "$header"
 	printf '%s\n' "${rows[@]}"
