@@ -6,7 +6,7 @@
 # store, ClickHouse access log, demo quota plans), plays ~30 s of traffic
 # through an Envoy stand-in (normal users and attackers, a progress line a
 # second), stops authz with SIGTERM (it flushes the access log), then prints
-# today's report (--no-llm: no LLM needed).
+# today's report (--no-llm: no LLM needed); it stays in bin/demo-report/.
 #
 #   scripts/demo.sh              # DEMO_DURATION=60s scripts/demo.sh
 set -euo pipefail
@@ -62,7 +62,7 @@ accesslog:
   flush_interval: 500ms
   spool_dir: $work/spool
 report:
-  out_dir: $work/reports
+  out_dir: bin/demo-report
 EOF
 
 authz_addr=127.0.0.1:$(port)
@@ -104,4 +104,5 @@ fi
 today=$(date -u +%F)
 echo "==> the daily report for $today (bin/reporter --no-llm)"
 echo
-bin/reporter --config "$work/smartlayer.yaml" --date "$today" --no-llm --out "$work/reports"
+# The report files stay in bin/demo-report (Markdown and HTML).
+bin/reporter --config "$work/smartlayer.yaml" --date "$today" --no-llm --out bin/demo-report
