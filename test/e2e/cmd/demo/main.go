@@ -32,11 +32,16 @@ type counts struct {
 	allowed int
 	denied  map[string]int
 	errors  int
+	// usersDenied counts denials of the normal users: false positives.
+	usersDenied int
 }
 
-func (c *counts) add(res envoysim.Result, err error) {
+func (c *counts) add(normal bool, res envoysim.Result, err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if normal && err == nil && !res.Allowed {
+		c.usersDenied++
+	}
 	switch {
 	case err != nil:
 		c.errors++
@@ -58,6 +63,7 @@ func (c *counts) line() string {
 	}
 	sort.Strings(reasons)
 	s := fmt.Sprintf("allowed %5d  denied %4d", c.allowed, total)
+	s += fmt.Sprintf("  normal users denied %d", c.usersDenied)
 	if c.errors > 0 {
 		s += fmt.Sprintf("  errors %d", c.errors)
 	}
@@ -193,7 +199,7 @@ func run(authzAddr, alsAddr string, duration time.Duration) error {
 				rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 				res, err := env.Do(rctx, r)
 				rcancel()
-				c.add(res, err)
+				c.add(strings.HasPrefix(a.name, "user-"), res, err)
 				// Envoy flushes its access-log buffer about once a second.
 				if env.Pending() >= 50 || i%4 == 0 {
 					fctx, fcancel := context.WithTimeout(context.Background(), 5*time.Second)
