@@ -5,7 +5,7 @@ PKGS      := ./...
 FUZZTIME  ?= 5s
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test unit fuzz vet bench clean
+.PHONY: all build run test unit fuzz vet bench demo clean
 
 all: build
 
@@ -31,9 +31,14 @@ unit:
 fuzz:
 	@scripts/fuzz.sh $(FUZZTIME)
 
-## bench: in-process and loopback benchmarks next to a no-op baseline.
+## bench: ghz over loopback gRPC (no-op baseline, memory/Redis stores, 8 KiB body) and the key Go
+## benchmarks, one table, written to bench/RESULTS.md.
 bench:
-	scripts/testenv.sh $(GO) test -run '^$$' -bench . -benchmem -count 1 $(PKGS)
+	scripts/bench.sh
+
+## demo: Redis + ClickHouse, authz, 30 s of users and attackers with a progress line, then today's report.
+demo:
+	scripts/demo.sh
 
 clean:
 	rm -rf $(BIN)

@@ -45,10 +45,10 @@ spare_port() {
 	return 1
 }
 
-wait_for() { # wait_for WHAT CMD...: poll CMD for up to 30 s
+wait_for() { # wait_for WHAT CMD...: poll CMD for up to 20 s
 	local what=$1
 	shift
-	for _ in $(seq 1 300); do
+	for _ in $(seq 1 200); do
 		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.1
 	done
@@ -73,23 +73,39 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-redis_port=$(spare_port)
-mkdir -p "$dir/redis"
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
-	--save '' --appendonly no --protected-mode no >"$dir/redis/out.log" 2>&1 &
-pids+=($!)
+# A port found free can be taken before the server binds it (other test
+# runs share the machine), so each server gets a few tries on fresh ports.
+start_redis() {
+	redis_port=$(spare_port)
+	mkdir -p "$dir/redis"
+	redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir/redis" \
+		--save '' --appendonly no --protected-mode no >"$dir/redis/out.log" 2>&1 &
+	redis_pid=$!
+	wait_for redis redis-cli -p "$redis_port" ping
+}
 
-ch_port=$(spare_port)
-ch_http=$(spare_port)
-mkdir -p "$dir/clickhouse"
-sed -e "s#@DIR@#$dir/clickhouse#g" -e "s/@TCP_PORT@/$ch_port/" -e "s/@HTTP_PORT@/$ch_http/" \
-	"$here/internal/testenv/clickhouse-config.xml" >"$dir/clickhouse/config.xml"
-cp "$here/internal/testenv/clickhouse-users.xml" "$dir/clickhouse/users.xml"
-clickhouse-server --config-file="$dir/clickhouse/config.xml" >"$dir/clickhouse/out.log" 2>&1 &
-pids+=($!)
+start_clickhouse() {
+	ch_port=$(spare_port)
+	ch_http=$(spare_port)
+	mkdir -p "$dir/clickhouse"
+	sed -e "s#@DIR@#$dir/clickhouse#g" -e "s/@TCP_PORT@/$ch_port/" -e "s/@HTTP_PORT@/$ch_http/" \
+		"$here/internal/testenv/clickhouse-config.xml" >"$dir/clickhouse/config.xml"
+	cp "$here/internal/testenv/clickhouse-users.xml" "$dir/clickhouse/users.xml"
+	clickhouse-server --config-file="$dir/clickhouse/config.xml" >"$dir/clickhouse/out.log" 2>&1 &
+	ch_pid=$!
+	wait_for clickhouse clickhouse-client --port "$ch_port" -q 'SELECT 1'
+}
 
-wait_for redis redis-cli -p "$redis_port" ping
-wait_for clickhouse clickhouse-client --port "$ch_port" -q 'SELECT 1'
+for try in 1 2 3; do
+	if start_redis; then pids+=("$redis_pid"); break; fi
+	kill "$redis_pid" 2>/dev/null || true
+	[ "$try" -lt 3 ] || exit 1
+done
+for try in 1 2 3; do
+	if start_clickhouse; then pids+=("$ch_pid"); break; fi
+	kill "$ch_pid" 2>/dev/null || true
+	[ "$try" -lt 3 ] || exit 1
+done
 
 export SMARTLAYER_TEST_REDIS_ADDR="127.0.0.1:$redis_port"
 export SMARTLAYER_TEST_CLICKHOUSE_ADDR="127.0.0.1:$ch_port"
