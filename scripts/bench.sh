@@ -2,13 +2,17 @@
 # bench.sh: loopback load tests of the authz binary next to a no-op baseline,
 # plus the key Go benchmarks; prints one table and writes bench/RESULTS.md.
 #
-#   scripts/bench.sh            # ~5-8 minutes on 2 cores
-#   DURATION=5s scripts/bench.sh
+#   scripts/bench.sh            # ~7 minutes on 2 cores
+#   DURATION=5s ALS_DURATION=20s scripts/bench.sh
+#   PARTS="als report" scripts/bench.sh   # only some parts (ghz als go report)
 #
 # Load generator: ghz (github.com/bojand/ghz, installed with `go install`
 # into a temp dir) over loopback gRPC, schema by server reflection. Each
 # request comes from its own client IP (a realistic spread: no client is
 # rate-limited, so every Check runs the whole pipeline and records state).
+# ALS ingest: test/e2e/cmd/alsload streams Envoy-shaped access-log entries
+# on 4 streams as fast as authz takes them, into a fresh ClickHouse database.
+# Reporter: BenchmarkReport10M (internal/report) over 10 M generated rows.
 # Needs Redis and ClickHouse: the script runs itself under scripts/testenv.sh.
 set -euo pipefail
 
@@ -24,6 +28,9 @@ DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-"16 64"}
 BENCHTIME=${BENCHTIME:-1s}
 OUT=${OUT:-bench/RESULTS.md}
+ALS_DURATION=${ALS_DURATION:-60s}
+PARTS=${PARTS:-"ghz als go report"}
+part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 if ! command -v jq >/dev/null; then
 	if [ "$(id -u)" -eq 0 ]; then
@@ -44,9 +51,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "bench: building authz, noopauthz and ghz $GHZ_VERSION" >&2
-go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz
-GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+echo "bench: building authz, noopauthz, alsload and ghz $GHZ_VERSION" >&2
+go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz ./test/e2e/cmd/alsload
+part ghz && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 
 port() { # a spare loopback port
 	local p
@@ -96,12 +103,13 @@ body=$prefix$(set +o pipefail; yes 'Please leave the parcel at the back door. ' 
 blen=$(printf '%s' "$body" | wc -c)
 request POST /api/orders "$(printf '%s' "$body" | base64 -w0)" "$blen" >"$work/body.json"
 
-start_authz() { # start_authz NAME CONFIG: sets addr, admin
+start_authz() { # start_authz NAME CONFIG: sets addr, als, admin, apid
 	local name=$1 cfg=$work/$1.yaml
 	printf '%s\n' "$2" >"$cfg"
 	addr=127.0.0.1:$(port)
+	als=127.0.0.1:$(port)
 	admin=127.0.0.1:$(port)
-	"$work/authz" serve --config "$cfg" --authz-addr "$addr" --als-addr "127.0.0.1:$(port)" \
+	"$work/authz" serve --config "$cfg" --authz-addr "$addr" --als-addr "$als" \
 		--admin-addr "$admin" >"$work/$name.log" 2>&1 &
 	pids+=($!)
 	apid=$!
@@ -155,6 +163,7 @@ measure() { # measure LABEL TARGET DATAFILE [authz]
 }
 
 # (a) loopback gRPC.
+if part ghz; then
 noop_addr=127.0.0.1:$(port)
 "$work/noopauthz" -addr "$noop_addr" >"$work/noop.log" 2>&1 &
 pids+=($!)
@@ -175,10 +184,93 @@ log: {level: warn}"
 measure "smartlayer, Redis store" "$addr" "$work/get.json" authz
 measure "smartlayer, Redis, 8 KiB JSON body" "$addr" "$work/body.json" authz
 stop_pid "$apid"
+fi
 
-# (b) Go benchmarks.
-echo "bench: go test -bench (benchtime $BENCHTIME)" >&2
+# Issue 11's targets: measured figure, target, met.
+targets=()
+target_row() { # target_row FIGURE MEASURED TARGET MET
+	targets+=("$(printf '| %s | %s | %s | %s |' "$1" "$2" "$3" "$4")")
+	echo "bench: ${targets[-1]}" >&2
+}
+
+# (b) ALS ingest into ClickHouse, sustained.
+ch_count() { # rows in the bench database's access_log
+	clickhouse-client --host "${SMARTLAYER_TEST_CLICKHOUSE_ADDR%:*}" --port "${SMARTLAYER_TEST_CLICKHOUSE_ADDR#*:}" \
+		-q "SELECT count() FROM $1.access_log" 2>/dev/null || echo 0
+}
+kib() { awk -v k="$1" 'BEGIN {printf "%.0f MiB", k / 1024}'; }
+if part als; then
+	db=bench_als_$(date +%s)
+	start_authz als "store: {backend: memory}
+log: {level: warn}
+accesslog:
+  clickhouse: {addr: [\"$SMARTLAYER_TEST_CLICKHOUSE_ADDR\"], database: $db}
+  spool_dir: $work/spool"
+	echo "bench: ALS ingest, alsload 4 streams for $ALS_DURATION into ClickHouse database $db" >&2
+	(while kill -0 "$apid" 2>/dev/null; do
+		awk '/^VmRSS:/ {print $2}' "/proc/$apid/status" 2>/dev/null
+		sleep 1
+	done) >"$work/rss.txt" &
+	sampler=$!
+	cpu0=$(awk '{print $14 + $15}' "/proc/$apid/stat")
+	"$work/alsload" -addr "$als" -streams 4 -duration "$ALS_DURATION" | tee "$work/alsload.txt" >&2
+	t1=$(date +%s.%N)
+	cpu1=$(awk '{print $14 + $15}' "/proc/$apid/stat")
+	kill "$sampler" 2>/dev/null || true
+	wait "$sampler" 2>/dev/null || true
+	sent=$(awk '/^sent/ {print $2}' "$work/alsload.txt")
+	rate=$(awk '/^sent/ {print $7}' "$work/alsload.txt")
+	secs=$(awk '/^sent/ {print $5}' "$work/alsload.txt")
+	lcpu=$(awk '/^sent/ {print $9}' "$work/alsload.txt")
+	# Poll until the row count stops growing (unchanged for 5 s) or reaches sent.
+	n=0 same=0 prev=-1
+	for _ in $(seq 1 180); do
+		n=$(ch_count "$db")
+		[ "$n" -ge "$sent" ] && break
+		if [ "$n" = "$prev" ]; then same=$((same + 1)); else same=0; fi
+		[ "$same" -ge 5 ] && break
+		prev=$n
+		sleep 1
+	done
+	t2=$(date +%s.%N)
+	hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/$apid/status")
+	# Steady RSS: the median of the samples taken while alsload ran, past its first 10 s.
+	skip=11
+	[ "$(wc -l <"$work/rss.txt")" -gt 20 ] || skip=1
+	steady=$(tail -n +$skip "$work/rss.txt" | sort -n | awk '{v[NR] = $1} END {print NR ? v[int((NR + 1) / 2)] : 0}')
+	stop_pid "$apid"
+	drain=$(awk -v a="$t1" -v b="$t2" 'BEGIN {printf "%.0f", b - a}')
+	target_row "ALS ingest, 4 streams, $ALS_DURATION, default batches (entries sent per second)" \
+		"$rate" "≥ 100000" "$([ "${rate%.*}" -ge 100000 ] && echo yes || echo no)"
+	target_row "ALS rows visible in ClickHouse / entries sent (after ${drain} s of draining)" \
+		"$n / $sent" "equal" "$([ "$n" = "$sent" ] && echo yes || echo no)"
+	target_row "authz RSS during ALS ingest: steady (median VmRSS) / peak (VmHWM)" \
+		"$(kib "$steady") / $(kib "$hwm")" "-" "-"
+	target_row "CPU while alsload ran: authz / alsload (cores busy, of $(nproc))" \
+		"$(awk -v a="$cpu0" -v b="$cpu1" -v t="$(getconf CLK_TCK)" -v l="$lcpu" -v s="$secs" \
+			'BEGIN {printf "%.2f / %.2f", (b - a) / t / s, l / s}')" "-" "-"
+fi
+
+# (c) The reporter on 10 M rows.
+if part report; then
+	echo "bench: BenchmarkReport10M (generating 10 M rows first)" >&2
+	SMARTLAYER_BENCH_REPORT=1 go test -run '^$' -bench Report10M -benchtime 1x -count 1 ./internal/report \
+		2>&1 | tee "$work/report.log" | grep -E '^(Benchmark|ok|FAIL|---)|generated' >&2 || true
+	secs=$(awk '/^BenchmarkReport10M/ {for (i = 3; i < NF; i++) if ($(i+1) == "ns/op") printf "%.1f", $i / 1e9}' "$work/report.log")
+	if [ -z "$secs" ]; then
+		cat "$work/report.log" >&2
+		echo "bench: BenchmarkReport10M failed" >&2
+		exit 1
+	fi
+	target_row "daily report over 10 M rows (BenchmarkReport10M, seconds per report)" \
+		"$secs s" "< 15 s" "$(awk -v s="$secs" 'BEGIN {print (s < 15) ? "yes" : "no"}')"
+fi
+
+# (d) Go benchmarks.
 gobench=$work/gobench.txt
+: >"$gobench"
+if part go; then
+echo "bench: go test -bench (benchtime $BENCHTIME)" >&2
 {
 	go test -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" -count 1 \
 		./internal/authz ./internal/scoring ./internal/scoring/payload ./internal/quota
@@ -188,6 +280,7 @@ if grep -q '^FAIL\|^--- FAIL' "$gobench"; then
 	cat "$work/gobench.log" >&2
 	echo "bench: a Go benchmark failed" >&2
 	exit 1
+fi
 fi
 
 # The table.
@@ -222,6 +315,20 @@ gotable=$(awk '
 	echo "  BenchmarkCheckLoopback below. A shared machine with a high load average makes all"
 	echo "  figures noisy."
 	echo
+	echo "## Targets (issue 11)"
+	echo
+	echo "ALS ingest: authz (memory store, accesslog.clickhouse into a fresh database,"
+	echo "default batches: batch_rows 50000, flush_interval 1s) takes Envoy-shaped"
+	echo "HTTPAccessLogEntry batches (64 entries a message, unique x-request-id) from"
+	echo "test/e2e/cmd/alsload on 4 streams, sent as fast as authz reads them; rows are"
+	echo "counted in ClickHouse once the count stops growing. alsload shares the CPUs."
+	echo "Report: BenchmarkReport10M, one full daily report (aggregation, narrative,"
+	echo "rendering, storage, retention) over one day of 10 M generated rows."
+	echo
+	echo "| figure | measured | target | met |"
+	echo "|---|---:|---:|:---:|"
+	printf '%s\n' "${targets[@]}"
+	echo
 	echo "## Check over loopback gRPC"
 	echo
 	echo "Every request has its own client IP, a browser user agent and cookie; the"
@@ -242,11 +349,21 @@ gotable=$(awk '
 	echo "$gotable"
 } >"$work/RESULTS.md"
 
-mkdir -p "$(dirname "$OUT")"
-cp "$work/RESULTS.md" "$OUT"
+if [ "$PARTS" = "ghz als go report" ]; then
+	mkdir -p "$(dirname "$OUT")"
+	cp "$work/RESULTS.md" "$OUT"
+else
+	echo "bench: partial run (PARTS=$PARTS), $OUT left as it was" >&2
+fi
+if [ ${#rows[@]} -gt 0 ]; then
+	echo
+	echo "$header"
+	printf '%s\n' "${rows[@]}"
+fi
 echo
-echo "$header"
-printf '%s\n' "${rows[@]}"
+echo "| figure | measured | target | met |"
+echo "|---|---:|---:|:---:|"
+printf '%s\n' "${targets[@]}"
 echo
 echo "Go benchmarks: see $OUT"
 uptime
