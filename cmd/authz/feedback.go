@@ -31,6 +31,8 @@ type feedback struct {
 	timeout time.Duration
 	logger  *slog.Logger
 	queue   chan observation
+	done    chan struct{}
+	once    sync.Once
 	dropped prometheus.Counter
 	wg      sync.WaitGroup
 }
@@ -39,6 +41,7 @@ func newFeedback(obs responseObserver, timeout time.Duration, size, workers int,
 	f := &feedback{
 		obs: obs, timeout: timeout, logger: logger,
 		queue: make(chan observation, size),
+		done:  make(chan struct{}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smartlayer_feedback_dropped_total",
 			Help: "Response codes from the access log not fed to behaviour scoring because its queue was full.",
@@ -60,6 +63,11 @@ func (f *feedback) ObserveResponse(_ context.Context, clientIP string, status in
 		return
 	}
 	select {
+	case <-f.done:
+		return
+	default:
+	}
+	select {
 	case f.queue <- observation{clientIP, status, denied, at}:
 	default:
 		f.dropped.Inc()
@@ -68,18 +76,35 @@ func (f *feedback) ObserveResponse(_ context.Context, clientIP string, status in
 
 func (f *feedback) work() {
 	defer f.wg.Done()
-	for o := range f.queue {
-		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-		if err := f.obs.ObserveResponse(ctx, o.client, o.status, o.denied, o.at); err != nil {
-			f.logger.Debug("feedback to behaviour scoring failed", "client", o.client, "err", err)
+	for {
+		select {
+		case o := <-f.queue:
+			f.observe(o)
+		case <-f.done:
+			for { // drain what was queued before Close
+				select {
+				case o := <-f.queue:
+					f.observe(o)
+				default:
+					return
+				}
+			}
 		}
-		cancel()
 	}
 }
 
-// Close stops the workers after the queue drains. Call it after the
-// access-log receiver stopped sending.
+func (f *feedback) observe(o observation) {
+	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
+	defer cancel()
+	if err := f.obs.ObserveResponse(ctx, o.client, o.status, o.denied, o.at); err != nil {
+		f.logger.Debug("feedback to behaviour scoring failed", "client", o.client, "err", err)
+	}
+}
+
+// Close stops the workers after the queue drains. The queue channel is
+// never closed, so a late ObserveResponse from a stream still shutting down
+// is ignored rather than a panic.
 func (f *feedback) Close() {
-	close(f.queue)
+	f.once.Do(func() { close(f.done) })
 	f.wg.Wait()
 }

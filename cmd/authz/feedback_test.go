@@ -49,4 +49,7 @@ func TestFeedbackNeverBlocks(t *testing.T) {
 	if o := obs.got[0]; o.client != "192.0.2.1" || o.status != 500 || !o.denied {
 		t.Fatalf("first observation %+v", o)
 	}
+	// After Close a straggling stream is ignored, not a panic.
+	f.ObserveResponse(context.Background(), "192.0.2.1", 500, false, time.Now())
+	f.Close()
 }
