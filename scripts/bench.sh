@@ -321,7 +321,9 @@ gotable=$(awk '
 	echo "default batches: batch_rows 50000, flush_interval 1s) takes Envoy-shaped"
 	echo "HTTPAccessLogEntry batches (64 entries a message, unique x-request-id) from"
 	echo "test/e2e/cmd/alsload on 4 streams, sent as fast as authz reads them; rows are"
-	echo "counted in ClickHouse once the count stops growing. alsload shares the CPUs."
+	echo "counted in ClickHouse once the count stops growing. alsload and ClickHouse"
+	echo "share the CPUs with authz: the CPU row shows what authz and alsload used, the"
+	echo "rest of the cores went to ClickHouse and whatever else the machine ran."
 	echo "Report: BenchmarkReport10M, one full daily report (aggregation, narrative,"
 	echo "rendering, storage, retention) over one day of 10 M generated rows."
 	echo
