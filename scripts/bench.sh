@@ -104,18 +104,26 @@ blen=$(printf '%s' "$body" | wc -c)
 request POST /api/orders "$(printf '%s' "$body" | base64 -w0)" "$blen" >"$work/body.json"
 
 start_authz() { # start_authz NAME CONFIG: sets addr, als, admin, apid
-	local name=$1 cfg=$work/$1.yaml
+	local name=$1 cfg=$work/$1.yaml try
 	printf '%s\n' "$2" >"$cfg"
-	addr=127.0.0.1:$(port)
-	als=127.0.0.1:$(port)
-	admin=127.0.0.1:$(port)
-	"$work/authz" serve --config "$cfg" --authz-addr "$addr" --als-addr "$als" \
-		--admin-addr "$admin" >"$work/$name.log" 2>&1 &
-	pids+=($!)
-	apid=$!
-	for _ in $(seq 1 100); do
-		curl -fs "http://$admin/readyz" >/dev/null 2>&1 && return 0
-		sleep 0.1
+	# A port found free can be taken before authz binds it (other runs share
+	# the machine): a few tries on fresh ports.
+	for try in 1 2 3; do
+		addr=127.0.0.1:$(port)
+		als=127.0.0.1:$(port)
+		admin=127.0.0.1:$(port)
+		"$work/authz" serve --config "$cfg" --authz-addr "$addr" --als-addr "$als" \
+			--admin-addr "$admin" >"$work/$name.log" 2>&1 &
+		pids+=($!)
+		apid=$!
+		for _ in $(seq 1 100); do
+			kill -0 "$apid" 2>/dev/null || break
+			curl -fs "http://$admin/readyz" >/dev/null 2>&1 && return 0
+			sleep 0.1
+		done
+		stop_pid "$apid"
+		grep -q 'address already in use' "$work/$name.log" || break
+		echo "bench: authz ($name): a port was taken meanwhile, try $try" >&2
 	done
 	echo "bench: authz ($name) did not become ready" >&2
 	cat "$work/$name.log" >&2
