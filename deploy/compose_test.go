@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/smartlayer/smartlayer/internal/manifest"
 )
 
 // composeFile is the subset of the Compose spec we use. It is decoded strictly:
@@ -183,18 +185,18 @@ func publishes(s composeService, containerPort int) bool {
 // purpose: envoy/envoy_test.go validates the file against Envoy's API.
 func envoyClusters(t *testing.T) (clusters map[string]mount, listenerPort int) {
 	t.Helper()
-	docs, err := readDocs(repo + "/envoy/envoy.yaml")
+	docs, err := manifest.ReadDocs(repo + "/envoy/envoy.yaml")
 	if err != nil || len(docs) != 1 {
 		t.Fatalf("envoy.yaml: %v (%d documents)", err, len(docs))
 	}
-	b := docs[0].raw
+	b := docs[0].Raw
 	clusters = map[string]mount{}
-	list, _ := get(b, "static_resources", "clusters").([]any)
+	list, _ := manifest.Get(b, "static_resources", "clusters").([]any)
 	for _, c := range list {
-		sa := get(c, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address", "socket_address")
-		clusters[str(c, "name")] = mount{source: str(sa, "address"), target: fmt.Sprint(get(sa, "port_value"))}
+		sa := manifest.Get(c, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address", "socket_address")
+		clusters[manifest.Str(c, "name")] = mount{source: manifest.Str(sa, "address"), target: fmt.Sprint(manifest.Get(sa, "port_value"))}
 	}
-	port, _ := get(b, "static_resources", "listeners", 0, "address", "socket_address", "port_value").(int)
+	port, _ := manifest.Get(b, "static_resources", "listeners", 0, "address", "socket_address", "port_value").(int)
 	return clusters, port
 }
 

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"sigs.k8s.io/yaml"
+
+	"github.com/smartlayer/smartlayer/internal/manifest"
 )
 
 const k8sDir = repo + "/deploy/kubernetes"
@@ -79,7 +81,7 @@ type (
 )
 
 type manifests struct {
-	byKind map[string][]doc
+	byKind map[string][]manifest.Doc
 	files  []string
 }
 
@@ -89,9 +91,9 @@ func loadManifests(t *testing.T) manifests {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no manifests (%v)", err)
 	}
-	m := manifests{byKind: map[string][]doc{}}
+	m := manifests{byKind: map[string][]manifest.Doc{}}
 	for _, f := range files {
-		docs, err := readDocs(f)
+		docs, err := manifest.ReadDocs(f)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -99,14 +101,14 @@ func loadManifests(t *testing.T) manifests {
 			t.Errorf("%s: no documents", f)
 		}
 		for _, d := range docs {
-			m.byKind[d.kind()] = append(m.byKind[d.kind()], d)
+			m.byKind[d.Kind()] = append(m.byKind[d.Kind()], d)
 		}
 		m.files = append(m.files, filepath.Base(f))
 	}
 	return m
 }
 
-func (m manifests) one(t *testing.T, kind string) doc {
+func (m manifests) one(t *testing.T, kind string) manifest.Doc {
 	t.Helper()
 	if len(m.byKind[kind]) != 1 {
 		t.Fatalf("want exactly one %s, got %d", kind, len(m.byKind[kind]))
@@ -114,16 +116,16 @@ func (m manifests) one(t *testing.T, kind string) doc {
 	return m.byKind[kind][0]
 }
 
-func podOf(t *testing.T, d doc) podSpec {
+func podOf(t *testing.T, d manifest.Doc) podSpec {
 	t.Helper()
 	keys := []any{"spec", "template", "spec"}
-	if d.kind() == "CronJob" {
+	if d.Kind() == "CronJob" {
 		keys = []any{"spec", "jobTemplate", "spec", "template", "spec"}
 	}
 	var p podSpec
-	decode(t, get(d.raw, keys...), &p)
+	decode(t, manifest.Get(d.Raw, keys...), &p)
 	for i := range p.Containers {
-		p.Containers[i].owner = d.kind() + "/" + d.name()
+		p.Containers[i].owner = d.Kind() + "/" + d.Name()
 	}
 	return p
 }
@@ -153,13 +155,13 @@ func TestManifestsWellFormed(t *testing.T) {
 		for _, d := range docs {
 			switch {
 			case want[kind] == "":
-				t.Errorf("%s: unexpected kind %q", d.file, kind)
-			case d.apiVersion() != want[kind]:
-				t.Errorf("%s: %s apiVersion %q, want %q", d.file, kind, d.apiVersion(), want[kind])
-			case kind != "Kustomization" && d.name() == "":
-				t.Errorf("%s: %s without metadata.name", d.file, kind)
-			case kind != "Kustomization" && kind != "Namespace" && d.namespace() != "smartlayer":
-				t.Errorf("%s: %s/%s in namespace %q, want smartlayer", d.file, kind, d.name(), d.namespace())
+				t.Errorf("%s: unexpected kind %q", d.File, kind)
+			case d.APIVersion() != want[kind]:
+				t.Errorf("%s: %s apiVersion %q, want %q", d.File, kind, d.APIVersion(), want[kind])
+			case kind != "Kustomization" && d.Name() == "":
+				t.Errorf("%s: %s without metadata.name", d.File, kind)
+			case kind != "Kustomization" && kind != "Namespace" && d.Namespace() != "smartlayer":
+				t.Errorf("%s: %s/%s in namespace %q, want smartlayer", d.File, kind, d.Name(), d.Namespace())
 			}
 		}
 	}
@@ -172,7 +174,7 @@ func TestManifestsWellFormed(t *testing.T) {
 	var k struct {
 		Resources []string `json:"resources"`
 	}
-	decode(t, m.one(t, "Kustomization").raw, &k)
+	decode(t, m.one(t, "Kustomization").Raw, &k)
 	for _, f := range m.files {
 		listed := slices.Contains(k.Resources, f)
 		switch {
@@ -261,7 +263,7 @@ func TestDeploymentAndServices(t *testing.T) {
 	}
 	checkWorkload(t, m, pod, c)
 
-	labels, _ := get(dep.raw, "spec", "template", "metadata", "labels").(map[string]any)
+	labels, _ := manifest.Get(dep.Raw, "spec", "template", "metadata", "labels").(map[string]any)
 	subset := func(sel any) bool {
 		s, ok := sel.(map[string]any)
 		if !ok || len(s) == 0 {
@@ -274,29 +276,29 @@ func TestDeploymentAndServices(t *testing.T) {
 		}
 		return true
 	}
-	if !subset(get(dep.raw, "spec", "selector", "matchLabels")) {
+	if !subset(manifest.Get(dep.Raw, "spec", "selector", "matchLabels")) {
 		t.Error("Deployment selector does not match its pod labels")
 	}
-	if !subset(get(m.one(t, "PodDisruptionBudget").raw, "spec", "selector", "matchLabels")) {
+	if !subset(manifest.Get(m.one(t, "PodDisruptionBudget").Raw, "spec", "selector", "matchLabels")) {
 		t.Error("PodDisruptionBudget selector does not match the Deployment's pods")
 	}
 	hpa := m.one(t, "HorizontalPodAutoscaler")
-	if str(hpa.raw, "spec", "scaleTargetRef", "kind") != "Deployment" || str(hpa.raw, "spec", "scaleTargetRef", "name") != dep.name() {
+	if manifest.Str(hpa.Raw, "spec", "scaleTargetRef", "kind") != "Deployment" || manifest.Str(hpa.Raw, "spec", "scaleTargetRef", "name") != dep.Name() {
 		t.Error("HPA does not target the Deployment")
 	}
 	if len(m.byKind["Service"]) == 0 {
 		t.Fatal("no Service")
 	}
 	for _, svc := range m.byKind["Service"] {
-		if !subset(get(svc.raw, "spec", "selector")) {
-			t.Errorf("Service %s selector does not match the Deployment's pods", svc.name())
+		if !subset(manifest.Get(svc.Raw, "spec", "selector")) {
+			t.Errorf("Service %s selector does not match the Deployment's pods", svc.Name())
 		}
 		var spec struct {
 			Ports []servicePort `json:"ports"`
 		}
-		decode(t, get(svc.raw, "spec"), &spec)
+		decode(t, manifest.Get(svc.Raw, "spec"), &spec)
 		for _, err := range checkServicePorts(spec.Ports, c) {
-			t.Errorf("Service %s: %v", svc.name(), err)
+			t.Errorf("Service %s: %v", svc.Name(), err)
 		}
 	}
 	// The port check must be able to fail.
@@ -329,22 +331,22 @@ func checkWorkload(t *testing.T, m manifests, pod podSpec, c container) {
 			continue
 		}
 		for _, v := range pod.Volumes {
-			found = found || (v.Name == vm.Name && v.ConfigMap != nil && v.ConfigMap.Name == cm.name() &&
-				get(cm.raw, "data", path.Base(cfgPath)) != nil)
+			found = found || (v.Name == vm.Name && v.ConfigMap != nil && v.ConfigMap.Name == cm.Name() &&
+				manifest.Get(cm.Raw, "data", path.Base(cfgPath)) != nil)
 		}
 	}
 	if !found {
-		t.Errorf("%s: --config %q is not the ConfigMap %s mounted with that key", c.owner, cfgPath, cm.name())
+		t.Errorf("%s: --config %q is not the ConfigMap %s mounted with that key", c.owner, cfgPath, cm.Name())
 	}
 	secret := m.one(t, "Secret")
-	if len(c.EnvFrom) == 0 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != secret.name() {
-		t.Errorf("%s: want envFrom the Secret %s", c.owner, secret.name())
+	if len(c.EnvFrom) == 0 || c.EnvFrom[0].SecretRef == nil || c.EnvFrom[0].SecretRef.Name != secret.Name() {
+		t.Errorf("%s: want envFrom the Secret %s", c.owner, secret.Name())
 	}
 }
 
 func TestConfigMapIsTheConfigFile(t *testing.T) {
 	m := loadManifests(t)
-	embedded := str(m.one(t, "ConfigMap").raw, "data", "config.yaml")
+	embedded := manifest.Str(m.one(t, "ConfigMap").Raw, "data", "config.yaml")
 	file, err := os.ReadFile(configPath)
 	if err != nil {
 		t.Fatal(err)
@@ -379,7 +381,7 @@ func TestSpoolAndSecrets(t *testing.T) {
 	if !spool {
 		t.Errorf("no emptyDir mounted at accesslog.spool_dir %s", cfg.AccessLog.SpoolDir)
 	}
-	keys, _ := get(m.one(t, "Secret").raw, "stringData").(map[string]any)
+	keys, _ := manifest.Get(m.one(t, "Secret").Raw, "stringData").(map[string]any)
 	for _, k := range []string{"SMARTLAYER_LLM_API_KEY", "SMARTLAYER_ACCESSLOG_CLICKHOUSE_PASSWORD"} {
 		if _, ok := keys[k]; !ok {
 			t.Errorf("Secret example lacks %s", k)
@@ -391,7 +393,7 @@ func TestReporterCronJob(t *testing.T) {
 	m := loadManifests(t)
 	cj := m.one(t, "CronJob")
 	for field, want := range map[string]string{"schedule": "0 6 * * *", "concurrencyPolicy": "Forbid"} {
-		if got := str(cj.raw, "spec", field); got != want {
+		if got := manifest.Str(cj.Raw, "spec", field); got != want {
 			t.Errorf("CronJob %s %q, want %q", field, got, want)
 		}
 	}

@@ -1,31 +1,17 @@
 package envoy
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	goyaml "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/yaml"
+
+	"github.com/smartlayer/smartlayer/internal/manifest"
 )
-
-// doc is one YAML document with the fields every Kubernetes object has.
-type doc struct {
-	file string
-	raw  map[string]any
-}
-
-func (d doc) kind() string       { return str(d.raw, "kind") }
-func (d doc) apiVersion() string { return str(d.raw, "apiVersion") }
-func (d doc) name() string       { return str(d.raw, "metadata", "name") }
-func (d doc) namespace() string  { return str(d.raw, "metadata", "namespace") }
 
 // decode re-reads part of a document into a typed struct; unknown fields fail,
 // so a misspelled key in the YAML is caught by the struct that names it.
@@ -35,46 +21,6 @@ func decode(v any, into any) error {
 		return err
 	}
 	return yaml.UnmarshalStrict(b, into)
-}
-
-// readDocs parses every document of a multi-document YAML stream.
-func readDocs(path string) ([]doc, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	dec := goyaml.NewDecoder(bytes.NewReader(data))
-	var docs []doc
-	for {
-		var m map[string]any
-		err := dec.Decode(&m)
-		if errors.Is(err, io.EOF) {
-			return docs, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		if m != nil {
-			docs = append(docs, doc{file: filepath.Base(path), raw: m})
-		}
-	}
-}
-
-// get walks nested maps; a missing key yields nil.
-func get(v any, keys ...string) any {
-	for _, k := range keys {
-		m, ok := v.(map[string]any)
-		if !ok {
-			return nil
-		}
-		v = m[k]
-	}
-	return v
-}
-
-func str(v any, keys ...string) string {
-	s, _ := get(v, keys...).(string)
-	return s
 }
 
 type istioProviders struct {
@@ -110,12 +56,12 @@ func k8sServicePorts(t *testing.T) map[string]map[string]int {
 	}
 	out := map[string]map[string]int{}
 	for _, f := range files {
-		docs, err := readDocs(f)
+		docs, err := manifest.ReadDocs(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, d := range docs {
-			if d.kind() != "Service" {
+			if d.Kind() != "Service" {
 				continue
 			}
 			var spec struct {
@@ -124,14 +70,14 @@ func k8sServicePorts(t *testing.T) map[string]map[string]int {
 					Port int    `json:"port"`
 				} `json:"ports"`
 			}
-			if err := yaml.Unmarshal(mustJSON(t, get(d.raw, "spec")), &spec); err != nil {
+			if err := yaml.Unmarshal(mustJSON(t, manifest.Get(d.Raw, "spec")), &spec); err != nil {
 				t.Fatal(err)
 			}
 			ports := map[string]int{}
 			for _, p := range spec.Ports {
 				ports[p.Name] = p.Port
 			}
-			out[d.name()+"."+d.namespace()+".svc.cluster.local"] = ports
+			out[d.Name()+"."+d.Namespace()+".svc.cluster.local"] = ports
 		}
 	}
 	return out
@@ -161,29 +107,29 @@ func TestIstioResources(t *testing.T) {
 		"AuthorizationPolicy": "security.istio.io/v1",
 		"Telemetry":           "telemetry.istio.io/v1",
 	}
-	byKind := map[string][]doc{}
+	byKind := map[string][]manifest.Doc{}
 	for _, f := range files {
-		docs, err := readDocs(f)
+		docs, err := manifest.ReadDocs(f)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, d := range docs {
-			want, ok := known[d.kind()]
+			want, ok := known[d.Kind()]
 			switch {
 			case !ok:
-				t.Errorf("%s: unexpected kind %q", d.file, d.kind())
-			case d.apiVersion() != want:
-				t.Errorf("%s: %s apiVersion %q, want %q", d.file, d.kind(), d.apiVersion(), want)
-			case d.name() == "":
-				t.Errorf("%s: %s needs metadata.name", d.file, d.kind())
-			case d.kind() == "IstioOperator" && d.namespace() != "istio-system":
-				t.Errorf("%s: IstioOperator belongs in istio-system", d.file)
-			case d.kind() != "IstioOperator" && d.namespace() != "":
+				t.Errorf("%s: unexpected kind %q", d.File, d.Kind())
+			case d.APIVersion() != want:
+				t.Errorf("%s: %s apiVersion %q, want %q", d.File, d.Kind(), d.APIVersion(), want)
+			case d.Name() == "":
+				t.Errorf("%s: %s needs metadata.name", d.File, d.Kind())
+			case d.Kind() == "IstioOperator" && d.Namespace() != "istio-system":
+				t.Errorf("%s: IstioOperator belongs in istio-system", d.File)
+			case d.Kind() != "IstioOperator" && d.Namespace() != "":
 				// Istio applies a Telemetry with a selector only in its own namespace, so
 				// the policy and the telemetry go wherever the app is: kubectl apply -n.
-				t.Errorf("%s: %s must not pin a namespace (applied with -n next to the app)", d.file, d.kind())
+				t.Errorf("%s: %s must not pin a namespace (applied with -n next to the app)", d.File, d.Kind())
 			}
-			byKind[d.kind()] = append(byKind[d.kind()], d)
+			byKind[d.Kind()] = append(byKind[d.Kind()], d)
 		}
 	}
 	for kind := range known {
@@ -193,7 +139,7 @@ func TestIstioResources(t *testing.T) {
 	}
 
 	var mesh istioProviders
-	if err := decode(get(byKind["IstioOperator"][0].raw, "spec", "meshConfig"), &mesh); err != nil {
+	if err := decode(manifest.Get(byKind["IstioOperator"][0].Raw, "spec", "meshConfig"), &mesh); err != nil {
 		t.Fatalf("meshConfig: %v", err)
 	}
 	authzProviders, alsProviders := map[string]bool{}, map[string]bool{}
@@ -234,10 +180,10 @@ func TestIstioResources(t *testing.T) {
 	}
 
 	pol := byKind["AuthorizationPolicy"][0]
-	if str(pol.raw, "spec", "action") != "CUSTOM" {
-		t.Errorf("AuthorizationPolicy action %q, want CUSTOM", str(pol.raw, "spec", "action"))
+	if manifest.Str(pol.Raw, "spec", "action") != "CUSTOM" {
+		t.Errorf("AuthorizationPolicy action %q, want CUSTOM", manifest.Str(pol.Raw, "spec", "action"))
 	}
-	if name := str(pol.raw, "spec", "provider", "name"); !authzProviders[name] {
+	if name := manifest.Str(pol.Raw, "spec", "provider", "name"); !authzProviders[name] {
 		t.Errorf("AuthorizationPolicy provider %q is not an envoyExtAuthzGrpc provider (have %v)", name, authzProviders)
 	}
 	tel := byKind["Telemetry"][0]
@@ -249,7 +195,7 @@ func TestIstioResources(t *testing.T) {
 			} `json:"providers"`
 		} `json:"accessLogging"`
 	}
-	if err := decode(get(tel.raw, "spec"), &telSpec); err != nil {
+	if err := decode(manifest.Get(tel.Raw, "spec"), &telSpec); err != nil {
 		t.Fatalf("Telemetry spec: %v", err)
 	}
 	var named []string
@@ -266,7 +212,7 @@ func TestIstioResources(t *testing.T) {
 	}
 	// The workloads whose requests are checked must be the ones whose results are logged:
 	// the error-rate signal comes from the access log.
-	if a, b := fmt.Sprint(get(pol.raw, "spec", "selector")), fmt.Sprint(telSpec.Selector); a != b || !strings.Contains(a, "matchLabels") {
+	if a, b := fmt.Sprint(manifest.Get(pol.Raw, "spec", "selector")), fmt.Sprint(telSpec.Selector); a != b || !strings.Contains(a, "matchLabels") {
 		t.Errorf("AuthorizationPolicy selector %s and Telemetry selector %s differ", a, b)
 	}
 }
