@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/accesslog"
 )
 
 // responseObserver is what feedback needs from behaviour scoring.
@@ -14,33 +17,28 @@ type responseObserver interface {
 	ObserveResponse(ctx context.Context, clientKey string, status int, ownDenial bool, at time.Time) error
 }
 
-type observation struct {
-	client string
-	status int
-	denied bool
-	at     time.Time
-}
-
 // feedback carries response codes from the access-log stream to behaviour
 // scoring's error windows. The ALS stream must never wait on the store, so
-// observations go through a bounded queue to a few workers; when the queue
-// is full they are dropped and counted (an error rate is a statistic, a
-// dropped sample only delays it).
+// the responses of each ALS message go through a bounded queue, as one
+// batch, to a few workers; when the queue is full a batch is dropped and
+// counted (an error rate is a statistic, a dropped sample only delays it).
 type feedback struct {
 	obs     responseObserver
-	timeout time.Duration
+	timeout time.Duration // per batch
 	logger  *slog.Logger
-	queue   chan observation
+	queue   chan []accesslog.Response
 	done    chan struct{}
 	once    sync.Once
 	dropped prometheus.Counter
 	wg      sync.WaitGroup
 }
 
+// newFeedback starts workers that drain a queue of size batches (ALS
+// messages); timeout bounds the store calls of one batch.
 func newFeedback(obs responseObserver, timeout time.Duration, size, workers int, logger *slog.Logger, reg prometheus.Registerer) *feedback {
 	f := &feedback{
 		obs: obs, timeout: timeout, logger: logger,
-		queue: make(chan observation, size),
+		queue: make(chan []accesslog.Response, size),
 		done:  make(chan struct{}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smartlayer_feedback_dropped_total",
@@ -57,20 +55,17 @@ func newFeedback(obs responseObserver, timeout time.Duration, size, workers int,
 	return f
 }
 
-// ObserveResponse implements accesslog.Feedback; it never blocks.
-func (f *feedback) ObserveResponse(_ context.Context, clientIP string, status int, denied bool, at time.Time) {
-	if clientIP == "" || status == 0 {
-		return
-	}
+// ObserveResponses implements accesslog.Feedback; it never blocks.
+func (f *feedback) ObserveResponses(_ context.Context, rs []accesslog.Response) {
 	select {
 	case <-f.done:
 		return
 	default:
 	}
 	select {
-	case f.queue <- observation{clientIP, status, denied, at}:
+	case f.queue <- slices.Clone(rs): // the stream reuses rs
 	default:
-		f.dropped.Inc()
+		f.dropped.Add(float64(len(rs)))
 	}
 }
 
@@ -78,13 +73,13 @@ func (f *feedback) work() {
 	defer f.wg.Done()
 	for {
 		select {
-		case o := <-f.queue:
-			f.observe(o)
+		case rs := <-f.queue:
+			f.observe(rs)
 		case <-f.done:
 			for { // drain what was queued before Close
 				select {
-				case o := <-f.queue:
-					f.observe(o)
+				case rs := <-f.queue:
+					f.observe(rs)
 				default:
 					return
 				}
@@ -93,17 +88,21 @@ func (f *feedback) work() {
 	}
 }
 
-func (f *feedback) observe(o observation) {
+// observe feeds one batch under one deadline: a slow store costs a batch at
+// most timeout, and the rest of a batch whose deadline passed fails fast.
+func (f *feedback) observe(rs []accesslog.Response) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	if err := f.obs.ObserveResponse(ctx, o.client, o.status, o.denied, o.at); err != nil {
-		f.logger.Debug("feedback to behaviour scoring failed", "client", o.client, "err", err)
+	for _, r := range rs {
+		if err := f.obs.ObserveResponse(ctx, r.ClientIP, r.Status, r.Denied, r.At); err != nil {
+			f.logger.Debug("feedback to behaviour scoring failed", "client", r.ClientIP, "err", err)
+		}
 	}
 }
 
 // Close stops the workers after the queue drains. The queue channel is
-// never closed, so a late ObserveResponse from a stream still shutting down
-// is ignored rather than a panic.
+// never closed, so a late ObserveResponses from a stream still shutting
+// down is ignored rather than a panic.
 func (f *feedback) Close() {
 	f.once.Do(func() { close(f.done) })
 	f.wg.Wait()

@@ -69,7 +69,8 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 	if err != nil {
 		return err
 	}
-	fb := newFeedback(a.behavior, cfg.Behavior.LLM.StoreTimeout, 4096, 2, logger, a.reg)
+	// 1024 ALS messages of responses (64k+ with Envoy's batches).
+	fb := newFeedback(a.behavior, cfg.Behavior.LLM.StoreTimeout, 1024, 2, logger, a.reg)
 	als, err := accesslog.New(alsCfg, a.ch, fb, logger, a.reg)
 	if err != nil {
 		return err
@@ -98,8 +99,7 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 
 	// The access log gets its own listener and server so a flood of log
 	// streams cannot starve Checks, and each drains on its own.
-	alsGRPC := grpc.NewServer(grpcOpts...)
-	als.Register(alsGRPC)
+	alsGRPC := als.NewServer(grpcOpts...)
 	healthpb.RegisterHealthServer(alsGRPC, healthSrv)
 
 	adminSrv := admin.New(a.reg, admin.BansHandler(a.behavior, string(cfg.Server.AdminToken), logger), logger)

@@ -8,9 +8,14 @@
 //	conn, _ := clickhouse.Open(&clickhouse.Options{Addr: addrs, Auth: …}) // or nil: no ClickHouse
 //	_ = accesslog.EnsureSchema(ctx, conn, cfg.Database)                    // when conn != nil
 //	svc, _ := accesslog.New(cfg, conn, feedback, logger, reg)
-//	svc.Register(alsGRPCServer)
+//	alsGRPCServer := svc.NewServer(opts...) // its codec decodes entries straight into rows
 //	go svc.Run(ctx)
 //	… SIGTERM: alsGRPCServer.GracefulStop(); svc.Close(shutdownCtx); conn.Close()
+//
+// Decoding: the ALS server's codec reads each StreamAccessLogsMessage from
+// the wire straight into rows (wire.go), skipping the fields a row does not
+// use; proto.Unmarshal and the generated types are the reference it is
+// tested and fuzzed against.
 //
 // Delivery: the stream handler maps entries and appends them to the current
 // batch; a batch is sealed at Config.BatchRows or every FlushInterval and

@@ -4,56 +4,10 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
-
-	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
-	"google.golang.org/protobuf/proto"
 )
 
 // maxFuzzInput caps inputs: big inputs only slow the fuzzer down.
 const maxFuzzInput = 1 << 16
-
-// FuzzEntryToRow decodes arbitrary bytes as an HTTPAccessLogEntry (what a
-// hostile or buggy Envoy could send), maps it under every IP policy and
-// checks the row invariants and the spool round trip.
-func FuzzEntryToRow(f *testing.F) {
-	for _, tc := range mappingCases(f) {
-		b, err := proto.Marshal(tc.entry)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
-	f.Add([]byte{})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		if len(data) > maxFuzzInput {
-			return
-		}
-		e := &datav3.HTTPAccessLogEntry{}
-		if err := proto.Unmarshal(data, e); err != nil {
-			return
-		}
-		for _, p := range []ClientIPPolicy{ClientIPAnonymous, ClientIPAlways, ClientIPNever} {
-			cfg := DefaultConfig()
-			cfg.StoreClientIP = p
-			r, peer := newMapper(cfg).toRow("node", e, received)
-			checkRow(t, r)
-			if p == ClientIPNever && r.ClientIP != "" {
-				t.Fatalf("policy never stored %q", r.ClientIP)
-			}
-			if r.ClientIP != "" && r.ClientIP != peer {
-				t.Fatalf("stored IP %q differs from peer %q", r.ClientIP, peer)
-			}
-			b := &batch{rows: []Row{r}}
-			back, err := decodeBatch(encodeBatch(b))
-			if err != nil {
-				t.Fatalf("spool round trip: %v", err)
-			}
-			if back.rows[0] != r {
-				t.Fatalf("spool round trip changed the row:\n%+v\n%+v", r, back.rows[0])
-			}
-		}
-	})
-}
 
 func checkRow(t *testing.T, r Row) {
 	t.Helper()

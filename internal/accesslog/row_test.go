@@ -166,20 +166,29 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 	}
 }
 
-func TestToRow(t *testing.T) {
+// TestRowMapping checks the receiver's wire decoder and the reference
+// mapping against the expected rows.
+func TestRowMapping(t *testing.T) {
 	for name, tc := range mappingCases(t) {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.StoreClientIP = tc.policy
-			got, peer := newMapper(cfg).toRow(tc.node, tc.entry, received)
-			if got != tc.want {
-				t.Errorf("row\n got %+v\nwant %+v", got, tc.want)
-			}
-			if peer != tc.wantPeer {
-				t.Errorf("peer %q, want %q", peer, tc.wantPeer)
-			}
-			if d := got.date().Format(time.DateOnly); d != tc.wantDate {
-				t.Errorf("date %s, want %s", d, tc.wantDate)
+			wire, wirePeer := wireRow(t, cfg, tc.node, tc.entry)
+			ref, refPeer := newMapper(cfg).toRow(tc.node, tc.entry, received)
+			for _, m := range []struct {
+				name string
+				row  Row
+				peer string
+			}{{"wire", wire, wirePeer}, {"reference", ref, refPeer}} {
+				if m.row != tc.want {
+					t.Errorf("%s row\n got %+v\nwant %+v", m.name, m.row, tc.want)
+				}
+				if m.peer != tc.wantPeer {
+					t.Errorf("%s peer %q, want %q", m.name, m.peer, tc.wantPeer)
+				}
+				if d := m.row.date().Format(time.DateOnly); d != tc.wantDate {
+					t.Errorf("%s date %s, want %s", m.name, d, tc.wantDate)
+				}
 			}
 		})
 	}
@@ -190,7 +199,7 @@ func TestToRowCustomHeaders(t *testing.T) {
 	cfg.UserHeader, cfg.PlanHeader = "X-Account", "X-Tier"
 	e := &datav3.HTTPAccessLogEntry{Request: &datav3.HTTPRequestProperties{
 		RequestHeaders: map[string]string{"x-account": "a1", "x-tier": "gold", "x-user-id": "ignored"}}}
-	got, _ := newMapper(cfg).toRow("", e, received)
+	got, _ := wireRow(t, cfg, "", e)
 	if got.UserID != "a1" || got.Plan != "gold" {
 		t.Errorf("user %q plan %q", got.UserID, got.Plan)
 	}
@@ -205,10 +214,14 @@ func TestResponseFlagsEveryFlag(t *testing.T) {
 		InvalidEnvoyRequestHeaders: true, DownstreamProtocolError: true, UpstreamMaxStreamDurationReached: true,
 		ResponseFromCacheFilter: true, NoFilterConfigFound: true, DurationTimeout: true, UpstreamProtocolError: true,
 		NoClusterFound: true, OverloadManager: true, DnsResolutionFailure: true, DownstreamRemoteReset: true}
-	got, uaex := responseFlags(all)
 	want := "LH,UH,UT,LR,UR,UF,UC,UO,NR,DI,FI,RL,UAEX,RLSE,DC,URX,SI,IH,DPE,UMSDR,RFCF,NFCF,DT,UPE,NC,OM,DF,DR"
-	if got != want || !uaex {
-		t.Errorf("got %q uaex=%v\nwant %q", got, uaex, want)
+	if got, uaex := responseFlags(all); got != want || !uaex {
+		t.Errorf("reference: got %q uaex=%v\nwant %q", got, uaex, want)
+	}
+	r, _ := wireRow(t, DefaultConfig(), "", &datav3.HTTPAccessLogEntry{
+		CommonProperties: &datav3.AccessLogCommon{ResponseFlags: all}})
+	if r.ResponseFlags != want {
+		t.Errorf("wire: got %q\nwant %q", r.ResponseFlags, want)
 	}
 }
 
@@ -230,7 +243,7 @@ func TestRowsRoundTripClickHouse(t *testing.T) {
 	for _, tc := range cases {
 		cfg := DefaultConfig()
 		cfg.StoreClientIP = tc.policy
-		r, _ := newMapper(cfg).toRow(tc.node, tc.entry, received)
+		r, _ := wireRow(t, cfg, tc.node, tc.entry)
 		b.rows = append(b.rows, r)
 	}
 	if err := w.insert(ctx, b); err != nil {

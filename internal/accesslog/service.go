@@ -12,21 +12,32 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
 )
 
+// Response is the outcome of one HTTP request Envoy logged.
+type Response struct {
+	// ClientIP is the downstream address Envoy saw.
+	ClientIP string
+	// Status is the response code Envoy sent.
+	Status int
+	// Denied says smartlayer itself denied the request (ext_authz metadata
+	// or UAEX), so scoring can leave its own 403s and 429s out of a
+	// client's error rate.
+	Denied bool
+	At     time.Time
+}
+
 // Feedback receives the outcome of every HTTP request Envoy logged, whether
-// or not the row is stored (scoring feeds its error-rate windows from it).
-// clientIP is the downstream address Envoy saw ("" when unknown); status is
-// 0 when Envoy sent no response code; denied says smartlayer itself denied
-// the request (ext_authz metadata or UAEX), so scoring can leave its own
-// 403s and 429s out of a client's error rate. It is called on the stream's
-// goroutine, so it must not block.
+// or not the row is stored (scoring feeds its error-rate windows from it):
+// one call per ALS message, leaving out entries without a client IP or a
+// response code. It is called on the stream's goroutine, so it must not
+// block, and it must not keep rs.
 type Feedback interface {
-	ObserveResponse(ctx context.Context, clientIP string, status int, denied bool, at time.Time)
+	ObserveResponses(ctx context.Context, rs []Response)
 }
 
 // Service is the ALS v3 receiver and the ClickHouse pipeline behind it:
@@ -38,8 +49,6 @@ type Feedback interface {
 // The handler never waits for ClickHouse: a full queue sends the batch to the
 // disk spool, and only a full spool drops rows (counted and logged).
 type Service struct {
-	alsv3.UnimplementedAccessLogServiceServer
-
 	cfg Config
 	log *slog.Logger
 	m   *metrics
@@ -149,66 +158,53 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	return s, nil
 }
 
-// Register adds the AccessLogService to a gRPC server.
-func (s *Service) Register(g grpc.ServiceRegistrar) {
-	alsv3.RegisterAccessLogServiceServer(g, s)
+// NewServer returns a gRPC server with opts that serves the
+// AccessLogService. Its codec decodes access log messages straight into rows
+// (wire.go); other messages go to gRPC's proto codec, so more services can
+// be registered on it.
+func (s *Service) NewServer(opts ...grpc.ServerOption) *grpc.Server {
+	g := grpc.NewServer(append(opts, grpc.ForceServerCodecV2(alsCodec{encoding.GetCodecV2(protoCodecName)}))...)
+	g.RegisterService(&alsServiceDesc, s)
+	return g
 }
 
-// StreamAccessLogs serves one Envoy stream. The identifier (node) arrives
+// streamAccessLogs serves one Envoy stream. The identifier (node) arrives
 // only on a stream's first message and holds for the whole stream.
-func (s *Service) StreamAccessLogs(stream grpc.ClientStreamingServer[alsv3.StreamAccessLogsMessage, alsv3.StreamAccessLogsResponse]) error {
+func (s *Service) streamAccessLogs(stream grpc.ServerStream) error {
 	s.m.activeStreams.Inc()
 	defer s.m.activeStreams.Dec()
 	ctx := stream.Context()
-	var nodeID string
-	var rows []Row
+	f := &frame{mp: &s.mp}
+	var obs []Response
 	for {
-		msg, err := stream.Recv()
+		f.received = s.now()
+		err := stream.RecvMsg(f)
 		if errors.Is(err, io.EOF) {
-			return stream.SendAndClose(&alsv3.StreamAccessLogsResponse{})
+			return stream.SendMsg(&alsv3.StreamAccessLogsResponse{})
 		}
 		if err != nil {
 			return err
 		}
-		if id := msg.GetIdentifier(); id != nil {
-			nodeID = id.GetNode().GetId()
-		}
-		if tcp := msg.GetTcpLogs(); tcp != nil {
-			s.tcpEntries.Add(float64(len(tcp.GetLogEntry())))
-			continue
-		}
-		rows = s.mapEntries(ctx, nodeID, msg.GetHttpLogs().GetLogEntry(), rows[:0])
-		s.add(rows)
-	}
-}
-
-// mapEntries maps entries into rows (appended to dst) and feeds Feedback.
-func (s *Service) mapEntries(ctx context.Context, nodeID string, entries []*datav3.HTTPAccessLogEntry, dst []Row) []Row {
-	if len(entries) == 0 {
-		return dst
-	}
-	now := s.now()
-	valid := 0
-	for _, e := range entries {
-		if e.GetCommonProperties() == nil && e.GetRequest() == nil && e.GetResponse() == nil {
-			s.invalidEntries.Inc()
-			continue
-		}
-		if e.GetCommonProperties().GetIntermediateLogEntry() {
-			// A periodic log of a request still in flight: its final
-			// entry follows, and storing both would count it twice.
-			s.intermediateEntries.Inc()
-			continue
-		}
-		valid++
-		r, ip := s.mp.toRow(nodeID, e, now)
+		s.tcpEntries.Add(float64(f.tcp))
+		s.invalidEntries.Add(float64(f.invalid))
+		s.intermediateEntries.Add(float64(f.intermediate))
+		s.httpEntries.Add(float64(len(f.rows)))
 		if s.fb != nil {
-			s.fb.ObserveResponse(ctx, ip, int(r.Status), r.Blocked, time.Unix(r.Unix, int64(r.Millis)*int64(time.Millisecond)))
+			obs = obs[:0]
+			for i := range f.rows {
+				r := &f.rows[i]
+				if f.peers[i] == "" || r.Status == 0 {
+					continue
+				}
+				obs = append(obs, Response{ClientIP: f.peers[i], Status: int(r.Status), Denied: r.Blocked,
+					At: time.Unix(r.Unix, int64(r.Millis)*int64(time.Millisecond))})
+			}
+			if len(obs) > 0 {
+				s.fb.ObserveResponses(ctx, obs)
+			}
 		}
-		dst = append(dst, r)
+		s.add(f.rows)
 	}
-	s.httpEntries.Add(float64(valid))
-	return dst
 }
 
 // add copies rows into the current batch, sealing and dispatching full ones.

@@ -67,23 +67,25 @@ func (f *fakeInserter) batchSizes() []int {
 	return out
 }
 
-// recordingFeedback counts ObserveResponse calls per client IP.
+// recordingFeedback counts observed responses per client IP and status.
 type recordingFeedback struct {
 	mu    sync.Mutex
 	calls map[string]int
 	total atomic.Int64
 }
 
-func (r *recordingFeedback) ObserveResponse(_ context.Context, ip string, status int, denied bool, _ time.Time) {
-	r.total.Add(1)
+func (r *recordingFeedback) ObserveResponses(_ context.Context, rs []Response) {
+	r.total.Add(int64(len(rs)))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.calls == nil {
 		r.calls = map[string]int{}
 	}
-	r.calls[fmt.Sprintf("%s/%d", ip, status)]++
-	if denied {
-		r.calls["denied"]++
+	for _, o := range rs {
+		r.calls[fmt.Sprintf("%s/%d", o.ClientIP, o.Status)]++
+		if o.Denied {
+			r.calls["denied"]++
+		}
 	}
 }
 
@@ -121,8 +123,7 @@ func serveALS(t testing.TB, s *Service, opts ...grpc.ServerOption) alsv3.AccessL
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(opts...)
-	s.Register(g)
+	g := s.NewServer(opts...)
 	go func() { _ = g.Serve(lis) }()
 	t.Cleanup(g.Stop)
 	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
