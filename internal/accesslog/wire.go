@@ -1,17 +1,10 @@
 package accesslog
 
 import (
-	"bytes"
 	"math"
-	"net/netip"
-	"strconv"
-	"strings"
 	"time"
-	"unicode/utf8"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // The receiver decodes StreamAccessLogsMessage straight from the wire into
@@ -135,40 +128,31 @@ func (f *frame) decode(b []byte) error {
 	kind := logNone
 	hasIdent := false
 	var node []byte
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.typ != protowire.BytesType {
-			continue
-		}
-		switch fl.num {
-		case numMsgIdentifier:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.bytes(numMsgIdentifier):
 			hasIdent = true
-			if err := decodeIdentifier(fl.b, &node); err != nil {
-				return err
-			}
-		case numMsgHTTPLogs:
+			sc.check(decodeIdentifier(fl.b, &node))
+		case fl.bytes(numMsgHTTPLogs):
 			if kind == logTCP {
 				f.tcp = 0
 			}
 			kind = logHTTP
-			if err := f.decodeHTTPLogs(fl.b); err != nil {
-				return err
-			}
-		case numMsgTCPLogs:
+			sc.check(f.decodeHTTPLogs(fl.b))
+		case fl.bytes(numMsgTCPLogs):
 			if kind == logHTTP { // a later oneof member replaces the entries
 				f.rows, f.peers = f.rows[:0], f.peers[:0]
 				f.invalid, f.intermediate = 0, 0
 			}
 			kind = logTCP
 			n, err := countEntries(fl.b)
-			if err != nil {
-				return err
-			}
+			sc.check(err)
 			f.tcp += n
 		}
+	}
+	if sc.err != nil {
+		return sc.err
 	}
 	if hasIdent {
 		f.nodeID = f.strs.get(node, maxShortField)
@@ -180,31 +164,29 @@ func (f *frame) decode(b []byte) error {
 }
 
 func decodeIdentifier(b []byte, node *[]byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.num == numIdentNode && fl.typ == protowire.BytesType {
-			if err := forBytes(fl.b, numNodeID, func(v []byte) { *node = v }); err != nil {
-				return err
+	sc := scan(b)
+	for sc.next() {
+		if sc.f.bytes(numIdentNode) {
+			inner := scan(sc.f.b)
+			for inner.next() {
+				if inner.f.bytes(numNodeID) {
+					*node = inner.f.b
+				}
 			}
+			sc.check(inner.err)
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (f *frame) decodeHTTPLogs(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.num != numLogEntry || fl.typ != protowire.BytesType {
+	sc := scan(b)
+	for sc.next() {
+		if !sc.f.bytes(numLogEntry) {
 			continue
 		}
 		e := wireEntry{userHeader: f.mp.userHeader, planHeader: f.mp.planHeader}
-		if err := e.decode(fl.b); err != nil {
+		if err := e.decode(sc.f.b); err != nil {
 			return err
 		}
 		switch {
@@ -220,21 +202,18 @@ func (f *frame) decodeHTTPLogs(b []byte) error {
 			f.peers = append(f.peers, peer)
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func countEntries(b []byte) (int, error) {
 	n := 0
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return 0, err
-		}
-		if fl.num == numLogEntry && fl.typ == protowire.BytesType {
+	sc := scan(b)
+	for sc.next() {
+		if sc.f.bytes(numLogEntry) {
 			n++
 		}
 	}
-	return n, nil
+	return n, sc.err
 }
 
 // wireEntry holds what a row needs from one HTTPAccessLogEntry. Byte slices
@@ -303,146 +282,105 @@ type authzFields struct {
 }
 
 func (e *wireEntry) decode(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.typ != protowire.BytesType {
-			continue
-		}
-		switch fl.num {
-		case numEntryCommon:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.bytes(numEntryCommon):
 			e.hasCommon = true
-			err = e.decodeCommon(fl.b)
-		case numEntryRequest:
+			sc.check(e.decodeCommon(fl.b))
+		case fl.bytes(numEntryRequest):
 			e.hasRequest = true
-			err = e.decodeRequest(fl.b)
-		case numEntryResponse:
+			sc.check(e.decodeRequest(fl.b))
+		case fl.bytes(numEntryResponse):
 			e.hasResponse = true
-			err = e.decodeResponse(fl.b)
-		}
-		if err != nil {
-			return err
+			sc.check(e.decodeResponse(fl.b))
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (e *wireEntry) decodeCommon(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.typ == protowire.VarintType {
-			if fl.num == numCommonIntermediate {
-				e.intermediate = fl.v != 0
-			}
-			continue
-		}
-		if fl.typ != protowire.BytesType {
-			continue
-		}
-		switch fl.num {
-		case numCommonDownstreamRemote:
-			err = e.downstream.decode(fl.b)
-		case numCommonDownstreamDirectRemote:
-			err = e.direct.decode(fl.b)
-		case numCommonUpstreamRemote:
-			err = e.upst.decode(fl.b)
-		case numCommonStartTime:
-			err = e.start.decode(fl.b)
-		case numCommonTimeToLastDownstreamTx:
-			err = e.lastTx.decode(fl.b)
-		case numCommonDuration:
-			err = e.duration.decode(fl.b)
-		case numCommonUpstreamCluster:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.varint(numCommonIntermediate):
+			e.intermediate = fl.v != 0
+		case fl.bytes(numCommonDownstreamRemote):
+			sc.check(e.downstream.decode(fl.b))
+		case fl.bytes(numCommonDownstreamDirectRemote):
+			sc.check(e.direct.decode(fl.b))
+		case fl.bytes(numCommonUpstreamRemote):
+			sc.check(e.upst.decode(fl.b))
+		case fl.bytes(numCommonStartTime):
+			sc.check(e.start.decode(fl.b))
+		case fl.bytes(numCommonTimeToLastDownstreamTx):
+			sc.check(e.lastTx.decode(fl.b))
+		case fl.bytes(numCommonDuration):
+			sc.check(e.duration.decode(fl.b))
+		case fl.bytes(numCommonUpstreamCluster):
 			e.upstreamCluster = fl.b
-		case numCommonRouteName:
+		case fl.bytes(numCommonRouteName):
 			e.route = fl.b
-		case numCommonResponseFlags:
-			err = e.decodeFlags(fl.b)
-		case numCommonMetadata:
-			err = e.decodeMetadata(fl.b)
-		}
-		if err != nil {
-			return err
+		case fl.bytes(numCommonResponseFlags):
+			sc.check(e.decodeFlags(fl.b))
+		case fl.bytes(numCommonMetadata):
+			sc.check(e.decodeMetadata(fl.b))
 		}
 	}
-	return nil
+	return sc.err
 }
 
+// decode reads a Timestamp or a Duration (same fields), merging.
 func (t *wireTime) decode(b []byte) error {
 	t.set = true
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.typ != protowire.VarintType {
-			continue
-		}
-		switch fl.num {
-		case numTimeSeconds:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.varint(numTimeSeconds):
 			t.sec = int64(fl.v)
-		case numTimeNanos:
+		case fl.varint(numTimeNanos):
 			t.nanos = int32(fl.v)
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (a *wireAddr) decode(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.typ != protowire.BytesType {
-			continue
-		}
-		switch fl.num {
-		case numAddrSocket:
-			if a.kind != numAddrSocket { // a new member starts empty
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.bytes(numAddrSocket):
+			if a.kind != numAddrSocket { // a new oneof member starts empty
 				*a = wireAddr{kind: numAddrSocket}
 			}
-			if err := a.decodeSocket(fl.b); err != nil {
-				return err
-			}
-		case numAddrPipe, numAddrInternal:
+			sc.check(a.decodeSocket(fl.b))
+		case fl.bytes(numAddrPipe), fl.bytes(numAddrInternal):
 			*a = wireAddr{kind: uint8(fl.num)}
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (a *wireAddr) decodeSocket(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fl.num == numSockAddress && fl.typ == protowire.BytesType:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.bytes(numSockAddress):
 			a.host = fl.b
-		case fl.num == numSockPortValue && fl.typ == protowire.VarintType:
+		case fl.varint(numSockPortValue):
 			a.portKind, a.port = numSockPortValue, uint32(fl.v)
-		case fl.num == numSockNamedPort && fl.typ == protowire.BytesType:
+		case fl.bytes(numSockNamedPort):
 			a.portKind, a.port = numSockNamedPort, 0
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (e *wireEntry) decodeFlags(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fl.num == numFlagsUnauthorized && fl.typ == protowire.BytesType:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.bytes(numFlagsUnauthorized):
 			e.uaex = true
 		case fl.typ == protowire.VarintType && fl.num < protowire.Number(len(flagNames)) && flagNames[fl.num] != "":
 			if fl.v != 0 {
@@ -452,72 +390,55 @@ func (e *wireEntry) decodeFlags(b []byte) error {
 			}
 		}
 	}
-	return nil
+	return sc.err
 }
 
 // decodeMetadata reads filter_metadata, keeping the ext_authz namespace.
 func (e *wireEntry) decodeMetadata(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.num != numMetaFilter || fl.typ != protowire.BytesType {
+	sc := scan(b)
+	for sc.next() {
+		if !sc.f.bytes(numMetaFilter) {
 			continue
 		}
 		// A map entry: key and value may come in any order, repeat, or
 		// be missing; the value starts empty and repeats merge.
 		var key []byte
 		var st authzFields
-		for eb := fl.b; len(eb) > 0; {
-			kv, err := nextField(&eb)
-			if err != nil {
-				return err
-			}
-			if kv.typ != protowire.BytesType {
-				continue
-			}
-			switch kv.num {
-			case numMapEntryKey:
-				key = kv.b
-			case numMapEntryValue:
-				if err := st.decodeStruct(kv.b); err != nil {
-					return err
-				}
+		kv := scan(sc.f.b)
+		for kv.next() {
+			switch fl := kv.f; {
+			case fl.bytes(numMapEntryKey):
+				key = fl.b
+			case fl.bytes(numMapEntryValue):
+				kv.check(st.decodeStruct(fl.b))
 			}
 		}
+		sc.check(kv.err)
 		if string(key) == extAuthzNamespace {
 			e.authz = st // a repeated key replaces the earlier value
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (st *authzFields) decodeStruct(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.num != numStructFields || fl.typ != protowire.BytesType {
+	sc := scan(b)
+	for sc.next() {
+		if !sc.f.bytes(numStructFields) {
 			continue
 		}
 		var key []byte
 		var v wireValue
-		for eb := fl.b; len(eb) > 0; {
-			kv, err := nextField(&eb)
-			if err != nil {
-				return err
-			}
-			switch {
-			case kv.num == numMapEntryKey && kv.typ == protowire.BytesType:
-				key = kv.b
-			case kv.num == numMapEntryValue && kv.typ == protowire.BytesType:
-				if err := v.decode(kv.b); err != nil {
-					return err
-				}
+		kv := scan(sc.f.b)
+		for kv.next() {
+			switch fl := kv.f; {
+			case fl.bytes(numMapEntryKey):
+				key = fl.b
+			case fl.bytes(numMapEntryValue):
+				kv.check(v.decode(fl.b))
 			}
 		}
+		sc.check(kv.err)
 		switch string(key) {
 		case "decision":
 			st.decision = v
@@ -529,78 +450,58 @@ func (st *authzFields) decodeStruct(b []byte) error {
 			st.score = v
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (v *wireValue) decode(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fl.num == numValueNumber && fl.typ == protowire.Fixed64Type:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.is(numValueNumber, protowire.Fixed64Type):
 			v.kind, v.num = numValueNumber, math.Float64frombits(fl.v)
-		case fl.num == numValueString && fl.typ == protowire.BytesType:
+		case fl.bytes(numValueString):
 			v.kind, v.str = numValueString, fl.b
-		case (fl.num == numValueNull || fl.num == numValueBool) && fl.typ == protowire.VarintType,
-			(fl.num == numValueStruct || fl.num == numValueList) && fl.typ == protowire.BytesType:
+		case fl.varint(numValueNull), fl.varint(numValueBool), fl.bytes(numValueStruct), fl.bytes(numValueList):
 			v.kind = uint8(fl.num)
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (e *wireEntry) decodeRequest(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.typ == protowire.VarintType {
-			switch fl.num {
-			case numReqMethod:
-				e.method = int32(fl.v)
-			case numReqHeadersBytes:
-				e.reqHeaderBytes = fl.v
-			case numReqBodyBytes:
-				e.reqBodyBytes = fl.v
-			}
-			continue
-		}
-		if fl.typ != protowire.BytesType {
-			continue
-		}
-		switch fl.num {
-		case numReqScheme:
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.varint(numReqMethod):
+			e.method = int32(fl.v)
+		case fl.varint(numReqHeadersBytes):
+			e.reqHeaderBytes = fl.v
+		case fl.varint(numReqBodyBytes):
+			e.reqBodyBytes = fl.v
+		case fl.bytes(numReqScheme):
 			e.scheme = fl.b
-		case numReqAuthority:
+		case fl.bytes(numReqAuthority):
 			e.authority = fl.b
-		case numReqPath:
+		case fl.bytes(numReqPath):
 			e.path = fl.b
-		case numReqUserAgent:
+		case fl.bytes(numReqUserAgent):
 			e.userAgent = fl.b
-		case numReqReferer:
+		case fl.bytes(numReqReferer):
 			e.referer = fl.b
-		case numReqRequestID:
+		case fl.bytes(numReqRequestID):
 			e.requestID = fl.b
-		case numReqHeaders:
+		case fl.bytes(numReqHeaders):
 			var key, val []byte
-			for eb := fl.b; len(eb) > 0; {
-				kv, err := nextField(&eb)
-				if err != nil {
-					return err
-				}
-				if kv.typ != protowire.BytesType {
-					continue
-				}
-				switch kv.num {
-				case numMapEntryKey:
-					key = kv.b
-				case numMapEntryValue:
-					val = kv.b
+			kv := scan(fl.b)
+			for kv.next() {
+				switch {
+				case kv.f.bytes(numMapEntryKey):
+					key = kv.f.b
+				case kv.f.bytes(numMapEntryValue):
+					val = kv.f.b
 				}
 			}
+			sc.check(kv.err)
 			// A repeated header key replaces the earlier value.
 			if string(key) == e.userHeader {
 				e.user = val
@@ -610,180 +511,28 @@ func (e *wireEntry) decodeRequest(b []byte) error {
 			}
 		}
 	}
-	return nil
+	return sc.err
 }
 
 func (e *wireEntry) decodeResponse(b []byte) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		switch {
-		case fl.num == numRespCode && fl.typ == protowire.BytesType:
-			if err := forVarint(fl.b, numWrapperValue, func(v uint64) { e.status = uint32(v) }); err != nil {
-				return err
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.bytes(numRespCode):
+			code := scan(fl.b) // a UInt32Value; repeats merge
+			for code.next() {
+				if code.f.varint(numWrapperValue) {
+					e.status = uint32(code.f.v)
+				}
 			}
-		case fl.num == numRespHeadersBytes && fl.typ == protowire.VarintType:
+			sc.check(code.err)
+		case fl.varint(numRespHeadersBytes):
 			e.respHeaderBytes = fl.v
-		case fl.num == numRespBodyBytes && fl.typ == protowire.VarintType:
+		case fl.varint(numRespBodyBytes):
 			e.respBodyBytes = fl.v
 		}
 	}
-	return nil
-}
-
-// row maps a decoded entry (toRow's rules in row_ref_test.go are the
-// reference; wire_test.go holds the two together).
-func (f *frame) row(e *wireEntry) (r Row, peerIP string) {
-	s := &f.strs
-	r.Unix, r.Millis = f.received.Unix(), uint16(f.received.Nanosecond()/1e6)
-	if st := e.start; st.sec > 0 && st.sec < maxUnix {
-		r.Unix = st.sec
-		if n := st.nanos; n > 0 && n < 1e9 {
-			r.Millis = uint16(n / 1e6)
-		} else {
-			r.Millis = 0
-		}
-	}
-
-	r.Method = methodName(corev3.RequestMethod(e.method))
-	r.Scheme = s.get(e.scheme, maxShortField)
-	r.Authority = s.get(e.authority, maxShortField)
-	path, query, _ := bytes.Cut(e.path, []byte{'?'})
-	r.Path, r.Query = toString(path, maxPathBytes), toString(query, maxQueryBytes)
-	r.RouteName = s.get(e.route, maxShortField)
-
-	r.Status = uint16(min(e.status, math.MaxUint16))
-	d := e.lastTx
-	if !d.set {
-		d = e.duration
-	}
-	if d.set {
-		if ms := (&durationpb.Duration{Seconds: d.sec, Nanos: d.nanos}).AsDuration().Milliseconds(); ms > 0 {
-			r.DurationMs = uint32(min(ms, math.MaxUint32))
-		}
-	}
-	r.BytesIn = e.reqHeaderBytes + e.reqBodyBytes
-	r.BytesOut = e.respHeaderBytes + e.respBodyBytes
-
-	peerIP = e.downstream.ip()
-	if peerIP == "" {
-		peerIP = e.direct.ip()
-	}
-	r.UserID = toString(e.user, maxShortField)
-	r.Plan = s.get(e.plan, maxShortField)
-	switch f.mp.clientIP {
-	case ClientIPAlways:
-		r.ClientIP = peerIP
-	case ClientIPAnonymous:
-		if r.UserID == "" {
-			r.ClientIP = peerIP
-		}
-	}
-	r.UserAgent = s.get(e.userAgent, maxLongField)
-	r.Referer = s.get(e.referer, maxLongField)
-	r.RequestID = toString(e.requestID, maxShortField)
-	r.UpstreamCluster = s.get(e.upstreamCluster, maxShortField)
-	r.UpstreamHost = e.upst.hostPort(s)
-
-	r.ResponseFlags = flagString(e.flags, e.uaex)
-	if decision := e.authz.decision.stringValue(); len(decision) > 0 {
-		r.Blocked = string(decision) == "deny"
-		r.BlockModule = s.get(e.authz.module.stringValue(), maxShortField)
-		r.BlockReason = s.get(e.authz.reason.stringValue(), maxShortField)
-		r.Score = clampScore(e.authz.score.numberValue())
-	} else if e.uaex && (r.Status == 403 || r.Status == 429) {
-		r.Blocked = true
-		r.BlockReason = reasonExtAuthzDenied
-	}
-	return r, peerIP
-}
-
-// ip is the canonical client IP of a socket address ("" otherwise).
-func (a *wireAddr) ip() string {
-	if a.kind != numAddrSocket || len(a.host) == 0 {
-		return ""
-	}
-	return canonicalIP(string(a.host))
-}
-
-func (a *wireAddr) hostPort(s *interner) string {
-	if a.kind != numAddrSocket || len(a.host) == 0 {
-		return ""
-	}
-	port := uint32(0)
-	if a.portKind == numSockPortValue {
-		port = a.port
-	}
-	return s.hostPort(capBytes(a.host, maxShortField), port)
-}
-
-// canonicalIP returns s as the canonical IP text ("" when s is no IP).
-// IPv4-mapped IPv6 is unmapped so that feedback keys match the IP authz
-// sees; zones are dropped.
-func canonicalIP(s string) string {
-	ip, err := netip.ParseAddr(s)
-	if err != nil {
-		return ""
-	}
-	switch {
-	case ip.Is4In6():
-		return ip.Unmap().String()
-	case ip.Zone() != "":
-		return ip.WithZone("").String()
-	case ip.Is4():
-		return s // ParseAddr accepts only the canonical dotted form
-	}
-	return ip.String()
-}
-
-// hostPortString renders host:port, bracketing IPv6 hosts; port 0 is left
-// out.
-func hostPortString(host string, port uint32) string {
-	if host == "" || port == 0 {
-		return host
-	}
-	if strings.IndexByte(host, ':') >= 0 {
-		return "[" + host + "]:" + strconv.FormatUint(uint64(port), 10)
-	}
-	return host + ":" + strconv.FormatUint(uint64(port), 10)
-}
-
-// flagNames are Envoy's short response flag names (%RESPONSE_FLAGS%) by
-// ResponseFlags field number; Envoy prints them in field order.
-var flagNames = [...]string{
-	1: "LH", 2: "UH", 3: "UT", 4: "LR", 5: "UR", 6: "UF", 7: "UC", 8: "UO", 9: "NR", 10: "DI",
-	11: "FI", 12: "RL", numFlagsUnauthorized: "UAEX", 14: "RLSE", 15: "DC", 16: "URX", 17: "SI", 18: "IH",
-	19: "DPE", 20: "UMSDR", 21: "RFCF", 22: "NFCF", 23: "DT", 24: "UPE", 25: "NC", 26: "OM", 27: "DF", 28: "DR",
-}
-
-// flagString renders set flags comma-joined in Envoy's order.
-func flagString(flags uint32, uaex bool) string {
-	if uaex {
-		flags |= 1 << numFlagsUnauthorized
-	}
-	if flags == 0 {
-		return ""
-	}
-	if flags&(flags-1) == 0 { // one flag, the common case: no allocation
-		for n, name := range flagNames {
-			if flags == 1<<n {
-				return name
-			}
-		}
-	}
-	var sb strings.Builder
-	for n, name := range flagNames {
-		if flags&(1<<n) == 0 || name == "" {
-			continue
-		}
-		if sb.Len() > 0 {
-			sb.WriteByte(',')
-		}
-		sb.WriteString(name)
-	}
-	return sb.String()
+	return sc.err
 }
 
 // wireField is one decoded field: v holds varint and fixed values, b the
@@ -795,128 +544,59 @@ type wireField struct {
 	b   []byte
 }
 
-// nextField consumes one field from *b. Malformed input (truncation, a bad
-// tag, an unmatched group) is an error, as for proto.Unmarshal.
-func nextField(b *[]byte) (wireField, error) {
-	num, typ, n := protowire.ConsumeTag(*b)
-	if n < 0 {
-		return wireField{}, protowire.ParseError(n)
+func (f *wireField) is(num protowire.Number, typ protowire.Type) bool {
+	return f.num == num && f.typ == typ
+}
+
+// bytes and varint say whether f is field num with that wire type; with
+// another wire type proto3 treats it as an unknown field.
+func (f *wireField) bytes(num protowire.Number) bool  { return f.is(num, protowire.BytesType) }
+func (f *wireField) varint(num protowire.Number) bool { return f.is(num, protowire.VarintType) }
+
+// fieldScanner walks the fields of one message the way bufio.Scanner walks
+// lines: for sc.next() { use sc.f }, then sc.err. Malformed input
+// (truncation, a bad tag, an unmatched group) stops it with an error, as it
+// fails proto.Unmarshal; check stops it with a nested message's error.
+type fieldScanner struct {
+	b   []byte
+	f   wireField
+	err error
+}
+
+func scan(b []byte) fieldScanner { return fieldScanner{b: b} }
+
+func (s *fieldScanner) next() bool {
+	if len(s.b) == 0 || s.err != nil {
+		return false
 	}
-	f := wireField{num: num, typ: typ}
-	rest := (*b)[n:]
+	num, typ, n := protowire.ConsumeTag(s.b)
+	if n < 0 {
+		s.err = protowire.ParseError(n)
+		return false
+	}
+	s.f = wireField{num: num, typ: typ}
+	rest := s.b[n:]
 	var m int
 	switch typ {
 	case protowire.VarintType:
-		f.v, m = protowire.ConsumeVarint(rest)
+		s.f.v, m = protowire.ConsumeVarint(rest)
 	case protowire.Fixed64Type:
-		f.v, m = protowire.ConsumeFixed64(rest)
+		s.f.v, m = protowire.ConsumeFixed64(rest)
 	case protowire.BytesType:
-		f.b, m = protowire.ConsumeBytes(rest)
+		s.f.b, m = protowire.ConsumeBytes(rest)
 	default:
 		m = protowire.ConsumeFieldValue(num, typ, rest)
 	}
 	if m < 0 {
-		return wireField{}, protowire.ParseError(m)
+		s.err = protowire.ParseError(m)
+		return false
 	}
-	*b = rest[m:]
-	return f, nil
+	s.b = rest[m:]
+	return true
 }
 
-// forBytes calls fn with each length-delimited field num of message b.
-func forBytes(b []byte, num protowire.Number, fn func([]byte)) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.num == num && fl.typ == protowire.BytesType {
-			fn(fl.b)
-		}
+func (s *fieldScanner) check(err error) {
+	if s.err == nil {
+		s.err = err
 	}
-	return nil
-}
-
-// forVarint calls fn with each varint field num of message b.
-func forVarint(b []byte, num protowire.Number, fn func(uint64)) error {
-	for len(b) > 0 {
-		fl, err := nextField(&b)
-		if err != nil {
-			return err
-		}
-		if fl.num == num && fl.typ == protowire.VarintType {
-			fn(fl.v)
-		}
-	}
-	return nil
-}
-
-// capBytes truncates b to at most n bytes without splitting a UTF-8
-// sequence (capString's rule).
-func capBytes(b []byte, n int) []byte {
-	if len(b) <= n {
-		return b
-	}
-	i := n
-	for i > 0 && i > n-4 && b[i]&0xC0 == 0x80 {
-		i--
-	}
-	return b[:i]
-}
-
-// toString copies b, capped at n bytes, into valid UTF-8.
-func toString(b []byte, n int) string {
-	b = capBytes(b, n)
-	if utf8.Valid(b) {
-		return string(b)
-	}
-	return capString(strings.ToValidUTF8(string(b), "\uFFFD"), n)
-}
-
-// interner shares the strings of low-cardinality fields (scheme, authority,
-// route, user agent, plan, cluster, upstream host, ...) across the rows of a
-// stream: fewer allocations, and batches waiting for ClickHouse hold each
-// value once.
-type interner struct {
-	m         map[string]string
-	hostPorts map[string]hostPort // by host
-}
-
-type hostPort struct {
-	port uint32
-	s    string
-}
-
-// internMax bounds each cache; a full cache starts over, so a stream of
-// ever-new values costs one map clear per internMax values.
-const internMax = 4096
-
-// get returns b capped at n bytes as valid UTF-8, shared when seen before.
-func (s *interner) get(b []byte, n int) string {
-	if len(b) == 0 {
-		return ""
-	}
-	b = capBytes(b, n)
-	if v, ok := s.m[string(b)]; ok { // no allocation for the lookup
-		return v
-	}
-	v := toString(b, n)
-	if s.m == nil || len(s.m) >= internMax {
-		s.m = make(map[string]string, 256)
-	}
-	s.m[string(b)] = v
-	return v
-}
-
-// hostPort renders host (capped) and port as hostPortString does.
-func (s *interner) hostPort(host []byte, port uint32) string {
-	if v, ok := s.hostPorts[string(host)]; ok && v.port == port {
-		return v.s
-	}
-	h := toString(host, maxShortField)
-	v := hostPortString(h, port)
-	if s.hostPorts == nil || len(s.hostPorts) >= internMax {
-		s.hostPorts = make(map[string]hostPort, 64)
-	}
-	s.hostPorts[string(host)] = hostPort{port, v}
-	return v
 }
