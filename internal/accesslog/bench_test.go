@@ -44,6 +44,52 @@ func BenchmarkToRow(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeMessage decodes one ALS message of 64 entries into rows:
+// the wire decoder the receiver uses, next to proto.Unmarshal with the
+// reference mapping that it replaced.
+func BenchmarkDecodeMessage(b *testing.B) {
+	entries := make([]*datav3.HTTPAccessLogEntry, 64)
+	for i := range entries {
+		entries[i] = testEntry(1, i)
+	}
+	entries[0] = benchEntry(b)
+	data := message(b, "edge-1", entries...)
+	mp := newMapper(DefaultConfig())
+	for _, tc := range []struct {
+		name   string
+		decode func() int
+	}{
+		{"wire", func() func() int {
+			f := &frame{mp: &mp}
+			return func() int {
+				f.received = received
+				if err := f.decode(data); err != nil {
+					b.Fatal(err)
+				}
+				return len(f.rows)
+			}
+		}()},
+		{"proto+reference", func() int {
+			res, err := refDecode(mp, "", data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return len(res.rows)
+		}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if n := tc.decode(); n != len(entries) {
+					b.Fatalf("%d rows, want %d", n, len(entries))
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(entries)), "ns/entry")
+		})
+	}
+}
+
 func BenchmarkSpoolEncodeDecode(b *testing.B) {
 	m := newMapper(DefaultConfig())
 	r, _ := m.toRow("node-1", benchEntry(b), time.Now())
@@ -86,6 +132,7 @@ func benchMessages(s, n int) []*alsv3.StreamAccessLogsMessage {
 func BenchmarkIngest(b *testing.B) {
 	for _, sink := range []string{"noop", "clickhouse"} {
 		b.Run(sink, func(b *testing.B) {
+			b.ReportAllocs()
 			cfg := testConfig(b)
 			cfg.BatchRows = 20000
 			var ins inserter = &discard{}

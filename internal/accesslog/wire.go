@@ -400,20 +400,9 @@ func (e *wireEntry) decodeMetadata(b []byte) error {
 		if !sc.f.bytes(numMetaFilter) {
 			continue
 		}
-		// A map entry: key and value may come in any order, repeat, or
-		// be missing; the value starts empty and repeats merge.
-		var key []byte
 		var st authzFields
-		kv := scan(sc.f.b)
-		for kv.next() {
-			switch fl := kv.f; {
-			case fl.bytes(numMapEntryKey):
-				key = fl.b
-			case fl.bytes(numMapEntryValue):
-				kv.check(st.decodeStruct(fl.b))
-			}
-		}
-		sc.check(kv.err)
+		key, err := mapEntry(sc.f.b, st.decodeStruct)
+		sc.check(err)
 		if string(key) == extAuthzNamespace {
 			e.authz = st // a repeated key replaces the earlier value
 		}
@@ -427,18 +416,9 @@ func (st *authzFields) decodeStruct(b []byte) error {
 		if !sc.f.bytes(numStructFields) {
 			continue
 		}
-		var key []byte
 		var v wireValue
-		kv := scan(sc.f.b)
-		for kv.next() {
-			switch fl := kv.f; {
-			case fl.bytes(numMapEntryKey):
-				key = fl.b
-			case fl.bytes(numMapEntryValue):
-				kv.check(v.decode(fl.b))
-			}
-		}
-		sc.check(kv.err)
+		key, err := mapEntry(sc.f.b, v.decode)
+		sc.check(err)
 		switch string(key) {
 		case "decision":
 			st.decision = v
@@ -491,17 +471,9 @@ func (e *wireEntry) decodeRequest(b []byte) error {
 		case fl.bytes(numReqRequestID):
 			e.requestID = fl.b
 		case fl.bytes(numReqHeaders):
-			var key, val []byte
-			kv := scan(fl.b)
-			for kv.next() {
-				switch {
-				case kv.f.bytes(numMapEntryKey):
-					key = kv.f.b
-				case kv.f.bytes(numMapEntryValue):
-					val = kv.f.b
-				}
-			}
-			sc.check(kv.err)
+			var val []byte
+			key, err := mapEntry(fl.b, func(v []byte) error { val = v; return nil })
+			sc.check(err)
 			// A repeated header key replaces the earlier value.
 			if string(key) == e.userHeader {
 				e.user = val
@@ -533,6 +505,23 @@ func (e *wireEntry) decodeResponse(b []byte) error {
 		}
 	}
 	return sc.err
+}
+
+// mapEntry reads one map entry and returns its key. Key and value may come
+// in any order, repeat or be missing (the last key wins); value gets each
+// value field, so a message value starts empty and its repeats merge.
+func mapEntry(b []byte, value func([]byte) error) ([]byte, error) {
+	var key []byte
+	sc := scan(b)
+	for sc.next() {
+		switch fl := sc.f; {
+		case fl.bytes(numMapEntryKey):
+			key = fl.b
+		case fl.bytes(numMapEntryValue):
+			sc.check(value(fl.b))
+		}
+	}
+	return key, sc.err
 }
 
 // wireField is one decoded field: v holds varint and fixed values, b the

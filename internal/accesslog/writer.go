@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -131,46 +132,83 @@ func (w *chWriter) insert(ctx context.Context, b *batch) error {
 	return nil
 }
 
+// columns is the scratch appendColumns fills: one slice per column,
+// reused across inserts (the driver copies what it is given), so a batch
+// of 50k rows does not allocate some 20 MB of slices every time.
+type columns struct {
+	ts, dates         []time.Time
+	ms, status, score []uint16
+	dur               []uint32
+	bytesIn, bytesOut []uint64
+	blocked           []uint8
+	str               [18][]string // string columns in accessLogColumns order
+	values            []any
+}
+
+var columnsPool = sync.Pool{New: func() any { return new(columns) }}
+
+// resize makes every slice n long, reusing capacity.
+func (c *columns) resize(n int) {
+	c.ts, c.dates = grow(c.ts, n), grow(c.dates, n)
+	c.ms, c.status, c.score = grow(c.ms, n), grow(c.status, n), grow(c.score, n)
+	c.dur = grow(c.dur, n)
+	c.bytesIn, c.bytesOut = grow(c.bytesIn, n), grow(c.bytesOut, n)
+	c.blocked = grow(c.blocked, n)
+	for i := range c.str {
+		c.str[i] = grow(c.str[i], n)
+	}
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// clear drops the references to row strings so that a pooled scratch does
+// not keep a batch's strings alive.
+func (c *columns) clear() {
+	for i := range c.str {
+		clear(c.str[i])
+	}
+	clear(c.values)
+}
+
 // appendColumns fills the batch column by column: one slice per column
 // instead of 27 boxed values per row.
 func appendColumns(pb driver.Batch, rows []Row) error {
-	n := len(rows)
-	ts, dates := make([]time.Time, n), make([]time.Time, n)
-	ms, status, score := make([]uint16, n), make([]uint16, n), make([]uint16, n)
-	dur := make([]uint32, n)
-	bin, bout := make([]uint64, n), make([]uint64, n)
-	blocked := make([]uint8, n)
-	str := make([][]string, 17)
-	for i := range str {
-		str[i] = make([]string, n)
-	}
+	c := columnsPool.Get().(*columns)
+	defer func() {
+		c.clear()
+		columnsPool.Put(c)
+	}()
+	c.resize(len(rows))
 	for i := range rows {
 		r := &rows[i]
-		ts[i] = time.Unix(r.Unix, 0)
-		dates[i] = r.date()
-		ms[i], status[i], score[i] = r.Millis, r.Status, r.Score
-		dur[i], bin[i], bout[i] = r.DurationMs, r.BytesIn, r.BytesOut
+		c.ts[i] = time.Unix(r.Unix, 0)
+		c.dates[i] = r.date()
+		c.ms[i], c.status[i], c.score[i] = r.Millis, r.Status, r.Score
+		c.dur[i], c.bytesIn[i], c.bytesOut[i] = r.DurationMs, r.BytesIn, r.BytesOut
+		c.blocked[i] = 0
 		if r.Blocked {
-			blocked[i] = 1
+			c.blocked[i] = 1
 		}
 		for j, s := range [...]string{r.NodeID, r.Method, r.Scheme, r.Authority, r.Path, r.Query, r.RouteName,
 			r.ClientIP, r.UserID, r.Plan, r.UserAgent, r.Referer, r.RequestID, r.UpstreamCluster,
-			r.UpstreamHost, r.ResponseFlags, r.BlockModule} {
-			str[j][i] = s
+			r.UpstreamHost, r.ResponseFlags, r.BlockModule, r.BlockReason} {
+			c.str[j][i] = s
 		}
 	}
-	reason := make([]string, n)
-	for i := range rows {
-		reason[i] = rows[i].BlockReason
-	}
 	// Order: accessLogColumns.
-	cols := []any{ts, ms, dates,
+	str := &c.str
+	c.values = append(c.values[:0], c.ts, c.ms, c.dates,
 		str[0], str[1], str[2], str[3], str[4], str[5], str[6],
-		status, dur, bin, bout,
+		c.status, c.dur, c.bytesIn, c.bytesOut,
 		str[7], str[8], str[9], str[10], str[11], str[12], str[13], str[14], str[15],
-		blocked, str[16], reason, score}
-	for i, c := range cols {
-		if err := pb.Column(i).Append(c); err != nil {
+		c.blocked, str[16], str[17], c.score)
+	for i, v := range c.values {
+		if err := pb.Column(i).Append(v); err != nil {
 			return fmt.Errorf("column %s: %w", accessLogColumns[i].Name, err)
 		}
 	}
