@@ -52,7 +52,8 @@ cleanup() {
 trap cleanup EXIT
 
 echo "bench: building authz, noopauthz, alsload and ghz $GHZ_VERSION" >&2
-go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz ./test/e2e/cmd/alsload
+go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz
+go build -tags vtprotobuf -o "$work/" ./test/e2e/cmd/alsload
 part ghz && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 
 port() { # a spare loopback port
