@@ -260,8 +260,10 @@ func (s *Service) newRows() []Row {
 // spooled) to newRows. Their strings stay referenced until overwritten:
 // at most len(spare) batches' worth.
 func (s *Service) recycle(b *batch) {
-	if cap(b.rows) < s.cfg.BatchRows/2 {
-		return // a small flush_interval batch: not worth keeping
+	if cap(b.rows) < s.cfg.BatchRows {
+		// A flush_interval batch: not worth keeping, and one too
+		// small would grow past batch_rows by doubling.
+		return
 	}
 	select {
 	case s.spare <- b.rows:

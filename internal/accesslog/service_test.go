@@ -645,3 +645,51 @@ func TestFeedbackMarksOwnDenials(t *testing.T) {
 	}
 	wait()
 }
+
+// TestBatchRowsRecycled: a delivered full batch's row slice carries the next
+// batch, and no batch slice grows past batch_rows.
+func TestBatchRowsRecycled(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.BatchRows = 100
+	caps := make(chan int, 100)
+	ins := &fakeInserter{fail: func(b *batch) error { caps <- cap(b.rows); return nil }}
+	s, err := newService(cfg, ins, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.recycle(&batch{rows: make([]Row, 60, 80)}) // below batch_rows: not kept
+	if got := cap(s.newRows()); got == 80 {
+		t.Fatal("a slice smaller than batch_rows was reused")
+	}
+	full := &batch{rows: make([]Row, 100)}
+	s.recycle(full)
+	if full.rows != nil {
+		t.Fatal("recycled batch still holds its rows")
+	}
+	if r := s.newRows(); cap(r) != 100 || len(r) != 0 {
+		t.Fatalf("reused slice len %d cap %d, want 0/100", len(r), cap(r))
+	}
+	wait := runService(t, s)
+	rows := make([]Row, 30)
+	for i := range 40 { // 1,200 rows in messages of 30
+		for j := range rows {
+			rows[j] = Row{Unix: 1_764_000_000, RequestID: fmt.Sprint(i*30 + j)}
+		}
+		s.add(rows)
+	}
+	if err := s.Close(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	close(caps)
+	n := 0
+	for c := range caps {
+		n++
+		if c > cfg.BatchRows {
+			t.Errorf("a batch slice grew to cap %d, batch_rows %d", c, cfg.BatchRows)
+		}
+	}
+	if got := len(ins.rows()); n != 12 || got != 1200 {
+		t.Fatalf("%d batches with %d rows, want 12 with 1200", n, got)
+	}
+}
