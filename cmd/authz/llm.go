@@ -6,22 +6,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smartlayer/smartlayer/cmd/internal/llmconfig"
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/llm"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
-
-func llmConfig(c config.LLM) llm.Config {
-	return llm.Config{
-		BaseURL: c.BaseURL, APIKey: llm.Secret(c.APIKey), Model: c.Model,
-		Timeout: c.Timeout, NarrativeTimeout: c.NarrativeTimeout,
-		MaxConcurrency: c.MaxConcurrency, QueueSize: c.QueueSize,
-		CacheTTL: c.CacheTTL, CacheSize: c.CacheSize,
-		BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown,
-		MaxRetries: c.MaxRetries, Output: llm.OutputMode(c.Output),
-	}
-}
 
 // newLLM returns the LLM client, or nil when none is configured: scoring
 // and payload then fail open without asking.
@@ -30,7 +20,7 @@ func newLLM(c config.LLM, reg prometheus.Registerer, logger *slog.Logger) (*llm.
 		logger.Info("no LLM configured (llm.base_url is empty): grey-zone clients and borderline payloads are allowed")
 		return nil, nil
 	}
-	return llm.New(llmConfig(c), reg, logger)
+	return llm.New(llmconfig.FromConfig(c), reg, logger)
 }
 
 // clientVerdicts adapts the LLM client to behaviour scoring's Verdicts.

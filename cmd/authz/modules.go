@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/smartlayer/smartlayer/cmd/internal/llmconfig"
 	"github.com/smartlayer/smartlayer/internal/accesslog"
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
@@ -53,7 +54,7 @@ func validateModules(cfg config.Config) error {
 		errs = append(errs, err)
 	}
 	if cfg.LLM.BaseURL != "" {
-		if err := llmConfig(cfg.LLM).Validate(); err != nil {
+		if err := llmconfig.FromConfig(cfg.LLM).Validate(); err != nil {
 			errs = append(errs, err)
 		}
 	}

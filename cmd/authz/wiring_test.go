@@ -6,7 +6,6 @@ import (
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
 	"github.com/smartlayer/smartlayer/internal/config"
-	"github.com/smartlayer/smartlayer/internal/llm"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 )
@@ -27,9 +26,6 @@ func TestDefaultsMatchModules(t *testing.T) {
 	}
 	if err := validateModules(d); err != nil {
 		t.Errorf("defaults fail module validation: %v", err)
-	}
-	if lc, want := llmConfig(d.LLM), llm.DefaultConfig(); !reflect.DeepEqual(lc, want) {
-		t.Errorf("llm defaults drifted:\n config: %+v\n module: %+v", lc, want)
 	}
 	ac, err := accessLogConfig(d)
 	if err != nil {

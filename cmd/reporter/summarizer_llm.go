@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/smartlayer/smartlayer/cmd/internal/llmconfig"
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/llm"
 	"github.com/smartlayer/smartlayer/internal/report"
@@ -29,14 +30,7 @@ func newSummarizer(cfg config.LLM, log *slog.Logger) (report.Summarizer, func(),
 	if cfg.BaseURL == "" {
 		return nil, func() {}, nil
 	}
-	c, err := llm.New(llm.Config{
-		BaseURL: cfg.BaseURL, APIKey: llm.Secret(cfg.APIKey), Model: cfg.Model,
-		Timeout: cfg.Timeout, NarrativeTimeout: cfg.NarrativeTimeout,
-		MaxConcurrency: cfg.MaxConcurrency, QueueSize: cfg.QueueSize,
-		CacheTTL: cfg.CacheTTL, CacheSize: cfg.CacheSize,
-		BreakerFailures: cfg.BreakerFailures, BreakerCooldown: cfg.BreakerCooldown,
-		MaxRetries: cfg.MaxRetries, Output: llm.OutputMode(cfg.Output),
-	}, nil, log)
+	c, err := llm.New(llmconfig.FromConfig(cfg), nil, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("llm: %w", err)
 	}
