@@ -122,7 +122,15 @@ const (
 )
 
 // decode replaces the frame's per-message contents with b's.
+// maxKeptRows bounds the row slice a stream keeps between messages: Envoy
+// flushes every 16 KiB (some 50 entries), and one huge message must not pin
+// its rows for the life of the stream.
+const maxKeptRows = 1024
+
 func (f *frame) decode(b []byte) error {
+	if cap(f.rows) > maxKeptRows {
+		f.rows, f.peers = nil, nil
+	}
 	f.rows, f.peers = f.rows[:0], f.peers[:0]
 	f.tcp, f.invalid, f.intermediate = 0, 0, 0
 	kind := logNone

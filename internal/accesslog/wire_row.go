@@ -202,8 +202,12 @@ type hostPort struct {
 }
 
 // internMax bounds each cache; a full cache starts over, so a stream of
-// ever-new values costs one map clear per internMax values.
-const internMax = 4096
+// ever-new values costs one map clear per internMax values. With
+// internMaxLen that is at most about 1 MiB of strings per stream.
+const (
+	internMax    = 4096
+	internMaxLen = 256 // longer values (rare repeats) are copied, not kept
+)
 
 // get returns b capped at n bytes as valid UTF-8, shared when seen before.
 func (s *interner) get(b []byte, n int) string {
@@ -211,6 +215,9 @@ func (s *interner) get(b []byte, n int) string {
 		return ""
 	}
 	b = capBytes(b, n)
+	if len(b) > internMaxLen {
+		return toString(b, n)
+	}
 	if v, ok := s.m[string(b)]; ok { // no allocation for the lookup
 		return v
 	}

@@ -458,12 +458,46 @@ func TestInternerBounded(t *testing.T) {
 	if len(s.m) > internMax {
 		t.Fatalf("interner holds %d values, cap %d", len(s.m), internMax)
 	}
-	if got := s.get([]byte(strings.Repeat("é", 600)), maxLongField); len(got) > maxLongField || !utf8.ValidString(got) {
+	long := strings.Repeat("é", 600)
+	if got := s.get([]byte(long), maxLongField); len(got) > maxLongField || !utf8.ValidString(got) || got != capString(long, maxLongField) {
 		t.Fatalf("capped value %d bytes", len(got))
+	}
+	if _, kept := s.m[capString(long, maxLongField)]; kept {
+		t.Fatal("a value longer than internMaxLen was kept")
 	}
 	a, b := s.hostPort([]byte("::1"), 80), s.hostPort([]byte("::1"), 81)
 	if a != "[::1]:80" || b != "[::1]:81" {
 		t.Fatalf("host ports %q %q", a, b)
+	}
+}
+
+// TestFrameReleasesHugeMessages: a stream does not keep the rows of one huge
+// message for the rest of its life.
+func TestFrameReleasesHugeMessages(t *testing.T) {
+	mp := newMapper(DefaultConfig())
+	f := &frame{mp: &mp, received: received}
+	big := make([]*datav3.HTTPAccessLogEntry, 3*maxKeptRows)
+	for i := range big {
+		big[i] = testEntry(0, i)
+	}
+	for _, tc := range []struct {
+		data    []byte
+		rows    int
+		maxCap  int
+		comment string
+	}{
+		{message(t, "n", big...), len(big), 1 << 30, "huge message"},
+		{message(t, "", testEntry(0, 1)), 1, maxKeptRows, "next message"},
+	} {
+		if err := f.decode(tc.data); err != nil {
+			t.Fatal(err)
+		}
+		if len(f.rows) != tc.rows || cap(f.rows) > tc.maxCap {
+			t.Fatalf("%s: %d rows, cap %d (want %d rows, cap <= %d)", tc.comment, len(f.rows), cap(f.rows), tc.rows, tc.maxCap)
+		}
+	}
+	if f.rows[0].NodeID != "n" {
+		t.Errorf("node id %q not carried over", f.rows[0].NodeID)
 	}
 }
 
