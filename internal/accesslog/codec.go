@@ -1,6 +1,8 @@
 package accesslog
 
 import (
+	"fmt"
+
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
@@ -23,11 +25,17 @@ func (c alsCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		return c.CodecV2.Unmarshal(data, v)
 	}
 	if len(data) == 1 {
-		return f.decode(data[0].ReadOnlyData())
+		f.err = f.decode(data[0].ReadOnlyData())
+	} else {
+		buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+		f.err = f.decode(buf.ReadOnlyData())
+		buf.Free()
 	}
-	buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
-	defer buf.Free()
-	return f.decode(buf.ReadOnlyData())
+	if f.err != nil {
+		// gRPC ends the stream with Internal and this text at once.
+		f.err = fmt.Errorf("accesslog: malformed StreamAccessLogsMessage: %w", f.err)
+	}
+	return f.err
 }
 
 // alsServiceDesc is envoy.service.accesslog.v3.AccessLogService with a

@@ -28,6 +28,7 @@ type metrics struct {
 	dropped         *prometheus.CounterVec // reason: see drop*
 	activeStreams   prometheus.Gauge
 	queuedBatches   prometheus.Gauge
+	malformed       prometheus.Counter
 }
 
 // newMetrics creates the collectors; register adds them to a registry once
@@ -60,6 +61,8 @@ func newMetrics() *metrics {
 			Name: "active_streams", Help: "Open ALS streams."}),
 		queuedBatches: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "queued_batches", Help: "Sealed batches waiting in memory for an insert slot."}),
+		malformed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "malformed_messages_total", Help: "ALS messages that did not decode; each ended its stream."}),
 	}
 	for _, k := range []string{"http", "tcp", "invalid", "intermediate"} {
 		m.entries.WithLabelValues(k)
@@ -78,7 +81,8 @@ func (m *metrics) register(reg prometheus.Registerer) error {
 		return nil
 	}
 	for _, c := range []prometheus.Collector{m.entries, m.rowsWritten, m.batches, m.insertSeconds, m.retries,
-		m.spoolBytes, m.spoolFiles, m.spooledBatches, m.replayedBatches, m.dropped, m.activeStreams, m.queuedBatches} {
+		m.spoolBytes, m.spoolFiles, m.spooledBatches, m.replayedBatches, m.dropped, m.activeStreams, m.queuedBatches,
+		m.malformed} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("accesslog: register metrics: %w", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/peer"
 )
 
 // Response is the outcome of one HTTP request Envoy logged.
@@ -80,8 +81,8 @@ type Service struct {
 	runOnce, closeOnce sync.Once
 	// unix nanos of the last rate-limited warning, per kind, so that
 	// insert failures never hide drop warnings
-	lastInsertWarn, lastDropWarn atomic.Int64
-	lostRows                     atomic.Int64 // rows the spool could not take
+	lastInsertWarn, lastDropWarn, lastMalformedWarn atomic.Int64
+	lostRows                                        atomic.Int64 // rows the spool could not take
 }
 
 // New builds the receiver. conn nil means no ClickHouse is configured: the
@@ -179,10 +180,22 @@ func (s *Service) streamAccessLogs(stream grpc.ServerStream) error {
 	f := &frame{mp: &s.mp}
 	var obs []Response
 	for {
-		f.received = s.now()
+		f.received, f.err = s.now(), nil
 		err := stream.RecvMsg(f)
 		if errors.Is(err, io.EOF) {
 			return stream.SendMsg(&alsv3.StreamAccessLogsResponse{})
+		}
+		if f.err != nil {
+			// gRPC has ended the stream (Internal, naming the decode
+			// error). The message's entries are lost; the ones before
+			// it are in, and Envoy reconnects.
+			s.m.malformed.Inc()
+			var from string
+			if p, ok := peer.FromContext(ctx); ok {
+				from = p.Addr.String()
+			}
+			s.warn(&s.lastMalformedWarn, "malformed access log message: stream ended", "peer", from, "err", f.err)
+			return err
 		}
 		if err != nil {
 			return err

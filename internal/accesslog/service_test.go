@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -692,4 +695,98 @@ func TestBatchRowsRecycled(t *testing.T) {
 	if got := len(ins.rows()); n != 12 || got != 1200 {
 		t.Fatalf("%d batches with %d rows, want 12 with 1200", n, got)
 	}
+}
+
+// rawCodec sends and receives wire bytes as they are: a client that can
+// send what no protobuf library would write.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	return mem.BufferSlice{mem.SliceBuffer(*v.(*[]byte))}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// TestMalformedMessageEndsItsStream: bytes that are not a
+// StreamAccessLogsMessage end their stream (gRPC answers Internal for any
+// decode error) with a message that says so, counted and logged; the
+// entries before them are stored and other streams go on.
+func TestMalformedMessageEndsItsStream(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.FlushInterval = 10 * time.Millisecond
+	ins := &fakeInserter{}
+	var logs strings.Builder
+	var mu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
+	s, err := newService(cfg, ins, nil, logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := runService(t, s)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := s.NewServer()
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cc.Close() })
+	ctx := testCtx(t)
+	st, err := cc.NewStream(ctx, &grpc.StreamDesc{ClientStreams: true},
+		"/"+alsv3.AccessLogService_ServiceDesc.ServiceName+"/StreamAccessLogs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := message(t, "edge-7", testEntry(0, 1), testEntry(0, 2))
+	bad := []byte{byte(numMsgHTTPLogs<<3 | 2), 50, 1} // a length past the end
+	for _, m := range [][]byte{good, bad} {
+		if err := st.SendMsg(&m); err != nil {
+			break
+		}
+	}
+	_ = st.CloseSend()
+	var reply []byte
+	if err := st.RecvMsg(&reply); status.Code(err) != codes.Internal ||
+		!strings.Contains(err.Error(), "malformed StreamAccessLogsMessage: unexpected EOF") {
+		t.Fatalf("stream ended with %v, want Internal naming the malformed message", err)
+	}
+	if err := streamEntries(ctx, serveALS(t, s), 2, 0, 10, 5); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	wait()
+	if n := len(ins.rows()); n != 12 {
+		t.Errorf("%d rows stored, want 2 before the bad message + 10", n)
+	}
+	if got := testutil.ToFloat64(s.m.malformed); got != 1 {
+		t.Errorf("malformed_messages_total %v, want 1", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !strings.Contains(logs.String(), "malformed access log message") || !strings.Contains(logs.String(), "peer=127.0.0.1:") {
+		t.Errorf("log does not name the malformed message and its peer:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

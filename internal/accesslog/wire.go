@@ -104,6 +104,7 @@ type frame struct {
 	received time.Time // stands in for a missing start_time
 	nodeID   string    // from the stream's first message (Envoy sends it once)
 	strs     interner
+	err      error // what decode said of the last message (RecvMsg wraps it)
 
 	// Per message, reset by decode.
 	rows                  []Row
