@@ -332,8 +332,8 @@ func TestClickHouseOutageDuringIngest(t *testing.T) {
 		t.Skip("end to end")
 	}
 	const (
-		rate   = 3000
-		total  = 3000 * 26
+		rate   = 5000 // issue 11's figure
+		total  = rate * 26
 		outage = 20 * time.Second
 	)
 	ch := testenv.StartClickHouse(t)
