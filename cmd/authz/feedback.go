@@ -3,18 +3,18 @@ package main
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
+	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
 // responseObserver is what feedback needs from behaviour scoring.
 type responseObserver interface {
-	ObserveResponse(ctx context.Context, clientKey string, status int, ownDenial bool, at time.Time) error
+	ObserveResponses(ctx context.Context, rs []scoring.UpstreamResponse) error
 }
 
 // feedback carries response codes from the access-log stream to behaviour
@@ -26,7 +26,7 @@ type feedback struct {
 	obs     responseObserver
 	timeout time.Duration // per batch
 	logger  *slog.Logger
-	queue   chan []accesslog.Response
+	queue   chan []scoring.UpstreamResponse
 	done    chan struct{}
 	once    sync.Once
 	dropped prometheus.Counter
@@ -38,7 +38,7 @@ type feedback struct {
 func newFeedback(obs responseObserver, timeout time.Duration, size, workers int, logger *slog.Logger, reg prometheus.Registerer) *feedback {
 	f := &feedback{
 		obs: obs, timeout: timeout, logger: logger,
-		queue: make(chan []accesslog.Response, size),
+		queue: make(chan []scoring.UpstreamResponse, size),
 		done:  make(chan struct{}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smartlayer_feedback_dropped_total",
@@ -62,8 +62,12 @@ func (f *feedback) ObserveResponses(_ context.Context, rs []accesslog.Response) 
 		return
 	default:
 	}
+	batch := make([]scoring.UpstreamResponse, len(rs)) // the stream reuses rs
+	for i, r := range rs {
+		batch[i] = scoring.UpstreamResponse{ClientIP: r.ClientIP, Status: r.Status, OwnDenial: r.Denied, At: r.At}
+	}
 	select {
-	case f.queue <- slices.Clone(rs): // the stream reuses rs
+	case f.queue <- batch:
 	default:
 		f.dropped.Add(float64(len(rs)))
 	}
@@ -88,15 +92,12 @@ func (f *feedback) work() {
 	}
 }
 
-// observe feeds one batch under one deadline: a slow store costs a batch at
-// most timeout, and the rest of a batch whose deadline passed fails fast.
-func (f *feedback) observe(rs []accesslog.Response) {
+// observe feeds one batch (one store round trip) under one deadline.
+func (f *feedback) observe(rs []scoring.UpstreamResponse) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
-	for _, r := range rs {
-		if err := f.obs.ObserveResponse(ctx, r.ClientIP, r.Status, r.Denied, r.At); err != nil {
-			f.logger.Debug("feedback to behaviour scoring failed", "client", r.ClientIP, "err", err)
-		}
+	if err := f.obs.ObserveResponses(ctx, rs); err != nil {
+		f.logger.Debug("feedback to behaviour scoring failed", "responses", len(rs), "err", err)
 	}
 }
 

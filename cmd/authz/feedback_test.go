@@ -10,19 +10,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
+	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
 type slowObserver struct {
 	mu      sync.Mutex
-	got     []accesslog.Response
+	got     []scoring.UpstreamResponse
 	release chan struct{}
 }
 
-func (s *slowObserver) ObserveResponse(_ context.Context, client string, status int, denied bool, at time.Time) error {
+func (s *slowObserver) ObserveResponses(_ context.Context, rs []scoring.UpstreamResponse) error {
 	<-s.release
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.got = append(s.got, accesslog.Response{ClientIP: client, Status: status, Denied: denied, At: at})
+	s.got = append(s.got, rs...)
 	return nil
 }
 
@@ -53,7 +54,7 @@ func TestFeedbackNeverBlocks(t *testing.T) {
 	if got := len(obs.got); got+int(dropped) != 100 || got < 40 || got > 50 {
 		t.Fatalf("observed %d + dropped %v, want 40-50 observed and the rest dropped", got, dropped)
 	}
-	if o := obs.got[0]; o.ClientIP != "192.0.2.1" || o.Status != 500 || !o.Denied {
+	if o := obs.got[0]; o.ClientIP != "192.0.2.1" || o.Status != 500 || !o.OwnDenial {
 		t.Fatalf("first observation %+v", o)
 	}
 	// After Close a straggling stream is ignored, not a panic.

@@ -164,18 +164,35 @@ func (b *Behavior) banRequest(cfg *BehaviorConfig, reason string, score int, now
 	}
 }
 
-// ObserveResponse feeds the error window from the access log: one upstream
-// response of the client. Our own denials (ownDenial) are not the
-// upstream's answers and are ignored.
-func (b *Behavior) ObserveResponse(ctx context.Context, clientKey string, status int, ownDenial bool, at time.Time) error {
-	if ownDenial || status <= 0 {
+// UpstreamResponse is a response from the access log, for ObserveResponses.
+type UpstreamResponse struct {
+	// ClientIP is the downstream address Envoy saw.
+	ClientIP string
+	Status   int
+	// OwnDenial: smartlayer denied the request; not the upstream's answer.
+	OwnDenial bool
+	At        time.Time
+}
+
+// ObserveResponses feeds the error windows from the access log, one ALS
+// message's responses in one store round trip. Our own denials and
+// responses without a status are not the upstream's answers and are left
+// out.
+func (b *Behavior) ObserveResponses(ctx context.Context, rs []UpstreamResponse) error {
+	cfg := b.cfg.Load()
+	obs := make([]ObservedResponse, 0, len(rs))
+	for _, r := range rs {
+		if r.OwnDenial || r.Status <= 0 {
+			continue
+		}
+		obs = append(obs, ObservedResponse{ClientKey: ClientKey(r.ClientIP, cfg.IPv6Prefix), IsError: r.Status >= 400, At: r.At})
+	}
+	if len(obs) == 0 {
 		return nil
 	}
-	cfg := b.cfg.Load()
-	key := ClientKey(clientKey, cfg.IPv6Prefix)
-	if err := b.state.ObserveResponse(ctx, key, status >= 400, at, cfg.windows()); err != nil {
+	if err := b.state.ObserveResponses(ctx, obs, cfg.windows()); err != nil {
 		b.m.storeErrors.WithLabelValues("observe_response").Inc()
-		return fmt.Errorf("behavior observe response %s: %w", key, err)
+		return fmt.Errorf("behavior observe %d responses: %w", len(obs), err)
 	}
 	return nil
 }

@@ -160,9 +160,7 @@ func testNormalBrowsing(t *testing.T, be backend) {
 		if i%25 == 24 {
 			status = 404
 		}
-		if err := b.ObserveResponse(context.Background(), "198.51.100.10", status, false, at.Add(80*time.Millisecond)); err != nil {
-			t.Fatal(err)
-		}
+		report(t, b, "198.51.100.10", at.Add(80*time.Millisecond), status)
 		// Human pace: 3 to 12 s between pages.
 		at = at.Add(time.Duration(3+(i*5)%10) * time.Second)
 	}
@@ -235,10 +233,12 @@ func testInstantRules(t *testing.T, be backend) {
 		"own denials are not errors": {
 			run: func(t *testing.T, b *scoring.Behavior, ip string) scoring.Outcome {
 				check(t, b, req(ip, browserUA, "/", t0))
-				for range 20 {
-					if err := b.ObserveResponse(context.Background(), ip, 403, true, t0); err != nil {
-						t.Fatal(err)
-					}
+				own := make([]scoring.UpstreamResponse, 20)
+				for i := range own {
+					own[i] = scoring.UpstreamResponse{ClientIP: ip, Status: 403, OwnDenial: true, At: t0}
+				}
+				if err := b.ObserveResponses(context.Background(), own); err != nil {
+					t.Fatal(err)
 				}
 				report(t, b, ip, t0, 200, 200)
 				return check(t, b, req(ip, browserUA, "/", t0.Add(time.Second)))
@@ -267,12 +267,15 @@ func testInstantRules(t *testing.T, be backend) {
 	}
 }
 
+// report feeds the client's upstream responses, as one ALS message does.
 func report(t *testing.T, b *scoring.Behavior, ip string, at time.Time, statuses ...int) {
 	t.Helper()
-	for _, s := range statuses {
-		if err := b.ObserveResponse(context.Background(), ip, s, false, at); err != nil {
-			t.Fatal(err)
-		}
+	rs := make([]scoring.UpstreamResponse, len(statuses))
+	for i, s := range statuses {
+		rs[i] = scoring.UpstreamResponse{ClientIP: ip, Status: s, At: at}
+	}
+	if err := b.ObserveResponses(context.Background(), rs); err != nil {
+		t.Fatal(err)
 	}
 }
 

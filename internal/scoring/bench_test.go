@@ -90,3 +90,45 @@ func BenchmarkDecide(b *testing.B) {
 		_ = scoring.Decide(cfg, r, st, t0)
 	}
 }
+
+// BenchmarkObserveResponses feeds the responses of one ALS message (64
+// entries from 64 clients) to behaviour scoring, as the access-log feedback
+// does: ns/op is per message, one store round trip for Redis.
+func BenchmarkObserveResponses(b *testing.B) {
+	rs := make([]scoring.UpstreamResponse, 64)
+	for i := range rs {
+		rs[i] = scoring.UpstreamResponse{ClientIP: netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}).String(), Status: 200 + 300*(i%7/6)}
+	}
+	for _, name := range []string{"memory", "redis"} {
+		b.Run(name, func(b *testing.B) {
+			var st scoring.State
+			var err error
+			if name == "memory" {
+				st, err = store.NewMemory(store.DefaultMemoryOptions())
+			} else {
+				st, err = store.NewRedis(redisClient(b, testenv.RedisAddr(b)), store.RedisOptions{Prefix: uniquePrefix(b)})
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			bh, err := scoring.NewBehavior(scoring.DefaultBehaviorConfig(), st, nil, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer bh.Close()
+			ctx := context.Background()
+			n := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				n++
+				for i := range rs {
+					rs[i].At = t0.Add(time.Duration(n) * time.Millisecond)
+				}
+				if err := bh.ObserveResponses(ctx, rs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rs)), "ns/response")
+		})
+	}
+}

@@ -15,9 +15,9 @@ type State interface {
 	// anything; otherwise it records the request described by obs and returns
 	// the client's windows including it. One round trip.
 	Check(ctx context.Context, obs Observation) (ClientState, error)
-	// ObserveResponse counts one upstream response of the client in its error
-	// window.
-	ObserveResponse(ctx context.Context, clientKey string, isError bool, at time.Time, w Windows) error
+	// ObserveResponses counts upstream responses in their clients' error
+	// windows. One round trip for the lot.
+	ObserveResponses(ctx context.Context, rs []ObservedResponse, w Windows) error
 	// Ban bans the client. With an escalating request and an active ban it
 	// returns the active ban unchanged (so two replicas banning at once count
 	// one offence).
@@ -27,6 +27,13 @@ type State interface {
 	Unban(ctx context.Context, clientKey string, now time.Time) (bool, error)
 	// Bans lists active bans, at most limit of them, in no particular order.
 	Bans(ctx context.Context, now time.Time, limit int) ([]Ban, error)
+}
+
+// ObservedResponse is one upstream response as the store counts it.
+type ObservedResponse struct {
+	ClientKey string
+	IsError   bool
+	At        time.Time
 }
 
 // Observation is one request as the store records it: hashes instead of

@@ -446,13 +446,20 @@ func (s *memShard) activeBan(key string, now int64) *banEntry {
 	return b
 }
 
-// ObserveResponse implements scoring.State.
-func (m *Memory) ObserveResponse(ctx context.Context, clientKey string, isError bool, at time.Time, w scoring.Windows) error {
+// ObserveResponses implements scoring.State.
+func (m *Memory) ObserveResponses(ctx context.Context, rs []scoring.ObservedResponse, w scoring.Windows) error {
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	ms := at.UnixMilli()
-	id := maphash.String(m.seed, clientKey)
+	for _, r := range rs {
+		m.observeResponse(r, w)
+	}
+	return nil
+}
+
+func (m *Memory) observeResponse(r scoring.ObservedResponse, w scoring.Windows) {
+	ms := r.At.UnixMilli()
+	id := maphash.String(m.seed, r.ClientKey)
 	s := m.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -462,11 +469,10 @@ func (m *Memory) ObserveResponse(ctx context.Context, clientKey string, isError 
 	i := bucket(ms, w.Errors)
 	if advance(&c.errBase, i, &c.errTotal, &c.errCount) {
 		c.errTotal.inc(i)
-		if isError {
+		if r.IsError {
 			c.errCount.inc(i)
 		}
 	}
-	return nil
 }
 
 // Ban implements scoring.State.

@@ -303,16 +303,36 @@ func parseBan(client string, res []any) (scoring.Ban, error) {
 		Created: time.UnixMilli(v[1]), Expires: time.UnixMilli(v[2]), Offence: int(v[3])}, nil
 }
 
-// ObserveResponse implements scoring.State.
-func (r *Redis) ObserveResponse(ctx context.Context, clientKey string, isError bool, at time.Time, w scoring.Windows) error {
-	e := "0"
-	if isError {
-		e = "1"
+// ObserveResponses implements scoring.State: one pipeline of script calls.
+func (r *Redis) ObserveResponses(ctx context.Context, rs []scoring.ObservedResponse, w scoring.Windows) error {
+	if len(rs) == 0 {
+		return nil
 	}
-	keys := []string{r.bhKey(clientKey, "w"), r.bhKey(clientKey, "ep")}
-	if err := observeScript.Run(ctx, r.c, keys, at.UnixMilli(), bucketWidth(w.Errors),
-		scoring.WindowBuckets, e, w.StateTTL.Milliseconds()).Err(); err != nil {
-		return fmt.Errorf("store redis observe response: %w", err)
+	width, ttl := bucketWidth(w.Errors), w.StateTTL.Milliseconds()
+	send := func() error {
+		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, o := range rs {
+				e := "0"
+				if o.IsError {
+					e = "1"
+				}
+				keys := []string{r.bhKey(o.ClientKey, "w"), r.bhKey(o.ClientKey, "ep")}
+				observeScript.EvalSha(ctx, p, keys, o.At.UnixMilli(), width, scoring.WindowBuckets, e, ttl)
+			}
+			return nil
+		})
+		return err
+	}
+	err := send()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// The server lost its scripts (restart, SCRIPT FLUSH): load and
+		// send again, as Script.Run does for a single call.
+		if err = observeScript.Load(ctx, r.c).Err(); err == nil {
+			err = send()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("store redis observe %d responses: %w", len(rs), err)
 	}
 	return nil
 }

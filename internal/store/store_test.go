@@ -189,11 +189,16 @@ func TestBackendsAgree(t *testing.T) {
 				}
 			}
 		case op < 95:
-			isErr := rng.IntN(3) == 0
-			if err := m.ObserveResponse(ctx, client, isErr, at, w); err != nil {
+			// A batch as one ALS message brings: this client and others.
+			rs := make([]scoring.ObservedResponse, 1+rng.IntN(4))
+			for i := range rs {
+				rs[i] = scoring.ObservedResponse{ClientKey: clients[rng.IntN(len(clients))], IsError: rng.IntN(3) == 0, At: at}
+			}
+			rs[0].ClientKey = client
+			if err := m.ObserveResponses(ctx, rs, w); err != nil {
 				t.Fatal(err)
 			}
-			if err := r.ObserveResponse(ctx, client, isErr, at, w); err != nil {
+			if err := r.ObserveResponses(ctx, rs, w); err != nil {
 				t.Fatal(err)
 			}
 		case op < 99:
@@ -302,7 +307,7 @@ func TestMemoryMillionClients(t *testing.T) {
 			if _, err := m.Check(ctx, obs); err != nil {
 				t.Fatal(err)
 			}
-			if err := m.ObserveResponse(ctx, key, false, obs.Now, w); err != nil {
+			if err := m.ObserveResponses(ctx, []scoring.ObservedResponse{{ClientKey: key, At: obs.Now}}, w); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -375,4 +380,37 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry) float64 {
 		t.Fatalf("gather: %v %v", mfs, err)
 	}
 	return mfs[0].GetMetric()[0].GetGauge().GetValue()
+}
+
+// TestRedisObserveResponsesReloadsScripts: a Redis that lost its scripts
+// (restart, SCRIPT FLUSH) still takes a pipelined batch of responses. Its
+// own server: flushing the shared one would disturb other packages' tests.
+func TestRedisObserveResponsesReloadsScripts(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = c.Close() })
+	r, err := NewRedis(c, RedisOptions{Prefix: "t:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	w := windows()
+	if err := c.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rs := []scoring.ObservedResponse{
+		{ClientKey: "192.0.2.7", IsError: true, At: t0},
+		{ClientKey: "192.0.2.7", IsError: false, At: t0},
+		{ClientKey: "192.0.2.8", IsError: true, At: t0},
+	}
+	if err := r.ObserveResponses(ctx, rs, w); err != nil {
+		t.Fatalf("after SCRIPT FLUSH: %v", err)
+	}
+	st, err := r.Check(ctx, scoring.Observation{ClientKey: "192.0.2.7", Now: t0.Add(time.Second), Windows: w, Endpoint: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Errors != 1 || st.Responses != 2 {
+		t.Fatalf("errors %d of %d responses, want 1 of 2", st.Errors, st.Responses)
+	}
 }
