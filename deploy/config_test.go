@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // TestShippedConfigLoads loads the shipped configuration with the same
@@ -14,7 +15,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy/config/smartlayer.yaml: %v", err)
 	}
-	if c.Store.Backend != config.BackendRedis || len(c.AccessLog.ClickHouse.Addr) == 0 {
+	if c.Store.Backend != store.BackendRedis || len(c.AccessLog.ClickHouse.Addr) == 0 {
 		t.Fatalf("the deployed config should use Redis and ClickHouse: %+v %+v", c.Store, c.AccessLog.ClickHouse)
 	}
 }

@@ -11,14 +11,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/spf13/pflag"
 
+	"github.com/smartlayer/smartlayer/internal/app"
 	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/logging"
 )
 
 func main() {
@@ -64,21 +65,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "authz:", err)
 		return 2
 	}
+	// One validation path: config.Load runs every module's Validate, the
+	// same call serve and a hot reload make.
 	cfg, err := config.Load(src)
-	if err == nil {
-		err = validateModules(cfg)
-	}
 	if err != nil {
 		fmt.Fprintf(stderr, "authz: invalid configuration:\n%v\n", err)
 		return 1
 	}
 	if cmd == "check-config" {
+		for _, n := range cfg.Notices {
+			fmt.Fprintln(stdout, "warning:", n)
+		}
 		fmt.Fprintf(stdout, "configuration OK (file %q, store %s, llm %v, clickhouse %v)\n",
 			src.File, cfg.Store.Backend, cfg.LLM.BaseURL != "", cfg.AccessLog.ClickHouse.Addr)
 		return 0
 	}
-	logger := newLogger(cfg.Log, stderr)
-	if err := serve(ctx, cfg, src, logger); err != nil {
+	logger := logging.New(cfg.Log, stderr)
+	if err := app.Run(ctx, cfg, src, logger); err != nil {
 		logger.Error("authz stopped with an error", "err", err)
 		return 1
 	}
@@ -120,14 +123,4 @@ func parseFlags(cmd string, args []string, stderr io.Writer) (config.Source, err
 		}
 	}
 	return src, nil
-}
-
-func newLogger(c config.Log, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(c.Level))
-	opts := &slog.HandlerOptions{Level: level}
-	if c.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

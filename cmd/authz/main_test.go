@@ -56,3 +56,50 @@ func TestServeFailsOnBusyPort(t *testing.T) {
 		t.Fatalf("code %d, stderr %q", code, stderr.String())
 	}
 }
+
+// check-config and serve go through one validation path: every bad
+// configuration is rejected by both, with the same words, before serve
+// opens a listener.
+func TestCheckConfigAndServeRejectTheSame(t *testing.T) {
+	bad := map[string]string{
+		"unknown key":         "server: {authz_adr: ':1'}",
+		"bare duration":       "server: {decision_budget: 50}",
+		"empty anon plan":     "identity: {anonymous_plan: ''}",
+		"behaviour rule":      "behavior: {grey_threshold: 9, block_threshold: 8}",
+		"behaviour cidr":      "behavior: {allow_cidrs: [10.0.0.0/33]}",
+		"payload rule":        "payload: {block_score: 0, max_json_depth: 0}",
+		"payload llm mode":    "payload: {llm_mode: sometimes}",
+		"quota plan":          "quota: {plans: {free: {/x: {per_minute: -1}}}}",
+		"quota memory":        "quota: {memory: {shards: 0}}",
+		"store":               "store: {backend: redis, redis: {addr: ''}}",
+		"llm":                 "llm: {base_url: 'http://127.0.0.1:1/v1'}",
+		"accesslog":           "accesslog: {batch_rows: 0, store_client_ip: sometimes}",
+		"report":              "report: {timezone: Mars/Olympus}",
+		"report health":       "report: {health: {degraded_p95: 3s, critical_p95: 1s}}",
+		"log":                 "log: {level: loud}",
+		"tls half":            "server: {tls: {cert_file: /x.pem}}",
+		"several at once":     "server: {fail_mode: maybe}\nbehavior: {rate_block: 5, rate_suspect: 9}",
+		"not yaml":            "server: [",
+		"llm narrative (old)": "llm: {narrative_timeout: 0s}\nreport: {narrative_timeout: 0s}",
+	}
+	dir := t.TempDir()
+	for name, body := range bad {
+		t.Run(name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
+			if err := os.WriteFile(file, []byte(body+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var checkOut, checkErr, serveOut, serveErr bytes.Buffer
+			checkCode := run(context.Background(), []string{"check-config", "--config", file}, &checkOut, &checkErr)
+			// Were the file accepted, serve would bind these ports and block.
+			serveCode := run(context.Background(), []string{"serve", "--config", file, "--authz-addr", "127.0.0.1:0",
+				"--als-addr", "", "--admin-addr", ""}, &serveOut, &serveErr)
+			if checkCode != 1 || serveCode != 1 {
+				t.Fatalf("check-config exit %d, serve exit %d; want both 1\ncheck: %s\nserve: %s", checkCode, serveCode, checkErr.String(), serveErr.String())
+			}
+			if checkErr.String() != serveErr.String() || checkErr.Len() == 0 {
+				t.Errorf("different rejections:\ncheck-config: %s\nserve:        %s", checkErr.String(), serveErr.String())
+			}
+		})
+	}
+}

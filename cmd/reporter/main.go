@@ -24,7 +24,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
-	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/report"
 )
 
@@ -157,12 +156,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // connect opens the native-protocol connection (HTTP fails on 18.16) and
 // pings, so an unreachable server is reported as such.
-func connect(ctx context.Context, c config.ClickHouse) (driver.Conn, error) {
+func connect(ctx context.Context, c accesslog.ClickHouseConfig) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr: c.Addr,
 		// No default database: every query names it, and the ping must work
 		// before EnsureSchema has created it.
-		Auth:        clickhouse.Auth{Username: c.Username, Password: string(c.Password)},
+		Auth:        clickhouse.Auth{Username: c.Username, Password: c.Password.Reveal()},
 		DialTimeout: c.DialTimeout,
 		ReadTimeout: 5 * time.Minute,
 	})

@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/smartlayer/smartlayer/cmd/internal/llmconfig"
-	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/llm"
 	"github.com/smartlayer/smartlayer/internal/report"
 )
@@ -26,11 +24,11 @@ func (s llmSummarizer) Narrative(ctx context.Context, aggregates []byte) (report
 }
 
 // newSummarizer builds the LLM client when llm.base_url is set.
-func newSummarizer(cfg config.LLM, log *slog.Logger) (report.Summarizer, func(), error) {
+func newSummarizer(cfg llm.Config, log *slog.Logger) (report.Summarizer, func(), error) {
 	if cfg.BaseURL == "" {
 		return nil, func() {}, nil
 	}
-	c, err := llm.New(llmconfig.FromConfig(cfg), nil, log)
+	c, err := llm.New(cfg, nil, log)
 	if err != nil {
 		return nil, nil, fmt.Errorf("llm: %w", err)
 	}

@@ -146,7 +146,7 @@ func BenchmarkIngest(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				ins, cfg.Database = w, db
+				ins, cfg.ClickHouse.Database = w, db
 			}
 			s, err := newService(cfg, ins, nil, nil, nil)
 			if err != nil {

@@ -36,7 +36,7 @@ func TestFourStreams100k(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t)
-	cfg.Database = db
+	cfg.ClickHouse.Database = db
 	cfg.BatchRows = 10000
 	cfg.FlushInterval = 200 * time.Millisecond
 	fb := &recordingFeedback{}
@@ -122,7 +122,7 @@ func TestClickHouseKilledMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := testConfig(t)
-	cfg.Database = db
+	cfg.ClickHouse.Database = db
 	cfg.BatchRows = 2000
 	cfg.FlushInterval = 50 * time.Millisecond
 	cfg.RetryAttempts = 2
@@ -229,7 +229,7 @@ func TestReplaySpoolFromEarlierRun(t *testing.T) {
 	}
 
 	cfg := testConfig(t)
-	cfg.Database, cfg.SpoolDir = db, dir
+	cfg.ClickHouse.Database, cfg.SpoolDir = db, dir
 	s, err := New(cfg, conn, nil, nil, prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)

@@ -1,12 +1,13 @@
 package accesslog
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
 // ClientIPPolicy says when a row stores the client IP. Feedback always gets
@@ -62,45 +63,59 @@ func (p *ClientIPPolicy) UnmarshalText(b []byte) error {
 // MarshalText is the inverse of UnmarshalText.
 func (p ClientIPPolicy) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
 
-// Config tunes the receiver and the writer. Connection settings
-// (accesslog.clickhouse.addr/username/password) are cmd's business: it opens
-// the driver.Conn and hands it to New.
+// ClickHouseConfig locates the access-log database (accesslog.clickhouse.*).
+// No Addr disables the sink: rows are counted and dropped.
+type ClickHouseConfig struct {
+	Addr []string `koanf:"addr"`
+	// Database holds access_log and daily_reports.
+	Database    string         `koanf:"database"`
+	Username    string         `koanf:"username"`
+	Password    setting.Secret `koanf:"password"`
+	DialTimeout time.Duration  `koanf:"dial_timeout"`
+}
+
+// Enabled reports whether a ClickHouse address is configured.
+func (c ClickHouseConfig) Enabled() bool { return len(c.Addr) > 0 }
+
+// Config tunes the receiver and the writer (accesslog.*). The process
+// opens the driver.Conn from ClickHouse and hands it to New.
 type Config struct {
-	// Database holds access_log (accesslog.clickhouse.database).
-	Database string
+	ClickHouse ClickHouseConfig `koanf:"clickhouse"`
 	// BatchRows seals a batch at this many rows (accesslog.batch_rows).
-	BatchRows int
+	BatchRows int `koanf:"batch_rows"`
 	// FlushInterval seals a non-empty batch at least this often
 	// (accesslog.flush_interval).
-	FlushInterval time.Duration
+	FlushInterval time.Duration `koanf:"flush_interval"`
 	// QueueBatches bounds the sealed batches held in memory before they
 	// go to the spool (accesslog.queue_batches).
-	QueueBatches int
+	QueueBatches int `koanf:"queue_batches"`
 	// MaxInflight is the number of concurrent inserts (accesslog.max_inflight).
-	MaxInflight int
+	MaxInflight int `koanf:"max_inflight"`
 	// InsertTimeout bounds one insert attempt (accesslog.insert_timeout).
-	InsertTimeout time.Duration
+	InsertTimeout time.Duration `koanf:"insert_timeout"`
 	// RetryAttempts is how many times a batch is tried before it goes to
 	// the spool (accesslog.retry_attempts).
-	RetryAttempts int
+	RetryAttempts int `koanf:"retry_attempts"`
 	// RetryMinBackoff and RetryMaxBackoff bound the doubling pause between
 	// attempts, and between spool replays while ClickHouse is down
 	// (accesslog.retry_min_backoff, accesslog.retry_max_backoff).
-	RetryMinBackoff, RetryMaxBackoff time.Duration
+	RetryMinBackoff time.Duration `koanf:"retry_min_backoff"`
+	RetryMaxBackoff time.Duration `koanf:"retry_max_backoff"`
 	// SpoolDir holds batches ClickHouse did not take (accesslog.spool_dir).
 	// Empty means DefaultSpoolDir(); mount a volume there in Kubernetes so
 	// the spool survives a pod restart.
-	SpoolDir string
+	SpoolDir string `koanf:"spool_dir"`
 	// SpoolMaxBytes caps the spool; beyond it rows are dropped and counted
 	// (accesslog.spool_max_bytes).
-	SpoolMaxBytes int64
+	SpoolMaxBytes int64 `koanf:"spool_max_bytes"`
 	// StoreClientIP says which rows keep the client IP
 	// (accesslog.store_client_ip: anonymous | always | never).
-	StoreClientIP ClientIPPolicy
+	StoreClientIP ClientIPPolicy `koanf:"store_client_ip"`
 	// UserHeader and PlanHeader name the request headers Envoy logs via
-	// additional_request_headers_to_log (accesslog.user_header,
-	// accesslog.plan_header; identity.user_header / plan_header by default).
-	UserHeader, PlanHeader string
+	// additional_request_headers_to_log. They are not keys of their own: the
+	// process copies identity.user_header and identity.plan_header here.
+	UserHeader string `koanf:"-"`
+	PlanHeader string `koanf:"-"`
 }
 
 // DefaultSpoolDir is where batches are spooled when Config.SpoolDir is empty.
@@ -111,7 +126,8 @@ func DefaultSpoolDir() string {
 // DefaultConfig returns the settings DESIGN.md section 7 names.
 func DefaultConfig() Config {
 	return Config{
-		Database:        "smartlayer",
+		ClickHouse: ClickHouseConfig{Addr: []string{}, Database: "smartlayer", Username: "default",
+			DialTimeout: 5 * time.Second},
 		BatchRows:       50000,
 		FlushInterval:   time.Second,
 		QueueBatches:    8,
@@ -127,47 +143,31 @@ func DefaultConfig() Config {
 	}
 }
 
-// validate reports every invalid field by its config key.
-func (c Config) validate() error {
-	var errs []error
-	bad := func(key string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("accesslog."+key+": "+format, args...))
+// Validate reports every invalid field at once, named by its config key
+// (accesslog.*).
+func (c Config) Validate() error {
+	p := setting.Section("accesslog")
+	for i, h := range c.ClickHouse.Addr {
+		p.Addr(fmt.Sprintf("clickhouse.addr[%d]", i), h, true)
 	}
-	if !identRE.MatchString(c.Database) {
-		bad("clickhouse.database", "invalid database name %q", c.Database)
+	if !identRE.MatchString(c.ClickHouse.Database) {
+		p.Add("clickhouse.database", c.ClickHouse.Database, "must be a plain identifier")
 	}
-	if c.BatchRows < 1 || c.BatchRows > 10_000_000 {
-		bad("batch_rows", "%d is outside 1..10000000", c.BatchRows)
-	}
-	if c.FlushInterval <= 0 {
-		bad("flush_interval", "must be positive, got %s", c.FlushInterval)
-	}
-	if c.QueueBatches < 1 {
-		bad("queue_batches", "must be at least 1, got %d", c.QueueBatches)
-	}
-	if c.MaxInflight < 1 {
-		bad("max_inflight", "must be at least 1, got %d", c.MaxInflight)
-	}
-	if c.InsertTimeout <= 0 {
-		bad("insert_timeout", "must be positive, got %s", c.InsertTimeout)
-	}
-	if c.RetryAttempts < 1 {
-		bad("retry_attempts", "must be at least 1, got %d", c.RetryAttempts)
-	}
+	p.Positive("clickhouse.dial_timeout", c.ClickHouse.DialTimeout)
+	p.Between("batch_rows", c.BatchRows, 1, 10_000_000)
+	p.Positive("flush_interval", c.FlushInterval)
+	p.AtLeast("queue_batches", c.QueueBatches, 1)
+	p.AtLeast("max_inflight", c.MaxInflight, 1)
+	p.Positive("insert_timeout", c.InsertTimeout)
+	p.AtLeast("retry_attempts", c.RetryAttempts, 1)
 	if c.RetryMinBackoff <= 0 || c.RetryMaxBackoff < c.RetryMinBackoff {
-		bad("retry_min_backoff", "need 0 < retry_min_backoff (%s) <= retry_max_backoff (%s)", c.RetryMinBackoff, c.RetryMaxBackoff)
+		p.Add("retry_min_backoff", c.RetryMinBackoff, "need 0 < retry_min_backoff <= retry_max_backoff (%s)", c.RetryMaxBackoff)
 	}
 	if c.SpoolMaxBytes < 0 {
-		bad("spool_max_bytes", "must not be negative, got %d", c.SpoolMaxBytes)
+		p.Add("spool_max_bytes", c.SpoolMaxBytes, "must not be negative")
 	}
 	if c.StoreClientIP < ClientIPAnonymous || c.StoreClientIP > ClientIPNever {
-		bad("store_client_ip", "unknown policy %d", int(c.StoreClientIP))
+		p.Add("store_client_ip", int(c.StoreClientIP), "must be one of anonymous, always, never")
 	}
-	if c.UserHeader == "" {
-		bad("user_header", "must not be empty")
-	}
-	if c.PlanHeader == "" {
-		bad("plan_header", "must not be empty")
-	}
-	return errors.Join(errs...)
+	return p.Err()
 }

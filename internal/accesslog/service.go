@@ -92,10 +92,10 @@ type Service struct {
 func New(cfg Config, conn driver.Conn, fb Feedback, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
 	var ins inserter
 	if conn != nil {
-		if err := cfg.validate(); err != nil {
+		if err := cfg.Validate(); err != nil {
 			return nil, err
 		}
-		w, err := newCHWriter(conn, cfg.Database)
+		w, err := newCHWriter(conn, cfg.ClickHouse.Database)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +105,7 @@ func New(cfg Config, conn driver.Conn, fb Feedback, logger *slog.Logger, reg pro
 }
 
 func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg prometheus.Registerer) (*Service, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if logger == nil {

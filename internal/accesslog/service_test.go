@@ -510,10 +510,10 @@ func TestConfigValidationNamesFields(t *testing.T) {
 	}{
 		"batch rows":      {func(c *Config) { c.BatchRows = 0 }, "accesslog.batch_rows"},
 		"flush interval":  {func(c *Config) { c.FlushInterval = 0 }, "accesslog.flush_interval"},
-		"database":        {func(c *Config) { c.Database = "a-b" }, "accesslog.clickhouse.database"},
+		"database":        {func(c *Config) { c.ClickHouse.Database = "a-b" }, "accesslog.clickhouse.database"},
 		"spool max bytes": {func(c *Config) { c.SpoolMaxBytes = -1 }, "accesslog.spool_max_bytes"},
 		"backoff":         {func(c *Config) { c.RetryMaxBackoff = time.Millisecond }, "accesslog.retry_min_backoff"},
-		"user header":     {func(c *Config) { c.UserHeader = "" }, "accesslog.user_header"},
+		"clickhouse addr": {func(c *Config) { c.ClickHouse.Addr = []string{"nohost"} }, "accesslog.clickhouse.addr[0]"},
 		"policy":          {func(c *Config) { c.StoreClientIP = 9 }, "accesslog.store_client_ip"},
 	}
 	for name, tc := range tests {

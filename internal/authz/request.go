@@ -10,29 +10,76 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
+	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
-// Identity says how toRequest finds a request's client, user and plan.
+// Identity says how toRequest finds a request's client, user and plan
+// (identity.*).
 type Identity struct {
-	// FromXFF takes the client from x-forwarded-for (counting TrustedHops
-	// from the right); otherwise the peer address is the client.
-	FromXFF     bool
-	TrustedHops int
+	ClientIP ClientIPConfig `koanf:"client_ip"`
+	// UserHeader and PlanHeader name request headers that carry the user
+	// and plan when the JWT does not.
+	UserHeader string `koanf:"user_header"`
+	PlanHeader string `koanf:"plan_header"`
+	// AnonymousPlan is the plan of requests without a user.
+	AnonymousPlan string `koanf:"anonymous_plan"`
+	// JWT reads user and plan from the payload Envoy's jwt_authn filter
+	// writes into metadata (payload_in_metadata), before the headers.
+	JWT JWTConfig `koanf:"jwt"`
 
-	UserHeader    string
-	PlanHeader    string
-	AnonymousPlan string
-
-	// JWTFilter/JWTPayloadKey locate the payload jwt_authn writes with
-	// payload_in_metadata; UserClaim and PlanClaim name its claims.
-	JWTFilter     string
-	JWTPayloadKey string
-	UserClaim     string
-	PlanClaim     string
-
-	// MaxBodyBytes caps the body kept for inspection.
-	MaxBodyBytes int
+	// MaxBodyBytes caps the body kept for inspection. Not a key of its own:
+	// the pipeline copies payload.max_body_bytes here.
+	MaxBodyBytes int `koanf:"-"`
 }
+
+// ClientIPConfig selects the client address (identity.client_ip.*).
+type ClientIPConfig struct {
+	// Source is "xff" (x-forwarded-for, honouring TrustedHops) or "peer"
+	// (attributes.source.address only).
+	Source string `koanf:"source"`
+	// TrustedHops has Envoy's xff_num_trusted_hops meaning counted from the
+	// right of x-forwarded-for, where Envoy itself appended the peer: 1 takes
+	// the last entry, 2 the one before it.
+	TrustedHops int `koanf:"trusted_hops"`
+}
+
+// JWTConfig locates jwt_authn's payload in the CheckRequest
+// metadata_context (identity.jwt.*).
+type JWTConfig struct {
+	Filter     string `koanf:"filter"`      // filter_metadata namespace
+	PayloadKey string `koanf:"payload_key"` // jwt_authn payload_in_metadata
+	UserClaim  string `koanf:"user_claim"`
+	PlanClaim  string `koanf:"plan_claim"`
+}
+
+// DefaultIdentity returns the documented defaults: the client from the
+// right-most x-forwarded-for entry, user and plan from jwt_authn's payload
+// or the x-user-id / x-user-plan headers.
+func DefaultIdentity() Identity {
+	return Identity{
+		ClientIP:   ClientIPConfig{Source: "xff", TrustedHops: 1},
+		UserHeader: "x-user-id", PlanHeader: "x-user-plan", AnonymousPlan: "anonymous",
+		JWT: JWTConfig{Filter: "envoy.filters.http.jwt_authn", PayloadKey: "jwt_payload",
+			UserClaim: "sub", PlanClaim: "plan"},
+		MaxBodyBytes: 64 << 10,
+	}
+}
+
+// Validate reports every problem at once, named by its YAML key
+// (identity.*).
+func (id Identity) Validate() error {
+	p := setting.Section("identity")
+	p.OneOf("client_ip.source", id.ClientIP.Source, "xff", "peer")
+	p.NonNegative("client_ip.trusted_hops", id.ClientIP.TrustedHops)
+	p.HeaderName("user_header", id.UserHeader, true)
+	p.HeaderName("plan_header", id.PlanHeader, true)
+	if id.AnonymousPlan == "" {
+		p.Add("anonymous_plan", nil, "must be set")
+	}
+	return p.Err()
+}
+
+func (id *Identity) fromXFF() bool { return id.ClientIP.Source == "xff" }
 
 // unknownClient keys requests whose client address cannot be found; they
 // share one behaviour history, which is the safe direction.
@@ -93,9 +140,9 @@ func toRequest(req *authv3.CheckRequest, id *Identity, now time.Time) (r *scorin
 		r.ClientKey = unknownClient
 	}
 
-	claims := jwtClaims(attrs.GetMetadataContext().GetFilterMetadata()[id.JWTFilter], id.JWTPayloadKey)
-	r.User = firstNonEmpty(claim(claims, id.UserClaim), r.Headers[id.UserHeader])
-	r.Plan = firstNonEmpty(claim(claims, id.PlanClaim), r.Headers[id.PlanHeader])
+	claims := jwtClaims(attrs.GetMetadataContext().GetFilterMetadata()[id.JWT.Filter], id.JWT.PayloadKey)
+	r.User = firstNonEmpty(claim(claims, id.JWT.UserClaim), r.Headers[id.UserHeader])
+	r.Plan = firstNonEmpty(claim(claims, id.JWT.PlanClaim), r.Headers[id.PlanHeader])
 	if r.User == "" || r.Plan == "" {
 		// Without a user there is no plan to trust: anonymous callers are
 		// limited per client IP on the anonymous plan.
@@ -145,10 +192,10 @@ func lowerASCII(s string) string {
 // rightmost was appended by Envoy itself when use_remote_address is set).
 // A missing, short or garbled header falls back to the peer address.
 func clientIP(peer netip.Addr, xff string, id *Identity) netip.Addr {
-	if !id.FromXFF || id.TrustedHops <= 0 || xff == "" {
+	if !id.fromXFF() || id.ClientIP.TrustedHops <= 0 || xff == "" {
 		return peer
 	}
-	n := id.TrustedHops
+	n := id.ClientIP.TrustedHops
 	rest := xff
 	for {
 		i := strings.LastIndexByte(rest, ',')

@@ -12,9 +12,9 @@ import (
 )
 
 func testIdentity() *Identity {
-	return &Identity{FromXFF: true, TrustedHops: 1, UserHeader: "x-user-id", PlanHeader: "x-user-plan",
-		AnonymousPlan: "anonymous", JWTFilter: "envoy.filters.http.jwt_authn", JWTPayloadKey: "jwt_payload",
-		UserClaim: "sub", PlanClaim: "plan", MaxBodyBytes: 64}
+	id := DefaultIdentity()
+	id.MaxBodyBytes = 64
+	return &id
 }
 
 // envoyCheck builds a CheckRequest the way Envoy's ext_authz filter does.
@@ -113,7 +113,7 @@ func TestClientIPTrustedHops(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			id := testIdentity()
-			id.TrustedHops = tc.hops
+			id.ClientIP.TrustedHops = tc.hops
 			if got := clientIP(peer, tc.xff, id).String(); got != tc.want {
 				t.Fatalf("got %s, want %s", got, tc.want)
 			}

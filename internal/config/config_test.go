@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -44,10 +46,10 @@ quota:
 		"file beats default":      {c.Server.DecisionBudget, 20 * time.Millisecond},
 		"env with underscore key": {c.Server.AdminAddr, ":7090"},
 		"env beats file":          {c.Store.Redis.Addr, "127.0.0.1:6380"},
-		"file enum":               {c.Store.Backend, BackendRedis},
+		"file enum":               {c.Store.Backend, store.BackendRedis},
 		"default kept":            {c.Server.ALSAddr, ":9002"},
 		"secret from env":         {string(c.LLM.APIKey), "sk-secret"},
-		"secret redacted":         {c.LLM.APIKey.String(), "[redacted]"},
+		"secret redacted":         {c.LLM.APIKey.String(), "[REDACTED]"},
 		"env list":                {strings.Join(c.Behavior.AllowCIDRs, "|"), "10.0.0.0/8|127.0.0.1"},
 		"file list":               {strings.Join(c.Behavior.DenyCIDRs, "|"), "192.0.2.0/24"},
 		"plan limit":              {c.Quota.Plans["free"]["/api/generate/"]["per_minute"], int64(2)},
@@ -65,7 +67,7 @@ func TestDefaultsAreValid(t *testing.T) {
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
-	if c.Store.Backend != BackendMemory || len(c.AccessLog.ClickHouse.Addr) != 0 || c.LLM.BaseURL != "" {
+	if c.Store.Backend != store.BackendMemory || len(c.AccessLog.ClickHouse.Addr) != 0 || c.LLM.BaseURL != "" {
 		t.Fatalf("defaults must need no Redis, ClickHouse or LLM: %+v", c)
 	}
 }
@@ -90,6 +92,16 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"unknown env var": {env: []string{"SMARTLAYER_SERVER_AUTHZADDR=:1"}, want: []string{"SMARTLAYER_SERVER_AUTHZADDR"}},
 		"bad env value":   {env: []string{"SMARTLAYER_SERVER_DECISION_BUDGET=fast"}, want: []string{"decision_budget"}},
 		"not yaml":        {yaml: "server: [", want: []string{"smartlayer.yaml"}},
+		"bare number duration": {yaml: "server: {decision_budget: 50}",
+			want: []string{"decision_budget", "needs a unit", "50ms"}},
+		"module rule":        {yaml: "behavior: {rate_block: 10, rate_suspect: 20}", want: []string{"behavior.rate_suspect"}},
+		"quota plan shape":   {yaml: "quota: {plans: {free: {/x: {per_fortnight: 1}}}}", want: []string{"quota.plans.free"}},
+		"quota memory":       {yaml: "quota: {memory: {max_keys: 0}}", want: []string{"quota.memory.max_keys"}},
+		"empty anon plan":    {yaml: "identity: {anonymous_plan: ''}", want: []string{"identity.anonymous_plan"}},
+		"bad header name":    {yaml: "identity: {user_header: X-User}", want: []string{"identity.user_header"}},
+		"llm bad retries":    {yaml: "llm: {base_url: 'http://127.0.0.1:1/v1', model: m, max_retries: -1}", want: []string{"llm.max_retries"}},
+		"accesslog database": {yaml: "accesslog: {clickhouse: {database: 'a;b'}}", want: []string{"accesslog.clickhouse.database"}},
+		"report top_n":       {yaml: "report: {top_n: 0}", want: []string{"report.top_n"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -107,6 +119,39 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestDeprecatedKeysLoadWithANotice(t *testing.T) {
+	file := writeFile(t, `
+report: {sensitive_paths: [/secret], narrative_timeout: 90s}
+llm: {narrative_timeout: 10s}
+`)
+	c, err := Load(Source{File: file, Environ: environ()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Behavior.SensitivePaths, ","); got != "/secret" {
+		t.Errorf("report.sensitive_paths did not reach behavior.sensitive_paths: %q", got)
+	}
+	if got := strings.Join(c.Report.SensitivePrefixes, ","); got != "/secret" {
+		t.Errorf("the report does not use behavior.sensitive_paths: %q", got)
+	}
+	// The replacement, set explicitly, wins over the deprecated key.
+	if c.Report.NarrativeTimeout != 90*time.Second || c.LLM.NarrativeTimeout != 90*time.Second {
+		t.Errorf("narrative timeout: report %v, llm %v; want 90s", c.Report.NarrativeTimeout, c.LLM.NarrativeTimeout)
+	}
+	notices := strings.Join(c.Notices, "\n")
+	for _, want := range []string{"report.sensitive_paths is deprecated: use behavior.sensitive_paths",
+		"llm.narrative_timeout is deprecated: use report.narrative_timeout"} {
+		if !strings.Contains(notices, want) {
+			t.Errorf("notices %q lack %q", notices, want)
+		}
+	}
+	// The environment spelling of a deprecated key works too.
+	c, err = Load(Source{Environ: environ("SMARTLAYER_LLM_NARRATIVE_TIMEOUT=5s")})
+	if err != nil || c.Report.NarrativeTimeout != 5*time.Second || len(c.Notices) != 1 {
+		t.Errorf("env deprecated key: %v, %v, %q", err, c.Report.NarrativeTimeout, c.Notices)
 	}
 }
 

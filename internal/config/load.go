@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"encoding"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,6 +74,9 @@ func Load(src Source) (Config, error) {
 			}
 			key, ok := envKeys[short]
 			if !ok {
+				key, ok = deprecatedEnv[short]
+			}
+			if !ok {
 				unknown = append(unknown, &KeyError{Key: name, Msg: "unknown environment variable"})
 				return "", nil
 			}
@@ -90,6 +94,7 @@ func Load(src Source) (Config, error) {
 			return Config{}, fmt.Errorf("load flags: %w", err)
 		}
 	}
+	notices := applyDeprecated(k, known)
 	for _, key := range k.Keys() {
 		if !known[key] && !strings.HasPrefix(key, "quota.plans.") {
 			unknown = append(unknown, &KeyError{Key: key, Msg: "unknown key (misspelt?)"})
@@ -102,6 +107,8 @@ func Load(src Source) (Config, error) {
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: decoderConfig(&c)}); err != nil {
 		return Config{}, fmt.Errorf("decode configuration: %w", err)
 	}
+	c.link()
+	c.Notices = notices
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -122,6 +129,8 @@ func splitList(v string) []string {
 func decoderConfig(out any) *mapstructure.DecoderConfig {
 	return &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			durationNeedsUnit,
+			stringToLocation,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.StringToSliceHookFunc(","),
 			mapstructure.TextUnmarshallerHookFunc()),
@@ -144,6 +153,9 @@ func defaultsMap() (map[string]any, error) {
 }
 
 func toMap(v reflect.Value) any {
+	if v.Type() == durationType {
+		return v.Interface().(time.Duration).String() // as a user writes it
+	}
 	switch v.Kind() {
 	case reflect.Struct:
 		out := make(map[string]any, v.NumField())
@@ -173,9 +185,104 @@ func toMap(v reflect.Value) any {
 		return out
 	case reflect.String:
 		return v.String() // also unwraps Secret, Mode, …
+	case reflect.Pointer:
+		if loc, ok := v.Interface().(*time.Location); ok && loc != nil {
+			return loc.String()
+		}
+		return v.Interface()
 	default:
+		if m, ok := v.Interface().(encoding.TextMarshaler); ok {
+			if b, err := m.MarshalText(); err == nil {
+				return string(b) // enums kept as numbers in Go
+			}
+		}
 		return v.Interface()
 	}
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	locationType = reflect.TypeOf((*time.Location)(nil))
+)
+
+// durationNeedsUnit rejects a bare number for a duration: YAML's 50 would
+// otherwise decode as 50ns, and a decision budget of 50ns allows everything.
+func durationNeedsUnit(from, to reflect.Type, data any) (any, error) {
+	if to != durationType {
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return nil, fmt.Errorf("%v needs a unit, e.g. %vms or %vs", data, data, data)
+	}
+	return data, nil
+}
+
+// stringToLocation reads an IANA time zone name.
+func stringToLocation(from, to reflect.Type, data any) (any, error) {
+	if to != locationType || from.Kind() != reflect.String {
+		return data, nil
+	}
+	loc, err := time.LoadLocation(data.(string))
+	if err != nil {
+		return nil, fmt.Errorf("%q is not an IANA time zone", data)
+	}
+	return loc, nil
+}
+
+// deprecatedKeys still load, with a notice naming the replacement; an
+// empty replacement means the key no longer does anything.
+var deprecatedKeys = []struct{ old, replacement string }{
+	{"report.sensitive_paths", "behavior.sensitive_paths"},
+	{"llm.narrative_timeout", "report.narrative_timeout"},
+}
+
+// deprecatedEnv maps the environment spelling of each deprecated key.
+var deprecatedEnv = func() map[string]string {
+	m := make(map[string]string, len(deprecatedKeys))
+	for _, d := range deprecatedKeys {
+		m[strings.ToUpper(strings.ReplaceAll(d.old, ".", "_"))] = d.old
+	}
+	return m
+}()
+
+// applyDeprecated moves each deprecated key that was set to its
+// replacement (unless that is set too, which wins) and returns a notice per
+// key. Only keys set above the defaults count: the defaults never hold a
+// deprecated key.
+func applyDeprecated(k *koanf.Koanf, known map[string]bool) []string {
+	var notices []string
+	for _, d := range deprecatedKeys {
+		if known[d.old] || !k.Exists(d.old) {
+			continue
+		}
+		v := k.Get(d.old)
+		k.Delete(d.old)
+		if d.replacement == "" {
+			notices = append(notices, fmt.Sprintf("%s is deprecated and no longer used; remove it", d.old))
+			continue
+		}
+		notices = append(notices, fmt.Sprintf("%s is deprecated: use %s", d.old, d.replacement))
+		if reflect.DeepEqual(k.Get(d.replacement), defaultValue(d.replacement)) {
+			_ = k.Set(d.replacement, v)
+		}
+	}
+	return notices
+}
+
+// defaultValue returns the built-in default of key, as koanf holds it.
+func defaultValue(key string) any {
+	def, err := defaultsMap()
+	if err != nil {
+		return nil
+	}
+	d := koanf.New(".")
+	if err := d.Load(confmap.Provider(def, "."), nil); err != nil {
+		return nil
+	}
+	return d.Get(key)
 }
 
 // envKeyIndex maps STORE_REDIS_ADDR to store.redis.addr for every known key.

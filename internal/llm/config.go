@@ -67,38 +67,38 @@ func (m OutputMode) valid() bool { return m == OutputJSONSchema || m == OutputTe
 // returns a disabled client that answers ErrDisabled at once.
 type Config struct {
 	// BaseURL of an OpenAI-compatible API, e.g. https://api.openai.com/v1.
-	BaseURL string
+	BaseURL string `koanf:"base_url"`
 	// APIKey is sent as a bearer token; may be empty for local servers (Ollama).
-	APIKey Secret
-	// Model name, required when BaseURL is set.
-	Model string
+	APIKey Secret `koanf:"api_key"`
+	// Model name, required when llm.base_url is set.
+	Model string `koanf:"model"`
 	// Timeout bounds one verdict call end to end: waiting for a concurrency
 	// slot, every attempt and every retry wait.
-	Timeout time.Duration
+	Timeout time.Duration `koanf:"timeout"`
 	// NarrativeTimeout bounds one Narrative call (the reporter is off the
 	// request path and asks for a longer answer).
-	NarrativeTimeout time.Duration
+	NarrativeTimeout time.Duration `koanf:"-"`
 	// MaxConcurrency bounds calls in flight to the provider (sync and async).
-	MaxConcurrency int
+	MaxConcurrency int `koanf:"max_concurrency"`
 	// QueueSize bounds the async queue; a full queue drops and counts.
-	QueueSize int
+	QueueSize int `koanf:"queue_size"`
 	// CacheTTL is how long a validated answer is reused for the same input;
 	// 0 disables the cache.
-	CacheTTL time.Duration
+	CacheTTL time.Duration `koanf:"cache_ttl"`
 	// CacheSize bounds the number of cached answers.
-	CacheSize int
+	CacheSize int `koanf:"cache_size"`
 	// BreakerFailures consecutive failures open the circuit ...
-	BreakerFailures int
+	BreakerFailures int `koanf:"breaker_failures"`
 	// ... for BreakerCooldown, after which one probe call is let through.
-	BreakerCooldown time.Duration
+	BreakerCooldown time.Duration `koanf:"breaker_cooldown"`
 	// MaxRetries is the number of retries after the first attempt, made only
 	// for retryable errors and only while the call's deadline allows.
-	MaxRetries int
+	MaxRetries int `koanf:"max_retries"`
 	// Output selects structured output via response_format or plain text.
-	Output OutputMode
+	Output OutputMode `koanf:"output"`
 	// Temperature is sent when non-nil. Leave nil for models that reject
 	// anything but their default (OpenAI reasoning models).
-	Temperature *float64
+	Temperature *float64 `koanf:"-"`
 }
 
 // DefaultConfig returns the defaults; BaseURL is empty (disabled).
@@ -134,7 +134,7 @@ func (c Config) String() string {
 // LogValue makes slog print the redacted form.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// Validate reports every invalid field, naming it. A disabled config (no
+// Validate reports every invalid field, naming it by its YAML key. A disabled config (no
 // BaseURL) is always valid: nothing else is used.
 func (c Config) Validate() error {
 	if !c.Enabled() {
@@ -142,48 +142,48 @@ func (c Config) Validate() error {
 	}
 	var errs []error
 	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("llm config: %s: %s", field, fmt.Sprintf(format, args...)))
+		errs = append(errs, fmt.Errorf("llm.%s: %s", field, fmt.Sprintf(format, args...)))
 	}
 	if u, err := url.Parse(c.BaseURL); err != nil {
-		bad("BaseURL", "%v", err)
+		bad("base_url", "%v", err)
 	} else if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		bad("BaseURL", "want an absolute http(s) URL, got %q", c.BaseURL)
+		bad("base_url", "want an absolute http(s) URL, got %q", c.BaseURL)
 	}
 	if c.Model == "" {
-		bad("Model", "required when BaseURL is set")
+		bad("model", "required when llm.base_url is set")
 	}
 	if c.Timeout <= 0 {
-		bad("Timeout", "must be > 0, got %s", c.Timeout)
+		bad("timeout", "must be > 0, got %s", c.Timeout)
 	}
 	if c.NarrativeTimeout <= 0 {
-		bad("NarrativeTimeout", "must be > 0, got %s", c.NarrativeTimeout)
+		bad("narrative_timeout", "must be > 0, got %s", c.NarrativeTimeout)
 	}
 	if c.MaxConcurrency < 1 {
-		bad("MaxConcurrency", "must be >= 1, got %d", c.MaxConcurrency)
+		bad("max_concurrency", "must be >= 1, got %d", c.MaxConcurrency)
 	}
 	if c.QueueSize < 1 {
-		bad("QueueSize", "must be >= 1, got %d", c.QueueSize)
+		bad("queue_size", "must be >= 1, got %d", c.QueueSize)
 	}
 	if c.CacheTTL < 0 {
-		bad("CacheTTL", "must be >= 0, got %s", c.CacheTTL)
+		bad("cache_ttl", "must be >= 0, got %s", c.CacheTTL)
 	}
 	if c.CacheTTL > 0 && c.CacheSize < 1 {
-		bad("CacheSize", "must be >= 1 when CacheTTL > 0, got %d", c.CacheSize)
+		bad("cache_size", "must be >= 1 when CacheTTL > 0, got %d", c.CacheSize)
 	}
 	if c.BreakerFailures < 1 {
-		bad("BreakerFailures", "must be >= 1, got %d", c.BreakerFailures)
+		bad("breaker_failures", "must be >= 1, got %d", c.BreakerFailures)
 	}
 	if c.BreakerCooldown <= 0 {
-		bad("BreakerCooldown", "must be > 0, got %s", c.BreakerCooldown)
+		bad("breaker_cooldown", "must be > 0, got %s", c.BreakerCooldown)
 	}
 	if c.MaxRetries < 0 {
-		bad("MaxRetries", "must be >= 0, got %d", c.MaxRetries)
+		bad("max_retries", "must be >= 0, got %d", c.MaxRetries)
 	}
 	if !c.Output.valid() {
-		bad("Output", "want %q or %q, got %q", OutputJSONSchema, OutputText, c.Output)
+		bad("output", "want %q or %q, got %q", OutputJSONSchema, OutputText, c.Output)
 	}
 	if c.Temperature != nil && (*c.Temperature < 0 || *c.Temperature > 2) {
-		bad("Temperature", "must be in [0, 2], got %v", *c.Temperature)
+		bad("temperature", "must be in [0, 2], got %v", *c.Temperature)
 	}
 	return errors.Join(errs...)
 }

@@ -20,21 +20,21 @@ func TestConfigValidate(t *testing.T) {
 		"disabled ignores the rest": {mutate: func(c *Config) {
 			*c = Config{MaxConcurrency: -1}
 		}},
-		"relative base URL":   {mutate: func(c *Config) { c.BaseURL = "api.openai.com/v1" }, field: "BaseURL"},
-		"ftp base URL":        {mutate: func(c *Config) { c.BaseURL = "ftp://x/v1" }, field: "BaseURL"},
-		"no model":            {mutate: func(c *Config) { c.Model = "" }, field: "Model"},
-		"zero timeout":        {mutate: func(c *Config) { c.Timeout = 0 }, field: "Timeout"},
-		"zero narrative":      {mutate: func(c *Config) { c.NarrativeTimeout = 0 }, field: "NarrativeTimeout"},
-		"zero concurrency":    {mutate: func(c *Config) { c.MaxConcurrency = 0 }, field: "MaxConcurrency"},
-		"zero queue":          {mutate: func(c *Config) { c.QueueSize = 0 }, field: "QueueSize"},
-		"negative cache TTL":  {mutate: func(c *Config) { c.CacheTTL = -time.Second }, field: "CacheTTL"},
-		"cache without size":  {mutate: func(c *Config) { c.CacheSize = 0 }, field: "CacheSize"},
+		"relative base URL":   {mutate: func(c *Config) { c.BaseURL = "api.openai.com/v1" }, field: "llm.base_url"},
+		"ftp base URL":        {mutate: func(c *Config) { c.BaseURL = "ftp://x/v1" }, field: "llm.base_url"},
+		"no model":            {mutate: func(c *Config) { c.Model = "" }, field: "llm.model"},
+		"zero timeout":        {mutate: func(c *Config) { c.Timeout = 0 }, field: "llm.timeout"},
+		"zero narrative":      {mutate: func(c *Config) { c.NarrativeTimeout = 0 }, field: "llm.narrative_timeout"},
+		"zero concurrency":    {mutate: func(c *Config) { c.MaxConcurrency = 0 }, field: "llm.max_concurrency"},
+		"zero queue":          {mutate: func(c *Config) { c.QueueSize = 0 }, field: "llm.queue_size"},
+		"negative cache TTL":  {mutate: func(c *Config) { c.CacheTTL = -time.Second }, field: "llm.cache_ttl"},
+		"cache without size":  {mutate: func(c *Config) { c.CacheSize = 0 }, field: "llm.cache_size"},
 		"cache off, no size":  {mutate: func(c *Config) { c.CacheTTL, c.CacheSize = 0, 0 }},
-		"zero breaker":        {mutate: func(c *Config) { c.BreakerFailures = 0 }, field: "BreakerFailures"},
-		"zero cooldown":       {mutate: func(c *Config) { c.BreakerCooldown = 0 }, field: "BreakerCooldown"},
-		"negative retries":    {mutate: func(c *Config) { c.MaxRetries = -1 }, field: "MaxRetries"},
-		"unknown output":      {mutate: func(c *Config) { c.Output = "xml" }, field: "Output"},
-		"temperature too hot": {mutate: func(c *Config) { v := 3.0; c.Temperature = &v }, field: "Temperature"},
+		"zero breaker":        {mutate: func(c *Config) { c.BreakerFailures = 0 }, field: "llm.breaker_failures"},
+		"zero cooldown":       {mutate: func(c *Config) { c.BreakerCooldown = 0 }, field: "llm.breaker_cooldown"},
+		"negative retries":    {mutate: func(c *Config) { c.MaxRetries = -1 }, field: "llm.max_retries"},
+		"unknown output":      {mutate: func(c *Config) { c.Output = "xml" }, field: "llm.output"},
+		"temperature too hot": {mutate: func(c *Config) { v := 3.0; c.Temperature = &v }, field: "llm.temperature"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -59,7 +59,7 @@ func TestConfigValidate(t *testing.T) {
 		cfg := valid
 		cfg.Model, cfg.Timeout = "", 0
 		err := cfg.Validate()
-		if err == nil || !strings.Contains(err.Error(), "Model:") || !strings.Contains(err.Error(), "Timeout:") {
+		if err == nil || !strings.Contains(err.Error(), "llm.model:") || !strings.Contains(err.Error(), "llm.timeout:") {
 			t.Fatalf("Validate = %v", err)
 		}
 	})

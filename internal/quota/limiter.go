@@ -3,7 +3,6 @@ package quota
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
 // Key identifies who is counted and where. The caller resolves identity.
@@ -23,33 +24,60 @@ type Key struct {
 	Path string
 }
 
-// Config holds the optional settings of a Limiter.
+// Config is the quota module's configuration (quota.*).
 type Config struct {
-	// MaxKeys bounds the memory backend: counters are kept for at most this
-	// many (subject, plan, route) triples, rounded up to a multiple of
-	// Shards; the least recently used go first.
-	// Ignored by the Redis backend, where keys expire with their window.
-	MaxKeys int
-	// Shards splits the memory backend's map and lock.
-	Shards int
+	// Mode is enforce, shadow (log and count what would be denied) or off.
+	Mode setting.Mode `koanf:"mode"`
+	// Plans maps plan → route → window → limit; Compile checks the shape.
+	// No plans, no quota stage.
+	Plans map[string]map[string]map[string]int64 `koanf:"plans"`
+	// Memory bounds the memory backend.
+	Memory MemoryConfig `koanf:"memory"`
+
 	// Registerer receives the metrics; nil registers nothing.
-	Registerer prometheus.Registerer
+	Registerer prometheus.Registerer `koanf:"-"`
 	// Logger receives backend errors at debug level; nil discards.
-	Logger *slog.Logger
+	Logger *slog.Logger `koanf:"-"`
 }
 
-// DefaultConfig returns the defaults: 100 000 keys in 64 shards.
-func DefaultConfig() Config { return Config{MaxKeys: 100_000, Shards: 64} }
+// MemoryConfig bounds the memory backend (quota.memory.*).
+type MemoryConfig struct {
+	// MaxKeys: counters are kept for at most this many (subject, plan,
+	// route) triples, rounded up to a multiple of Shards; the least
+	// recently used go first. Ignored by the Redis backend, where keys
+	// expire with their window.
+	MaxKeys int `koanf:"max_keys"`
+	// Shards splits the memory backend's map and lock.
+	Shards int `koanf:"shards"`
+}
 
+// DefaultConfig returns the defaults: enforcing, no plans, 100 000 keys in
+// 64 shards.
+func DefaultConfig() Config {
+	return Config{Mode: setting.Enforce, Plans: map[string]map[string]map[string]int64{},
+		Memory: MemoryConfig{MaxKeys: 100_000, Shards: 64}}
+}
+
+// Validate reports every problem at once, named by its YAML key (quota.*),
+// the plans' shape included.
+func (c Config) Validate() error {
+	p := setting.Section("quota")
+	p.Mode("mode", c.Mode)
+	p.AtLeast("memory.max_keys", c.Memory.MaxKeys, 1)
+	p.Between("memory.shards", c.Memory.Shards, 1, 4096)
+	if _, err := Compile(c.Plans); err != nil {
+		p.Join(err)
+	}
+	return p.Err()
+}
+
+// validate checks what the limiter itself uses (not the plans, compiled
+// apart).
 func (c *Config) validate() error {
-	var errs []error
-	if c.MaxKeys < 1 {
-		errs = append(errs, fmt.Errorf("quota: MaxKeys (quota.memory.max_keys) must be ≥ 1, got %d", c.MaxKeys))
-	}
-	if c.Shards < 1 || c.Shards > 4096 {
-		errs = append(errs, fmt.Errorf("quota: Shards (quota.memory.shards) must be in 1..4096, got %d", c.Shards))
-	}
-	return errors.Join(errs...)
+	p := setting.Section("quota")
+	p.AtLeast("memory.max_keys", c.Memory.MaxKeys, 1)
+	p.Between("memory.shards", c.Memory.Shards, 1, 4096)
+	return p.Err()
 }
 
 // BackendError reports that the counter store failed; the caller applies its

@@ -74,9 +74,9 @@ type memBackend struct {
 }
 
 func newMemBackend(cfg Config, m *metrics) *memBackend {
-	shards := min(cfg.Shards, cfg.MaxKeys)
+	shards := min(cfg.Memory.Shards, cfg.Memory.MaxKeys)
 	b := &memBackend{seed: maphash.MakeSeed(), shards: make([]memShard, shards), m: m}
-	per := (cfg.MaxKeys + shards - 1) / shards
+	per := (cfg.Memory.MaxKeys + shards - 1) / shards
 	for i := range b.shards {
 		s := &b.shards[i]
 		s.m = make(map[memKey]*memEntry)

@@ -16,8 +16,8 @@ func TestMemoryConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		"no keys":   {Config{MaxKeys: 0, Shards: 1}, "MaxKeys (quota.memory.max_keys) must be ≥ 1, got 0"},
-		"no shards": {Config{MaxKeys: 1, Shards: 0}, "Shards (quota.memory.shards) must be in 1..4096, got 0"},
+		"no keys":   {Config{Memory: MemoryConfig{MaxKeys: 0, Shards: 1}}, "quota.memory.max_keys: must be ≥ 1 (got 0)"},
+		"no shards": {Config{Memory: MemoryConfig{MaxKeys: 1, Shards: 0}}, "quota.memory.shards: must be in 1..4096 (got 0)"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -33,7 +33,7 @@ func TestMemoryConfigErrors(t *testing.T) {
 // key, and counts evictions.
 func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	l, err := NewMemory(mustCompile(t, plans{"free": {"/a": {"lifetime": 1}}}), Config{MaxKeys: 3, Shards: 1, Registerer: reg})
+	l, err := NewMemory(mustCompile(t, plans{"free": {"/a": {"lifetime": 1}}}), Config{Memory: MemoryConfig{MaxKeys: 3, Shards: 1}, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 // Keys without a lifetime count leave once their longest window has
 // forgotten them, without a sweeper goroutine.
 func TestMemoryExpiresIdleKeys(t *testing.T) {
-	l, err := NewMemory(mustCompile(t, plans{"free": {"/a": {"per_minute": 5}, "/b": {"lifetime": 5}}}), Config{MaxKeys: 100, Shards: 1})
+	l, err := NewMemory(mustCompile(t, plans{"free": {"/a": {"per_minute": 5}, "/b": {"lifetime": 5}}}), Config{Memory: MemoryConfig{MaxKeys: 100, Shards: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ smartlayer_quota_decisions_total{result="no_route",window="none"} 1
 // Under pressure a key without lifetime count goes before an older lifetime
 // key: losing a minute's count costs less than losing a lifetime's.
 func TestMemoryEvictsTimedKeysFirst(t *testing.T) {
-	l, err := NewMemory(mustCompile(t, plans{"free": {"/life": {"lifetime": 1}, "/minute": {"per_day": 1}}}), Config{MaxKeys: 2, Shards: 1})
+	l, err := NewMemory(mustCompile(t, plans{"free": {"/life": {"lifetime": 1}, "/minute": {"per_day": 1}}}), Config{Memory: MemoryConfig{MaxKeys: 2, Shards: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

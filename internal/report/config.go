@@ -10,72 +10,66 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
 // Config is the reporter's configuration. DefaultConfig fills every field.
 type Config struct {
-	// Database holds access_log and daily_reports (accesslog.clickhouse.database).
-	Database string
-	// Location is the timezone whose calendar days the report covers (report.timezone).
-	Location *time.Location
+	// Database holds access_log and daily_reports. Not a key of its own:
+	// the process copies accesslog.clickhouse.database here.
+	Database string `koanf:"-"`
+	// Location is the timezone whose calendar days the report covers
+	// (report.timezone, an IANA name).
+	Location *time.Location `koanf:"timezone"`
 	// RetentionDays keeps this many days of access_log partitions before the
 	// report date's "today"; 0 disables retention (report.retention_days).
-	RetentionDays int
+	RetentionDays int `koanf:"retention_days"`
 	// OutDir receives report-YYYY-MM-DD.md/.html; "" writes no files (report.out_dir).
-	OutDir string
+	OutDir string `koanf:"out_dir"`
 	// WebhookURL receives a JSON POST of the report; "" disables (report.webhook_url).
-	WebhookURL string
+	WebhookURL string `koanf:"webhook_url"`
 	// DeliveryTimeout bounds each webhook POST and SMTP session (report.delivery_timeout).
-	DeliveryTimeout time.Duration
+	DeliveryTimeout time.Duration `koanf:"delivery_timeout"`
 	// SMTP mails the report when Host is set (report.smtp.*).
-	SMTP SMTPConfig
-	// SensitivePrefixes are path prefixes that make low-volume traffic suspicious
-	// (report.sensitive_paths).
-	SensitivePrefixes []string
+	SMTP SMTPConfig `koanf:"smtp"`
+	// SensitivePrefixes are path prefixes that make low-volume traffic
+	// suspicious. Not a key of its own: the process copies
+	// behavior.sensitive_paths here, so one list serves scoring and report.
+	SensitivePrefixes []string `koanf:"-"`
 	// SlowDrip tunes slow-drip detection (report.slow_drip.*).
-	SlowDrip SlowDripConfig
+	SlowDrip SlowDripConfig `koanf:"slow_drip"`
 	// MinRouteRequests is the minimum number of requests a route needs on the day
 	// to rank among the slowest (report.min_route_requests); fewer samples make
 	// p95 meaningless.
-	MinRouteRequests int
+	MinRouteRequests int `koanf:"min_route_requests"`
 	// TopN bounds every ranked list (report.top_n).
-	TopN int
+	TopN int `koanf:"top_n"`
 	// Health holds the thresholds of the health rule (report.health.*).
-	Health HealthThresholds
+	Health HealthThresholds `koanf:"health"`
 	// QueryTimeout bounds the whole aggregation (report.query_timeout).
-	QueryTimeout time.Duration
+	QueryTimeout time.Duration `koanf:"query_timeout"`
 	// MaxThreads is sent as the max_threads setting of the report's queries;
 	// 0 keeps the server's default (report.max_threads). Debian's 18.16 on a
 	// small VM may default to one thread.
-	MaxThreads int
+	MaxThreads int `koanf:"max_threads"`
 	// NarrativeTimeout bounds the Summarizer call (report.narrative_timeout).
-	NarrativeTimeout time.Duration
+	NarrativeTimeout time.Duration `koanf:"narrative_timeout"`
 }
 
 // SMTPConfig is a plain SMTP relay. Username/Password enable PLAIN auth, which
 // net/smtp allows only over TLS (STARTTLS) or to localhost.
 type SMTPConfig struct {
-	Host     string
-	Port     int
-	From     string
-	To       []string
-	Username string
-	Password Secret
+	Host     string   `koanf:"host"`
+	Port     int      `koanf:"port"`
+	From     string   `koanf:"from"`
+	To       []string `koanf:"to"`
+	Username string   `koanf:"username"`
+	Password Secret   `koanf:"password"`
 }
 
 // Secret is a string that never prints.
-type Secret string
-
-// String redacts the value.
-func (s Secret) String() string {
-	if s == "" {
-		return ""
-	}
-	return "[redacted]"
-}
-
-// GoString redacts the value in %#v.
-func (s Secret) GoString() string { return `report.Secret("[redacted]")` }
+type Secret = setting.Secret
 
 // SlowDripConfig defines a slow-drip client: present on at least MinDays of the
 // last WindowDays days (the report date included), never more than
@@ -83,22 +77,22 @@ func (s Secret) GoString() string { return `report.Secret("[redacted]")` }
 // prefix or answered with errors (4xx/5xx not caused by a smartlayer block)
 // for at least MinErrorRatio of its requests.
 type SlowDripConfig struct {
-	WindowDays       int
-	MinDays          int
-	MaxDailyRequests int
-	MinErrorRatio    float64
+	WindowDays       int     `koanf:"window_days"`
+	MinDays          int     `koanf:"min_days"`
+	MaxDailyRequests int     `koanf:"max_daily_requests"`
+	MinErrorRatio    float64 `koanf:"min_error_ratio"`
 }
 
 // HealthThresholds is the health rule. Critical wins over degraded; each
 // measure is compared with >=. ErrorRate counts 4xx and 5xx answers that
 // smartlayer did not block itself (blocks are intended, reported apart).
 type HealthThresholds struct {
-	DegradedErrorRate       float64
-	CriticalErrorRate       float64
-	DegradedServerErrorRate float64
-	CriticalServerErrorRate float64
-	DegradedP95             time.Duration
-	CriticalP95             time.Duration
+	DegradedErrorRate       float64       `koanf:"degraded_error_rate"`
+	CriticalErrorRate       float64       `koanf:"critical_error_rate"`
+	DegradedServerErrorRate float64       `koanf:"degraded_server_error_rate"`
+	CriticalServerErrorRate float64       `koanf:"critical_server_error_rate"`
+	DegradedP95             time.Duration `koanf:"degraded_p95"`
+	CriticalP95             time.Duration `koanf:"critical_p95"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -108,7 +102,7 @@ func DefaultConfig() Config {
 		Location:        time.UTC,
 		RetentionDays:   30,
 		DeliveryTimeout: 10 * time.Second,
-		SMTP:            SMTPConfig{Port: 25},
+		SMTP:            SMTPConfig{Port: 25, To: []string{}},
 		SensitivePrefixes: []string{"/admin", "/.env", "/api/token", "/wp-login", "/wp-admin",
 			"/.git", "/phpmyadmin", "/xmlrpc.php"},
 		SlowDrip:         SlowDripConfig{WindowDays: 7, MinDays: 3, MaxDailyRequests: 50, MinErrorRatio: 0.5},

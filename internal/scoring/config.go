@@ -1,112 +1,123 @@
 package scoring
 
 import (
-	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
 // BehaviorConfig holds every threshold and weight of the behaviour rules.
 // A zero weight disables a scoring signal; a zero instant-block threshold
 // disables that rule.
 type BehaviorConfig struct {
+	// Mode is enforce, shadow (log and count what would be denied) or off.
+	Mode setting.Mode `koanf:"mode"`
+
 	// GraceRequests: a client's first GraceRequests requests are never
 	// scored (the instant rules still apply).
-	GraceRequests int
+	GraceRequests int `koanf:"grace_requests"`
 	// BlockThreshold: a score at or above it bans and denies.
-	BlockThreshold int
+	BlockThreshold int `koanf:"block_threshold"`
 	// GreyThreshold: a score at or above it (and below BlockThreshold) asks
 	// the LLM in the background.
-	GreyThreshold int
+	GreyThreshold int `koanf:"grey_threshold"`
 
 	// BlockEmptyUserAgent bans requests without a user-agent at once.
-	BlockEmptyUserAgent bool
+	BlockEmptyUserAgent bool `koanf:"block_empty_user_agent"`
 
 	// RateWindow is the request-rate window. RateBlock requests in it ban at
 	// once; RateSuspect (and up) adds RateWeight.
-	RateWindow  time.Duration
-	RateBlock   int
-	RateSuspect int
-	RateWeight  int
+	RateWindow  time.Duration `koanf:"rate_window"`
+	RateBlock   int           `koanf:"rate_block"`
+	RateSuspect int           `koanf:"rate_suspect"`
+	RateWeight  int           `koanf:"rate_weight"`
 
 	// ErrorWindow is the error-rate window over upstream responses (our own
 	// denials excluded). ErrorBlockRatio bans at once, ErrorSuspectRatio adds
 	// ErrorWeight; neither applies below ErrorMinSample responses.
-	ErrorWindow       time.Duration
-	ErrorBlockRatio   float64
-	ErrorSuspectRatio float64
-	ErrorMinSample    int
-	ErrorWeight       int
+	ErrorWindow       time.Duration `koanf:"error_window"`
+	ErrorBlockRatio   float64       `koanf:"error_block_ratio"`
+	ErrorSuspectRatio float64       `koanf:"error_suspect_ratio"`
+	ErrorMinSample    int           `koanf:"error_min_sample"`
+	ErrorWeight       int           `koanf:"error_weight"`
 
 	// SuspiciousUserAgents are case-insensitive substrings of tool user
 	// agents; a match adds SuspiciousUAWeight.
-	SuspiciousUserAgents []string
-	SuspiciousUAWeight   int
+	SuspiciousUserAgents []string `koanf:"suspicious_user_agents"`
+	SuspiciousUAWeight   int      `koanf:"suspicious_ua_weight"`
 
 	// SensitivePaths are case-insensitive path prefixes (matched on the
 	// cleaned, percent-decoded path); a match adds SensitiveWeight.
-	SensitivePaths  []string
-	SensitiveWeight int
+	SensitivePaths  []string `koanf:"sensitive_paths"`
+	SensitiveWeight int      `koanf:"sensitive_weight"`
 
 	// DistinctEndpoints or more distinct paths within DistinctWindow add
 	// DistinctWeight. TrackedEndpoints caps the paths remembered per client
 	// and must be at least DistinctEndpoints.
-	DistinctWindow    time.Duration
-	DistinctEndpoints int
-	DistinctWeight    int
-	TrackedEndpoints  int
+	DistinctWindow    time.Duration `koanf:"distinct_window"`
+	DistinctEndpoints int           `koanf:"distinct_endpoints"`
+	DistinctWeight    int           `koanf:"distinct_weight"`
+	TrackedEndpoints  int           `koanf:"tracked_endpoints"`
 
 	// SequentialRun or more requests on one route template with IDs
 	// ascending by one add SequentialWeight. TrackedTemplates caps the
 	// templates remembered per client.
-	SequentialRun    int
-	SequentialWeight int
-	TrackedTemplates int
+	SequentialRun    int `koanf:"sequential_run"`
+	SequentialWeight int `koanf:"sequential_weight"`
+	TrackedTemplates int `koanf:"tracked_templates"`
 
 	// An endpoint resting for IdleBefore and then hit BurstCount times
 	// within BurstWindow adds BurstWeight.
-	IdleBefore  time.Duration
-	BurstWindow time.Duration
-	BurstCount  int
-	BurstWeight int
+	IdleBefore  time.Duration `koanf:"idle_before"`
+	BurstWindow time.Duration `koanf:"burst_window"`
+	BurstCount  int           `koanf:"burst_count"`
+	BurstWeight int           `koanf:"burst_weight"`
 
 	// StateTTL is how long a silent client's windows are kept; a client
 	// silent for longer starts afresh (including its grace period).
-	StateTTL time.Duration
+	StateTTL time.Duration `koanf:"state_ttl"`
 
 	// BanTTL is the first ban's length; each repeat offence within
 	// OffenceMemory multiplies it by BanEscalation, up to BanMaxTTL.
-	BanTTL        time.Duration
-	BanEscalation int
-	BanMaxTTL     time.Duration
-	OffenceMemory time.Duration
+	BanTTL        time.Duration `koanf:"ban_ttl"`
+	BanEscalation int           `koanf:"ban_escalation"`
+	BanMaxTTL     time.Duration `koanf:"ban_max_ttl"`
+	OffenceMemory time.Duration `koanf:"offence_memory"`
 
 	// IPv6Prefix groups IPv6 clients by network: a client's /64 is one
 	// client by default, since a host picks addresses in its /64 freely.
 	// 128 tracks each address.
-	IPv6Prefix int
+	IPv6Prefix int `koanf:"ipv6_prefix"`
+
+	// AllowCIDRs skip behaviour scoring (and are never denied by it);
+	// DenyCIDRs are denied before anything else runs. Each entry is a CIDR
+	// or a bare address.
+	AllowCIDRs []string `koanf:"allow_cidrs"`
+	DenyCIDRs  []string `koanf:"deny_cidrs"`
 
 	// LLM grey-zone questions.
-	LLM LLMConfig
+	LLM LLMConfig `koanf:"llm"`
 }
 
 // LLMConfig tunes the background questions for grey-zone clients.
 type LLMConfig struct {
 	// MinConfidence is the confidence a BLOCK verdict needs to ban.
-	MinConfidence float64
+	MinConfidence float64 `koanf:"min_confidence"`
 	// QueueSize bounds pending questions; a full queue drops the question.
-	QueueSize int
+	QueueSize int `koanf:"queue_size"`
 	// Workers ask concurrently.
-	Workers int
+	Workers int `koanf:"workers"`
 	// Timeout bounds one question.
-	Timeout time.Duration
+	Timeout time.Duration `koanf:"timeout"`
 	// CacheTTL keeps a client's verdict; while cached it is not asked again.
-	CacheTTL time.Duration
+	CacheTTL time.Duration `koanf:"cache_ttl"`
 	// CacheSize bounds cached verdicts.
-	CacheSize int
+	CacheSize int `koanf:"cache_size"`
 	// StoreTimeout bounds the store call that bans after a BLOCK verdict.
-	StoreTimeout time.Duration
+	StoreTimeout time.Duration `koanf:"store_timeout"`
 }
 
 // DefaultSuspiciousUserAgents are tools and scanners rather than browsers.
@@ -118,12 +129,16 @@ var DefaultSuspiciousUserAgents = []string{
 	"headlesschrome",
 }
 
-// DefaultSensitivePaths are django-smart-layer's defaults.
-var DefaultSensitivePaths = []string{"/admin", "/.env", "/api/token"}
+// DefaultSensitivePaths are django-smart-layer's defaults plus the paths
+// scanners probe first. The daily report's slow-drip detection watches the
+// same list.
+var DefaultSensitivePaths = []string{"/admin", "/.env", "/api/token", "/wp-login", "/wp-admin",
+	"/.git", "/phpmyadmin", "/xmlrpc.php"}
 
 // DefaultBehaviorConfig returns django-smart-layer's thresholds.
 func DefaultBehaviorConfig() BehaviorConfig {
 	return BehaviorConfig{
+		Mode:                 setting.Enforce,
 		GraceRequests:        20,
 		BlockThreshold:       8,
 		GreyThreshold:        4,
@@ -158,6 +173,8 @@ func DefaultBehaviorConfig() BehaviorConfig {
 		BanMaxTTL:            24 * time.Hour,
 		OffenceMemory:        7 * 24 * time.Hour,
 		IPv6Prefix:           64,
+		AllowCIDRs:           []string{},
+		DenyCIDRs:            []string{},
 		LLM: LLMConfig{
 			MinConfidence: 0.85,
 			QueueSize:     256,
@@ -170,124 +187,122 @@ func DefaultBehaviorConfig() BehaviorConfig {
 	}
 }
 
-// Validate reports every invalid field, named as in the YAML (behavior.*).
+// Validate reports every invalid field at once, each named by its YAML
+// key (behavior.*).
 func (c BehaviorConfig) Validate() error {
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("behavior.%s: %s", field, fmt.Sprintf(format, args...)))
-	}
-	nonNeg := func(field string, v int) {
-		if v < 0 {
-			bad(field, "must not be negative, got %d", v)
-		}
-	}
-	positiveDur := func(field string, d time.Duration) {
-		if d <= 0 {
-			bad(field, "must be positive, got %s", d)
-		}
-	}
-	nonNeg("grace_requests", c.GraceRequests)
-	if c.BlockThreshold <= 0 {
-		bad("block_threshold", "must be positive, got %d", c.BlockThreshold)
-	}
+	p := setting.Section("behavior")
+	p.Mode("mode", c.Mode)
+	p.NonNegative("grace_requests", c.GraceRequests)
+	p.AtLeast("block_threshold", c.BlockThreshold, 1)
 	if c.GreyThreshold <= 0 || c.GreyThreshold > c.BlockThreshold {
-		bad("grey_threshold", "must be in 1..block_threshold (%d), got %d", c.BlockThreshold, c.GreyThreshold)
+		p.Add("grey_threshold", c.GreyThreshold, "must be in 1..block_threshold (%d)", c.BlockThreshold)
 	}
-	positiveDur("rate_window", c.RateWindow)
-	nonNeg("rate_block", c.RateBlock)
-	nonNeg("rate_suspect", c.RateSuspect)
-	nonNeg("rate_weight", c.RateWeight)
+	p.Positive("rate_window", c.RateWindow)
+	p.NonNegative("rate_block", c.RateBlock)
+	p.NonNegative("rate_suspect", c.RateSuspect)
+	p.NonNegative("rate_weight", c.RateWeight)
 	if c.RateBlock > 0 && c.RateSuspect >= c.RateBlock {
-		bad("rate_suspect", "must be below rate_block (%d), got %d", c.RateBlock, c.RateSuspect)
+		p.Add("rate_suspect", c.RateSuspect, "must be below rate_block (%d)", c.RateBlock)
 	}
-	positiveDur("error_window", c.ErrorWindow)
-	ratio := func(field string, v float64) {
-		if !(v >= 0 && v <= 1) {
-			bad(field, "must be in [0,1], got %v", v)
-		}
-	}
-	ratio("error_block_ratio", c.ErrorBlockRatio)
-	ratio("error_suspect_ratio", c.ErrorSuspectRatio)
+	p.Positive("error_window", c.ErrorWindow)
+	p.Ratio("error_block_ratio", c.ErrorBlockRatio)
+	p.Ratio("error_suspect_ratio", c.ErrorSuspectRatio)
 	if c.ErrorBlockRatio > 0 && c.ErrorSuspectRatio >= c.ErrorBlockRatio {
-		bad("error_suspect_ratio", "must be below error_block_ratio (%v), got %v", c.ErrorBlockRatio, c.ErrorSuspectRatio)
+		p.Add("error_suspect_ratio", c.ErrorSuspectRatio, "must be below error_block_ratio (%v)", c.ErrorBlockRatio)
 	}
-	if c.ErrorMinSample < 1 {
-		bad("error_min_sample", "must be at least 1, got %d", c.ErrorMinSample)
-	}
-	nonNeg("error_weight", c.ErrorWeight)
+	p.AtLeast("error_min_sample", c.ErrorMinSample, 1)
+	p.NonNegative("error_weight", c.ErrorWeight)
 	for i, s := range c.SuspiciousUserAgents {
 		if strings.TrimSpace(s) == "" {
-			bad(fmt.Sprintf("suspicious_user_agents[%d]", i), "must not be empty")
+			p.Add(fmt.Sprintf("suspicious_user_agents[%d]", i), nil, "must not be empty")
 		}
 	}
-	nonNeg("suspicious_ua_weight", c.SuspiciousUAWeight)
-	for i, p := range c.SensitivePaths {
-		if !strings.HasPrefix(p, "/") {
-			bad(fmt.Sprintf("sensitive_paths[%d]", i), "must start with /, got %q", p)
+	p.NonNegative("suspicious_ua_weight", c.SuspiciousUAWeight)
+	for i, s := range c.SensitivePaths {
+		if !strings.HasPrefix(s, "/") {
+			p.Add(fmt.Sprintf("sensitive_paths[%d]", i), s, "must start with /")
 		}
 	}
-	nonNeg("sensitive_weight", c.SensitiveWeight)
-	positiveDur("distinct_window", c.DistinctWindow)
-	nonNeg("distinct_endpoints", c.DistinctEndpoints)
-	nonNeg("distinct_weight", c.DistinctWeight)
+	p.NonNegative("sensitive_weight", c.SensitiveWeight)
+	p.Positive("distinct_window", c.DistinctWindow)
+	p.NonNegative("distinct_endpoints", c.DistinctEndpoints)
+	p.NonNegative("distinct_weight", c.DistinctWeight)
 	if c.TrackedEndpoints < 1 || c.TrackedEndpoints > 1024 {
-		bad("tracked_endpoints", "must be in 1..1024, got %d", c.TrackedEndpoints)
+		p.Add("tracked_endpoints", c.TrackedEndpoints, "must be in 1..1024")
 	} else if c.TrackedEndpoints < c.DistinctEndpoints {
-		bad("tracked_endpoints", "must be at least distinct_endpoints (%d), got %d", c.DistinctEndpoints, c.TrackedEndpoints)
+		p.Add("tracked_endpoints", c.TrackedEndpoints, "must be at least distinct_endpoints (%d)", c.DistinctEndpoints)
 	}
-	nonNeg("sequential_run", c.SequentialRun)
-	nonNeg("sequential_weight", c.SequentialWeight)
-	if c.TrackedTemplates < 1 || c.TrackedTemplates > 256 {
-		bad("tracked_templates", "must be in 1..256, got %d", c.TrackedTemplates)
-	}
-	positiveDur("idle_before", c.IdleBefore)
-	positiveDur("burst_window", c.BurstWindow)
-	nonNeg("burst_count", c.BurstCount)
-	nonNeg("burst_weight", c.BurstWeight)
-	positiveDur("state_ttl", c.StateTTL)
+	p.NonNegative("sequential_run", c.SequentialRun)
+	p.NonNegative("sequential_weight", c.SequentialWeight)
+	p.Between("tracked_templates", c.TrackedTemplates, 1, 256)
+	p.Positive("idle_before", c.IdleBefore)
+	p.Positive("burst_window", c.BurstWindow)
+	p.NonNegative("burst_count", c.BurstCount)
+	p.NonNegative("burst_weight", c.BurstWeight)
+	p.Positive("state_ttl", c.StateTTL)
 	for _, w := range []struct {
 		name string
 		d    time.Duration
 	}{{"rate_window", c.RateWindow}, {"error_window", c.ErrorWindow}, {"distinct_window", c.DistinctWindow},
 		{"idle_before + burst_window", c.IdleBefore + c.BurstWindow}} {
 		if c.StateTTL < w.d {
-			bad("state_ttl", "must cover %s (%s), got %s", w.name, w.d, c.StateTTL)
+			p.Add("state_ttl", c.StateTTL, "must cover %s (%s)", w.name, w.d)
 		}
 	}
-	if c.BanTTL < time.Second {
-		bad("ban_ttl", "must be at least 1s, got %s", c.BanTTL)
-	}
-	if c.BanEscalation < 1 {
-		bad("ban_escalation", "must be at least 1, got %d", c.BanEscalation)
-	}
+	p.AtLeastDuration("ban_ttl", c.BanTTL, time.Second)
+	p.AtLeast("ban_escalation", c.BanEscalation, 1)
 	if c.BanMaxTTL < c.BanTTL {
-		bad("ban_max_ttl", "must be at least ban_ttl (%s), got %s", c.BanTTL, c.BanMaxTTL)
+		p.Add("ban_max_ttl", c.BanMaxTTL, "must be at least ban_ttl (%s)", c.BanTTL)
 	}
-	nonNegDur := func(field string, d time.Duration) {
-		if d < 0 {
-			bad(field, "must not be negative, got %s", d)
+	if c.OffenceMemory < 0 {
+		p.Add("offence_memory", c.OffenceMemory, "must not be negative")
+	}
+	p.Between("ipv6_prefix", c.IPv6Prefix, 1, 128)
+	for key, list := range map[string][]string{"allow_cidrs": c.AllowCIDRs, "deny_cidrs": c.DenyCIDRs} {
+		for i, s := range list {
+			if _, err := ParsePrefix(s); err != nil {
+				p.Add(fmt.Sprintf("%s[%d]", key, i), s, "must be a CIDR or an IP address")
+			}
 		}
 	}
-	nonNegDur("offence_memory", c.OffenceMemory)
-	if c.IPv6Prefix < 1 || c.IPv6Prefix > 128 {
-		bad("ipv6_prefix", "must be in 1..128, got %d", c.IPv6Prefix)
+	p.Ratio("llm.min_confidence", c.LLM.MinConfidence)
+	p.AtLeast("llm.queue_size", c.LLM.QueueSize, 1)
+	p.AtLeast("llm.workers", c.LLM.Workers, 1)
+	p.Positive("llm.timeout", c.LLM.Timeout)
+	p.Positive("llm.cache_ttl", c.LLM.CacheTTL)
+	p.AtLeast("llm.cache_size", c.LLM.CacheSize, 1)
+	p.Positive("llm.store_timeout", c.LLM.StoreTimeout)
+	return p.Err()
+}
+
+// Prefixes parses a validated CIDR list (allow_cidrs, deny_cidrs).
+func Prefixes(list []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(list))
+	for _, s := range list {
+		pfx, err := ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, pfx)
 	}
-	if !(c.LLM.MinConfidence >= 0 && c.LLM.MinConfidence <= 1) {
-		bad("llm.min_confidence", "must be in [0,1], got %v", c.LLM.MinConfidence)
+	return out, nil
+}
+
+// ParsePrefix accepts a CIDR or a bare address (as a /32 or /128); an
+// IPv4-mapped IPv6 address is unmapped to IPv4.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		return p.Masked(), nil
 	}
-	if c.LLM.QueueSize < 1 {
-		bad("llm.queue_size", "must be at least 1, got %d", c.LLM.QueueSize)
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
 	}
-	if c.LLM.Workers < 1 {
-		bad("llm.workers", "must be at least 1, got %d", c.LLM.Workers)
-	}
-	positiveDur("llm.timeout", c.LLM.Timeout)
-	positiveDur("llm.cache_ttl", c.LLM.CacheTTL)
-	if c.LLM.CacheSize < 1 {
-		bad("llm.cache_size", "must be at least 1, got %d", c.LLM.CacheSize)
-	}
-	positiveDur("llm.store_timeout", c.LLM.StoreTimeout)
-	return errors.Join(errs...)
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
 // windows derives the store's window sizes from the configuration.

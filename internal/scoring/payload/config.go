@@ -1,10 +1,11 @@
 package payload
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
 // LLMMode says what happens to borderline payloads (score between 1 and
@@ -36,6 +37,19 @@ func (m LLMMode) String() string {
 	return fmt.Sprintf("LLMMode(%d)", int(m))
 }
 
+// MarshalText is the configuration spelling of m.
+func (m LLMMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
+
+// UnmarshalText parses the configuration spelling (payload.llm_mode).
+func (m *LLMMode) UnmarshalText(b []byte) error {
+	v, err := ParseLLMMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
 // ParseLLMMode parses "async", "sync" or "off".
 func ParseLLMMode(s string) (LLMMode, error) {
 	switch strings.ToLower(strings.TrimSpace(s)) {
@@ -52,54 +66,58 @@ func ParseLLMMode(s string) (LLMMode, error) {
 // Config tunes the validator. DefaultConfig gives the documented defaults;
 // the YAML keys live under payload.* (see README).
 type Config struct {
+	// Mode is enforce, shadow (log and count what would be denied) or off
+	// (payload.mode).
+	Mode setting.Mode `koanf:"mode"`
 	// BlockScore is the score at or above which a request is blocked
 	// (payload.block_score). Scores 1..BlockScore-1 are borderline.
-	BlockScore int
+	BlockScore int `koanf:"block_score"`
 	// MaxBodyBytes caps how much of a body is inspected
 	// (payload.max_body_bytes); longer bodies are scanned up to the cap and
 	// flagged in Result.BodyTruncated.
-	MaxBodyBytes int
+	MaxBodyBytes int `koanf:"max_body_bytes"`
 	// MaxJSONDepth bounds how deep the JSON walker descends
 	// (payload.max_json_depth); deeper values are not inspected.
-	MaxJSONDepth int
+	MaxJSONDepth int `koanf:"max_json_depth"`
 
 	// Headers lists the request headers to inspect (payload.headers),
 	// lowercased; a trailing '*' matches a prefix ("x-*"). "cookie" is
 	// inspected value by value.
-	Headers []string
+	Headers []string `koanf:"headers"`
 	// SkipHeaders are never inspected even when Headers matches them
 	// (payload.skip_headers); a trailing '*' matches a prefix.
-	SkipHeaders []string
+	SkipHeaders []string `koanf:"skip_headers"`
 
 	// LLMMode decides what borderline payloads do (payload.llm_mode).
-	LLMMode LLMMode
+	LLMMode LLMMode `koanf:"llm_mode"`
 	// MinConfidence: an LLM "malicious" verdict blocks only above it
 	// (payload.min_confidence).
-	MinConfidence float64
+	MinConfidence float64 `koanf:"min_confidence"`
 	// LLMMaxExcerpt caps the bytes of normalised payload sent to the LLM
 	// (payload.llm_max_excerpt).
-	LLMMaxExcerpt int
+	LLMMaxExcerpt int `koanf:"llm_max_excerpt"`
 	// LLMQueueSize bounds pending async asks (payload.llm_queue_size); when
 	// full, asks are dropped and counted.
-	LLMQueueSize int
+	LLMQueueSize int `koanf:"llm_queue_size"`
 	// LLMWorkers is how many asks run at once, async and sync together
 	// (payload.llm_workers).
-	LLMWorkers int
+	LLMWorkers int `koanf:"llm_workers"`
 	// VerdictCacheSize bounds the verdict cache entries
 	// (payload.verdict_cache_size).
-	VerdictCacheSize int
+	VerdictCacheSize int `koanf:"verdict_cache_size"`
 	// VerdictTTL is how long a cached verdict is trusted
 	// (payload.verdict_ttl).
-	VerdictTTL time.Duration
+	VerdictTTL time.Duration `koanf:"verdict_ttl"`
 	// LLMTimeout bounds one background (async) ask (payload.llm_timeout).
 	// Sync asks use the caller's context deadline instead.
-	LLMTimeout time.Duration
+	LLMTimeout time.Duration `koanf:"llm_timeout"`
 }
 
 // DefaultConfig returns the defaults django-smart-layer uses where it has
 // one (block at 3, confidence 0.85, 64 KiB bodies) and ours elsewhere.
 func DefaultConfig() Config {
 	return Config{
+		Mode:         setting.Enforce,
 		BlockScore:   3,
 		MaxBodyBytes: 65536,
 		MaxJSONDepth: 32,
@@ -121,58 +139,32 @@ func DefaultConfig() Config {
 	}
 }
 
-// validate reports every bad field, named by its YAML key.
-func (c *Config) validate() error {
-	var errs []error
-	bad := func(key string, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("payload.%s: "+format, append([]any{key}, args...)...))
-	}
-	if c.BlockScore < 1 {
-		bad("block_score", "must be >= 1, got %d", c.BlockScore)
-	}
-	if c.MaxBodyBytes < 0 {
-		bad("max_body_bytes", "must be >= 0, got %d", c.MaxBodyBytes)
-	}
-	if c.MaxJSONDepth < 1 || c.MaxJSONDepth > 1024 {
-		bad("max_json_depth", "must be in 1..1024, got %d", c.MaxJSONDepth)
-	}
+// Validate reports every bad field at once, named by its YAML key
+// (payload.*).
+func (c Config) Validate() error {
+	p := setting.Section("payload")
+	p.Mode("mode", c.Mode)
+	p.AtLeast("block_score", c.BlockScore, 1)
+	p.NonNegative("max_body_bytes", c.MaxBodyBytes)
+	p.Between("max_json_depth", c.MaxJSONDepth, 1, 1024)
 	switch c.LLMMode {
 	case LLMAsync, LLMSync, LLMOff:
 	default:
-		bad("llm_mode", "unknown mode %d", int(c.LLMMode))
+		p.Add("llm_mode", int(c.LLMMode), "must be one of async, sync, off")
 	}
-	if c.MinConfidence < 0 || c.MinConfidence > 1 {
-		bad("min_confidence", "must be in 0..1, got %v", c.MinConfidence)
-	}
-	if c.LLMMaxExcerpt < 64 {
-		bad("llm_max_excerpt", "must be >= 64, got %d", c.LLMMaxExcerpt)
-	}
-	if c.LLMQueueSize < 1 {
-		bad("llm_queue_size", "must be >= 1, got %d", c.LLMQueueSize)
-	}
-	if c.LLMWorkers < 1 {
-		bad("llm_workers", "must be >= 1, got %d", c.LLMWorkers)
-	}
-	if c.VerdictCacheSize < 1 {
-		bad("verdict_cache_size", "must be >= 1, got %d", c.VerdictCacheSize)
-	}
-	if c.VerdictTTL <= 0 {
-		bad("verdict_ttl", "must be > 0, got %v", c.VerdictTTL)
-	}
-	if c.LLMTimeout <= 0 {
-		bad("llm_timeout", "must be > 0, got %v", c.LLMTimeout)
-	}
-	for i, h := range c.Headers {
-		if h == "" || h != strings.ToLower(h) {
-			bad("headers", "entry %d (%q) must be a non-empty lowercase name", i, h)
+	p.Ratio("min_confidence", c.MinConfidence)
+	p.AtLeast("llm_max_excerpt", c.LLMMaxExcerpt, 64)
+	p.AtLeast("llm_queue_size", c.LLMQueueSize, 1)
+	p.AtLeast("llm_workers", c.LLMWorkers, 1)
+	p.AtLeast("verdict_cache_size", c.VerdictCacheSize, 1)
+	p.Positive("verdict_ttl", c.VerdictTTL)
+	p.Positive("llm_timeout", c.LLMTimeout)
+	for key, list := range map[string][]string{"headers": c.Headers, "skip_headers": c.SkipHeaders} {
+		for i, h := range list {
+			p.HeaderName(fmt.Sprintf("%s[%d]", key, i), strings.TrimSuffix(h, "*"), false)
 		}
 	}
-	for i, h := range c.SkipHeaders {
-		if h == "" || h != strings.ToLower(h) {
-			bad("skip_headers", "entry %d (%q) must be a non-empty lowercase name", i, h)
-		}
-	}
-	return errors.Join(errs...)
+	return p.Err()
 }
 
 // headerMatch reports whether name matches one of the patterns (exact, or

@@ -108,7 +108,7 @@ type cacheEntry struct {
 
 // New validates cfg and builds a Validator.
 func New(cfg Config, opts ...Option) (*Validator, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("payload config: %w", err)
 	}
 	v := &Validator{cfg: cfg, now: time.Now}

@@ -1,4 +1,4 @@
-package main
+package app
 
 import (
 	"context"
@@ -6,8 +6,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/smartlayer/smartlayer/cmd/internal/llmconfig"
-	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/llm"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
@@ -15,12 +13,12 @@ import (
 
 // newLLM returns the LLM client, or nil when none is configured: scoring
 // and payload then fail open without asking.
-func newLLM(c config.LLM, reg prometheus.Registerer, logger *slog.Logger) (*llm.Client, error) {
+func newLLM(c llm.Config, reg prometheus.Registerer, logger *slog.Logger) (*llm.Client, error) {
 	if c.BaseURL == "" {
 		logger.Info("no LLM configured (llm.base_url is empty): grey-zone clients and borderline payloads are allowed")
 		return nil, nil
 	}
-	return llm.New(llmconfig.FromConfig(c), reg, logger)
+	return llm.New(c, reg, logger)
 }
 
 // clientVerdicts adapts the LLM client to behaviour scoring's Verdicts.

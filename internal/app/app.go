@@ -1,15 +1,16 @@
-package main
+// Package app builds and runs the authz process from one configuration:
+// the modules (behaviour scoring, payload validation, quotas), the Check
+// pipeline, the ext_authz, access-log and admin servers, hot reload and the
+// shutdown order. cmd/authz only parses flags and calls Run.
+package app
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -18,10 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
@@ -30,13 +29,20 @@ import (
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
+	"github.com/smartlayer/smartlayer/internal/server"
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
-func serve(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
+// Run serves until ctx is done, then shuts down in order. cfg must come
+// from config.Load (validated); src is watched for hot reloads.
+func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog.Logger) error {
 	a := &app{logger: logger, reg: prometheus.NewRegistry()}
 	a.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	if cfg.Store.Backend == config.BackendRedis {
-		a.redis = newRedis(cfg.Store.Redis)
+	for _, n := range cfg.Notices {
+		logger.Warn("configuration: " + n)
+	}
+	if cfg.Store.Backend == store.BackendRedis {
+		a.redis = store.NewRedisClient(cfg.Store.Redis)
 		defer a.redis.Close()
 	}
 	model, err := newLLM(cfg.LLM, a.reg, logger)
@@ -58,20 +64,16 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		return err
 	}
 	defer a.behavior.Close()
-	if len(cfg.AccessLog.ClickHouse.Addr) > 0 {
+	if cfg.AccessLog.ClickHouse.Enabled() {
 		var err error
 		if a.ch, err = openClickHouse(cfg.AccessLog.ClickHouse); err != nil {
 			return err
 		}
 		defer a.ch.Close()
 	}
-	alsCfg, err := accessLogConfig(cfg)
-	if err != nil {
-		return err
-	}
 	// 1024 ALS messages of responses (64k+ with Envoy's batches).
-	fb := newFeedback(a.behavior, cfg.Behavior.LLM.StoreTimeout, 1024, 2, logger, a.reg)
-	als, err := accesslog.New(alsCfg, a.ch, fb, logger, a.reg)
+	fb := scoring.NewFeedback(a.behavior, cfg.Behavior.LLM.StoreTimeout, 1024, 2, logger, a.reg)
+	als, err := accesslog.New(cfg.AccessLog, a.ch, feedbackAdapter{fb}, logger, a.reg)
 	if err != nil {
 		return err
 	}
@@ -86,7 +88,7 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 	panics := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "smartlayer_grpc_panics_total", Help: "Panics recovered in gRPC handlers."})
 	a.reg.MustRegister(panics)
-	grpcOpts, err := grpcServerOptions(cfg.Server)
+	grpcOpts, err := server.GRPCOptions(cfg.Server)
 	if err != nil {
 		return err
 	}
@@ -102,7 +104,7 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 	alsGRPC := als.NewServer(grpcOpts...)
 	healthpb.RegisterHealthServer(alsGRPC, healthSrv)
 
-	adminSrv := admin.New(a.reg, admin.BansHandler(a.behavior, string(cfg.Server.AdminToken), logger), logger)
+	adminSrv := admin.New(a.reg, admin.BansHandler(a.behavior, cfg.Server.AdminToken.Reveal(), logger), logger)
 	adminSrv.SetProbes(a.probes())
 
 	authzLis, err := net.Listen("tcp", cfg.Server.AuthzAddr)
@@ -181,8 +183,8 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		logger.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout)
 		healthSrv.Shutdown()
 		adminSrv.Drain()
-		gracefulStop(authzGRPC, cfg.Server.ShutdownTimeout)
-		gracefulStop(alsGRPC, cfg.Server.ShutdownTimeout)
+		server.GracefulStop(authzGRPC, cfg.Server.ShutdownTimeout)
+		server.GracefulStop(alsGRPC, cfg.Server.ShutdownTimeout)
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
 		defer cancel()
 		if err := als.Close(cctx); err != nil {
@@ -201,21 +203,6 @@ func serve(ctx context.Context, cfg config.Config, src config.Source, logger *sl
 		return nil
 	})
 	return g.Wait()
-}
-
-// gracefulStop drains a gRPC server, forcing it closed after timeout.
-func gracefulStop(s *grpc.Server, timeout time.Duration) {
-	done := make(chan struct{})
-	go func() {
-		s.GracefulStop()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(timeout):
-		s.Stop()
-		<-done
-	}
 }
 
 func addrOf(l net.Listener) string {
@@ -244,10 +231,10 @@ func (a *app) probes() []admin.Probe {
 
 // openClickHouse connects over the native protocol with no extra settings:
 // ClickHouse 18.16 rejects settings it does not know.
-func openClickHouse(c config.ClickHouse) (driver.Conn, error) {
+func openClickHouse(c accesslog.ClickHouseConfig) (driver.Conn, error) {
 	conn, err := clickhouse.Open(&clickhouse.Options{
 		Addr:        c.Addr,
-		Auth:        clickhouse.Auth{Username: c.Username, Password: string(c.Password)},
+		Auth:        clickhouse.Auth{Username: c.Username, Password: c.Password.Reveal()},
 		DialTimeout: c.DialTimeout,
 	})
 	if err != nil {
@@ -277,30 +264,15 @@ func ensureSchema(ctx context.Context, conn driver.Conn, cfg config.Config, logg
 	}
 }
 
-func grpcServerOptions(c config.Server) ([]grpc.ServerOption, error) {
-	opts := []grpc.ServerOption{
-		grpc.MaxRecvMsgSize(c.MaxRecvMsgBytes),
-		// Envoy keeps long-lived HTTP/2 connections and pings them.
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+// feedbackAdapter hands the access log's response codes to behaviour
+// scoring's feedback queue (accesslog.Feedback).
+type feedbackAdapter struct{ f *scoring.Feedback }
+
+// ObserveResponses copies rs (the stream reuses it) and never blocks.
+func (a feedbackAdapter) ObserveResponses(_ context.Context, rs []accesslog.Response) {
+	batch := make([]scoring.UpstreamResponse, len(rs))
+	for i, r := range rs {
+		batch[i] = scoring.UpstreamResponse{ClientIP: r.ClientIP, Status: r.Status, OwnDenial: r.Denied, At: r.At}
 	}
-	if c.TLS.CertFile == "" {
-		return opts, nil
-	}
-	cert, err := tls.LoadX509KeyPair(c.TLS.CertFile, c.TLS.KeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("server.tls: %w", err)
-	}
-	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if c.TLS.ClientCAFile != "" {
-		pem, err := os.ReadFile(c.TLS.ClientCAFile)
-		if err != nil {
-			return nil, fmt.Errorf("server.tls.client_ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("server.tls.client_ca_file %s: no certificates", c.TLS.ClientCAFile)
-		}
-		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
-	}
-	return append(opts, grpc.Creds(credentials.NewTLS(tc))), nil
+	a.f.Offer(batch)
 }

@@ -1,4 +1,4 @@
-package main
+package scoring
 
 import (
 	"context"
@@ -7,38 +7,36 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/smartlayer/smartlayer/internal/accesslog"
-	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
-// responseObserver is what feedback needs from behaviour scoring.
+// responseObserver is what Feedback needs from behaviour scoring.
 type responseObserver interface {
-	ObserveResponses(ctx context.Context, rs []scoring.UpstreamResponse) error
+	ObserveResponses(ctx context.Context, rs []UpstreamResponse) error
 }
 
-// feedback carries response codes from the access-log stream to behaviour
+// Feedback carries response codes from the access-log stream to behaviour
 // scoring's error windows. The ALS stream must never wait on the store, so
 // the responses of each ALS message go through a bounded queue, as one
 // batch, to a few workers; when the queue is full a batch is dropped and
 // counted (an error rate is a statistic, a dropped sample only delays it).
-type feedback struct {
+type Feedback struct {
 	obs     responseObserver
 	timeout time.Duration // per batch
 	logger  *slog.Logger
-	queue   chan []scoring.UpstreamResponse
+	queue   chan []UpstreamResponse
 	done    chan struct{}
 	once    sync.Once
 	dropped prometheus.Counter
 	wg      sync.WaitGroup
 }
 
-// newFeedback starts workers that drain a queue of size batches (ALS
-// messages); timeout bounds the store calls of one batch.
-func newFeedback(obs responseObserver, timeout time.Duration, size, workers int, logger *slog.Logger, reg prometheus.Registerer) *feedback {
-	f := &feedback{
+// NewFeedback starts workers that drain a queue of size batches (ALS
+// messages) into obs (a *Behavior); timeout bounds the store calls of one
+// batch.
+func NewFeedback(obs responseObserver, timeout time.Duration, size, workers int, logger *slog.Logger, reg prometheus.Registerer) *Feedback {
+	f := &Feedback{
 		obs: obs, timeout: timeout, logger: logger,
-		queue: make(chan []scoring.UpstreamResponse, size),
+		queue: make(chan []UpstreamResponse, size),
 		done:  make(chan struct{}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "smartlayer_feedback_dropped_total",
@@ -55,25 +53,22 @@ func newFeedback(obs responseObserver, timeout time.Duration, size, workers int,
 	return f
 }
 
-// ObserveResponses implements accesslog.Feedback; it never blocks.
-func (f *feedback) ObserveResponses(_ context.Context, rs []accesslog.Response) {
+// Offer queues one batch of responses (one ALS message's); it never
+// blocks. The batch must not be reused by the caller.
+func (f *Feedback) Offer(batch []UpstreamResponse) {
 	select {
 	case <-f.done:
 		return
 	default:
 	}
-	batch := make([]scoring.UpstreamResponse, len(rs)) // the stream reuses rs
-	for i, r := range rs {
-		batch[i] = scoring.UpstreamResponse{ClientIP: r.ClientIP, Status: r.Status, OwnDenial: r.Denied, At: r.At}
-	}
 	select {
 	case f.queue <- batch:
 	default:
-		f.dropped.Add(float64(len(rs)))
+		f.dropped.Add(float64(len(batch)))
 	}
 }
 
-func (f *feedback) work() {
+func (f *Feedback) work() {
 	defer f.wg.Done()
 	for {
 		select {
@@ -93,7 +88,7 @@ func (f *feedback) work() {
 }
 
 // observe feeds one batch (one store round trip) under one deadline.
-func (f *feedback) observe(rs []scoring.UpstreamResponse) {
+func (f *Feedback) observe(rs []UpstreamResponse) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
 	if err := f.obs.ObserveResponses(ctx, rs); err != nil {
@@ -104,7 +99,7 @@ func (f *feedback) observe(rs []scoring.UpstreamResponse) {
 // Close stops the workers after the queue drains. The queue channel is
 // never closed, so a late ObserveResponses from a stream still shutting
 // down is ignored rather than a panic.
-func (f *feedback) Close() {
+func (f *Feedback) Close() {
 	f.once.Do(func() { close(f.done) })
 	f.wg.Wait()
 }

@@ -1,4 +1,4 @@
-package main
+package scoring
 
 import (
 	"context"
@@ -8,18 +8,15 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-
-	"github.com/smartlayer/smartlayer/internal/accesslog"
-	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
 type slowObserver struct {
 	mu      sync.Mutex
-	got     []scoring.UpstreamResponse
+	got     []UpstreamResponse
 	release chan struct{}
 }
 
-func (s *slowObserver) ObserveResponses(_ context.Context, rs []scoring.UpstreamResponse) error {
+func (s *slowObserver) ObserveResponses(_ context.Context, rs []UpstreamResponse) error {
 	<-s.release
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -29,15 +26,15 @@ func (s *slowObserver) ObserveResponses(_ context.Context, rs []scoring.Upstream
 
 func TestFeedbackNeverBlocks(t *testing.T) {
 	obs := &slowObserver{release: make(chan struct{})}
-	f := newFeedback(obs, time.Second, 4, 1, slog.New(slog.DiscardHandler), nil)
+	f := NewFeedback(obs, time.Second, 4, 1, slog.New(slog.DiscardHandler), nil)
 	done := make(chan struct{})
-	rs := make([]accesslog.Response, 10)
+	rs := make([]UpstreamResponse, 10)
 	go func() {
 		for i := range 100 { // batches of 10, like one ALS message each
-			rs[i%10] = accesslog.Response{ClientIP: "192.0.2.1", Status: 500 + i%2, Denied: i%3 == 0, At: time.Now()}
+			rs[i%10] = UpstreamResponse{ClientIP: "192.0.2.1", Status: 500 + i%2, OwnDenial: i%3 == 0, At: time.Now()}
 			if i%10 == 9 {
-				f.ObserveResponses(context.Background(), rs)
-				rs[0].ClientIP = "overwritten" // the stream reuses its slice
+				f.Offer(rs)
+				rs = make([]UpstreamResponse, 10)
 			}
 		}
 		close(done)
@@ -58,6 +55,6 @@ func TestFeedbackNeverBlocks(t *testing.T) {
 		t.Fatalf("first observation %+v", o)
 	}
 	// After Close a straggling stream is ignored, not a panic.
-	f.ObserveResponses(context.Background(), rs)
+	f.Offer(rs)
 	f.Close()
 }

@@ -1,0 +1,151 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/smartlayer/smartlayer/internal/authz"
+	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/quota"
+	"github.com/smartlayer/smartlayer/internal/scoring"
+	"github.com/smartlayer/smartlayer/internal/scoring/payload"
+	"github.com/smartlayer/smartlayer/internal/server"
+	"github.com/smartlayer/smartlayer/internal/setting"
+	"github.com/smartlayer/smartlayer/internal/store"
+)
+
+// app holds what Run builds once. Stateful modules survive config
+// reloads, so counters, windows and bans are kept when limits change;
+// pipelines are rebuilt from them on every reload.
+type app struct {
+	logger *slog.Logger
+	reg    *prometheus.Registry
+	redis  *redis.Client // nil with the memory store
+
+	behavior *scoring.Behavior
+	quota    *quota.Limiter
+	payload  *payload.Validator
+	ch       driver.Conn // nil without accesslog.clickhouse.addr
+}
+
+// build creates the stateful modules from the first configuration.
+func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdicts payload.Verdicts) error {
+	var state scoring.State
+	if a.redis != nil {
+		st, err := store.NewRedis(a.redis, store.DefaultRedisOptions())
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		state = st
+	} else {
+		mo := store.DefaultMemoryOptions()
+		mo.MaxClients, mo.MaxBans, mo.Registerer = cfg.Store.Memory.MaxTrackedClients, cfg.Store.Memory.MaxBans, a.reg
+		st, err := store.NewMemory(mo)
+		if err != nil {
+			return fmt.Errorf("store: %w", err)
+		}
+		state = st
+	}
+	var err error
+	a.behavior, err = scoring.NewBehavior(cfg.Behavior, state, verdicts, a.logger, a.reg)
+	if err != nil {
+		return err
+	}
+
+	table, err := quota.Compile(cfg.Quota.Plans)
+	if err != nil {
+		return err
+	}
+	qc := cfg.Quota
+	qc.Registerer, qc.Logger = a.reg, a.logger
+	if a.redis != nil {
+		a.quota, err = quota.NewRedis(a.redis, table, qc)
+	} else {
+		a.quota, err = quota.NewMemory(table, qc)
+	}
+	if err != nil {
+		return fmt.Errorf("quota: %w", err)
+	}
+
+	opts := []payload.Option{payload.WithRegisterer(a.reg), payload.WithLogger(a.logger),
+		payload.WithVerdictHook(a.banPayloadSender)}
+	if payloadVerdicts != nil {
+		opts = append(opts, payload.WithVerdicts(payloadVerdicts))
+	}
+	a.payload, err = payload.New(cfg.Payload, opts...)
+	return err
+}
+
+// banPayloadSender bans the client whose payload the LLM judged malicious
+// after the request was allowed (async mode).
+func (a *app) banPayloadSender(ctx context.Context, ev payload.VerdictEvent) {
+	if !ev.Block || ev.Client == "" {
+		return
+	}
+	if _, err := a.behavior.Ban(ctx, ev.Client, "payload.llm", ev.Sample.Score, time.Now()); err != nil {
+		a.logger.Warn("ban after LLM payload verdict failed", "client", ev.Client, "err", err)
+	}
+}
+
+func (a *app) ban(ctx context.Context, clientKey, reason string, score int, now time.Time) error {
+	_, err := a.behavior.Ban(ctx, clientKey, reason, score, now)
+	return err
+}
+
+// pipeline builds the Check pipeline for cfg and applies cfg to the
+// stateful modules, so call it only with a configuration that will be used.
+func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	p := &authz.Pipeline{FailOpen: cfg.Server.FailMode == server.FailAllow, Identity: cfg.Identity}
+	var err error
+	if p.Allow, err = scoring.Prefixes(cfg.Behavior.AllowCIDRs); err != nil {
+		return nil, fmt.Errorf("behavior.allow_cidrs: %w", err)
+	}
+	if p.Deny, err = scoring.Prefixes(cfg.Behavior.DenyCIDRs); err != nil {
+		return nil, fmt.Errorf("behavior.deny_cidrs: %w", err)
+	}
+
+	storeTimeout := time.Duration(0)
+	if a.redis != nil {
+		storeTimeout = cfg.Store.Redis.Timeout
+	}
+	if err := a.behavior.SetConfig(cfg.Behavior); err != nil {
+		return nil, err
+	}
+	p.Stages = append(p.Stages,
+		authz.NamedStage{Module: authz.ModuleBehavior, Mode: mode(cfg.Behavior.Mode), SkipAllowListed: true,
+			Stage: authz.BehaviorStage(a.behavior, storeTimeout)},
+		authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
+			Stage: authz.PayloadStage(a.payload, a.ban)})
+
+	table, err := quota.Compile(cfg.Quota.Plans)
+	if err != nil {
+		return nil, err
+	}
+	a.quota.SetTable(table)
+	if len(table.Plans()) > 0 {
+		// No plans, no quota stage: no store round trip for nothing.
+		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode),
+			Stage: authz.QuotaStage(a.quota, storeTimeout)})
+	}
+	return p, nil
+}
+
+func mode(m setting.Mode) authz.Mode {
+	switch m {
+	case setting.Shadow:
+		return authz.Shadow
+	case setting.Off:
+		return authz.Off
+	default:
+		return authz.Enforce
+	}
+}

@@ -1,0 +1,71 @@
+package server
+
+import (
+	"time"
+
+	"github.com/smartlayer/smartlayer/internal/setting"
+)
+
+// FailMode is the decision when the pipeline cannot decide: a store down,
+// a bug, the decision budget overrun.
+type FailMode string
+
+// Fail modes.
+const (
+	FailAllow FailMode = "allow"
+	FailDeny  FailMode = "deny"
+)
+
+// Config configures the listeners and the request-path guarantees
+// (server.*).
+type Config struct {
+	AuthzAddr  string         `koanf:"authz_addr"`
+	ALSAddr    string         `koanf:"als_addr"`
+	AdminAddr  string         `koanf:"admin_addr"`
+	AdminToken setting.Secret `koanf:"admin_token"`
+	// DecisionBudget bounds the time one Check may take; past it the
+	// configured FailMode answers.
+	DecisionBudget time.Duration `koanf:"decision_budget"`
+	FailMode       FailMode      `koanf:"fail_mode"`
+	// ShutdownTimeout bounds draining in-flight Checks and flushing logs.
+	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
+	// MaxRecvMsgBytes caps one gRPC message (CheckRequest with body, ALS batch).
+	MaxRecvMsgBytes int       `koanf:"max_recv_msg_bytes"`
+	TLS             TLSConfig `koanf:"tls"`
+}
+
+// TLSConfig enables TLS (and mTLS with ClientCAFile) on the gRPC listeners
+// (server.tls.*).
+type TLSConfig struct {
+	CertFile     string `koanf:"cert_file"`
+	KeyFile      string `koanf:"key_file"`
+	ClientCAFile string `koanf:"client_ca_file"`
+}
+
+// DefaultConfig puts every listener on its documented port.
+func DefaultConfig() Config {
+	return Config{
+		AuthzAddr: ":9001", ALSAddr: ":9002", AdminAddr: ":9090",
+		DecisionBudget: 50 * time.Millisecond, FailMode: FailAllow,
+		ShutdownTimeout: 30 * time.Second, MaxRecvMsgBytes: 8 << 20,
+	}
+}
+
+// Validate reports every problem at once, named by its YAML key (server.*).
+func (c Config) Validate() error {
+	p := setting.Section("server")
+	p.Addr("authz_addr", c.AuthzAddr, true)
+	p.Addr("als_addr", c.ALSAddr, false)
+	p.Addr("admin_addr", c.AdminAddr, false)
+	p.Positive("decision_budget", c.DecisionBudget)
+	p.Positive("shutdown_timeout", c.ShutdownTimeout)
+	p.OneOf("fail_mode", string(c.FailMode), string(FailAllow), string(FailDeny))
+	p.AtLeast("max_recv_msg_bytes", c.MaxRecvMsgBytes, 64<<10)
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		p.Add("tls", nil, "cert_file and key_file must be set together")
+	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		p.Add("tls.client_ca_file", c.TLS.ClientCAFile, "needs cert_file and key_file")
+	}
+	return p.Err()
+}
