@@ -208,7 +208,7 @@ func (rep *BenignReport) WriteFP(name string) error {
 	for _, h := range rep.Hits {
 		reason := h.Verdict.Reason
 		if h.Engine == "coraza" {
-			reason = fmt.Sprint(h.Verdict.Rules)
+			reason = fmt.Sprint(detectionRules(h.Verdict.Rules))
 		}
 		q := fmt.Sprintf("%q", h.Value.Value)
 		if len(q) > 300 {
@@ -217,4 +217,16 @@ func (rep *BenignReport) WriteFP(name string) error {
 		fmt.Fprintf(&b, "%s | %s | %s | %s | %s\n", h.Engine, h.Position, h.Value.Kind, reason, q)
 	}
 	return os.WriteFile(name, []byte(b.String()), 0o644)
+}
+
+// detectionRules drops CRS's setup, initialisation and scoring rules,
+// keeping the request detection rules (911100–944999) that raised the score.
+func detectionRules(ids []int) []int {
+	var out []int
+	for _, id := range ids {
+		if id >= 911000 && id < 949000 && id%1000 >= 100 { // NNN0xx: paranoia-level skips
+			out = append(out, id)
+		}
+	}
+	return out
 }
