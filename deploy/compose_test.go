@@ -225,6 +225,26 @@ func TestComposePortsAgree(t *testing.T) {
 	if !publishes(c.Services["authz"], adminPort) {
 		t.Errorf("authz admin port %d (server.admin_addr) is not published", adminPort)
 	}
+	// Only Envoy's listener is open to the world; the admin API and Grafana
+	// are published on the host's loopback.
+	for name, svc := range c.Services {
+		for _, p := range svc.Ports {
+			if name != "envoy" && !strings.HasPrefix(p, "127.0.0.1:") {
+				t.Errorf("compose service %s publishes %q on every host interface", name, p)
+			}
+		}
+	}
+	// The tokens Envoy sends (initial_metadata) are the ones authz expects.
+	envoyYAML, err := os.ReadFile(repo + "/envoy/envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for env, cluster := range map[string]string{"SMARTLAYER_SERVER_AUTHZ_TOKEN": "smartlayer_authz", "SMARTLAYER_SERVER_ALS_TOKEN": "smartlayer_als"} {
+		tok := c.Services["authz"].Environment[env]
+		if tok == "" || !strings.Contains(string(envoyYAML), `value: "Bearer `+tok+`"`) {
+			t.Errorf("authz %s = %q: envoy.yaml must send it to %s as initial_metadata", env, tok, cluster)
+		}
+	}
 
 	if cfg.Store.Backend != "redis" {
 		t.Errorf("store.backend %q: the compose/k8s config shares state through Redis", cfg.Store.Backend)

@@ -149,6 +149,7 @@ func TestManifestsWellFormed(t *testing.T) {
 		"Namespace": "v1", "ConfigMap": "v1", "Secret": "v1", "Service": "v1",
 		"Deployment": "apps/v1", "PodDisruptionBudget": "policy/v1",
 		"HorizontalPodAutoscaler": "autoscaling/v2", "CronJob": "batch/v1",
+		"NetworkPolicy": "networking.k8s.io/v1",
 		"Kustomization": "kustomize.config.k8s.io/v1beta1",
 	}
 	for kind, docs := range m.byKind {
@@ -413,4 +414,43 @@ func TestReporterCronJob(t *testing.T) {
 		t.Errorf("CronJob runs %q, want the reporter binary", c.Command)
 	}
 	checkWorkload(t, m, pod, c)
+}
+
+// TestNetworkPolicyAdmitsOnlyWhatIsNeeded: every authz port is covered by a
+// rule with a source restriction, so no port is open to the whole cluster.
+func TestNetworkPolicyAdmitsOnlyWhatIsNeeded(t *testing.T) {
+	m := loadManifests(t)
+	var np struct {
+		Spec struct {
+			PodSelector struct {
+				MatchLabels map[string]string `json:"matchLabels"`
+			} `json:"podSelector"`
+			PolicyTypes []string `json:"policyTypes"`
+			Ingress     []struct {
+				From  []map[string]any `json:"from"`
+				Ports []struct {
+					Port int `json:"port"`
+				} `json:"ports"`
+			} `json:"ingress"`
+		} `json:"spec"`
+	}
+	decode(t, m.one(t, "NetworkPolicy").Raw, &np)
+	if np.Spec.PodSelector.MatchLabels["app.kubernetes.io/component"] != "authz" || !slices.Contains(np.Spec.PolicyTypes, "Ingress") {
+		t.Fatalf("NetworkPolicy must select the authz pods for Ingress: %+v", np.Spec)
+	}
+	restricted := map[int]bool{}
+	for _, rule := range np.Spec.Ingress {
+		if len(rule.From) == 0 {
+			t.Errorf("an ingress rule without from admits everyone: ports %+v", rule.Ports)
+			continue
+		}
+		for _, p := range rule.Ports {
+			restricted[p.Port] = true
+		}
+	}
+	for _, port := range []int{9001, 9002, 9090} {
+		if !restricted[port] {
+			t.Errorf("port %d has no source-restricted rule", port)
+		}
+	}
 }

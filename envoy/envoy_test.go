@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
@@ -392,6 +394,14 @@ func TestEnvoyAgreesWithSmartlayer(t *testing.T) {
 					fmt.Sprintf("max_request_bytes = payload.max_body_bytes (%d), partial, as bytes", cfg.Payload.MaxBodyBytes),
 				},
 				"no peer certificate": {!ea.GetIncludePeerCertificate(), "include_peer_certificate false"},
+				"ext_authz sends server.authz_token": {
+					bearerToken(ea.GetGrpcService().GetInitialMetadata()) != "",
+					`grpc_service.initial_metadata {key: authorization, value: "Bearer <token>"}`,
+				},
+				"ALS sends server.als_token": {
+					bearerToken(p.als.GetCommonConfig().GetGrpcService().GetInitialMetadata()) != "",
+					`grpc_service.initial_metadata {key: authorization, value: "Bearer <token>"}`,
+				},
 				"ALS V3 with log name": {
 					p.als.GetCommonConfig().GetTransportApiVersion().String() == "V3" && p.als.GetCommonConfig().GetLogName() != "",
 					"common_config transport_api_version V3 and a log_name",
@@ -438,6 +448,19 @@ func TestEnvoyAgreesWithSmartlayer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bearerToken returns the token of an "authorization: Bearer <token>"
+// metadata entry, or "".
+func bearerToken(md []*corev3.HeaderValue) string {
+	for _, h := range md {
+		if strings.EqualFold(h.GetKey(), "authorization") {
+			if tok, ok := strings.CutPrefix(h.GetValue(), "Bearer "); ok {
+				return tok
+			}
+		}
+	}
+	return ""
 }
 
 // checkClientIP encodes how Envoy's XFF handling maps onto smartlayer's

@@ -106,7 +106,9 @@ request POST /api/orders "$(printf '%s' "$body" | base64 -w0)" "$blen" >"$work/b
 
 start_authz() { # start_authz NAME CONFIG: sets addr, als, admin, apid
 	local name=$1 cfg=$work/$1.yaml try
+	# ghz finds the CheckRequest schema by server reflection (off by default).
 	printf '%s\n' "$2" >"$cfg"
+	printf 'server: {reflection: true}\n' >>"$cfg"
 	# A port found free can be taken before authz binds it (other runs share
 	# the machine): a few tries on fresh ports.
 	for try in 1 2 3; do

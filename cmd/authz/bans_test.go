@@ -56,8 +56,8 @@ func TestRunBans(t *testing.T) {
 			{args: []string{"list"}, env: "wrong", wantErr: "401"},
 			{args: []string{"list", "--token", "envtok"}, env: "wrong", wantOut: "198.51.100.1"},
 		}},
-		"server without token refuses writes": {steps: []step{
-			{args: []string{"list"}, wantOut: "no active bans"},
+		"server without token refuses reads and writes": {steps: []step{
+			{args: []string{"list"}, wantErr: "403 Forbidden: ban administration is disabled"},
 			{args: []string{"add", "192.0.2.1"}, wantErr: "403 Forbidden: ban administration is disabled"},
 		}},
 		"usage errors": {token: "x", steps: []step{

@@ -58,18 +58,18 @@ const (
 //	POST   /v1/bans          ban {"ip": "...", "reason": "...", "ttl": "30m"}
 //	DELETE /v1/bans/{ip}     lift a ban (and forget the client's offences)
 //
-// With a token every call needs "Authorization: Bearer <token>". Without
-// one the list is open (the admin port is meant to stay inside the
-// cluster) and the write calls answer 403: nobody may ban without a token.
+// Every call needs "Authorization: Bearer <token>". Without a configured
+// token every call answers 403: nobody may ban, and nobody may read who is
+// banned (the list tells an attacker which of its addresses are burnt).
 func BansHandler(b BanAdmin, token string, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	h := &bansHandler{b: b, token: token, log: logger, now: time.Now}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /v1/bans", h.auth(false, h.list))
-	mux.HandleFunc("POST /v1/bans", h.auth(true, h.add))
-	mux.HandleFunc("DELETE /v1/bans/{ip...}", h.auth(true, h.delete))
+	mux.HandleFunc("GET /v1/bans", h.auth(h.list))
+	mux.HandleFunc("POST /v1/bans", h.auth(h.add))
+	mux.HandleFunc("DELETE /v1/bans/{ip...}", h.auth(h.delete))
 	return mux
 }
 
@@ -80,15 +80,11 @@ type bansHandler struct {
 	now   func() time.Time
 }
 
-func (h *bansHandler) auth(write bool, next http.HandlerFunc) http.HandlerFunc {
+func (h *bansHandler) auth(next http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if h.token == "" {
-			if write {
-				writeJSON(w, http.StatusForbidden, ErrorBody{Error: "forbidden",
-					Message: "ban administration is disabled: set server.admin_token (SMARTLAYER_SERVER_ADMIN_TOKEN)"})
-				return
-			}
-			next(w, r)
+			writeJSON(w, http.StatusForbidden, ErrorBody{Error: "forbidden",
+				Message: "ban administration is disabled: set server.admin_token (SMARTLAYER_SERVER_ADMIN_TOKEN)"})
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")

@@ -67,7 +67,7 @@ func TestBansHandler(t *testing.T) {
 		calls []call
 	}{
 		"no token: list open, writes forbidden": {calls: []call{
-			{method: "GET", path: "/v1/bans", wantStatus: 200, wantBody: `{"bans":[]}`},
+			{method: "GET", path: "/v1/bans", wantStatus: 403, wantBody: "admin_token"},
 			{method: "POST", path: "/v1/bans", body: `{"ip":"192.0.2.1"}`, wantStatus: 403, wantBody: "admin_token"},
 			{method: "DELETE", path: "/v1/bans/192.0.2.1", wantStatus: 403, wantBody: "disabled"},
 		}},

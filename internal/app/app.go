@@ -92,16 +92,20 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 	if err != nil {
 		return err
 	}
-	grpcOpts = append(grpcOpts, grpc.ChainUnaryInterceptor(authz.RecoveryInterceptor(logger, panics)))
-	authzGRPC := grpc.NewServer(grpcOpts...)
+	// Recovery first, so a panic anywhere below it (token check included)
+	// is contained; each listener then checks its own token.
+	grpcOpts = append(grpcOpts, server.Recovery(logger, panics)...)
+	authzGRPC := grpc.NewServer(server.WithTokenAuth(grpcOpts, cfg.Server.AuthzToken)...)
 	authzSrv.Register(authzGRPC)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(authzGRPC, healthSrv)
-	reflection.Register(authzGRPC)
+	if cfg.Server.Reflection {
+		reflection.Register(authzGRPC)
+	}
 
 	// The access log gets its own listener and server so a flood of log
 	// streams cannot starve Checks, and each drains on its own.
-	alsGRPC := als.NewServer(grpcOpts...)
+	alsGRPC := als.NewServer(server.WithTokenAuth(grpcOpts, cfg.Server.ALSToken)...)
 	healthpb.RegisterHealthServer(alsGRPC, healthSrv)
 
 	adminSrv := admin.New(a.reg, admin.BansHandler(a.behavior, cfg.Server.AdminToken.Reveal(), logger), logger)

@@ -15,7 +15,6 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
@@ -196,21 +195,4 @@ func (m *metrics) observe(d *Decision, took time.Duration) {
 		m.shadow.WithLabelValues(d.ShadowModule, d.ShadowReason).Inc()
 	}
 	m.duration.Observe(took.Seconds())
-}
-
-// RecoveryInterceptor turns a panic in any unary handler into an Internal
-// error (Envoy then applies its failure_mode_allow) and counts it.
-func RecoveryInterceptor(logger *slog.Logger, panics prometheus.Counter) grpc.UnaryServerInterceptor {
-	return func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-		defer func() {
-			if v := recover(); v != nil {
-				if panics != nil {
-					panics.Inc()
-				}
-				logger.Error("panic in gRPC handler", "method", info.FullMethod, "panic", toString(v))
-				err = status.Error(codes.Internal, "internal error")
-			}
-		}()
-		return handler(ctx, req)
-	}
 }

@@ -23,6 +23,16 @@ type Config struct {
 	ALSAddr    string         `koanf:"als_addr"`
 	AdminAddr  string         `koanf:"admin_addr"`
 	AdminToken setting.Secret `koanf:"admin_token"`
+	// AuthzToken and ALSToken, when set, must arrive as gRPC metadata
+	// "authorization: Bearer <token>" on every Check and access-log stream
+	// (Envoy: grpc_service.initial_metadata). They add to mTLS (tls.*):
+	// anyone who can reach an unauthenticated ALS port can write rows and
+	// feed behaviour scoring.
+	AuthzToken setting.Secret `koanf:"authz_token"`
+	ALSToken   setting.Secret `koanf:"als_token"`
+	// Reflection registers gRPC server reflection on the ext_authz port
+	// (for grpcurl); off by default, it tells a scanner what it faces.
+	Reflection bool `koanf:"reflection"`
 	// DecisionBudget bounds the time one Check may take; past it the
 	// configured FailMode answers.
 	DecisionBudget time.Duration `koanf:"decision_budget"`
