@@ -406,10 +406,16 @@ func TestEnvoyAgreesWithSmartlayer(t *testing.T) {
 					p.als.GetCommonConfig().GetTransportApiVersion().String() == "V3" && p.als.GetCommonConfig().GetLogName() != "",
 					"common_config transport_api_version V3 and a log_name",
 				},
-				"ALS logs the identity headers": {
-					slices.Contains(p.als.GetAdditionalRequestHeadersToLog(), cfg.Identity.UserHeader) &&
-						slices.Contains(p.als.GetAdditionalRequestHeadersToLog(), cfg.Identity.PlanHeader),
-					fmt.Sprintf("additional_request_headers_to_log has %s and %s", cfg.Identity.UserHeader, cfg.Identity.PlanHeader),
+				"ALS logs the identity headers when header identity is on": {
+					cfg.Identity.UserHeader == "" ||
+						(slices.Contains(p.als.GetAdditionalRequestHeadersToLog(), cfg.Identity.UserHeader) &&
+							slices.Contains(p.als.GetAdditionalRequestHeadersToLog(), cfg.Identity.PlanHeader)),
+					fmt.Sprintf("additional_request_headers_to_log has %q and %q", cfg.Identity.UserHeader, cfg.Identity.PlanHeader),
+				},
+				"client-sent trusted headers stripped before ext_authz": {
+					stripsBeforeExtAuthz(p, append([]string{"x-smartlayer-plan", "x-smartlayer-score", "x-smartlayer-reason"},
+						nonEmpty(cfg.Identity.UserHeader, cfg.Identity.PlanHeader)...)...),
+					"a header_mutation filter before ext_authz removes x-smartlayer-* (and the identity headers smartlayer trusts)",
 				},
 				"ALS does not duplicate entry fields": {
 					!slices.ContainsFunc(p.als.GetAdditionalRequestHeadersToLog(), func(h string) bool {
@@ -448,6 +454,35 @@ func TestEnvoyAgreesWithSmartlayer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// stripsBeforeExtAuthz reports whether a header_mutation filter placed
+// before ext_authz removes every one of names.
+func stripsBeforeExtAuthz(p parts, names ...string) bool {
+	hm, ea := slices.Index(p.filters, "envoy.filters.http.header_mutation"), slices.Index(p.filters, "envoy.filters.http.ext_authz")
+	if hm < 0 || hm > ea {
+		return false
+	}
+	var removed []string
+	for _, m := range p.mutation.GetMutations().GetRequestMutations() {
+		removed = append(removed, m.GetRemove())
+	}
+	for _, n := range names {
+		if !slices.Contains(removed, n) {
+			return false
+		}
+	}
+	return true
+}
+
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // bearerToken returns the token of an "authorization: Bearer <token>"
@@ -508,7 +543,8 @@ func TestEdgeIdentityCannotBeSpoofed(t *testing.T) {
 			removed = append(removed, r)
 		}
 	}
-	for _, h := range []string{cfg.Identity.UserHeader, cfg.Identity.PlanHeader} {
+	// jwt_authn writes x-user-id / x-user-plan for the app: the client's copies go first.
+	for _, h := range []string{"x-user-id", "x-user-plan"} {
 		if !slices.Contains(removed, h) {
 			t.Errorf("header_mutation does not remove client-sent %s (removes %v)", h, removed)
 		}
@@ -533,7 +569,7 @@ func TestEdgeIdentityCannotBeSpoofed(t *testing.T) {
 		for _, c := range prov.GetClaimToHeaders() {
 			claims[c.GetHeaderName()] = c.GetClaimName()
 		}
-		if claims[cfg.Identity.UserHeader] == "" || claims[cfg.Identity.PlanHeader] == "" {
+		if cfg.Identity.UserHeader != "" && (claims[cfg.Identity.UserHeader] == "" || claims[cfg.Identity.PlanHeader] == "") {
 			t.Errorf("provider %s: claim_to_headers does not set %s and %s", name, cfg.Identity.UserHeader, cfg.Identity.PlanHeader)
 		}
 	}

@@ -169,7 +169,7 @@ func TestIstioResources(t *testing.T) {
 			if got := services[a.Service]["grpc-als"]; got == 0 || got != a.Port || a.Port != alsPort {
 				t.Errorf("%s: %s:%d, want a Service in deploy/kubernetes with grpc-als = %d (found %d)", p.Name, a.Service, a.Port, alsPort, got)
 			}
-			for _, h := range []string{cfg.Identity.UserHeader, cfg.Identity.PlanHeader} {
+			for _, h := range nonEmpty(cfg.Identity.UserHeader, cfg.Identity.PlanHeader) {
 				if !slices.Contains(a.AdditionalRequestHeadersToLog, h) {
 					t.Errorf("%s: additionalRequestHeadersToLog lacks %s", p.Name, h)
 				}

@@ -60,6 +60,13 @@ func (m mapper) toRow(nodeID string, e *datav3.HTTPAccessLogEntry, received time
 	headers := req.GetRequestHeaders()
 	r.UserID = capString(headers[m.userHeader], maxShortField)
 	r.Plan = capString(headers[m.planHeader], maxShortField)
+	fields := c.GetMetadata().GetFilterMetadata()[extAuthzNamespace].GetFields()
+	if fields["decision"].GetStringValue() != "" {
+		r.UserID, r.Plan = capString(fields["user"].GetStringValue(), maxShortField), ""
+		if r.UserID != "" {
+			r.Plan = capString(fields["plan"].GetStringValue(), maxShortField)
+		}
+	}
 	switch m.clientIP {
 	case ClientIPAlways:
 		r.ClientIP = peerIP
@@ -77,7 +84,6 @@ func (m mapper) toRow(nodeID string, e *datav3.HTTPAccessLogEntry, received time
 	uaex := false
 	r.ResponseFlags, uaex = responseFlags(c.GetResponseFlags())
 
-	fields := c.GetMetadata().GetFilterMetadata()[extAuthzNamespace].GetFields()
 	if decision := fields["decision"].GetStringValue(); decision != "" {
 		r.Blocked = decision == "deny"
 		r.BlockModule = capString(fields["module"].GetStringValue(), maxShortField)

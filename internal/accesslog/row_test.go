@@ -78,7 +78,9 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 			},
 			want: Row{Unix: start.Unix(), Millis: 987, NodeID: "envoy-1", Method: "POST", Scheme: "https",
 				Authority: "api.example.com", Path: "/api/generate/", Query: "q=1&x=%20y", RouteName: "api_generate",
-				Status: 403, DurationMs: 1234, BytesIn: 1300, BytesOut: 200, ClientIP: "203.0.113.7", Plan: "free",
+				// authz decided without a user: a client-sent x-user-plan
+				// is not the row's plan.
+				Status: 403, DurationMs: 1234, BytesIn: 1300, BytesOut: 200, ClientIP: "203.0.113.7",
 				UserAgent: "curl/8.0", Referer: "https://example.com/", RequestID: "req-full",
 				UpstreamCluster: "backend", UpstreamHost: "10.1.2.3:8080", ResponseFlags: "UH,UAEX,URX",
 				Blocked: true, BlockModule: "behavior", BlockReason: "behavior.empty_user_agent", Score: 9},
@@ -92,7 +94,7 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 					Duration:                durationpb.New(15 * time.Millisecond),
 					UpstreamRemoteAddress:   sockAddr("2001:db8::2", 9000),
 					Metadata: authzMeta(t, map[string]any{"decision": "allow", "module": "", "reason": "",
-						"score": 2.4, "status": 0.0}),
+						"score": 2.4, "status": 0.0, "user": "u-42", "plan": "premium"}),
 				},
 				Request: &datav3.HTTPRequestProperties{RequestMethod: corev3.RequestMethod_GET, Path: "/v1/items",
 					RequestId: "req-v6", RequestHeaders: map[string]string{"x-user-id": "u-42", "x-user-plan": "premium"}},

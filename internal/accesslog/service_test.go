@@ -773,10 +773,24 @@ func TestMalformedMessageEndsItsStream(t *testing.T) {
 	if got := testutil.ToFloat64(s.m.malformed); got != 1 {
 		t.Errorf("malformed_messages_total %v, want 1", got)
 	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !strings.Contains(logs.String(), "malformed access log message") || !strings.Contains(logs.String(), "peer=127.0.0.1:") {
-		t.Errorf("log does not name the malformed message and its peer:\n%s", logs.String())
+	// The handler logs after gRPC has already ended the stream for the
+	// client: wait for the line rather than race it.
+	logged := func() (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		l := logs.String()
+		return l, strings.Contains(l, "malformed access log message") && strings.Contains(l, "peer=127.0.0.1:")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l, ok := logged()
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log does not name the malformed message and its peer:\n%s", l)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 

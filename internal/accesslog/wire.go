@@ -287,7 +287,7 @@ func (v wireValue) numberValue() float64 {
 
 // authzFields are the ext_authz dynamic metadata fields a row keeps.
 type authzFields struct {
-	decision, module, reason, score wireValue
+	decision, module, reason, score, user, plan wireValue
 }
 
 func (e *wireEntry) decode(b []byte) error {
@@ -437,6 +437,10 @@ func (st *authzFields) decodeStruct(b []byte) error {
 			st.reason = v
 		case "score":
 			st.score = v
+		case "user":
+			st.user = v
+		case "plan":
+			st.plan = v
 		}
 	}
 	return sc.err

@@ -50,8 +50,17 @@ func (f *frame) row(e *wireEntry) (r Row, peerIP string) {
 	if peerIP == "" {
 		peerIP = e.direct.ip()
 	}
-	r.UserID = toString(e.user, maxShortField)
-	r.Plan = s.get(e.plan, maxShortField)
+	user, plan := e.user, e.plan
+	if len(e.authz.decision.stringValue()) > 0 {
+		// authz decided this request: the identity it decided with (from
+		// verified sources) is the row's, not headers a client may write.
+		user, plan = e.authz.user.stringValue(), nil
+		if len(user) > 0 {
+			plan = e.authz.plan.stringValue()
+		}
+	}
+	r.UserID = toString(user, maxShortField)
+	r.Plan = s.get(plan, maxShortField)
 	switch f.mp.clientIP {
 	case ClientIPAlways:
 		r.ClientIP = peerIP

@@ -77,11 +77,17 @@ type Decision struct {
 	ShadowModule string
 	ShadowReason string
 
+	// User and Plan are the identity authz decided with (from verified
+	// sources); the access log stores them from the metadata.
+	User      string
 	Plan      string
 	RequestID string
 	// Headers: for a denial, sent to the client; for an allowed request,
 	// added to the upstream response.
 	Headers []Header
+	// Strip names client-sent x-smartlayer-* request headers that are not
+	// ours: an allowed request reaches the upstream without them.
+	Strip []string
 }
 
 func (d *Decision) status() int {

@@ -43,7 +43,7 @@ func (e *StageError) Unwrap() error { return e.Err }
 // decide runs the stages on r. It returns the decision, and an error when a
 // stage failed (the decision is then the fail-mode one).
 func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, error) {
-	d := Decision{Allow: true, Plan: r.Plan, RequestID: r.ID}
+	d := Decision{Allow: true, User: r.User, Plan: r.Plan, RequestID: r.ID}
 	allowListed := contains(p.Allow, r.ClientIP)
 	if !allowListed && contains(p.Deny, r.ClientIP) {
 		d.deny(ModuleLists, Verdict{Reason: ReasonDenyCIDR})
@@ -92,7 +92,7 @@ func (d *Decision) deny(module string, v Verdict) {
 
 // failDecision is the answer when the pipeline cannot decide.
 func (p *Pipeline) failDecision(r *scoring.Request, reason string) Decision {
-	d := Decision{Allow: p.FailOpen, Module: ModuleFailMode, Reason: reason, Plan: r.Plan, RequestID: r.ID}
+	d := Decision{Allow: p.FailOpen, Module: ModuleFailMode, Reason: reason, User: r.User, Plan: r.Plan, RequestID: r.ID}
 	if !d.Allow {
 		d.Status = 503
 	}

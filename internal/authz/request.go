@@ -18,11 +18,17 @@ import (
 type Identity struct {
 	ClientIP ClientIPConfig `koanf:"client_ip"`
 	// UserHeader and PlanHeader name request headers that carry the user
-	// and plan when the JWT does not.
+	// and plan when no verified JWT does. Empty (the default) means no
+	// header identity: setting them is an opt-in for deployments whose
+	// proxy writes them and strips client-sent copies first (the shipped
+	// Envoy configs do); otherwise a client picks its own plan.
 	UserHeader string `koanf:"user_header"`
 	PlanHeader string `koanf:"plan_header"`
 	// AnonymousPlan is the plan of requests without a user.
 	AnonymousPlan string `koanf:"anonymous_plan"`
+	// DefaultPlan is the plan of an identified user whose token (or plan
+	// header) names none; empty means AnonymousPlan, counted per user.
+	DefaultPlan string `koanf:"default_plan"`
 	// JWT reads user and plan from the payload Envoy's jwt_authn filter
 	// writes into metadata (payload_in_metadata), before the headers.
 	JWT JWTConfig `koanf:"jwt"`
@@ -53,12 +59,12 @@ type JWTConfig struct {
 }
 
 // DefaultIdentity returns the documented defaults: the client from the
-// right-most x-forwarded-for entry, user and plan from jwt_authn's payload
-// or the x-user-id / x-user-plan headers.
+// right-most x-forwarded-for entry, user and plan from jwt_authn's verified
+// payload only.
 func DefaultIdentity() Identity {
 	return Identity{
-		ClientIP:   ClientIPConfig{Source: "xff", TrustedHops: 1},
-		UserHeader: "x-user-id", PlanHeader: "x-user-plan", AnonymousPlan: "anonymous",
+		ClientIP:      ClientIPConfig{Source: "xff", TrustedHops: 1},
+		AnonymousPlan: "anonymous",
 		JWT: JWTConfig{Filter: "envoy.filters.http.jwt_authn", PayloadKey: "jwt_payload",
 			UserClaim: "sub", PlanClaim: "plan"},
 		MaxBodyBytes: 64 << 10,
@@ -140,16 +146,36 @@ func toRequest(req *authv3.CheckRequest, id *Identity, now time.Time) (r *scorin
 		r.ClientKey = unknownClient
 	}
 
-	claims := jwtClaims(attrs.GetMetadataContext().GetFilterMetadata()[id.JWT.Filter], id.JWT.PayloadKey)
-	r.User = firstNonEmpty(claim(claims, id.JWT.UserClaim), r.Headers[id.UserHeader])
-	r.Plan = firstNonEmpty(claim(claims, id.JWT.PlanClaim), r.Headers[id.PlanHeader])
-	if r.User == "" || r.Plan == "" {
-		// Without a user there is no plan to trust: anonymous callers are
-		// limited per client IP on the anonymous plan.
-		r.Plan = id.AnonymousPlan
-	}
+	r.User, r.Plan = id.userAndPlan(attrs.GetMetadataContext().GetFilterMetadata()[id.JWT.Filter], r.Headers)
 	return r, ok
 }
+
+// userAndPlan picks the caller's user and plan from verified sources only.
+// A token jwt_authn verified wins: its user claim, and its plan claim or
+// DefaultPlan — never a header, which the client may have written. Headers
+// count only when configured (UserHeader, PlanHeader: an explicit opt-in
+// for deployments whose proxy sets them and strips client copies). Without
+// a user there is no plan to trust: anonymous callers are limited per
+// client IP on the anonymous plan.
+func (id *Identity) userAndPlan(jwtNS *structpb.Struct, headers map[string]string) (user, plan string) {
+	if claims := jwtClaims(jwtNS, id.JWT.PayloadKey); claims != nil {
+		if user = claim(claims, id.JWT.UserClaim); user != "" {
+			return user, firstNonEmpty(claim(claims, id.JWT.PlanClaim), id.defaultPlan())
+		}
+	}
+	if id.UserHeader != "" {
+		if user = headers[id.UserHeader]; user != "" {
+			if id.PlanHeader != "" {
+				plan = headers[id.PlanHeader]
+			}
+			return user, firstNonEmpty(plan, id.defaultPlan())
+		}
+	}
+	return "", id.AnonymousPlan
+}
+
+// defaultPlan is the plan of an identified user whose token names none.
+func (id *Identity) defaultPlan() string { return firstNonEmpty(id.DefaultPlan, id.AnonymousPlan) }
 
 // headers returns lowercased request headers from either of Envoy's
 // encodings: the headers map, or header_map (encode_raw_headers) whose raw

@@ -45,6 +45,7 @@ func TestToRequest(t *testing.T) {
 		req                             *authv3.CheckRequest
 		ip, user, plan, path, query, id string
 		ok                              bool
+		headerIdentity                  bool // identity.user_header/plan_header opted in
 	}{
 		"peer only": {req: envoyCheck("203.0.113.7", "GET", "/a?b=1", nil),
 			ip: "203.0.113.7", plan: "anonymous", path: "/a", query: "b=1", id: "req-1", ok: true},
@@ -58,12 +59,16 @@ func TestToRequest(t *testing.T) {
 			ip: "192.0.2.5", plan: "anonymous", path: "/", id: "req-1", ok: true},
 		"bracketed ipv6 in xff": {req: envoyCheck("10.0.0.2", "GET", "/", map[string]string{"x-forwarded-for": "[2001:db8::2]:443"}),
 			ip: "2001:db8::2", plan: "anonymous", path: "/", id: "req-1", ok: true},
-		"user and plan headers": {req: envoyCheck("192.0.2.1", "POST", "/api/generate/", map[string]string{"x-user-id": "u42", "x-user-plan": "premium"}),
-			ip: "192.0.2.1", user: "u42", plan: "premium", path: "/api/generate/", id: "req-1", ok: true},
+		"user and plan headers, opted in": {req: envoyCheck("192.0.2.1", "POST", "/api/generate/", map[string]string{"x-user-id": "u42", "x-user-plan": "premium"}),
+			ip: "192.0.2.1", user: "u42", plan: "premium", path: "/api/generate/", id: "req-1", ok: true, headerIdentity: true},
+		"client-sent identity headers ignored by default": {req: envoyCheck("192.0.2.1", "POST", "/api/generate/", map[string]string{"x-user-id": "u42", "x-user-plan": "premium"}),
+			ip: "192.0.2.1", plan: "anonymous", path: "/api/generate/", id: "req-1", ok: true},
 		"plan header without user is ignored": {req: envoyCheck("192.0.2.1", "GET", "/", map[string]string{"x-user-plan": "premium"}),
-			ip: "192.0.2.1", plan: "anonymous", path: "/", id: "req-1", ok: true},
+			ip: "192.0.2.1", plan: "anonymous", path: "/", id: "req-1", ok: true, headerIdentity: true},
 		"jwt claims beat headers": {req: jwt(envoyCheck("192.0.2.1", "GET", "/", map[string]string{"x-user-id": "spoof", "x-user-plan": "premium"}), map[string]any{"sub": "alice", "plan": "free"}),
-			ip: "192.0.2.1", user: "alice", plan: "free", path: "/", id: "req-1", ok: true},
+			ip: "192.0.2.1", user: "alice", plan: "free", path: "/", id: "req-1", ok: true, headerIdentity: true},
+		"jwt without plan claim never takes the header": {req: jwt(envoyCheck("192.0.2.1", "GET", "/", map[string]string{"x-user-plan": "premium"}), map[string]any{"sub": "alice"}),
+			ip: "192.0.2.1", user: "alice", plan: "anonymous", path: "/", id: "req-1", ok: true, headerIdentity: true},
 		"numeric jwt sub": {req: jwt(envoyCheck("192.0.2.1", "GET", "/", nil), map[string]any{"sub": 12345.0, "plan": "free"}),
 			ip: "192.0.2.1", user: "12345", plan: "free", path: "/", id: "req-1", ok: true},
 		"no source address": {req: &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
@@ -75,7 +80,11 @@ func TestToRequest(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			r, ok := toRequest(tc.req, testIdentity(), now)
+			id := testIdentity()
+			if tc.headerIdentity {
+				id.UserHeader, id.PlanHeader = "x-user-id", "x-user-plan"
+			}
+			r, ok := toRequest(tc.req, id, now)
 			if ok != tc.ok {
 				t.Fatalf("ok = %v, want %v", ok, tc.ok)
 			}

@@ -19,6 +19,8 @@ const (
 	HeaderReason = "x-smartlayer-reason"
 	HeaderPlan   = "x-smartlayer-plan"
 	HeaderScore  = "x-smartlayer-score"
+
+	ownHeaderPrefix = "x-smartlayer-"
 )
 
 // toResponse translates a Decision into Envoy's CheckResponse. Every string
@@ -37,6 +39,7 @@ func toResponse(d *Decision) *authv3.CheckResponse {
 			ok.ResponseHeadersToAdd = append(ok.ResponseHeadersToAdd,
 				header(h.Key, h.Value, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
 		}
+		ok.HeadersToRemove = d.Strip
 		return &authv3.CheckResponse{
 			Status:          &rpcstatus.Status{Code: int32(codes.OK)},
 			HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
@@ -124,6 +127,7 @@ func metadata(d *Decision) *structpb.Struct {
 		"score":      structpb.NewNumberValue(float64(d.Score)),
 		"status":     structpb.NewNumberValue(float64(d.status())),
 		"shadow":     structpb.NewBoolValue(d.Shadow),
+		"user":       structpb.NewStringValue(strings.ToValidUTF8(d.User, "\uFFFD")),
 		"plan":       structpb.NewStringValue(strings.ToValidUTF8(d.Plan, "\uFFFD")),
 		"request_id": structpb.NewStringValue(strings.ToValidUTF8(d.RequestID, "\uFFFD")),
 	}}

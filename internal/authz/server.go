@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -91,6 +92,7 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 		return p.failDecision(r, ReasonParseError)
 	}
 	d, err := s.decideWithin(ctx, p, r)
+	d.Strip = ownHeadersSent(r.Headers)
 	if err != nil {
 		kind := "stage"
 		if errors.Is(err, errBudget) {
@@ -101,6 +103,19 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 			"client", r.ClientKey, "request_id", r.ID)
 	}
 	return d
+}
+
+// ownHeadersSent lists the x-smartlayer-* request headers a client sent
+// (the upstream trusts our headers; a client's copy must not get through).
+// Plan and score are overwritten anyway; the rest is removed.
+func ownHeadersSent(h map[string]string) []string {
+	var out []string
+	for k := range h {
+		if strings.HasPrefix(k, ownHeaderPrefix) && k != HeaderPlan && k != HeaderScore {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // decideWithin runs the pipeline under the decision budget. The pipeline

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,4 +241,33 @@ func FuzzToRequest(f *testing.F) {
 			t.Fatalf("response does not marshal: %v", err)
 		}
 	})
+}
+
+// A client that sends our own headers gets them removed (or overwritten)
+// before the request reaches the upstream, which trusts them.
+func TestClientSentOwnHeadersAreRemoved(t *testing.T) {
+	s := NewServer(pipeline(), time.Second)
+	req := envoyCheck("203.0.113.9", "GET", "/", map[string]string{
+		"x-smartlayer-plan": "premium", "x-smartlayer-score": "0", "x-smartlayer-reason": "trusted",
+		"x-smartlayer-anything": "x", "x-other": "kept"})
+	resp, err := s.Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := resp.GetOkResponse()
+	if ok == nil {
+		t.Fatalf("not allowed: %v", resp)
+	}
+	removed := ok.GetHeadersToRemove()
+	slices.Sort(removed)
+	if want := []string{"x-smartlayer-anything", "x-smartlayer-reason"}; !slices.Equal(removed, want) {
+		t.Errorf("headers_to_remove %v, want %v", removed, want)
+	}
+	set := map[string]string{}
+	for _, h := range ok.GetHeaders() {
+		set[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+	}
+	if set[HeaderPlan] != "anonymous" || set[HeaderScore] != "0" {
+		t.Errorf("plan/score headers %v: ours must overwrite the client's", set)
+	}
 }

@@ -213,7 +213,7 @@ func TestScenarios(t *testing.T) {
 			free := func(path string) *envoysim.Request {
 				r := get("192.0.2.60", path, browserUA)
 				r.Method = "POST"
-				r.Headers["x-user-id"], r.Headers["x-user-plan"] = "alice", "free"
+				r.Claims = map[string]any{"sub": "alice", "plan": "free"}
 				return r
 			}
 			for i := range 2 {
@@ -230,10 +230,22 @@ func TestScenarios(t *testing.T) {
 			wantDenied(t, s.do(free("/api/analytics/")), 403, "quota.plan_forbidden")
 
 			prem := free("/api/generate/")
-			prem.Headers["x-user-id"], prem.Headers["x-user-plan"] = "bob", "premium"
+			prem.Claims = map[string]any{"sub": "bob", "plan": "premium"}
 			if res := s.do(prem); !res.Allowed || res.Headers["ratelimit-remaining"] != "49" {
 				t.Fatalf("premium: allowed=%v headers=%v", res.Allowed, res.Headers)
 			}
+
+			// Attack: claim a plan with headers instead of a verified token.
+			// The headers are not identity: the caller is anonymous, and
+			// the anonymous plan has no /api/analytics/ route.
+			forged := get("192.0.2.61", "/api/analytics/", browserUA)
+			forged.Headers["x-user-id"], forged.Headers["x-user-plan"] = "mallory", "premium"
+			wantDenied(t, s.do(forged), 403, "quota.plan_forbidden")
+			// A verified token without a plan claim does not take the header's.
+			noPlan := get("192.0.2.62", "/api/analytics/", browserUA)
+			noPlan.Claims = map[string]any{"sub": "carol"}
+			noPlan.Headers["x-user-plan"] = "premium"
+			wantDenied(t, s.do(noPlan), 403, "quota.plan_forbidden")
 		}},
 		{"slow-drip client over four days", func(t *testing.T, s *scenario) {
 			// A few probes a day, well under every rate rule (and inside the

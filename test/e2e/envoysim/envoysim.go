@@ -38,6 +38,10 @@ type Request struct {
 	Host    string
 	Headers map[string]string // lowercased; user-agent absent unless set
 	Body    []byte
+	// Claims, when set, are the payload of a JWT that Envoy's jwt_authn
+	// verified: forwarded to ext_authz in metadata_context under
+	// envoy.filters.http.jwt_authn/jwt_payload, as envoy/envoy.yaml does.
+	Claims map[string]any
 	// Time is the request's start; zero means time.Now().
 	Time time.Time
 }
@@ -147,6 +151,13 @@ func (e *Envoy) CheckRequest(r *Request, requestID string) *authv3.CheckRequest 
 	if start.IsZero() {
 		start = time.Now()
 	}
+	var md *corev3.Metadata
+	if r.Claims != nil {
+		payload, err := structpb.NewStruct(map[string]any{"jwt_payload": r.Claims})
+		if err == nil {
+			md = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"envoy.filters.http.jwt_authn": payload}}
+		}
+	}
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:      &authv3.AttributeContext_Peer{Address: socket(r.Client, 40000+int(start.UnixNano()%20000))},
 		Destination: &authv3.AttributeContext_Peer{Address: socket("10.0.0.10", 8080)},
@@ -154,6 +165,7 @@ func (e *Envoy) CheckRequest(r *Request, requestID string) *authv3.CheckRequest 
 			Time: timestamppb.New(start),
 			Http: http,
 		},
+		MetadataContext: md,
 	}}
 }
 

@@ -139,7 +139,7 @@ func actors() []actor {
 		actor{"free-plan-user", func(i int) (*envoysim.Request, time.Duration) {
 			r := get("192.0.2.60", "/api/generate/", browserUA)
 			r.Method = "POST"
-			r.Headers["x-user-id"], r.Headers["x-user-plan"] = "alice", "free"
+			r.Claims = map[string]any{"sub": "alice", "plan": "free"}
 			return r, 2 * time.Second
 		}},
 		actor{"404-collector", func(i int) (*envoysim.Request, time.Duration) {
