@@ -10,12 +10,12 @@ import (
 
 	"github.com/smartlayer/smartlayer/internal/admin"
 	"github.com/smartlayer/smartlayer/internal/scoring"
-	"github.com/smartlayer/smartlayer/internal/store"
+	"github.com/smartlayer/smartlayer/internal/scoring/state"
 )
 
 func adminServer(t *testing.T, token string) string {
 	t.Helper()
-	st, err := store.NewMemory(store.DefaultMemoryOptions())
+	st, err := state.NewMemory(state.DefaultMemoryOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,12 +12,12 @@ import (
 	"time"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
-	"github.com/smartlayer/smartlayer/internal/store"
+	"github.com/smartlayer/smartlayer/internal/scoring/state"
 )
 
 func newBehavior(t *testing.T) *scoring.Behavior {
 	t.Helper()
-	st, err := store.NewMemory(store.DefaultMemoryOptions())
+	st, err := state.NewMemory(state.DefaultMemoryOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func FuzzBansHandlerPost(f *testing.F) {
 		`{"ip":1}`, `[]`, `{"ip":"1.2.3.4"}{}`, `{"ip":"fe80::1%eth0"}`} {
 		f.Add(s)
 	}
-	st, err := store.NewMemory(store.MemoryOptions{MaxClients: 1000, MaxBans: 1000})
+	st, err := state.NewMemory(state.MemoryOptions{MaxClients: 1000, MaxBans: 1000})
 	if err != nil {
 		f.Fatal(err)
 	}

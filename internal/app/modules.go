@@ -15,9 +15,9 @@ import (
 	"github.com/smartlayer/smartlayer/internal/quota"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
+	"github.com/smartlayer/smartlayer/internal/scoring/state"
 	"github.com/smartlayer/smartlayer/internal/server"
 	"github.com/smartlayer/smartlayer/internal/setting"
-	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // app holds what Run builds once. Stateful modules survive config
@@ -36,24 +36,24 @@ type app struct {
 
 // build creates the stateful modules from the first configuration.
 func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdicts payload.Verdicts) error {
-	var state scoring.State
+	var st scoring.State
 	if a.redis != nil {
-		st, err := store.NewRedis(a.redis, store.DefaultRedisOptions())
+		r, err := state.NewRedis(a.redis, state.DefaultRedisOptions())
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		state = st
+		st = r
 	} else {
-		mo := store.DefaultMemoryOptions()
+		mo := state.DefaultMemoryOptions()
 		mo.MaxClients, mo.MaxBans, mo.Registerer = cfg.Store.Memory.MaxTrackedClients, cfg.Store.Memory.MaxBans, a.reg
-		st, err := store.NewMemory(mo)
+		m, err := state.NewMemory(mo)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		state = st
+		st = m
 	}
 	var err error
-	a.behavior, err = scoring.NewBehavior(cfg.Behavior, state, verdicts, a.logger, a.reg)
+	a.behavior, err = scoring.NewBehavior(cfg.Behavior, st, verdicts, a.logger, a.reg)
 	if err != nil {
 		return err
 	}

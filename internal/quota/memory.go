@@ -5,7 +5,8 @@ import (
 	"hash/maphash"
 	"math"
 	"strings"
-	"sync"
+
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // NewMemory returns a Limiter keeping counters in process memory, with the
@@ -34,11 +35,9 @@ type memKey struct{ subject, part string }
 type bucketCount struct{ idx, n int64 }
 
 type memEntry struct {
-	key        memKey
-	win        [numTimed][2]bucketCount
-	life       int64
-	expires    int64 // ms; math.MaxInt64 while it holds a lifetime count
-	prev, next *memEntry
+	win     [numTimed][2]bucketCount
+	life    int64
+	expires int64 // ms; math.MaxInt64 while it holds a lifetime count
 }
 
 func (e *memEntry) count(w Window, b int64) int64 {
@@ -56,61 +55,42 @@ func (e *memEntry) incr(w Window, b int64) {
 	s.n++
 }
 
-type memShard struct {
-	mu sync.Mutex
-	m  map[memKey]*memEntry
-	// Two LRU lists (sentinels; .next is the most recently used): keys that
-	// expire, and keys holding a lifetime count, which never do and are
-	// evicted last.
-	timed, life memEntry
-	max         int
-	_pad        [64]byte // keep hot shard locks on separate cache lines
-}
+// LRU classes: keys that expire, and keys holding a lifetime count, which
+// never do and are evicted last.
+const (
+	classTimed = iota
+	classLife
+	numClasses
+)
 
 type memBackend struct {
-	seed   maphash.Seed
-	shards []memShard
-	m      *metrics
+	seed maphash.Seed
+	lru  *store.LRU[memKey, memEntry]
+	m    *metrics
 }
 
 func newMemBackend(cfg Config, m *metrics) *memBackend {
-	shards := min(cfg.Memory.Shards, cfg.Memory.MaxKeys)
-	b := &memBackend{seed: maphash.MakeSeed(), shards: make([]memShard, shards), m: m}
-	per := (cfg.Memory.MaxKeys + shards - 1) / shards
-	for i := range b.shards {
-		s := &b.shards[i]
-		s.m = make(map[memKey]*memEntry)
-		s.timed.next, s.timed.prev = &s.timed, &s.timed
-		s.life.next, s.life.prev = &s.life, &s.life
-		s.max = per
-	}
-	return b
+	return &memBackend{seed: maphash.MakeSeed(), lru: store.NewLRU[memKey, memEntry](cfg.Memory.MaxKeys, cfg.Memory.Shards, numClasses), m: m}
 }
 
 func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowMs int64) (counts, bool, error) {
 	var c counts
 	k := memKey{subject, pr.part}
-	s := &b.shards[maphash.String(b.seed, subject)%uint64(len(b.shards))]
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s := b.lru.Shard(maphash.String(b.seed, subject))
+	s.Lock()
+	defer s.Unlock()
 
-	e := s.m[k]
-	if e == nil {
-		if len(s.m) >= s.max {
-			victim := s.timed.prev
-			if victim == &s.timed {
-				victim = s.life.prev
-			}
-			s.remove(victim)
-			b.m.evictions.Inc()
-		}
+	ent := s.Get(k)
+	if ent == nil {
 		// Clone: the caller's subject may share memory with a whole request.
 		k.subject = strings.Clone(subject)
-		e = &memEntry{key: k}
-		s.m[k] = e
-	} else {
-		s.unlink(e)
+		var ev *store.Evicted[memKey]
+		ent, ev = s.Insert(k, classTimed)
+		if ev != nil {
+			b.m.evictions.Inc()
+		}
 	}
+	e := &ent.Val
 
 	var buckets [numTimed]int64
 	for i, tl := range pr.timed {
@@ -138,34 +118,19 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 	}
 	if e.life > 0 {
 		e.expires = math.MaxInt64
-		s.pushFront(&s.life, e)
+		s.Touch(ent, classLife)
 		return c, allowed, nil
 	}
-	s.pushFront(&s.timed, e)
+	s.Touch(ent, classTimed)
 	// Lazily drop up to two expired keys from the cold end, so idle keys
 	// leave without a sweeper goroutine. Keys of longer windows may shield
 	// shorter ones behind them for a while; MaxKeys still holds.
 	for range 2 {
-		t := s.timed.prev
-		if t == &s.timed || t == e || t.expires > nowMs {
+		t := s.Coldest(classTimed)
+		if t == nil || t == ent || t.Val.expires > nowMs {
 			break
 		}
-		s.remove(t)
+		s.Remove(t)
 	}
 	return c, allowed, nil
-}
-
-func (s *memShard) unlink(e *memEntry) {
-	e.prev.next, e.next.prev = e.next, e.prev
-}
-
-func (s *memShard) pushFront(list, e *memEntry) {
-	e.prev, e.next = list, list.next
-	list.next.prev = e
-	list.next = e
-}
-
-func (s *memShard) remove(e *memEntry) {
-	s.unlink(e)
-	delete(s.m, e.key)
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 func TestMemoryConfigErrors(t *testing.T) {
@@ -51,7 +53,7 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 		t.Fatal("u1 not counted")
 	}
 	take("u4") // evicts u2
-	if got := len(l.backend.(*memBackend).shards[0].m); got != 3 {
+	if got := l.backend.(*memBackend).lru.ShardAt(0).Len(); got != 3 {
 		t.Errorf("%d keys kept, want 3", got)
 	}
 	if take("u2") != Allowed {
@@ -72,7 +74,7 @@ func TestMemoryExpiresIdleKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	shard := &l.backend.(*memBackend).shards[0]
+	shard := l.backend.(*memBackend).lru.ShardAt(0)
 	for i := range 10 {
 		path := "/a"
 		if i%5 == 0 {
@@ -80,8 +82,8 @@ func TestMemoryExpiresIdleKeys(t *testing.T) {
 		}
 		_, _ = l.Take(context.Background(), Key{Subject: "idle" + strconv.Itoa(i), Plan: "free", Path: path}, base)
 	}
-	if len(shard.m) != 10 {
-		t.Fatalf("%d keys, want 10", len(shard.m))
+	if shard.Len() != 10 {
+		t.Fatalf("%d keys, want 10", shard.Len())
 	}
 	// Two minutes later the per_minute keys are empty: each Take drops up to
 	// two of them from the cold end; lifetime keys stay.
@@ -89,7 +91,7 @@ func TestMemoryExpiresIdleKeys(t *testing.T) {
 		_, _ = l.Take(context.Background(), Key{Subject: "late" + strconv.Itoa(i), Plan: "free", Path: "/a"}, base.Add(2*time.Minute))
 	}
 	var lifetime, idle int
-	for k := range shard.m {
+	for k := range keys(shard) {
 		switch {
 		case strings.HasPrefix(k.subject, "idle") && strings.Contains(k.part, "/b"):
 			lifetime++
@@ -158,4 +160,10 @@ func TestMemoryEvictsTimedKeysFirst(t *testing.T) {
 	if take("newer", "/minute") != Allowed {
 		t.Error("the timed key was not evicted")
 	}
+}
+
+func keys(s *store.LRUShard[memKey, memEntry]) map[memKey]bool {
+	out := map[memKey]bool{}
+	s.Each(func(e *store.Entry[memKey, memEntry]) bool { out[e.Key] = true; return true })
+	return out
 }

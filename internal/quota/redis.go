@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // RedisClient is what the Redis backend needs from a client; *redis.Client,
@@ -16,10 +15,7 @@ import (
 // Configure the client with ContextTimeoutEnabled (so the caller's deadline
 // bounds the socket wait), a small ReadTimeout/WriteTimeout, and MaxRetries
 // -1: a retried script after a lost reply would count the request twice.
-type RedisClient interface {
-	EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd
-	Eval(ctx context.Context, script string, keys []string, args ...any) *redis.Cmd
-}
+type RedisClient = store.Scripter
 
 // takeLua checks every window of one request and counts it in all of them
 // only when all admit it. Keep the admission test identical to slide.admits.
@@ -71,7 +67,7 @@ return out
 
 // takeScript is sent with EVALSHA; EVAL only after NOSCRIPT (a restarted or
 // flushed Redis), which also caches it again.
-var takeScript = redis.NewScript(takeLua)
+var takeScript = store.NewScript(takeLua)
 
 // keyPrefix starts every quota key (DESIGN.md section 4).
 const keyPrefix = "sl:q:"
@@ -107,11 +103,7 @@ func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, 
 		c.slides[i] = slide{w: w, e: el}
 	}
 
-	cmd := b.c.EvalSha(ctx, takeScript.Hash(), keys, args...)
-	if err := cmd.Err(); err != nil && (errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT")) {
-		cmd = b.c.Eval(ctx, takeLua, keys, args...)
-	}
-	vals, err := cmd.Int64Slice()
+	vals, err := takeScript.Run(ctx, b.c, keys, args...).Int64Slice()
 	if err != nil {
 		return c, false, &BackendError{Backend: "redis", Err: fmt.Errorf("run quota script: %w", err)}
 	}
@@ -174,18 +166,4 @@ func redisKeys(subject string, pr *planRoute, nowMs int64, nkeys int) []string {
 
 // escapeSubject percent-encodes '{', '}' and '%' so a subject cannot end the
 // hash tag early or make two subjects' keys collide.
-func escapeSubject(s string) string {
-	if !strings.ContainsAny(s, "{}%") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '{', '}', '%':
-			fmt.Fprintf(&b, "%%%02X", c)
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return b.String()
-}
+func escapeSubject(s string) string { return store.EscapeKey(s) }

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 	"github.com/smartlayer/smartlayer/internal/scoring"
-	"github.com/smartlayer/smartlayer/internal/store"
+	"github.com/smartlayer/smartlayer/internal/scoring/state"
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
@@ -50,14 +50,14 @@ func redisClient(t testing.TB, addr string) redis.UniversalClient {
 func backends(t *testing.T) []backend {
 	return []backend{
 		{"memory", func(t *testing.T) scoring.State {
-			m, err := store.NewMemory(store.DefaultMemoryOptions())
+			m, err := state.NewMemory(state.DefaultMemoryOptions())
 			if err != nil {
 				t.Fatal(err)
 			}
 			return m
 		}},
 		{"redis", func(t *testing.T) scoring.State {
-			r, err := store.NewRedis(redisClient(t, testenv.RedisAddr(t)), store.RedisOptions{Prefix: uniquePrefix(t)})
+			r, err := state.NewRedis(redisClient(t, testenv.RedisAddr(t)), state.RedisOptions{Prefix: uniquePrefix(t)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -752,7 +752,7 @@ func TestSharedRedis(t *testing.T) {
 	addr := testenv.RedisAddr(t)
 	prefix := uniquePrefix(t)
 	mk := func() *scoring.Behavior {
-		st, err := store.NewRedis(redisClient(t, addr), store.RedisOptions{Prefix: prefix})
+		st, err := state.NewRedis(redisClient(t, addr), state.RedisOptions{Prefix: prefix})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -796,7 +796,7 @@ func TestSharedRedis(t *testing.T) {
 // works again once Redis is back.
 func TestRedisDown(t *testing.T) {
 	srv := testenv.StartRedis(t)
-	st, err := store.NewRedis(redisClient(t, srv.Addr), store.RedisOptions{})
+	st, err := state.NewRedis(redisClient(t, srv.Addr), state.RedisOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -830,7 +830,7 @@ func TestRedisDown(t *testing.T) {
 }
 
 func TestSetConfig(t *testing.T) {
-	st, err := store.NewMemory(store.DefaultMemoryOptions())
+	st, err := state.NewMemory(state.DefaultMemoryOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -891,7 +891,7 @@ func TestRedisHung(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { l.Close(); close(done); conns.Wait() })
-	st, err := store.NewRedis(redisClient(t, l.Addr().String()), store.RedisOptions{})
+	st, err := state.NewRedis(redisClient(t, l.Addr().String()), state.RedisOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
-	"github.com/smartlayer/smartlayer/internal/store"
+	"github.com/smartlayer/smartlayer/internal/scoring/state"
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
@@ -19,14 +19,14 @@ import (
 func BenchmarkCheck(b *testing.B) {
 	stores := map[string]func(b *testing.B) scoring.State{
 		"memory": func(b *testing.B) scoring.State {
-			m, err := store.NewMemory(store.DefaultMemoryOptions())
+			m, err := state.NewMemory(state.DefaultMemoryOptions())
 			if err != nil {
 				b.Fatal(err)
 			}
 			return m
 		},
 		"redis": func(b *testing.B) scoring.State {
-			r, err := store.NewRedis(redisClient(b, testenv.RedisAddr(b)), store.RedisOptions{Prefix: uniquePrefix(b)})
+			r, err := state.NewRedis(redisClient(b, testenv.RedisAddr(b)), state.RedisOptions{Prefix: uniquePrefix(b)})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -104,9 +104,9 @@ func BenchmarkObserveResponses(b *testing.B) {
 			var st scoring.State
 			var err error
 			if name == "memory" {
-				st, err = store.NewMemory(store.DefaultMemoryOptions())
+				st, err = state.NewMemory(state.DefaultMemoryOptions())
 			} else {
-				st, err = store.NewRedis(redisClient(b, testenv.RedisAddr(b)), store.RedisOptions{Prefix: uniquePrefix(b)})
+				st, err = state.NewRedis(redisClient(b, testenv.RedisAddr(b)), state.RedisOptions{Prefix: uniquePrefix(b)})
 			}
 			if err != nil {
 				b.Fatal(err)

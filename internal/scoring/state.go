@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// State records what a client does and remembers bans. internal/store
+// State records what a client does and remembers bans. internal/scoring/state
 // implements it twice: in process (memory) and in Redis, shared by replicas.
 //
 // Every method takes the time from the caller, so the windows move with the

@@ -2,415 +2,101 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
-	mrand "math/rand/v2"
-	"os"
-	"runtime"
-	"strings"
 	"testing"
-	"time"
-	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"github.com/smartlayer/smartlayer/internal/scoring"
+
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
-var t0 = time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-
-func windows() scoring.Windows {
-	c := scoring.DefaultBehaviorConfig()
-	return scoring.Windows{Rate: c.RateWindow, Errors: c.ErrorWindow, Distinct: c.DistinctWindow,
-		Idle: c.IdleBefore, Burst: c.BurstWindow, StateTTL: c.StateTTL,
-		MaxEndpoints: c.TrackedEndpoints, MaxTemplates: c.TrackedTemplates}
+func TestLRUEvictsLowestClassLeastRecentFirst(t *testing.T) {
+	l := NewLRU[string, int](3, 1, 2)
+	s := l.Shard(0)
+	s.Lock()
+	defer s.Unlock()
+	a, _ := s.Insert("a", 1)
+	b, _ := s.Insert("b", 0)
+	s.Insert("c", 0)
+	s.Touch(b, 0) // c is now the coldest of class 0
+	if _, ev := s.Insert("d", 0); ev == nil || ev.Key != "c" || ev.Class != 0 {
+		t.Fatalf("evicted %+v, want c of class 0", ev)
+	}
+	s.Touch(s.Get("b"), 1) // b moves to class 1, ahead of a
+	s.Touch(s.Get("d"), 1)
+	if _, ev := s.Insert("e", 0); ev == nil || ev.Key != "a" || ev.Class != 1 {
+		t.Fatalf("evicted %+v, want a of class 1 (class 0 empty)", ev)
+	}
+	if s.Get("a") != nil || a.Key != "a" || s.Len() != 3 || s.Coldest(1).Key != "b" {
+		t.Fatalf("len %d coldest %v", s.Len(), s.Coldest(1))
+	}
+	s.Remove(s.Get("b"))
+	if s.Coldest(1).Key != "d" || s.Len() != 2 {
+		t.Fatal("remove")
+	}
 }
 
-func newRedis(t testing.TB) (*Redis, redis.UniversalClient, string) {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: testenv.RedisAddr(t)})
-	t.Cleanup(func() { _ = c.Close() })
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	prefix := "t" + hex.EncodeToString(b[:]) + ":"
-	r, err := NewRedis(c, RedisOptions{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
+func TestLRUShardsHoldAtLeastMax(t *testing.T) {
+	l := NewLRU[int, struct{}](10, 4, 1)
+	total := 0
+	for i := range l.Shards() {
+		total += l.ShardAt(i).Cap()
 	}
-	return r, c, prefix
+	if l.Shards() != 4 || total < 10 {
+		t.Fatalf("%d shards hold %d", l.Shards(), total)
+	}
+	if l := NewLRU[int, struct{}](2, 64, 1); l.Shards() != 2 {
+		t.Fatalf("%d shards for 2 entries", l.Shards())
+	}
 }
 
-func newMemory(t testing.TB, o MemoryOptions) *Memory {
-	t.Helper()
-	m, err := NewMemory(o)
-	if err != nil {
-		t.Fatal(err)
+func TestEscapeKey(t *testing.T) {
+	cases := map[string]struct{ in, want string }{
+		"plain": {"user-42", "user-42"},
+		"ipv6":  {"2001:db8::/64", "2001:db8::/64"},
+		"brace": {"a}b{c", "a%7Db%7Bc"},
+		"pct":   {"100%", "100%25"},
+		"esc":   {"%7B", "%257B"},
 	}
-	return m
-}
-
-func TestCounts(t *testing.T) {
-	tests := map[string]struct {
-		adds []int64
-		cur  int64
-		want int
-	}{
-		"empty":              {nil, 5, 0},
-		"same bucket":        {[]int64{3, 3, 3}, 3, 3},
-		"window edge":        {[]int64{1, 5, 10}, 10, 3},
-		"oldest falls out":   {[]int64{0, 5, 10}, 10, 2},
-		"long gap clears":    {[]int64{1, 2, 3, 100}, 100, 1},
-		"read later":         {[]int64{1, 2, 3}, 11, 2},
-		"read much later":    {[]int64{1, 2, 3}, 50, 0},
-		"late event counted": {[]int64{10, 8}, 10, 2},
-		"too late dropped":   {[]int64{20, 10}, 20, 1},
-		"negative indexes":   {[]int64{-3, -2}, -2, 2},
-		"read before base":   {[]int64{10, 11, 12}, 11, 2},
-	}
-	for name, tc := range tests {
+	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			var c counts
-			base := int64(-1 << 40)
-			for _, a := range tc.adds {
-				if advance(&base, a, &c) {
-					c.inc(a)
-				}
+			if got := EscapeKey(tc.in); got != tc.want {
+				t.Errorf("EscapeKey(%q) = %q, want %q", tc.in, got, tc.want)
 			}
-			if got := c.sum(base, tc.cur); got != tc.want {
-				t.Fatalf("sum(%d) = %d, want %d", tc.cur, got, tc.want)
+			if got := UnescapeKey(EscapeKey(tc.in)); got != tc.in {
+				t.Errorf("UnescapeKey(EscapeKey(%q)) = %q", tc.in, got)
 			}
 		})
 	}
 }
 
-func TestMemoryLRUBound(t *testing.T) {
-	m := newMemory(t, MemoryOptions{MaxClients: 100, Shards: 4})
-	ctx := context.Background()
-	w := windows()
-	for i := range 1000 {
-		if _, err := m.Check(ctx, scoring.Observation{ClientKey: fmt.Sprintf("10.0.%d.%d", i/256, i%256), Now: t0, Windows: w}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n := m.Len(); n > 100 {
-		t.Fatalf("tracked %d clients, bound 100", n)
-	}
-	// The most recent client is remembered, the first one forgotten.
-	st, _ := m.Check(ctx, scoring.Observation{ClientKey: "10.0.3.231", Now: t0, Windows: w})
-	if st.Requests != 2 {
-		t.Fatalf("recent client: %d requests", st.Requests)
-	}
-	st, _ = m.Check(ctx, scoring.Observation{ClientKey: "10.0.0.0", Now: t0, Windows: w})
-	if st.Requests != 1 {
-		t.Fatalf("evicted client: %d requests", st.Requests)
-	}
-}
-
-func TestMemoryBanBound(t *testing.T) {
-	m := newMemory(t, MemoryOptions{MaxBans: 8, Shards: 1})
-	ctx := context.Background()
-	for i := range 20 {
-		_, err := m.Ban(ctx, fmt.Sprintf("10.1.0.%d", i), scoring.BanRequest{Reason: "r", Now: t0.Add(time.Duration(i) * time.Second),
-			TTL: time.Hour, Escalate: true, Factor: 2, MaxTTL: 24 * time.Hour, OffenceMemory: time.Hour})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	bans, _ := m.Bans(ctx, t0.Add(time.Minute), 100)
-	if len(bans) != 8 {
-		t.Fatalf("%d bans kept, bound 8", len(bans))
-	}
-	st, _ := m.Check(ctx, scoring.Observation{ClientKey: "10.1.0.19", Now: t0.Add(time.Minute), Windows: windows()})
-	if st.Ban == nil {
-		t.Fatal("latest ban dropped")
-	}
-}
-
-func TestMemoryContextDone(t *testing.T) {
-	m := newMemory(t, DefaultMemoryOptions())
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := m.Check(ctx, scoring.Observation{ClientKey: "x", Now: t0, Windows: windows()}); err == nil {
-		t.Fatal("Check with a done context succeeded")
-	}
-}
-
-// TestBackendsAgree replays one random history of requests, responses and
-// bans on the memory and the Redis store and compares every answer: the Lua
-// script and the Go code must implement the same windows.
-func TestBackendsAgree(t *testing.T) {
-	r, _, _ := newRedis(t)
-	m := newMemory(t, DefaultMemoryOptions())
-	ctx := context.Background()
-	w := windows()
-	w.MaxEndpoints, w.MaxTemplates = 6, 3 // small, to exercise eviction
-	rng := mrand.New(mrand.NewPCG(1, 2))
-	clients := []string{"192.0.2.1", "192.0.2.2", "2001:db8::/64"}
-	at := t0
-	// seen counts interesting answers, so the replay provably covers them.
-	seen := map[string]int{}
-	for step := range 3000 {
-		// Mostly small steps, sometimes long silences (idle, state TTL).
-		switch p := rng.IntN(100); {
-		case p < 70:
-			at = at.Add(time.Duration(rng.IntN(1500)) * time.Millisecond)
-		case p < 95:
-			at = at.Add(time.Duration(rng.IntN(30)) * time.Second)
-		case p < 99:
-			at = at.Add(time.Duration(10+rng.IntN(5)) * time.Minute)
-		default:
-			at = at.Add(time.Duration(60+rng.IntN(30)) * time.Minute)
-		}
-		client := clients[rng.IntN(len(clients))]
-		switch op := rng.IntN(100); {
-		case op < 70:
-			obs := scoring.Observation{ClientKey: client, Now: at, Windows: w, Endpoint: uint64(rng.IntN(10))}
-			if rng.IntN(2) == 0 {
-				obs.HasID, obs.Template, obs.ID = true, uint64(rng.IntN(5)), int64(rng.IntN(8))
-			}
-			ms, err := m.Check(ctx, obs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs, err := r.Check(ctx, obs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(normBan(ms)) != fmt.Sprint(normBan(rs)) {
-				t.Fatalf("step %d %+v:\nmemory %+v\nredis  %+v", step, obs, normBan(ms), normBan(rs))
-			}
-			for name, hit := range map[string]bool{"banned": ms.Ban != nil, "idle burst": ms.IdleBurst > 1,
-				"sequence": ms.SequentialRun >= 3, "errors": ms.Errors > 0, "distinct": ms.DistinctEndpoints >= 5,
-				"fresh": ms.Requests == 1 && step > 0, "rate": ms.RecentRequests >= 5} {
-				if hit {
-					seen[name]++
-				}
-			}
-		case op < 95:
-			// A batch as one ALS message brings: this client and others.
-			rs := make([]scoring.ObservedResponse, 1+rng.IntN(4))
-			for i := range rs {
-				rs[i] = scoring.ObservedResponse{ClientKey: clients[rng.IntN(len(clients))], IsError: rng.IntN(3) == 0, At: at}
-			}
-			rs[0].ClientKey = client
-			if err := m.ObserveResponses(ctx, rs, w); err != nil {
-				t.Fatal(err)
-			}
-			if err := r.ObserveResponses(ctx, rs, w); err != nil {
-				t.Fatal(err)
-			}
-		case op < 99:
-			req := scoring.BanRequest{Reason: "behavior.score", Score: 9, Now: at, TTL: time.Duration(1+rng.IntN(3)) * time.Minute,
-				Escalate: rng.IntN(4) != 0, Factor: 2, MaxTTL: 10 * time.Minute, OffenceMemory: 30 * time.Minute}
-			mb, err := m.Ban(ctx, client, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rb, err := r.Ban(ctx, client, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(mb) != fmt.Sprint(rb) {
-				t.Fatalf("step %d ban:\nmemory %+v\nredis  %+v", step, mb, rb)
-			}
-		default:
-			mu, err := m.Unban(ctx, client, at)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ru, err := r.Unban(ctx, client, at)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if mu != ru {
-				t.Fatalf("step %d unban: memory %v redis %v", step, mu, ru)
-			}
-		}
-	}
-	for _, name := range []string{"banned", "idle burst", "sequence", "errors", "distinct", "fresh", "rate"} {
-		if seen[name] == 0 {
-			t.Errorf("the replay never produced %q", name)
-		}
-	}
-	t.Logf("answers seen: %v", seen)
-}
-
-func normBan(s scoring.ClientState) any {
-	if s.Ban == nil {
-		return s
-	}
-	b := *s.Ban
-	return b
-}
-
-func TestRedisKeys(t *testing.T) {
-	r, c, prefix := newRedis(t)
-	ctx := context.Background()
-	obs := scoring.Observation{ClientKey: "2001:db8::/64", Now: t0, Windows: windows(), Endpoint: 7, HasID: true, Template: 3, ID: 1}
-	if _, err := r.Check(ctx, obs); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := r.Ban(ctx, "2001:db8::/64", scoring.BanRequest{Reason: "x", Now: t0, TTL: time.Hour, Escalate: true, Factor: 2, MaxTTL: 2 * time.Hour, OffenceMemory: time.Hour}); err != nil {
-		t.Fatal(err)
-	}
-	keys, err := c.Keys(ctx, prefix+"*").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]bool{
-		prefix + "ban:{2001:db8::/64}":    true,
-		prefix + "bh:{2001:db8::/64}:w":   true,
-		prefix + "bh:{2001:db8::/64}:ep":  true,
-		prefix + "bh:{2001:db8::/64}:off": true,
-	}
-	if len(keys) != len(want) {
-		t.Fatalf("keys %v", keys)
-	}
-	for _, k := range keys {
-		if !want[k] {
-			t.Fatalf("unexpected key %s", k)
-		}
-		// Every key expires in real time, whatever the caller's clock says.
-		if ttl, err := c.PTTL(ctx, k).Result(); err != nil || ttl <= 0 {
-			t.Fatalf("PTTL %s = %v, %v", k, ttl, err)
-		}
-		if !strings.Contains(k, "{2001:db8::/64}") {
-			t.Fatalf("key %s lacks the hash tag", k)
-		}
-	}
-}
-
-// TestMemoryMillionClients measures the heap of 1 M tracked clients (goal
-// ≤ 300 MiB). Slow; run with SMARTLAYER_MEMTEST=1.
-func TestMemoryMillionClients(t *testing.T) {
-	if os.Getenv("SMARTLAYER_MEMTEST") == "" {
-		t.Skip("set SMARTLAYER_MEMTEST=1 to measure 1 M clients")
-	}
-	const clients = 1_000_000
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	// Shards fill unevenly; leave room so none evicts.
-	m := newMemory(t, MemoryOptions{MaxClients: clients * 11 / 10})
-	ctx := context.Background()
-	w := windows()
-	for i := range clients {
-		key := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
-		// A typical visitor: a few pages, one with an ID, and responses.
-		for j := range 3 {
-			obs := scoring.Observation{ClientKey: key, Now: t0.Add(time.Duration(j) * time.Second), Windows: w, Endpoint: uint64(i + j)}
-			if j == 2 {
-				obs.HasID, obs.Template, obs.ID = true, 1, int64(i)
-			}
-			if _, err := m.Check(ctx, obs); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.ObserveResponses(ctx, []scoring.ObservedResponse{{ClientKey: key, At: obs.Now}}, w); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	inuse := float64(after.HeapInuse-before.HeapInuse) / (1 << 20)
-	t.Logf("%d clients: HeapInuse %.1f MiB (%.0f bytes/client), tracked %d", clients, inuse, inuse*(1<<20)/clients, m.Len())
-	if m.Len() != clients {
-		t.Fatalf("tracked %d", m.Len())
-	}
-	if inuse > 300 {
-		t.Fatalf("HeapInuse %.1f MiB > 300 MiB", inuse)
-	}
-	runtime.KeepAlive(m)
-}
-
-func TestClientSize(t *testing.T) {
-	// 176 bytes is a Go size class; one byte more costs 16 per client.
-	if got := unsafe.Sizeof(client{}); got > 176 {
-		t.Fatalf("client is %d bytes, keep it at most 176", got)
-	}
-}
-
-// TestMemoryRebase: a client active for longer than its relative clock
-// holds keeps correct windows.
-func TestMemoryRebase(t *testing.T) {
-	m := newMemory(t, DefaultMemoryOptions())
-	ctx := context.Background()
-	w := windows()
-	w.StateTTL = 365 * 24 * time.Hour
-	w.Distinct = 30 * time.Minute
-	at := t0
-	// One request every 20 minutes for 60 days on two endpoints.
-	for i := range 60 * 72 {
-		obs := scoring.Observation{ClientKey: "c", Now: at, Windows: w, Endpoint: uint64(i % 2)}
-		st, err := m.Check(ctx, obs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st.DistinctEndpoints != min(i+1, 2) || st.RecentRequests != 1 {
-			t.Fatalf("request %d (day %d): %+v", i, i/72, st)
-		}
-		// Each endpoint rests 40 minutes: each return starts a burst.
-		if i >= 2 && st.IdleBurst != 1 {
-			t.Fatalf("request %d (day %d): idle burst %d", i, i/72, st.IdleBurst)
-		}
-		at = at.Add(20 * time.Minute)
-	}
-}
-
-func TestMemoryTrackedClientsMetric(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m := newMemory(t, MemoryOptions{Registerer: reg})
-	for i := range 3 {
-		if _, err := m.Check(context.Background(), scoring.Observation{ClientKey: fmt.Sprint(i), Now: t0, Windows: windows()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if got := gaugeValue(t, reg); got != 3 {
-		t.Fatalf("tracked clients = %v", got)
-	}
-}
-
-func gaugeValue(t *testing.T, reg *prometheus.Registry) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "smartlayer_store_tracked_clients" {
-		t.Fatalf("gather: %v %v", mfs, err)
-	}
-	return mfs[0].GetMetric()[0].GetGauge().GetValue()
-}
-
-// TestRedisObserveResponsesReloadsScripts: a Redis that lost its scripts
-// (restart, SCRIPT FLUSH) still takes a pipelined batch of responses. Its
-// own server: flushing the shared one would disturb other packages' tests.
-func TestRedisObserveResponsesReloadsScripts(t *testing.T) {
+// A Redis that lost its scripts runs them again: Run falls back to EVAL,
+// RunPipelined loads and resends.
+func TestScriptNoScriptReload(t *testing.T) {
 	srv := testenv.StartRedis(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { _ = c.Close() })
-	r, err := NewRedis(c, RedisOptions{Prefix: "t:"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
-	w := windows()
+	s := NewScript(`return redis.call('INCR', KEYS[1])`)
+	for i := range 2 {
+		if err := c.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := s.Run(ctx, c, []string{"k"}).Int64(); err != nil || v != int64(i+1) {
+			t.Fatalf("run %d: %v %v", i, v, err)
+		}
+	}
 	if err := c.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	rs := []scoring.ObservedResponse{
-		{ClientKey: "192.0.2.7", IsError: true, At: t0},
-		{ClientKey: "192.0.2.7", IsError: false, At: t0},
-		{ClientKey: "192.0.2.8", IsError: true, At: t0},
-	}
-	if err := r.ObserveResponses(ctx, rs, w); err != nil {
-		t.Fatalf("after SCRIPT FLUSH: %v", err)
-	}
-	st, err := r.Check(ctx, scoring.Observation{ClientKey: "192.0.2.7", Now: t0.Add(time.Second), Windows: w, Endpoint: 1})
+	var cmds []*redis.Cmd
+	err := RunPipelined(ctx, c, func(p redis.Pipeliner) error {
+		cmds = []*redis.Cmd{s.EvalSha(ctx, p, []string{"k"}), s.EvalSha(ctx, p, []string{"k"})}
+		return nil
+	}, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Errors != 1 || st.Responses != 2 {
-		t.Fatalf("errors %d of %d responses, want 1 of 2", st.Errors, st.Responses)
+	if v, _ := cmds[1].Int64(); v != 4 {
+		t.Fatalf("pipelined after flush: %d, want 4", v)
 	}
 }

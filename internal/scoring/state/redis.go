@@ -1,4 +1,4 @@
-package store
+package state
 
 import (
 	"context"
@@ -9,7 +9,9 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
 	"github.com/smartlayer/smartlayer/internal/scoring"
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // RedisOptions configures the Redis store.
@@ -50,9 +52,9 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	return &Redis{c: c, prefix: opts.Prefix}, nil
 }
 
-func (r *Redis) banKey(client string) string { return r.prefix + "ban:{" + client + "}" }
+func (r *Redis) banKey(client string) string { return r.prefix + "ban:" + store.HashTag(client) }
 func (r *Redis) bhKey(client, suffix string) string {
-	return r.prefix + "bh:{" + client + "}:" + suffix
+	return r.prefix + "bh:" + store.HashTag(client) + ":" + suffix
 }
 
 // checkScript: KEYS ban, w, ep. ARGV now, rate bucket width, error bucket
@@ -60,7 +62,7 @@ func (r *Redis) bhKey(client, suffix string) string {
 // ("" without ID), id, max endpoints, max templates.
 // Reply {1, reason, score, created, expires, offence} for a banned client or
 // {0, requests, recent, responses, errors, distinct, run, burst}.
-var checkScript = redis.NewScript(`
+var checkScript = store.NewScript(`
 local now = tonumber(ARGV[1])
 local ban = redis.call('HMGET', KEYS[1], 'reason', 'score', 'created', 'expires', 'offence')
 if ban[4] and tonumber(ban[4]) > now then
@@ -151,7 +153,7 @@ return {0, total, rate, resp, errs, distinct, run, burst}
 `)
 
 // observeScript: KEYS w. ARGV now, error bucket width, N, is error, ttl.
-var observeScript = redis.NewScript(`
+var observeScript = store.NewScript(`
 local now, ew, n = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local ei = math.floor(now / ew)
 local w = KEYS[1]
@@ -181,7 +183,7 @@ return 1
 // banScript: KEYS ban, off. ARGV now, reason, score, ttl, escalate (1/0),
 // factor, max ttl, offence memory. Reply {reason, score, created, expires,
 // offence}.
-var banScript = redis.NewScript(`
+var banScript = store.NewScript(`
 local now = tonumber(ARGV[1])
 local esc = ARGV[5] == '1'
 if esc then
@@ -213,7 +215,7 @@ return {ARGV[2], tonumber(ARGV[3]), now, expires, off}
 `)
 
 // unbanScript: KEYS ban, off, w, ep. ARGV now. Reply 1 when a ban was active.
-var unbanScript = redis.NewScript(`
+var unbanScript = store.NewScript(`
 local exp = redis.call('HGET', KEYS[1], 'expires')
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 if exp and tonumber(exp) > tonumber(ARGV[1]) then return 1 end
@@ -309,28 +311,19 @@ func (r *Redis) ObserveResponses(ctx context.Context, rs []scoring.ObservedRespo
 		return nil
 	}
 	width, ttl := bucketWidth(w.Errors), w.StateTTL.Milliseconds()
-	send := func() error {
-		_, err := r.c.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for _, o := range rs {
-				e := "0"
-				if o.IsError {
-					e = "1"
-				}
-				keys := []string{r.bhKey(o.ClientKey, "w"), r.bhKey(o.ClientKey, "ep")}
-				observeScript.EvalSha(ctx, p, keys, o.At.UnixMilli(), width, scoring.WindowBuckets, e, ttl)
+	// A server that lost its scripts (restart, SCRIPT FLUSH) gets the
+	// script loaded and the batch sent again.
+	err := store.RunPipelined(ctx, r.c, func(p redis.Pipeliner) error {
+		for _, o := range rs {
+			e := "0"
+			if o.IsError {
+				e = "1"
 			}
-			return nil
-		})
-		return err
-	}
-	err := send()
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// The server lost its scripts (restart, SCRIPT FLUSH): load and
-		// send again, as Script.Run does for a single call.
-		if err = observeScript.Load(ctx, r.c).Err(); err == nil {
-			err = send()
+			keys := []string{r.bhKey(o.ClientKey, "w"), r.bhKey(o.ClientKey, "ep")}
+			observeScript.EvalSha(ctx, p, keys, o.At.UnixMilli(), width, scoring.WindowBuckets, e, ttl)
 		}
-	}
+		return nil
+	}, observeScript)
 	if err != nil {
 		return fmt.Errorf("store redis observe %d responses: %w", len(rs), err)
 	}
@@ -424,7 +417,7 @@ func (r *Redis) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.B
 // clientOf extracts the client from sl:ban:{client}.
 func (r *Redis) clientOf(key string) string {
 	k := strings.TrimPrefix(key, r.prefix+"ban:")
-	return strings.TrimSuffix(strings.TrimPrefix(k, "{"), "}")
+	return store.UnescapeKey(strings.TrimSuffix(strings.TrimPrefix(k, "{"), "}"))
 }
 
 var _ scoring.State = (*Redis)(nil)

@@ -1,7 +1,10 @@
-// Package store keeps client state for the scoring rules: in process
-// (Memory, one replica) or in Redis (shared by replicas, survives restarts).
-// Only this package knows the Redis keys of behaviour state.
-package store
+// Package state keeps client state for the behaviour scoring rules (it
+// implements scoring.State): in process (Memory, one replica) or in Redis
+// (shared by replicas, survives restarts). Only this package knows the
+// Redis keys of behaviour state. Its building blocks — the sharded LRU, the
+// Lua script runner, the key escaper — are internal/store's, shared with
+// quota.
+package state
 
 import (
 	"context"
@@ -12,7 +15,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/smartlayer/smartlayer/internal/scoring"
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // MemoryOptions configures the in-process store.
@@ -34,31 +39,31 @@ func DefaultMemoryOptions() MemoryOptions {
 	return MemoryOptions{MaxClients: 1_000_000, MaxBans: 100_000, Shards: 64}
 }
 
-// Memory is the in-process State: sharded maps with an LRU bound.
+// Memory is the in-process State: clients in a sharded LRU
+// (internal/store's), bans in maps sharded the same way.
 type Memory struct {
-	seed   maphash.Seed
-	shards []memShard
+	seed    maphash.Seed
+	clients *store.LRU[uint64, client]
+	bans    []banShard
 }
 
-type memShard struct {
+type banShard struct {
 	mu      sync.Mutex
-	clients map[uint64]*client
-	// LRU list: head is the most recently seen.
-	head, tail *client
-	max        int
-	bans       map[string]*banEntry
-	maxBans    int
+	bans    map[string]*banEntry
+	maxBans int
 }
+
+// clientEntry is one tracked client in the LRU. Its key is the hash of the
+// client key; a collision of two clients' 64-bit hashes would merge their
+// windows, never their bans. With the LRU's key and links it is 176 bytes,
+// a Go size class.
+type clientEntry = store.Entry[uint64, client]
 
 // client is one client's windows, kept compact so 1 M of them fit in
 // 300 MiB: fields laid out flat (no padding between small arrays), 32-bit
 // hashes, and times as milliseconds since born (rebased before they
-// overflow). The struct is 176 bytes, a Go size class.
+// overflow).
 type client struct {
-	// id is the hash of the client key (the map key); a collision of two
-	// clients' 64-bit hashes would merge their windows, never their bans.
-	id         uint64
-	prev, next *client
 	// born is when this state started (Unix ms); 0 for a new record.
 	born      int64
 	rateBase  int64
@@ -207,17 +212,13 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	case opts.Shards < 1:
 		return nil, fmt.Errorf("store memory: shards must be positive, got %d", opts.Shards)
 	}
-	if opts.Shards > opts.MaxClients {
-		opts.Shards = opts.MaxClients
-	}
-	m := &Memory{seed: maphash.MakeSeed(), shards: make([]memShard, opts.Shards)}
-	for i := range m.shards {
-		s := &m.shards[i]
-		s.clients = make(map[uint64]*client)
+	// Shards round up so together they hold at least MaxClients.
+	m := &Memory{seed: maphash.MakeSeed(), clients: store.NewLRU[uint64, client](opts.MaxClients, opts.Shards, 1)}
+	m.bans = make([]banShard, m.clients.Shards())
+	for i := range m.bans {
+		s := &m.bans[i]
 		s.bans = make(map[string]*banEntry)
-		// Round up so the shards together hold at least MaxClients.
-		s.max = (opts.MaxClients + opts.Shards - 1) / opts.Shards
-		s.maxBans = (opts.MaxBans + opts.Shards - 1) / opts.Shards
+		s.maxBans = (opts.MaxBans + len(m.bans) - 1) / len(m.bans)
 	}
 	if opts.Registerer != nil {
 		g := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -232,22 +233,11 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 }
 
 // Len returns the number of tracked clients.
-func (m *Memory) Len() int {
-	total := 0
-	for i := range m.shards {
-		s := &m.shards[i]
-		s.mu.Lock()
-		total += len(s.clients)
-		s.mu.Unlock()
-	}
-	return total
-}
+func (m *Memory) Len() int { return m.clients.Len() }
 
-func (m *Memory) shardOf(id uint64) *memShard {
-	return &m.shards[id%uint64(len(m.shards))]
-}
-
-func (m *Memory) shard(key string) *memShard { return m.shardOf(maphash.String(m.seed, key)) }
+// banShard returns the ban shard of the client whose key hashes to id: the
+// same index as its client shard.
+func (m *Memory) banShard(id uint64) *banShard { return &m.bans[id%uint64(len(m.bans))] }
 
 var errClosedCtx = errors.New("store memory: context done")
 
@@ -266,14 +256,13 @@ func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.Cl
 	now := obs.Now.UnixMilli()
 	w := obs.Windows
 	id := maphash.String(m.seed, obs.ClientKey)
-	s := m.shardOf(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if b := s.activeBan(obs.ClientKey, now); b != nil {
-		ban := b.ban
+	if ban, ok := m.activeBan(id, obs.ClientKey, now); ok {
 		return scoring.ClientState{Ban: &ban}, nil
 	}
-	c := s.client(id, now, w.StateTTL)
+	s := m.clients.Shard(id)
+	s.Lock()
+	defer s.Unlock()
+	c := track(s, id, now, w.StateTTL)
 	rnow := c.rel(now)
 	c.lastSeen = uint32(rnow)
 	if c.total < 65535 {
@@ -374,64 +363,36 @@ func (c *client) sequence(tpl uint32, id, now int64, maxTemplates int) int {
 	return 1
 }
 
-// client returns the client's record, creating it (and evicting the least
-// recently seen one when full) or resetting it when its state expired; it
-// becomes the most recently seen.
-func (s *memShard) client(id uint64, now int64, ttl time.Duration) *client {
-	c, ok := s.clients[id]
-	if ok {
+// track returns the client's record in its locked shard, creating it (and
+// evicting the least recently seen one when full) or resetting it when its
+// state expired; it becomes the most recently seen.
+func track(s *store.LRUShard[uint64, client], id uint64, now int64, ttl time.Duration) *client {
+	if e := s.Get(id); e != nil {
+		c := &e.Val
 		if now-(c.born+int64(c.lastSeen)) >= ttl.Milliseconds() {
 			// Keep the slices' memory; the client will likely need it again.
-			*c = client{id: c.id, prev: c.prev, next: c.next, endpoints: c.endpoints[:0], templates: c.templates[:0], born: now}
+			*c = client{endpoints: c.endpoints[:0], templates: c.templates[:0], born: now}
 		}
-		s.touch(c)
+		s.Touch(e, 0)
 		return c
 	}
-	if len(s.clients) >= s.max && s.tail != nil {
-		old := s.tail
-		s.unlink(old)
-		delete(s.clients, old.id)
-	}
-	c = &client{id: id, born: now}
-	s.clients[id] = c
-	s.pushFront(c)
-	return c
+	e, _ := s.Insert(id, 0)
+	e.Val.born = now
+	return &e.Val
 }
 
-func (s *memShard) touch(c *client) {
-	if s.head == c {
-		return
+// activeBan returns the client's active ban, if any.
+func (m *Memory) activeBan(id uint64, key string, now int64) (scoring.Ban, bool) {
+	s := m.banShard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b := s.activeBan(key, now); b != nil {
+		return b.ban, true
 	}
-	s.unlink(c)
-	s.pushFront(c)
+	return scoring.Ban{}, false
 }
 
-func (s *memShard) pushFront(c *client) {
-	c.prev, c.next = nil, s.head
-	if s.head != nil {
-		s.head.prev = c
-	}
-	s.head = c
-	if s.tail == nil {
-		s.tail = c
-	}
-}
-
-func (s *memShard) unlink(c *client) {
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else {
-		s.head = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	} else {
-		s.tail = c.prev
-	}
-	c.prev, c.next = nil, nil
-}
-
-func (s *memShard) activeBan(key string, now int64) *banEntry {
+func (s *banShard) activeBan(key string, now int64) *banEntry {
 	b, ok := s.bans[key]
 	if !ok || !b.active {
 		return nil
@@ -460,12 +421,12 @@ func (m *Memory) ObserveResponses(ctx context.Context, rs []scoring.ObservedResp
 func (m *Memory) observeResponse(r scoring.ObservedResponse, w scoring.Windows) {
 	ms := r.At.UnixMilli()
 	id := maphash.String(m.seed, r.ClientKey)
-	s := m.shardOf(id)
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s := m.clients.Shard(id)
+	s.Lock()
+	defer s.Unlock()
 	// A client this replica never checked is tracked too, so its next
 	// request here sees its error rate.
-	c := s.client(id, ms, w.StateTTL)
+	c := track(s, id, ms, w.StateTTL)
 	i := bucket(ms, w.Errors)
 	if advance(&c.errBase, i, &c.errTotal, &c.errCount) {
 		c.errTotal.inc(i)
@@ -481,7 +442,7 @@ func (m *Memory) Ban(ctx context.Context, clientKey string, req scoring.BanReque
 		return scoring.Ban{}, err
 	}
 	now := req.Now.UnixMilli()
-	s := m.shard(clientKey)
+	s := m.banShard(maphash.String(m.seed, clientKey))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b := s.activeBan(clientKey, now); b != nil && req.Escalate {
@@ -512,7 +473,7 @@ func (m *Memory) Ban(ctx context.Context, clientKey string, req scoring.BanReque
 	return e.ban, nil
 }
 
-func (s *memShard) makeRoomForBan(now int64) {
+func (s *banShard) makeRoomForBan(now int64) {
 	if len(s.bans) < s.maxBans {
 		return
 	}
@@ -541,15 +502,18 @@ func (m *Memory) Unban(ctx context.Context, clientKey string, now time.Time) (bo
 	if err := ctxErr(ctx); err != nil {
 		return false, err
 	}
-	s := m.shard(clientKey)
+	id := maphash.String(m.seed, clientKey)
+	s := m.banShard(id)
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	active := s.activeBan(clientKey, now.UnixMilli()) != nil
 	delete(s.bans, clientKey)
-	if c, ok := s.clients[maphash.String(m.seed, clientKey)]; ok {
-		s.unlink(c)
-		delete(s.clients, c.id)
+	s.mu.Unlock()
+	cs := m.clients.Shard(id)
+	cs.Lock()
+	if e := cs.Get(id); e != nil {
+		cs.Remove(e)
 	}
+	cs.Unlock()
 	return active, nil
 }
 
@@ -560,8 +524,8 @@ func (m *Memory) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.
 	}
 	ms := now.UnixMilli()
 	var out []scoring.Ban
-	for i := range m.shards {
-		s := &m.shards[i]
+	for i := range m.bans {
+		s := &m.bans[i]
 		s.mu.Lock()
 		for _, b := range s.bans {
 			if len(out) >= limit {
