@@ -27,6 +27,9 @@ type Response struct {
 	// client's error rate.
 	Denied bool
 	At     time.Time
+	// RequestID is the entry's x-request-id: scoring counts the response
+	// only when authz decided a request with that id for that client.
+	RequestID string
 }
 
 // Feedback receives the outcome of every HTTP request Envoy logged, whether
@@ -89,7 +92,7 @@ func (s *Service) streamAccessLogs(stream grpc.ServerStream) error {
 					continue
 				}
 				obs = append(obs, Response{ClientIP: f.peers[i], Status: int(r.Status), Denied: r.Blocked,
-					At: time.Unix(r.Unix, int64(r.Millis)*int64(time.Millisecond))})
+					At: time.Unix(r.Unix, int64(r.Millis)*int64(time.Millisecond)), RequestID: r.RequestID})
 			}
 			if len(obs) > 0 {
 				s.fb.ObserveResponses(ctx, obs)

@@ -29,6 +29,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
+	"github.com/smartlayer/smartlayer/internal/scoring/state"
 	"github.com/smartlayer/smartlayer/internal/server"
 	"github.com/smartlayer/smartlayer/internal/store"
 )
@@ -71,8 +72,21 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 		}
 		defer a.ch.Close()
 	}
+	// Feedback from the access log counts only for requests authz decided
+	// (Decisions): the ALS port must not let anyone ban anyone.
+	var decisionStore scoring.DecisionStore
+	if a.redis != nil {
+		if decisionStore, err = state.NewRedisDecisions(a.redis, state.DefaultRedisOptions()); err != nil {
+			return err
+		}
+	} else {
+		decisionStore = state.NewMemoryDecisions(cfg.Behavior.FeedbackMaxRecords)
+	}
+	decisions := scoring.NewDecisions(decisionStore, cfg.Behavior.FeedbackWindow, 64<<10, logger, a.reg)
+	defer decisions.Close()
 	// 1024 ALS messages of responses (64k+ with Envoy's batches).
 	fb := scoring.NewFeedback(a.behavior, cfg.Behavior.LLM.StoreTimeout, 1024, 2, logger, a.reg)
+	fb.Bind(decisions, cfg.Behavior.FeedbackMaxSkew)
 	als, err := accesslog.New(cfg.AccessLog, a.ch, feedbackAdapter{fb}, logger, a.reg)
 	if err != nil {
 		return err
@@ -83,7 +97,7 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 		return err
 	}
 	authzSrv := authz.NewServer(pipeline, cfg.Server.DecisionBudget,
-		authz.WithLogger(logger), authz.WithRegisterer(a.reg))
+		authz.WithLogger(logger), authz.WithRegisterer(a.reg), authz.WithDecisionRecorder(decisions))
 
 	panics := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "smartlayer_grpc_panics_total", Help: "Panics recovered in gRPC handlers."})
@@ -276,7 +290,8 @@ type feedbackAdapter struct{ f *scoring.Feedback }
 func (a feedbackAdapter) ObserveResponses(_ context.Context, rs []accesslog.Response) {
 	batch := make([]scoring.UpstreamResponse, len(rs))
 	for i, r := range rs {
-		batch[i] = scoring.UpstreamResponse{ClientIP: r.ClientIP, Status: r.Status, OwnDenial: r.Denied, At: r.At}
+		batch[i] = scoring.UpstreamResponse{ClientIP: r.ClientIP, Status: r.Status, OwnDenial: r.Denied, At: r.At,
+			RequestID: r.RequestID}
 	}
 	a.f.Offer(batch)
 }

@@ -30,6 +30,7 @@ type Server struct {
 	now      func() time.Time
 	logger   *slog.Logger
 	m        *metrics
+	decided  DecisionRecorder
 }
 
 // Option configures a Server.
@@ -37,6 +38,15 @@ type Option func(*Server)
 
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(s *Server) { s.now = now } }
+
+// DecisionRecorder remembers the requests authz let through, so that
+// access-log feedback counts only for them (scoring.Decisions).
+type DecisionRecorder interface {
+	Record(requestID, clientKey string)
+}
+
+// WithDecisionRecorder records every allowed request; it must not block.
+func WithDecisionRecorder(r DecisionRecorder) Option { return func(s *Server) { s.decided = r } }
 
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
@@ -93,6 +103,9 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 	}
 	d, err := s.decideWithin(ctx, p, r)
 	d.Strip = ownHeadersSent(r.Headers)
+	if d.Allow && s.decided != nil {
+		s.decided.Record(r.ID, r.ClientKey)
+	}
 	if err != nil {
 		kind := "stage"
 		if errors.Is(err, errBudget) {

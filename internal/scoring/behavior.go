@@ -172,6 +172,8 @@ type UpstreamResponse struct {
 	// OwnDenial: smartlayer denied the request; not the upstream's answer.
 	OwnDenial bool
 	At        time.Time
+	// RequestID binds the response to a request authz decided (Decisions).
+	RequestID string
 }
 
 // ObserveResponses feeds the error windows from the access log, one ALS

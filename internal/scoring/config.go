@@ -92,6 +92,14 @@ type BehaviorConfig struct {
 	// 128 tracks each address.
 	IPv6Prefix int `koanf:"ipv6_prefix"`
 
+	// FeedbackWindow is how long a decision can be matched by its access-log
+	// entry; FeedbackMaxRecords bounds the decisions the memory backend
+	// keeps (two generations of half each). FeedbackMaxSkew clamps entry
+	// times to now ± it. See Decisions.
+	FeedbackWindow     time.Duration `koanf:"feedback_window"`
+	FeedbackMaxRecords int           `koanf:"feedback_max_records"`
+	FeedbackMaxSkew    time.Duration `koanf:"feedback_max_skew"`
+
 	// AllowCIDRs skip behaviour scoring (and are never denied by it);
 	// DenyCIDRs are denied before anything else runs. Each entry is a CIDR
 	// or a bare address.
@@ -173,6 +181,9 @@ func DefaultBehaviorConfig() BehaviorConfig {
 		BanMaxTTL:            24 * time.Hour,
 		OffenceMemory:        7 * 24 * time.Hour,
 		IPv6Prefix:           64,
+		FeedbackWindow:       time.Minute,
+		FeedbackMaxRecords:   500_000,
+		FeedbackMaxSkew:      30 * time.Second,
 		AllowCIDRs:           []string{},
 		DenyCIDRs:            []string{},
 		LLM: LLMConfig{
@@ -258,6 +269,9 @@ func (c BehaviorConfig) Validate() error {
 		p.Add("offence_memory", c.OffenceMemory, "must not be negative")
 	}
 	p.Between("ipv6_prefix", c.IPv6Prefix, 1, 128)
+	p.AtLeastDuration("feedback_window", c.FeedbackWindow, time.Second)
+	p.AtLeast("feedback_max_records", c.FeedbackMaxRecords, 2)
+	p.AtLeastDuration("feedback_max_skew", c.FeedbackMaxSkew, time.Second)
 	for key, list := range map[string][]string{"allow_cidrs": c.AllowCIDRs, "deny_cidrs": c.DenyCIDRs} {
 		for i, s := range list {
 			if _, err := ParsePrefix(s); err != nil {

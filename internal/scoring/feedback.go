@@ -28,6 +28,18 @@ type Feedback struct {
 	once    sync.Once
 	dropped prometheus.Counter
 	wg      sync.WaitGroup
+
+	decisions *Decisions    // nil: every response counts (tests, no binding)
+	maxSkew   time.Duration // entry times are clamped to now ± maxSkew
+	now       func() time.Time
+}
+
+// Bind makes only responses to this deployment's decisions count, and
+// clamps every entry's time to now ± maxSkew: a forged or skewed
+// timestamp (year 2149) must not move a client's windows. Call it before
+// the first Offer.
+func (f *Feedback) Bind(d *Decisions, maxSkew time.Duration) {
+	f.decisions, f.maxSkew = d, maxSkew
 }
 
 // NewFeedback starts workers that drain a queue of size batches (ALS
@@ -35,7 +47,7 @@ type Feedback struct {
 // batch.
 func NewFeedback(obs responseObserver, timeout time.Duration, size, workers int, logger *slog.Logger, reg prometheus.Registerer) *Feedback {
 	f := &Feedback{
-		obs: obs, timeout: timeout, logger: logger,
+		obs: obs, timeout: timeout, logger: logger, now: time.Now,
 		queue: make(chan []UpstreamResponse, size),
 		done:  make(chan struct{}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
@@ -91,6 +103,21 @@ func (f *Feedback) work() {
 func (f *Feedback) observe(rs []UpstreamResponse) {
 	ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
 	defer cancel()
+	if f.decisions != nil {
+		if rs = f.decisions.match(ctx, rs); len(rs) == 0 {
+			return
+		}
+	}
+	if f.maxSkew > 0 {
+		now := f.now()
+		for i := range rs {
+			if rs[i].At.Before(now.Add(-f.maxSkew)) {
+				rs[i].At = now.Add(-f.maxSkew)
+			} else if rs[i].At.After(now.Add(f.maxSkew)) {
+				rs[i].At = now.Add(f.maxSkew)
+			}
+		}
+	}
 	if err := f.obs.ObserveResponses(ctx, rs); err != nil {
 		f.logger.Debug("feedback to behaviour scoring failed", "responses", len(rs), "err", err)
 	}

@@ -44,6 +44,10 @@ accesslog:
 type tally struct {
 	requests atomic.Int64
 	denied   atomic.Int64
+	// forged entries are stored like any other row (and never scored);
+	// forgedNewIDs of them carry request ids nobody else has.
+	forged       atomic.Int64
+	forgedNewIDs atomic.Int64
 }
 
 type scenario struct {
@@ -261,6 +265,41 @@ func TestScenarios(t *testing.T) {
 				}
 			}
 		}},
+		{"forged access-log entries ban nobody", func(t *testing.T, s *scenario) {
+			// Attack: whoever reaches the ALS port sends 500s "from" a
+			// victim — never-decided request ids, and a real request's id
+			// with the victim's address — to get the victim banned.
+			victim := "192.0.2.72"
+			real := s.do(get("192.0.2.73", "/products", browserUA))
+			for i := range 40 {
+				id := ""
+				if i%2 == 0 {
+					id = real.RequestID
+				}
+				s.env.Forge(get(victim, "/products", browserUA), id, 500)
+				s.n.forged.Add(1)
+				if id == "" {
+					s.n.forgedNewIDs.Add(1)
+				}
+			}
+			// Control in the same stream: a client whose real requests all
+			// fail is banned, so the forged entries were processed too.
+			for range 12 {
+				s.do(get("192.0.2.74", "/missing/page", browserUA))
+			}
+			if err := s.env.Flush(ctxFor(t, 10*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 20*time.Second, "control error-rate ban", func() error {
+				if s.do(get("192.0.2.74", "/products", browserUA)).Allowed {
+					return fmt.Errorf("control still allowed")
+				}
+				return nil
+			})
+			if res := s.do(get(victim, "/products", browserUA)); !res.Allowed {
+				t.Fatalf("victim banned by forged entries: %s", res.Reason)
+			}
+		}},
 		{"error responses feed back through the access log", func(t *testing.T, s *scenario) {
 			for range 12 {
 				if res := s.do(get("192.0.2.70", "/missing/page", browserUA)); !res.Allowed {
@@ -310,6 +349,7 @@ func TestScenarios(t *testing.T) {
 	defer conn.Close()
 	ctx := ctxFor(t, time.Minute)
 	want := uint64(n.requests.Load())
+	wantRows, wantIDs := want+uint64(n.forged.Load()), want+uint64(n.forgedNewIDs.Load())
 	var rows, ids, blocked uint64
 	waitFor(t, 30*time.Second, "access log rows", func() error {
 		err := conn.QueryRow(ctx, "SELECT count(), uniqExact(request_id), countIf(blocked = 1) FROM "+db+".access_log").
@@ -317,14 +357,14 @@ func TestScenarios(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if rows < want {
-			return fmt.Errorf("%d of %d rows", rows, want)
+		if rows < wantRows {
+			return fmt.Errorf("%d of %d rows", rows, wantRows)
 		}
 		return nil
 	})
-	if rows != want || ids != want || blocked != uint64(n.denied.Load()) {
+	if rows != wantRows || ids != wantIDs || blocked != uint64(n.denied.Load()) {
 		logCountsByNode(t, conn, db)
-		t.Fatalf("access_log: %d rows, %d request ids, %d blocked; want %d, %d, %d", rows, ids, blocked, want, want, n.denied.Load())
+		t.Fatalf("access_log: %d rows, %d request ids, %d blocked; want %d, %d, %d", rows, ids, blocked, wantRows, wantIDs, n.denied.Load())
 	}
 	var reason, module string
 	if err := conn.QueryRow(ctx, "SELECT block_reason, block_module FROM "+db+".access_log WHERE client_ip = '192.0.2.10'").Scan(&reason, &module); err != nil {

@@ -219,6 +219,18 @@ func (e *Envoy) Do(ctx context.Context, r *Request) (Result, error) {
 	return res, nil
 }
 
+// Forge queues an access-log entry for a request no Check decided, as
+// anyone who reaches the ALS port could send it. requestID "" makes a new
+// one; passing a real request's id with another client forges a
+// response for someone else's request.
+func (e *Envoy) Forge(r *Request, requestID string, status int) {
+	if requestID == "" {
+		requestID = NewRequestID()
+	}
+	e.queue(e.entry(r, requestID, time.Now(), Result{Allowed: true, Status: status}, time.Millisecond,
+		&alsdatav3.ResponseFlags{}, nil))
+}
+
 func (e *Envoy) entry(r *Request, id string, start time.Time, res Result, latency time.Duration,
 	flags *alsdatav3.ResponseFlags, md *structpb.Struct) *alsdatav3.HTTPAccessLogEntry {
 	headers := map[string]string{}
