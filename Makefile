@@ -2,15 +2,22 @@
 GO        ?= go
 BIN       := bin
 PKGS      := ./...
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/smartlayer/smartlayer/internal/version.Version=$(VERSION)
+IMAGE     ?= smartlayer:$(VERSION)
 FUZZTIME  ?= 5s
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: all build run test unit fuzz vet vet-eval bench demo eval clean
+.PHONY: all build image run test unit fuzz vet vet-eval bench demo eval clean
 
 all: build
 
 build:
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./cmd/...
+
+## image: the container image (needs a Docker engine); IMAGE=registry/smartlayer:tag to name it.
+image:
+	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE) .
 
 ## run: authz on the memory store with embedded defaults (no Redis, no ClickHouse needed).
 run: build

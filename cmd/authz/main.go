@@ -20,6 +20,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/app"
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/logging"
+	"github.com/smartlayer/smartlayer/internal/version"
 )
 
 func main() {
@@ -28,11 +29,14 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: authz [serve|check-config|bans] [flags]
+const usage = `usage: authz [serve|check-config|bans|version] [flags]
 
   serve          run the ext_authz, access-log and admin servers (default)
   check-config   load and validate the configuration, print it, exit
   bans           list, add or delete bans through the admin API (authz bans -h)
+  version        print the version (also --version)
+
+authz <command> -h lists the command's flags.
 `
 
 // run executes one subcommand and returns the process exit code.
@@ -41,7 +45,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
+	if len(args) > 0 && cmd == "serve" && (args[0] == "--version" || args[0] == "-version") {
+		cmd = "version"
+	}
+	if len(args) > 0 && cmd == "serve" && (args[0] == "--help" || args[0] == "-h") {
+		cmd = "help"
+	}
 	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "smartlayer authz", version.String())
+		return 0
 	case "serve", "check-config":
 	case "bans":
 		if err := runBans(ctx, args, stdout, stderr); err != nil {

@@ -25,13 +25,16 @@ func TestCheckConfigSubcommand(t *testing.T) {
 		code int
 		out  string
 	}{
-		"valid":         {[]string{"check-config", "--config", good}, 0, "configuration OK"},
-		"invalid value": {[]string{"check-config", "--config", bad}, 1, "store.redis.timeout"},
-		"missing file":  {[]string{"check-config", "--config", filepath.Join(dir, "nope.yaml")}, 1, "nope.yaml"},
-		"bad flag":      {[]string{"check-config", "--store", "etcd"}, 1, "store.backend"},
-		"module rule":   {[]string{"check-config", "--config", moduleBad}, 1, "behavior."},
-		"bad quota":     {[]string{"check-config", "--config", quotaBad}, 1, "per_minute"},
-		"unknown cmd":   {[]string{"frobnicate"}, 2, "unknown command"},
+		"valid":                  {[]string{"check-config", "--config", good}, 0, "configuration OK"},
+		"invalid value":          {[]string{"check-config", "--config", bad}, 1, "store.redis.timeout"},
+		"missing file":           {[]string{"check-config", "--config", filepath.Join(dir, "nope.yaml")}, 1, "nope.yaml"},
+		"bad flag":               {[]string{"check-config", "--store", "etcd"}, 1, "store.backend"},
+		"module rule":            {[]string{"check-config", "--config", moduleBad}, 1, "behavior."},
+		"bad quota":              {[]string{"check-config", "--config", quotaBad}, 1, "per_minute"},
+		"unknown cmd":            {[]string{"frobnicate"}, 2, "unknown command"},
+		"version flag":           {[]string{"--version"}, 0, "smartlayer authz "},
+		"version cmd":            {[]string{"version"}, 0, "smartlayer authz "},
+		"help lists subcommands": {[]string{"--help"}, 0, "check-config   load and validate"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
 	"github.com/smartlayer/smartlayer/internal/report"
+	"github.com/smartlayer/smartlayer/internal/version"
 )
 
 const (
@@ -48,6 +49,7 @@ type flags struct {
 	out      string
 	dryRun   bool
 	noLLM    bool
+	version  bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
@@ -60,6 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.out, "out", "", "directory for report-YYYY-MM-DD.md/.html (overrides report.out_dir)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "print the report and the partitions retention would drop; store, write, deliver and drop nothing")
 	fs.BoolVar(&f.noLLM, "no-llm", false, "write the deterministic narrative even when llm.base_url is set")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	if err := fs.Parse(args); err != nil {
 		return f, err
 	}
@@ -79,6 +82,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		fmt.Fprintf(stderr, "reporter: %v\n", err)
 		return exitUsage
+	}
+	if f.version {
+		fmt.Fprintln(stdout, "smartlayer reporter", version.String())
+		return exitOK
 	}
 	cfg, err := loadConfig(f.config)
 	if err != nil {

@@ -66,6 +66,11 @@ type chWriter struct {
 	conn      driver.Conn
 	table     string // `db`.access_log
 	insertSQL string
+
+	// The server's version is learnt on the first insert, not at start:
+	// authz must start and decide with ClickHouse down (rows spool).
+	mu    sync.Mutex
+	known bool
 	// dedupToken: the server knows insert_deduplication_token (22.2+), so a
 	// retried batch is dropped by the server if the first try landed
 	// (for tables with a deduplication window).
@@ -73,24 +78,34 @@ type chWriter struct {
 }
 
 func newCHWriter(conn driver.Conn, database string) (*chWriter, error) {
-	sv, err := conn.ServerVersion()
-	if err != nil {
-		return nil, fmt.Errorf("accesslog: server version: %w", err)
-	}
 	names := make([]string, len(accessLogColumns))
 	for i, c := range accessLogColumns {
 		names[i] = c.Name
 	}
 	table := quoteIdent(database) + ".access_log"
-	v := sv.Version
 	return &chWriter{
 		conn:  conn,
 		table: table,
 		// The explicit column list is required: without it 18.16 answers
 		// a 0-column header (DESIGN.md section 9).
-		insertSQL:  "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ")",
-		dedupToken: v.Major > 22 || (v.Major == 22 && v.Minor >= 2),
+		insertSQL: "INSERT INTO " + table + " (" + strings.Join(names, ", ") + ")",
 	}, nil
+}
+
+// version learns the server's features once it answers.
+func (w *chWriter) version() (dedupToken bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.known {
+		return w.dedupToken, nil
+	}
+	sv, err := w.conn.ServerVersion()
+	if err != nil {
+		return false, fmt.Errorf("accesslog: server version: %w", err)
+	}
+	v := sv.Version
+	w.known, w.dedupToken = true, v.Major > 22 || (v.Major == 22 && v.Minor >= 2)
+	return w.dedupToken, nil
 }
 
 func (w *chWriter) insert(ctx context.Context, b *batch) error {
@@ -113,7 +128,11 @@ func (w *chWriter) insert(ctx context.Context, b *batch) error {
 	if len(rows) == 0 {
 		return nil
 	}
-	if w.dedupToken {
+	dedup, err := w.version()
+	if err != nil {
+		return err
+	}
+	if dedup {
 		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
 			"insert_deduplication_token": token,
 		}))

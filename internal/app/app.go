@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -27,6 +28,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/admin"
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/logging"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 	"github.com/smartlayer/smartlayer/internal/scoring/state"
@@ -44,6 +46,8 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 	}
 	if cfg.Store.Backend == store.BackendRedis {
 		a.redis = store.NewRedisClient(cfg.Store.Redis)
+		// go-redis's own lines (reconnects, pool errors) in our format.
+		redis.SetLogger(logging.Redis{L: logger})
 		defer a.redis.Close()
 	}
 	model, err := newLLM(cfg.LLM, a.reg, logger)
@@ -184,7 +188,7 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 	}
 	g.Go(func() error { return a.payload.Run(gctx) })
 	g.Go(func() error {
-		return config.Watch(gctx, src, logger, func(next config.Config) {
+		return config.Watch(gctx, src, logger, a.reg, func(next config.Config) {
 			p, err := a.pipeline(next)
 			if err != nil {
 				logger.Error("config reload rejected; keeping the last good configuration", "err", err)

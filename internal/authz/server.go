@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/status"
 
+	"github.com/smartlayer/smartlayer/internal/logging"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
@@ -31,6 +32,7 @@ type Server struct {
 	logger   *slog.Logger
 	m        *metrics
 	decided  DecisionRecorder
+	warns    *logging.Sampler
 }
 
 // Option configures a Server.
@@ -58,7 +60,7 @@ func WithRegisterer(r prometheus.Registerer) Option {
 
 // NewServer returns a Server running p with the given decision budget.
 func NewServer(p *Pipeline, budget time.Duration, opts ...Option) *Server {
-	s := &Server{now: time.Now, logger: slog.New(slog.DiscardHandler)}
+	s := &Server{now: time.Now, logger: slog.New(slog.DiscardHandler), warns: logging.NewSampler(10 * time.Second)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -112,8 +114,17 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 			kind = "budget"
 		}
 		s.m.errors.WithLabelValues(kind).Inc()
-		s.logger.Warn("check failed; applying fail mode", "err", err, "fail_open", p.FailOpen,
-			"client", r.ClientKey, "request_id", r.ID)
+		// One line per cause per interval: during a store outage every
+		// Check fails the same way, and the metric carries the count.
+		cause := kind
+		var se *StageError
+		if errors.As(err, &se) {
+			cause += "/" + se.Module
+		}
+		if ok, held := s.warns.Allow(cause, now); ok {
+			s.logger.Warn("check failed; applying fail mode", "err", err, "fail_open", p.FailOpen,
+				"client", r.ClientKey, "request_id", r.ID, "similar_suppressed", held)
+		}
 	}
 	return d
 }

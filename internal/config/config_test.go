@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/smartlayer/smartlayer/internal/store"
 )
 
@@ -90,7 +92,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"two errors at once": {yaml: "payload: {mode: loud, block_score: 0}",
 			want: []string{"payload.mode", "payload.block_score"}},
 		"unknown env var": {env: []string{"SMARTLAYER_SERVER_AUTHZADDR=:1"}, want: []string{"SMARTLAYER_SERVER_AUTHZADDR"}},
-		"bad env value":   {env: []string{"SMARTLAYER_SERVER_DECISION_BUDGET=fast"}, want: []string{"decision_budget"}},
+		"bad env value":   {env: []string{"SMARTLAYER_SERVER_DECISION_BUDGET=fast"}, want: []string{"decision_budget", "SMARTLAYER_SERVER_DECISION_BUDGET"}},
 		"not yaml":        {yaml: "server: [", want: []string{"smartlayer.yaml"}},
 		"bare number duration": {yaml: "server: {decision_budget: 50}",
 			want: []string{"decision_budget", "needs a unit", "50ms"}},
@@ -169,7 +171,7 @@ func TestWatchKeepsLastGood(t *testing.T) {
 	got := make(chan Config, 4)
 	done := make(chan error, 1)
 	go func() {
-		done <- Watch(ctx, Source{File: file, Environ: environ()}, slog.New(slog.NewTextHandler(io.Discard, nil)), func(c Config) { got <- c })
+		done <- Watch(ctx, Source{File: file, Environ: environ()}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil, func(c Config) { got <- c })
 	}()
 	time.Sleep(200 * time.Millisecond) // let the watcher register
 
@@ -228,4 +230,79 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A log file next to the config, or the same content written again, is
+// no reload; a bad edit is rejected (and logged) once, not in a loop.
+func TestWatchReactsOnlyToContentChanges(t *testing.T) {
+	file := writeFile(t, "server: {decision_budget: 20ms}")
+	neighbour := filepath.Join(filepath.Dir(file), "authz.log")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	var logs lockedBuffer
+	got := make(chan Config, 16)
+	done := make(chan error, 1)
+	go func() {
+		done <- Watch(ctx, Source{File: file, Environ: environ()}, slog.New(slog.NewTextHandler(&logs, nil)), reg,
+			func(c Config) { got <- c })
+	}()
+	time.Sleep(200 * time.Millisecond) // let the watcher register
+
+	for i := range 20 { // a busy log file
+		if err := os.WriteFile(neighbour, []byte(strings.Repeat("x", i)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := os.WriteFile(file, []byte("server: {decision_budget: 20ms}"), 0o600); err != nil { // same content
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, []byte("server: {decision_budget: 50}"), 0o600); err != nil { // bad edit
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond)
+	for range 5 { // neighbour noise after the bad edit
+		_ = os.WriteFile(neighbour, []byte("y"), 0o600)
+		time.Sleep(150 * time.Millisecond)
+	}
+	select {
+	case c := <-got:
+		t.Fatalf("reload applied without a valid content change: %+v", c.Server)
+	default:
+	}
+	if n := strings.Count(logs.String(), "config reload rejected"); n != 1 {
+		t.Errorf("bad edit logged %d times, want once:\n%s", n, logs.String())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]float64{"rejected": 1}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			result := m.GetLabel()[0].GetValue()
+			if m.GetCounter().GetValue() != want[result] {
+				t.Errorf("reloads{result=%s} = %v, want %v", result, m.GetCounter().GetValue(), want[result])
+			}
+		}
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

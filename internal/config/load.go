@@ -2,6 +2,7 @@ package config
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/knadh/koanf/providers/env/v2"
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // EnvPrefix starts every environment variable that sets a key:
@@ -60,6 +63,7 @@ func Load(src Source) (Config, error) {
 	envKeys := envKeyIndex(known)
 	isList := func(key string) bool { _, ok := k.Get(key).([]any); return ok }
 	var unknown []error
+	fromEnv := map[string]string{} // key → the variable that set it
 	environ := src.Environ
 	if environ == nil {
 		environ = os.Environ
@@ -80,6 +84,7 @@ func Load(src Source) (Config, error) {
 				unknown = append(unknown, &KeyError{Key: name, Msg: "unknown environment variable"})
 				return "", nil
 			}
+			fromEnv[key] = name
 			if isList(key) {
 				return key, splitList(v)
 			}
@@ -105,6 +110,17 @@ func Load(src Source) (Config, error) {
 	}
 	var c Config
 	if err := k.UnmarshalWithConf("", &c, koanf.UnmarshalConf{DecoderConfig: decoderConfig(&c)}); err != nil {
+		// Name the environment variable when one set the bad value.
+		var vars []string
+		for key, name := range fromEnv {
+			if strings.Contains(err.Error(), "'"+key+"'") {
+				vars = append(vars, name)
+			}
+		}
+		if len(vars) > 0 {
+			sort.Strings(vars)
+			return Config{}, fmt.Errorf("decode configuration (set by %s): %w", strings.Join(vars, ", "), err)
+		}
 		return Config{}, fmt.Errorf("decode configuration: %w", err)
 	}
 	c.link()
@@ -299,11 +315,24 @@ func envKeyIndex(keys map[string]bool) map[string]string {
 	return idx
 }
 
-// Watch reloads the configuration when src.File changes and calls apply
-// with each new valid configuration. An invalid file keeps the last good
-// configuration: the error is logged and apply is not called. Watch returns
-// when ctx is done.
-func Watch(ctx context.Context, src Source, logger *slog.Logger, apply func(Config)) error {
+// Watch reloads the configuration when src.File's content changes and
+// calls apply with each new valid configuration. Only events for the file
+// itself count (and Kubernetes ConfigMap symlink swaps, "..data"), and
+// only a content change reloads: a log file next to the config must not
+// cause reloads. An invalid file keeps the last good configuration: the
+// error is logged once per content and apply is not called. reg (may be
+// nil) gets smartlayer_config_reloads_total{result}. Watch returns when
+// ctx is done.
+func Watch(ctx context.Context, src Source, logger *slog.Logger, reg prometheus.Registerer, apply func(Config)) error {
+	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartlayer_config_reloads_total",
+		Help: "Configuration file changes seen, by result (applied, rejected).",
+	}, []string{"result"})
+	if reg != nil {
+		if err := reg.Register(reloads); err != nil {
+			return fmt.Errorf("config watch metrics: %w", err)
+		}
+	}
 	if src.File == "" {
 		<-ctx.Done()
 		return nil
@@ -315,10 +344,11 @@ func Watch(ctx context.Context, src Source, logger *slog.Logger, apply func(Conf
 	defer w.Close()
 	// Watch the directory: editors and Kubernetes ConfigMaps replace the
 	// file (rename, symlink swap) rather than write it in place.
-	dir := filepath.Dir(src.File)
+	dir, name := filepath.Dir(src.File), filepath.Base(src.File)
 	if err := w.Add(dir); err != nil {
 		return fmt.Errorf("watch %s: %w", dir, err)
 	}
+	last := fileDigest(src.File) // the content serve started with
 	// Debounce: one save is often several events.
 	var timer <-chan time.Time
 	for {
@@ -328,6 +358,10 @@ func Watch(ctx context.Context, src Source, logger *slog.Logger, apply func(Conf
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil
+			}
+			base := filepath.Base(ev.Name)
+			if base != name && base != "..data" {
+				continue
 			}
 			if ev.Op&(fsnotify.Write|fsnotify.Create|fsnotify.Rename|fsnotify.Remove) != 0 {
 				timer = time.After(100 * time.Millisecond)
@@ -339,13 +373,31 @@ func Watch(ctx context.Context, src Source, logger *slog.Logger, apply func(Conf
 			logger.Warn("config watch error", "file", src.File, "err", err)
 		case <-timer:
 			timer = nil
+			digest := fileDigest(src.File)
+			if digest == last {
+				continue // touched, renamed back, or a neighbour's event
+			}
+			last = digest
 			c, err := Load(src)
 			if err != nil {
+				reloads.WithLabelValues("rejected").Inc()
 				logger.Error("config reload rejected; keeping the last good configuration", "file", src.File, "err", err)
 				continue
 			}
+			reloads.WithLabelValues("applied").Inc()
 			logger.Info("config reloaded", "file", src.File)
 			apply(c)
 		}
 	}
+}
+
+// fileDigest hashes the file's content ("" when it cannot be read, which
+// differs from any content).
+func fileDigest(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return string(sum[:])
 }

@@ -368,6 +368,27 @@ func TestClickHouseOutageDuringIngest(t *testing.T) {
 		metric(t, p, "smartlayer_accesslog_spooled_batches_total"), metric(t, p, "smartlayer_accesslog_replayed_batches_total"))
 }
 
+// TestStartsWithClickHouseDown: authz starts and serves with ClickHouse
+// unreachable (a rollout during a ClickHouse outage must not crash-loop),
+// spools the access log, and delivers every entry exactly once when
+// ClickHouse comes back.
+func TestStartsWithClickHouseDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const total = 5000
+	ch := testenv.StartClickHouse(t)
+	ch.Stop()
+	db := fmt.Sprintf("chdown_%d", time.Now().UnixNano())
+	p := startAuthz(t, fmt.Sprintf(faultALSConfig, ch.Addr, db, "200ms", 1000, t.TempDir()))
+	var load alsLoad
+	if err := load.run(ctxFor(t, 30*time.Second), p.alsConn, "edge-chdown", 2500, total); err != nil {
+		t.Fatal(err)
+	}
+	ch.Start()
+	waitRows(t, ch.Addr, db, total, 60*time.Second)
+}
+
 // TestSIGTERMSpoolsBufferedRows sends SIGTERM while rows sit in memory and
 // ClickHouse is down: authz spools them, exits 0, and the next authz on the
 // same spool delivers them exactly once.
