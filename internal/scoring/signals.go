@@ -3,11 +3,11 @@ package scoring
 import (
 	"bytes"
 	"net/netip"
-	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 )
 
 // Reasons for denials: a closed set, used as metric labels, in the
@@ -154,32 +154,16 @@ func matchSensitive(prefixes []string, cleaned string) bool {
 	return false
 }
 
-// CleanPath is the path the rules look at: percent-decoded (so /%61dmin is
-// /admin), with dot segments and duplicate slashes removed. An undecodable
-// path is cleaned as received.
-func CleanPath(p string) string {
-	if strings.IndexByte(p, '%') >= 0 {
-		if d, err := url.PathUnescape(p); err == nil {
-			p = d
-		}
-	}
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	if needsClean(p) {
-		p = path.Clean(p)
-	}
-	return p
-}
+// CleanPath is the path the rules look at: internal/pathnorm's canonical
+// form (unreserved and '/' escapes decoded, so /%61dmin is /admin; ;params,
+// dot segments, repeated and trailing slashes removed), case kept, so
+// sensitive paths, distinct endpoints and ID templates see what quotas see.
+func CleanPath(p string) string { return pathnorm.Normalize(p, cleanOptions) }
 
-// needsClean spares the allocation of path.Clean for ordinary paths.
-func needsClean(p string) bool {
-	if len(p) > 1 && p[len(p)-1] == '/' {
-		return true
-	}
-	return strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.Contains(p, "/..") ||
-		strings.HasSuffix(p, "/.")
-}
+// cleanOptions keep case (sensitive paths match case-insensitively on
+// their own; endpoints differing in case count apart) and ignore a trailing
+// slash.
+var cleanOptions = pathnorm.Options{CaseSensitive: true, TrailingSlash: pathnorm.Ignore}
 
 // maxIDDigits keeps IDs exact in Redis Lua's doubles.
 const maxIDDigits = 15

@@ -49,7 +49,10 @@ func TestCleanPath(t *testing.T) {
 		"double slash":   {"//admin", "/admin"},
 		"no leading":     {"admin", "/admin"},
 		"empty":          {"", "/"},
-		"bad escape":     {"/a%zz", "/a%zz"},
+		"bad escape":     {"/a%zz", "/a%25zz"},
+		"params":         {"/api/..;/admin;x=1", "/admin"},
+		"encoded dots":   {"/x/%2e%2E/.env", "/.env"},
+		"case kept":      {"/Admin/", "/Admin"},
 		"encoded slash":  {"/a%2F..%2Fadmin", "/admin"},
 		"trailing slash": {"/a/", "/a"},
 	}
