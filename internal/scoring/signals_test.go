@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 )
 
 func TestRouteTemplate(t *testing.T) {
@@ -291,4 +293,29 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// Issue 18: the spellings that share a quota are one endpoint for the
+// distinct-endpoint window and hit sensitive paths alike (case aside:
+// behaviour keeps case, sensitive paths match case-insensitively).
+func TestSpellingsAreOneEndpoint(t *testing.T) {
+	cfg := DefaultBehaviorConfig()
+	want := Observe(cfg, "c", &Request{Path: "/api/generate/"}, time.Time{}).Endpoint
+	for _, p := range pathnorm.AttackSpellings {
+		if strings.Contains(p, "API") {
+			continue
+		}
+		if got := Observe(cfg, "c", &Request{Path: p}, time.Time{}).Endpoint; got != want {
+			t.Errorf("%q is another endpoint than /api/generate/ (cleaned %q)", p, CleanPath(p))
+		}
+	}
+	for _, p := range []string{"/x/..;/admin", "//ADMIN/", "/%2e%2e/.env;x", "/api/%2e/../wp-login.php", "/a%2F..%2Fadmin"} {
+		if !matchSensitive(cfg.SensitivePaths, CleanPath(p)) {
+			t.Errorf("%q (cleaned %q) is not sensitive", p, CleanPath(p))
+		}
+	}
+	_, id, ok := templateHash(CleanPath("/users/;x=1/7;y/"))
+	if !ok || id != 7 {
+		t.Errorf("ID behind params: %d %v", id, ok)
+	}
 }
