@@ -194,7 +194,8 @@ type metrics struct {
 	denied                      [numWindows]prometheus.Counter
 	redisTimeout, redisCanceled prometheus.Counter
 	redisOther                  prometheus.Counter
-	evictions                   prometheus.Counter
+	// evictions by kind: a window counter or a lifetime count.
+	evictions [numClasses]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -206,10 +207,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "smartlayer_quota_redis_errors_total",
 		Help: "Quota Redis calls that failed, by kind (timeout, canceled, error); the fail mode decided those requests.",
 	}, []string{"kind"})
-	evictions := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "smartlayer_quota_memory_evictions_total",
-		Help: "Memory-backend counters evicted to stay within max_keys (their counts, lifetime included, are lost).",
-	})
+	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartlayer_quota_evictions_total",
+		Help: "Memory-backend counters evicted to stay within quota.memory.max_keys, by kind: window (per_minute/hour/day buckets) or lifetime (a lifetime count lost: use Redis with persistence).",
+	}, []string{"kind"})
 	decisions = register(reg, decisions)
 	redisErrors = register(reg, redisErrors)
 	evictions = register(reg, evictions)
@@ -220,8 +221,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		redisTimeout:  redisErrors.WithLabelValues("timeout"),
 		redisCanceled: redisErrors.WithLabelValues("canceled"),
 		redisOther:    redisErrors.WithLabelValues("error"),
-		evictions:     evictions,
 	}
+	m.evictions[classTimed] = evictions.WithLabelValues("window")
+	m.evictions[classLife] = evictions.WithLabelValues("lifetime")
 	for w := Window(0); w < numWindows; w++ {
 		m.denied[w] = decisions.WithLabelValues(Denied.String(), w.String())
 	}
