@@ -45,7 +45,7 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 		st = r
 	} else {
 		mo := state.DefaultMemoryOptions()
-		mo.MaxClients, mo.MaxBans, mo.Registerer = cfg.Store.Memory.MaxTrackedClients, cfg.Store.Memory.MaxBans, a.reg
+		mo.MaxClients, mo.MaxBans, mo.Registerer, mo.Logger = cfg.Store.Memory.MaxTrackedClients, cfg.Store.Memory.MaxBans, a.reg, a.logger
 		m, err := state.NewMemory(mo)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)

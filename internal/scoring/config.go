@@ -92,6 +92,12 @@ type BehaviorConfig struct {
 	// 128 tracks each address.
 	IPv6Prefix int `koanf:"ipv6_prefix"`
 
+	// MinBanPrefixV4 and MinBanPrefixV6 are the widest networks an
+	// operator may ban (POST /v1/bans): 10.0.0.0/8 is refused with the
+	// default /16, 2001:db8::/24 with the default /32.
+	MinBanPrefixV4 int `koanf:"min_ban_prefix_v4"`
+	MinBanPrefixV6 int `koanf:"min_ban_prefix_v6"`
+
 	// AllowCIDRs skip behaviour scoring (and are never denied by it);
 	// DenyCIDRs are denied before anything else runs. Each entry is a CIDR
 	// or a bare address.
@@ -173,6 +179,8 @@ func DefaultBehaviorConfig() BehaviorConfig {
 		BanMaxTTL:            24 * time.Hour,
 		OffenceMemory:        7 * 24 * time.Hour,
 		IPv6Prefix:           64,
+		MinBanPrefixV4:       16,
+		MinBanPrefixV6:       32,
 		AllowCIDRs:           []string{},
 		DenyCIDRs:            []string{},
 		LLM: LLMConfig{
@@ -258,6 +266,8 @@ func (c BehaviorConfig) Validate() error {
 		p.Add("offence_memory", c.OffenceMemory, "must not be negative")
 	}
 	p.Between("ipv6_prefix", c.IPv6Prefix, 1, 128)
+	p.Between("min_ban_prefix_v4", c.MinBanPrefixV4, 1, 32)
+	p.Between("min_ban_prefix_v6", c.MinBanPrefixV6, 1, 128)
 	for key, list := range map[string][]string{"allow_cidrs": c.AllowCIDRs, "deny_cidrs": c.DenyCIDRs} {
 		for i, s := range list {
 			if _, err := ParsePrefix(s); err != nil {

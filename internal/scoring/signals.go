@@ -2,6 +2,8 @@ package scoring
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -314,6 +316,48 @@ func ClientKey(key string, ipv6Prefix int) string {
 		return "unknown"
 	}
 	return key
+}
+
+// ErrBanTooWide refuses a network wider than behavior.min_ban_prefix_v4/v6.
+var ErrBanTooWide = errors.New("network too wide to ban")
+
+// BanKey is the key an operator's ban of s — an address or a network — is
+// kept under. An address, or an IPv6 network at least as long as
+// ipv6Prefix, is ClientKey's (the ban covers that client's whole group, as
+// listed). A wider network is kept masked ("10.0.0.0/16",
+// "2001:db8::/32") and bans every address inside it; an IPv4-mapped
+// network is unmapped first ("::ffff:10.0.0.0/112" is "10.0.0.0/16"). A
+// network shorter than /minV4 (IPv4) or /minV6 (IPv6) is refused with
+// ErrBanTooWide.
+func BanKey(s string, ipv6Prefix, minV4, minV6 int) (string, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return AddrKey(a, ipv6Prefix), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return ClientKey(s, ipv6Prefix), nil
+	}
+	a, bits := p.Addr().WithZone(""), p.Bits()
+	if a.Is4In6() && bits >= 96 {
+		a, bits = a.Unmap(), bits-96
+	}
+	p = netip.PrefixFrom(a, bits).Masked()
+	if a.Is4() {
+		switch {
+		case bits < minV4:
+			return "", fmt.Errorf("%w: %s is wider than /%d (behavior.min_ban_prefix_v4)", ErrBanTooWide, p, minV4)
+		case bits == 32:
+			return a.String(), nil
+		}
+		return p.String(), nil
+	}
+	switch {
+	case bits < minV6:
+		return "", fmt.Errorf("%w: %s is wider than /%d (behavior.min_ban_prefix_v6)", ErrBanTooWide, p, minV6)
+	case bits >= ipv6Prefix || bits == 128:
+		return AddrKey(a, ipv6Prefix), nil
+	}
+	return p.String(), nil
 }
 
 // AddrKey is ClientKey for a parsed address.
