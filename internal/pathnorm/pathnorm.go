@@ -59,6 +59,10 @@ func Normalize(p string, o Options) string {
 	if plain(p, o) {
 		return p
 	}
+	// "/api/generate/" with the trailing slash ignored: a substring.
+	if n := len(p); n > 1 && p[n-1] == '/' && o.TrailingSlash != Strict && plain(p[:n-1], o) {
+		return p[:n-1]
+	}
 	return normalize(p, o)
 }
 
