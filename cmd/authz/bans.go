@@ -25,7 +25,7 @@ const bansUsage = `usage: authz bans list            [--admin URL] [--token T] [
        authz bans delete IP      [--admin URL] [--token T]
 
 Talks to a running authz's admin API (/v1/bans). The token defaults to
-$SMARTLAYER_SERVER_ADMIN_TOKEN; IP may be an IPv6 network as listed.
+$SMARTLAYER_SERVER_ADMIN_TOKEN; IP may be a network (CIDR) as listed.
 `
 
 // adminTokenEnv holds server.admin_token, as for the server itself.
@@ -204,7 +204,7 @@ func (c *banClient) add(ctx context.Context, r admin.BanRequest) (scoring.Ban, e
 }
 
 func (c *banClient) delete(ctx context.Context, ip string) error {
-	// The path keeps an IPv6 network's slash: the server matches {ip...}.
+	// The path keeps a network's slash: the server matches {ip...}.
 	_, err := c.do(ctx, http.MethodDelete, "/v1/bans/"+url.PathEscape(ip), nil, http.StatusNoContent)
 	return err
 }

@@ -26,7 +26,9 @@ type BanAdmin interface {
 
 // BanRequest is the body of POST /v1/bans.
 type BanRequest struct {
-	// IP is an address, or an IPv6 network as listed ("2001:db8::/64").
+	// IP is an address or a network ("2001:db8::/64", "10.0.0.0/16"); a
+	// network bans every address inside it and may be no wider than
+	// behavior.min_ban_prefix_v4/v6 (/16 and /32 by default).
 	IP     string `json:"ip"`
 	Reason string `json:"reason,omitempty"`
 	// TTL is a Go duration ("30m", "2h"); empty means behavior.ban_ttl.
@@ -128,7 +130,7 @@ func (h *bansHandler) add(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !validClient(req.IP) {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "bad_request", Message: "ip must be an IP address or an IPv6 network"})
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "bad_request", Message: "ip must be an IP address or a network (CIDR)"})
 		return
 	}
 	reason := strings.TrimSpace(req.Reason)
@@ -149,6 +151,10 @@ func (h *bansHandler) add(w http.ResponseWriter, r *http.Request) {
 		ttl = d
 	}
 	ban, err := h.b.AddBan(r.Context(), req.IP, reason, ttl, h.now())
+	if errors.Is(err, scoring.ErrBanTooWide) {
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "prefix_too_wide", Message: err.Error()})
+		return
+	}
 	if err != nil {
 		h.fail(w, r, "add ban", err)
 		return
@@ -160,7 +166,7 @@ func (h *bansHandler) add(w http.ResponseWriter, r *http.Request) {
 func (h *bansHandler) delete(w http.ResponseWriter, r *http.Request) {
 	ip := r.PathValue("ip")
 	if !validClient(ip) {
-		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "bad_request", Message: "path must end in an IP address or an IPv6 network"})
+		writeJSON(w, http.StatusBadRequest, ErrorBody{Error: "bad_request", Message: "path must end in an IP address or a network (CIDR)"})
 		return
 	}
 	ok, err := h.b.Unban(r.Context(), ip, h.now())
@@ -189,8 +195,8 @@ func validClient(s string) bool {
 	if _, err := netip.ParseAddr(s); err == nil {
 		return true
 	}
-	p, err := netip.ParsePrefix(s)
-	return err == nil && p.Addr().Is6()
+	_, err := netip.ParsePrefix(s)
+	return err == nil
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

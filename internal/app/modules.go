@@ -45,7 +45,7 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 		st = r
 	} else {
 		mo := state.DefaultMemoryOptions()
-		mo.MaxClients, mo.MaxBans, mo.Registerer = cfg.Store.Memory.MaxTrackedClients, cfg.Store.Memory.MaxBans, a.reg
+		mo.MaxClients, mo.MaxBans, mo.Registerer, mo.Logger = cfg.Store.Memory.MaxTrackedClients, cfg.Store.Memory.MaxBans, a.reg, a.logger
 		m, err := state.NewMemory(mo)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -58,7 +58,7 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 		return err
 	}
 
-	table, err := quota.Compile(cfg.Quota.Plans)
+	table, err := cfg.Quota.Compile()
 	if err != nil {
 		return err
 	}
@@ -126,7 +126,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 		authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
 			Stage: authz.PayloadStage(a.payload, a.ban)})
 
-	table, err := quota.Compile(cfg.Quota.Plans)
+	table, err := cfg.Quota.Compile()
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +134,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	if len(table.Plans()) > 0 {
 		// No plans, no quota stage: no store round trip for nothing.
 		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode),
-			Stage: authz.QuotaStage(a.quota, storeTimeout)})
+			Stage: authz.QuotaStage(a.quota, storeTimeout, cfg.Behavior.IPv6Prefix)})
 	}
 	return p, nil
 }

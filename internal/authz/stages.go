@@ -75,11 +75,14 @@ type QuotaTaker interface {
 
 // QuotaStage checks and counts the caller's plan quota. timeout bounds the
 // store round trip (store.redis.timeout); zero means the Check's budget.
-func QuotaStage(q QuotaTaker, timeout time.Duration) Stage {
+//
+// Anonymous callers are counted by client address, IPv6 grouped by its
+// ipv6Prefix network (behavior.ipv6_prefix), as behaviour groups them.
+func QuotaStage(q QuotaTaker, timeout time.Duration, ipv6Prefix int) Stage {
 	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
 		ctx, cancel := withTimeout(ctx, timeout)
 		defer cancel()
-		res, err := q.Take(ctx, quota.Key{Subject: r.QuotaKey(), Plan: r.Plan, Path: r.Path}, r.Time)
+		res, err := q.Take(ctx, quota.Key{Subject: r.QuotaKey(ipv6Prefix), Plan: r.Plan, Path: r.Path}, r.Time)
 		if err != nil {
 			return Verdict{}, err
 		}

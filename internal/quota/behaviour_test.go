@@ -76,7 +76,7 @@ var behaviour = map[string]struct {
 			{path: "/api/analytics/", want: Forbidden, route: "/api/analytics/"},
 			{plan: "gold", want: Forbidden, route: "/api/generate/"},
 			{path: "/api/other", want: NoRoute},
-			{path: "/api/analytics", want: NoRoute}, // exact means exact
+			{path: "/api/analytics", want: Forbidden, route: "/api/analytics/"}, // quota.trailing_slash: ignore
 			{plan: "premium", path: "/api/analytics/", want: Allowed, win: PerMinute, remain: 4},
 			{path: "/api/%67enerate/?x=1", want: Allowed, win: PerMinute, remain: 4, route: "/api/generate/"},
 		},

@@ -83,7 +83,7 @@ func BenchmarkMatch(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				_ = tab.match(normalizePath(path))
+				_ = tab.match(tab.normalize(path))
 			}
 		})
 	}

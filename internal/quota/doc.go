@@ -16,7 +16,8 @@
 //
 // Route keys come in three kinds:
 //
-//   - exact:    "/api/generate/" matches that path only (trailing slash counts);
+//   - exact:    "/api/generate/" matches that path only (and, with
+//     quota.trailing_slash: ignore, the default, "/api/generate");
 //   - template: "/users/{id}/export" — a placeholder matches exactly one
 //     non-empty path segment;
 //   - prefix:   "/api/export/*" matches every path starting with "/api/export/".
@@ -28,9 +29,15 @@
 // differ only in placeholder names are rejected by Compile as ambiguous.
 //
 // Counters belong to the route key, not the path: every path a template or
-// prefix route matches spends the same budget. Before matching, a query string
-// is dropped and percent-escapes of unreserved characters are decoded, so
-// "/api/%67enerate/" is "/api/generate/".
+// prefix route matches spends the same budget. Before matching, route keys
+// and request paths are normalized alike by internal/pathnorm, the form
+// behaviour scoring uses too: query dropped, escapes of unreserved
+// characters and of '/' decoded, ;params stripped, dot segments and repeated
+// slashes removed, case folded unless quota.case_sensitive, a trailing slash
+// dropped unless quota.trailing_slash is strict. "/API/./generate;x=1//" is
+// "/api/generate/"; "/api/generate%20/" (a space is not unreserved) is not.
+// Anonymous callers are counted per client, IPv6 grouped by
+// behavior.ipv6_prefix as behaviour groups them.
 //
 // # Window algorithm: sliding-window counter
 //

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
@@ -31,6 +32,12 @@ type Config struct {
 	// Plans maps plan → route → window → limit; Compile checks the shape.
 	// No plans, no quota stage.
 	Plans map[string]map[string]map[string]int64 `koanf:"plans"`
+	// CaseSensitive keeps the case of paths and route keys: with false (the
+	// default) "/API/generate/" spends the "/api/generate/" quota.
+	CaseSensitive bool `koanf:"case_sensitive"`
+	// TrailingSlash is ignore ("/a/" and "/a" are one route; the default)
+	// or strict.
+	TrailingSlash pathnorm.TrailingSlash `koanf:"trailing_slash"`
 	// Memory bounds the memory backend.
 	Memory MemoryConfig `koanf:"memory"`
 
@@ -55,17 +62,26 @@ type MemoryConfig struct {
 // 64 shards.
 func DefaultConfig() Config {
 	return Config{Mode: setting.Enforce, Plans: map[string]map[string]map[string]int64{},
-		Memory: MemoryConfig{MaxKeys: 100_000, Shards: 64}}
+		TrailingSlash: pathnorm.Ignore, Memory: MemoryConfig{MaxKeys: 100_000, Shards: 64}}
 }
+
+// PathOptions is how request paths and route keys are normalized.
+func (c Config) PathOptions() pathnorm.Options {
+	return pathnorm.Options{CaseSensitive: c.CaseSensitive, TrailingSlash: c.TrailingSlash}
+}
+
+// Compile compiles the plans with the configured path normalization.
+func (c Config) Compile() (*Table, error) { return compile(c.Plans, c.PathOptions()) }
 
 // Validate reports every problem at once, named by its YAML key (quota.*),
 // the plans' shape included.
 func (c Config) Validate() error {
 	p := setting.Section("quota")
 	p.Mode("mode", c.Mode)
+	p.OneOf("trailing_slash", string(c.TrailingSlash), string(pathnorm.Ignore), string(pathnorm.Strict))
 	p.AtLeast("memory.max_keys", c.Memory.MaxKeys, 1)
 	p.Between("memory.shards", c.Memory.Shards, 1, 4096)
-	if _, err := Compile(c.Plans); err != nil {
+	if _, err := c.Compile(); err != nil {
 		p.Join(err)
 	}
 	return p.Err()
@@ -142,7 +158,8 @@ func (l *Limiter) Table() *Table { return l.table.Load() }
 // only Route; the caller applies its fail mode. Denied requests consume
 // nothing.
 func (l *Limiter) Take(ctx context.Context, k Key, now time.Time) (Result, error) {
-	r := l.table.Load().match(normalizePath(k.Path))
+	t := l.table.Load()
+	r := t.match(t.normalize(k.Path))
 	if r == nil {
 		l.m.noRoute.Inc()
 		return Result{Decision: NoRoute}, nil
@@ -177,7 +194,8 @@ type metrics struct {
 	denied                      [numWindows]prometheus.Counter
 	redisTimeout, redisCanceled prometheus.Counter
 	redisOther                  prometheus.Counter
-	evictions                   prometheus.Counter
+	// evictions by kind: a window counter or a lifetime count.
+	evictions [numClasses]prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -189,10 +207,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		Name: "smartlayer_quota_redis_errors_total",
 		Help: "Quota Redis calls that failed, by kind (timeout, canceled, error); the fail mode decided those requests.",
 	}, []string{"kind"})
-	evictions := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "smartlayer_quota_memory_evictions_total",
-		Help: "Memory-backend counters evicted to stay within max_keys (their counts, lifetime included, are lost).",
-	})
+	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "smartlayer_quota_evictions_total",
+		Help: "Memory-backend counters evicted to stay within quota.memory.max_keys, by kind: window (per_minute/hour/day buckets) or lifetime (a lifetime count lost: use Redis with persistence).",
+	}, []string{"kind"})
 	decisions = register(reg, decisions)
 	redisErrors = register(reg, redisErrors)
 	evictions = register(reg, evictions)
@@ -203,8 +221,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		redisTimeout:  redisErrors.WithLabelValues("timeout"),
 		redisCanceled: redisErrors.WithLabelValues("canceled"),
 		redisOther:    redisErrors.WithLabelValues("error"),
-		evictions:     evictions,
 	}
+	m.evictions[classTimed] = evictions.WithLabelValues("window")
+	m.evictions[classLife] = evictions.WithLabelValues("lifetime")
 	for w := Window(0); w < numWindows; w++ {
 		m.denied[w] = decisions.WithLabelValues(Denied.String(), w.String())
 	}

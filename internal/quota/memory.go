@@ -3,8 +3,11 @@ package quota
 import (
 	"context"
 	"hash/maphash"
+	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/smartlayer/smartlayer/internal/store"
 )
@@ -16,16 +19,24 @@ import (
 // lifetime count expire like their Redis buckets, dropped lazily from the
 // cold end of an LRU list as Takes pass by. When full, it evicts the least
 // recently used key without a lifetime count, and only when there is none the
-// least recently used lifetime key. Counters are lost on restart; use Redis
-// with persistence for lifetime limits that matter.
+// least recently used lifetime key — never silently: every eviction counts
+// in smartlayer_quota_evictions_total{kind="window|lifetime"}, and a lost
+// lifetime count is logged (at most once a minute, with how many were lost
+// since). Counters are lost on restart; use Redis with persistence for
+// lifetime limits that matter.
 func NewMemory(t *Table, cfg Config) (*Limiter, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	l := newLimiter(t, cfg, nil)
-	l.backend = newMemBackend(cfg, l.m)
+	b := newMemBackend(cfg, l.m)
+	b.log, b.maxKeys = l.log, cfg.Memory.MaxKeys
+	l.backend = b
 	return l, nil
 }
+
+// lifetimeLogEvery spaces the warnings about evicted lifetime counts.
+const lifetimeLogEvery = time.Minute
 
 type memKey struct{ subject, part string }
 
@@ -67,6 +78,13 @@ type memBackend struct {
 	seed maphash.Seed
 	lru  *store.LRU[memKey, memEntry]
 	m    *metrics
+
+	log     *slog.Logger
+	maxKeys int
+	// lifeLost counts lifetime evictions not yet logged; lastLog is when
+	// the last warning went out (Unix ns).
+	lifeLost atomic.Int64
+	lastLog  atomic.Int64
 }
 
 func newMemBackend(cfg Config, m *metrics) *memBackend {
@@ -87,7 +105,7 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 		var ev *store.Evicted[memKey]
 		ent, ev = s.Insert(k, classTimed)
 		if ev != nil {
-			b.m.evictions.Inc()
+			b.evicted(ev)
 		}
 	}
 	e := &ent.Val
@@ -133,4 +151,22 @@ func (b *memBackend) take(_ context.Context, subject string, pr *planRoute, nowM
 		s.Remove(t)
 	}
 	return c, allowed, nil
+}
+
+// evicted counts an eviction and warns, rate-limited, when a lifetime count
+// was lost.
+func (b *memBackend) evicted(ev *store.Evicted[memKey]) {
+	b.m.evictions[ev.Class].Inc()
+	if ev.Class != classLife || b.log == nil {
+		return
+	}
+	lost := b.lifeLost.Add(1)
+	now := time.Now().UnixNano()
+	last := b.lastLog.Load()
+	if now-last < int64(lifetimeLogEvery) || !b.lastLog.CompareAndSwap(last, now) {
+		return
+	}
+	lost = b.lifeLost.Swap(0)
+	b.log.Warn("quota: memory backend full, lifetime counts evicted: those subjects start their lifetime quota again; raise quota.memory.max_keys or use store.backend: redis with persistence",
+		"evicted", lost, "max_keys", b.maxKeys, "last_subject", ev.Key.subject, "last_route", ev.Key.part)
 }

@@ -2,6 +2,7 @@ package quota
 
 import (
 	"context"
+	"log/slog"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,8 +63,8 @@ func TestMemoryEvictsLeastRecentlyUsed(t *testing.T) {
 	if take("u1") != Denied {
 		t.Error("u1 was evicted although recently used")
 	}
-	if got := testutil.ToFloat64(l.m.evictions); got != 2 {
-		t.Errorf("evictions = %v, want 2", got)
+	if got := testutil.ToFloat64(l.m.evictions[classLife]); got != 2 {
+		t.Errorf("lifetime evictions = %v, want 2", got)
 	}
 }
 
@@ -166,4 +167,44 @@ func keys(s *store.LRUShard[memKey, memEntry]) map[memKey]bool {
 	out := map[memKey]bool{}
 	s.Each(func(e *store.Entry[memKey, memEntry]) bool { out[e.Key] = true; return true })
 	return out
+}
+
+// Evictions are never silent: counted by kind, and a lost lifetime count
+// is logged, at most once a minute with the number lost since.
+func TestMemoryEvictionsCountedAndLogged(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var logs strings.Builder
+	cfg := Config{Memory: MemoryConfig{MaxKeys: 2, Shards: 1}, Registerer: reg,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))}
+	l, err := NewMemory(mustCompile(t, plans{"free": {"/life": {"lifetime": 5}, "/day": {"per_day": 5}}}), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	take := func(subject, path string) {
+		if _, err := l.Take(context.Background(), Key{Subject: subject, Plan: "free", Path: path}, base); err != nil {
+			t.Fatal(err)
+		}
+	}
+	take("a", "/day")
+	take("b", "/day")
+	take("c", "/day")  // evicts a's window counter
+	take("d", "/life") // evicts b's
+	take("e", "/life") // evicts c's
+	take("f", "/life") // evicts d's lifetime count: logged
+	take("g", "/life") // evicts e's: counted, not logged again this minute
+	want := `
+# HELP smartlayer_quota_evictions_total Memory-backend counters evicted to stay within quota.memory.max_keys, by kind: window (per_minute/hour/day buckets) or lifetime (a lifetime count lost: use Redis with persistence).
+# TYPE smartlayer_quota_evictions_total counter
+smartlayer_quota_evictions_total{kind="lifetime"} 2
+smartlayer_quota_evictions_total{kind="window"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "smartlayer_quota_evictions_total"); err != nil {
+		t.Error(err)
+	}
+	if n := strings.Count(logs.String(), "lifetime counts evicted"); n != 1 {
+		t.Errorf("%d warnings, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "evicted=1") || !strings.Contains(logs.String(), "last_subject=d") {
+		t.Errorf("warning lacks the count or subject:\n%s", logs.String())
+	}
 }

@@ -7,11 +7,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 )
 
 // Table is a compiled set of plans: immutable, safe for concurrent use, and
 // swapped whole by Limiter.SetTable.
 type Table struct {
+	// norm is how request paths and route keys are normalized; the
+	// lookups below hold normalized keys.
+	norm      pathnorm.Options
 	exact     map[string]*route
 	templates []*route // most specific first
 	prefixes  []*route // longest first
@@ -28,11 +33,14 @@ const (
 
 // route is one route key with the limits every plan gives it.
 type route struct {
-	key   string
-	kind  routeKind
-	segs  []string // template segments; placeholders are "{}" (literals never hold braces)
-	lits  int      // template literal segments
-	pfx   string   // prefix routes: the text before '*'
+	key  string
+	kind routeKind
+	segs []string // template segments; placeholders are "{}" (literals never hold braces)
+	lits int      // template literal segments
+	pfx  string   // prefix routes: the normalized text before '*'
+	// base is, for a prefix route ending in "/*" when the trailing slash is
+	// ignored, the directory itself ("/api/export" for "/api/export/*").
+	base  string
 	plans map[string]*planRoute
 }
 
@@ -58,11 +66,21 @@ type timedLimit struct {
 // compiles them. Every problem is reported, each naming its key path, e.g.
 //
 //	quota.plans.free["/api/generate/"].per_minute: must be ≥ 0, got -1
+//
+// Route keys and request paths are normalized alike (internal/pathnorm,
+// case-insensitive, trailing slash ignored; Config.Compile applies
+// quota.case_sensitive and quota.trailing_slash), so two keys that name the
+// same paths are rejected.
 func Compile(plans map[string]map[string]map[string]int64) (*Table, error) {
-	t := &Table{exact: map[string]*route{}}
+	return compile(plans, pathnorm.Options{})
+}
+
+func compile(plans map[string]map[string]map[string]int64, norm pathnorm.Options) (*Table, error) {
+	t := &Table{norm: norm, exact: map[string]*route{}}
 	var errs []error
 	byKey := map[string]*route{}
-	shapes := map[string]string{} // template shape → first route key
+	shapes := map[string]string{} // normalized exact key or template shape → first route key
+	rawShapes := map[string]string{}
 	for _, plan := range sortedKeys(plans) {
 		routes := plans[plan]
 		pp := planPath(plan)
@@ -84,14 +102,21 @@ func Compile(plans map[string]map[string]map[string]int64) (*Table, error) {
 					errs = append(errs, fmt.Errorf("%s: %w", rp, err))
 					continue
 				}
+				raw := ""
 				if r.kind == kindTemplate {
-					shape := templateShape(r.segs)
-					if other, dup := shapes[shape]; dup {
+					raw = templateShape(r.segs)
+					if other, dup := rawShapes[raw]; dup {
 						errs = append(errs, fmt.Errorf("%s: matches the same paths as %q (only placeholder names differ)", rp, other))
 						continue
 					}
-					shapes[shape] = key
+					rawShapes[raw] = key
 				}
+				shape := r.normalize(norm)
+				if other, dup := shapes[shape]; dup {
+					errs = append(errs, fmt.Errorf("%s: matches the same paths as %q once paths are normalized (case, trailing slash, dot segments, repeated slashes)", rp, other))
+					continue
+				}
+				shapes[shape] = key
 				byKey[key] = r
 			}
 			pr, err := compileLimits(plan, key, rp, routes[key])
@@ -112,7 +137,7 @@ func Compile(plans map[string]map[string]map[string]int64) (*Table, error) {
 		t.routes++
 		switch r.kind {
 		case kindExact:
-			t.exact[r.key] = r
+			t.exact[r.pfx] = r
 		case kindTemplate:
 			t.templates = append(t.templates, r)
 		case kindPrefix:
@@ -286,6 +311,45 @@ const placeholder = "{}"
 // templateShape is the template with placeholder names erased.
 func templateShape(segs []string) string { return "/" + strings.Join(segs, "/") }
 
+// normalize rewrites the route's lookup form under norm and returns the
+// text two routes collide on: the normalized exact key (kept in pfx), the
+// normalized template shape, or the normalized prefix followed by '*'.
+func (r *route) normalize(norm pathnorm.Options) string {
+	switch r.kind {
+	case kindExact:
+		r.pfx = pathnorm.Normalize(r.key, norm)
+		return r.pfx
+	case kindTemplate:
+		shape := pathnorm.Normalize(templateShape(r.segs), norm)
+		r.segs, r.lits = strings.Split(shape[1:], "/"), 0
+		for _, s := range r.segs {
+			if s != placeholder {
+				r.lits++
+			}
+		}
+		return shape
+	default:
+		if strings.HasSuffix(r.pfx, "/") {
+			// A directory: the normalized directory and everything below.
+			dir := pathnorm.Normalize(r.pfx, pathnorm.Options{CaseSensitive: norm.CaseSensitive, TrailingSlash: pathnorm.Ignore})
+			if dir == "/" {
+				r.pfx = "/"
+			} else {
+				r.pfx = dir + "/"
+				if norm.TrailingSlash != pathnorm.Strict {
+					r.base = dir
+				}
+			}
+		} else {
+			r.pfx = pathnorm.Normalize(r.pfx, norm)
+		}
+		return r.pfx + "*"
+	}
+}
+
+// normalize returns the form of a request path the table's lookups hold.
+func (t *Table) normalize(path string) string { return pathnorm.Normalize(path, t.norm) }
+
 // match returns the most specific route for a normalized path, or nil.
 func (t *Table) match(path string) *route {
 	if t == nil {
@@ -300,7 +364,7 @@ func (t *Table) match(path string) *route {
 		}
 	}
 	for _, r := range t.prefixes {
-		if strings.HasPrefix(path, r.pfx) {
+		if strings.HasPrefix(path, r.pfx) || r.base != "" && path == r.base {
 			return r
 		}
 	}
@@ -341,7 +405,7 @@ func matchTemplate(segs []string, path string) bool {
 // Route returns the route key that governs path and whether one does. The
 // path is normalized as Take does.
 func (t *Table) Route(path string) (string, bool) {
-	r := t.match(normalizePath(path))
+	r := t.match(t.normalize(path))
 	if r == nil {
 		return "", false
 	}

@@ -215,17 +215,23 @@ func (b *Behavior) Ban(ctx context.Context, clientKey, reason string, score int,
 	return ban, nil
 }
 
-// AddBan bans a client for ttl (an operator's ban: it replaces an active
-// ban and does not count as an offence). ttl ≤ 0 means behavior.ban_ttl;
-// shorter than a second is rounded up to a second.
+// AddBan bans a client or a network for ttl (an operator's ban: kept apart
+// from automatic bans and never evicted; it replaces an active manual ban
+// and does not count as an offence). ttl ≤ 0 means behavior.ban_ttl;
+// shorter than a second is rounded up to a second. See BanKey for the key;
+// a network wider than behavior.min_ban_prefix_v4/v6 is refused with an
+// error wrapping ErrBanTooWide.
 func (b *Behavior) AddBan(ctx context.Context, clientKey, reason string, ttl time.Duration, now time.Time) (Ban, error) {
 	cfg := b.cfg.Load()
 	if ttl <= 0 {
 		ttl = cfg.BanTTL
 	}
 	ttl = max(ttl, time.Second)
-	key := ClientKey(clientKey, cfg.IPv6Prefix)
-	ban, err := b.state.Ban(ctx, key, BanRequest{Reason: reason, Now: now, TTL: ttl})
+	key, err := BanKey(clientKey, cfg.IPv6Prefix, cfg.MinBanPrefixV4, cfg.MinBanPrefixV6)
+	if err != nil {
+		return Ban{}, err
+	}
+	ban, err := b.state.Ban(ctx, key, BanRequest{Reason: reason, Now: now, TTL: ttl, Manual: true})
 	if err != nil {
 		b.m.storeErrors.WithLabelValues("ban").Inc()
 		return Ban{}, fmt.Errorf("behavior add ban %s: %w", key, err)
@@ -237,7 +243,8 @@ func (b *Behavior) AddBan(ctx context.Context, clientKey, reason string, ttl tim
 // Unban lifts a client's ban and forgets its offences and windows. It
 // reports whether a ban was active.
 func (b *Behavior) Unban(ctx context.Context, clientKey string, now time.Time) (bool, error) {
-	key := b.Key(clientKey)
+	// Any width: a network banned under a narrower minimum can be lifted.
+	key, _ := BanKey(clientKey, b.cfg.Load().IPv6Prefix, 0, 0)
 	ok, err := b.state.Unban(ctx, key, now)
 	if err != nil {
 		b.m.storeErrors.WithLabelValues("unban").Inc()

@@ -100,6 +100,12 @@ type BehaviorConfig struct {
 	FeedbackMaxRecords int           `koanf:"feedback_max_records"`
 	FeedbackMaxSkew    time.Duration `koanf:"feedback_max_skew"`
 
+	// MinBanPrefixV4 and MinBanPrefixV6 are the widest networks an
+	// operator may ban (POST /v1/bans): 10.0.0.0/8 is refused with the
+	// default /16, 2001:db8::/24 with the default /32.
+	MinBanPrefixV4 int `koanf:"min_ban_prefix_v4"`
+	MinBanPrefixV6 int `koanf:"min_ban_prefix_v6"`
+
 	// AllowCIDRs skip behaviour scoring (and are never denied by it);
 	// DenyCIDRs are denied before anything else runs. Each entry is a CIDR
 	// or a bare address.
@@ -184,6 +190,8 @@ func DefaultBehaviorConfig() BehaviorConfig {
 		FeedbackWindow:       time.Minute,
 		FeedbackMaxRecords:   500_000,
 		FeedbackMaxSkew:      30 * time.Second,
+		MinBanPrefixV4:       16,
+		MinBanPrefixV6:       32,
 		AllowCIDRs:           []string{},
 		DenyCIDRs:            []string{},
 		LLM: LLMConfig{
@@ -272,6 +280,8 @@ func (c BehaviorConfig) Validate() error {
 	p.AtLeastDuration("feedback_window", c.FeedbackWindow, time.Second)
 	p.AtLeast("feedback_max_records", c.FeedbackMaxRecords, 2)
 	p.AtLeastDuration("feedback_max_skew", c.FeedbackMaxSkew, time.Second)
+	p.Between("min_ban_prefix_v4", c.MinBanPrefixV4, 1, 32)
+	p.Between("min_ban_prefix_v6", c.MinBanPrefixV6, 1, 128)
 	for key, list := range map[string][]string{"allow_cidrs": c.AllowCIDRs, "deny_cidrs": c.DenyCIDRs} {
 		for i, s := range list {
 			if _, err := ParsePrefix(s); err != nil {

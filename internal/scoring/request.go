@@ -52,12 +52,17 @@ func (r *Request) UserAgent() string { return r.Headers["user-agent"] }
 // ContentType returns the content-type header.
 func (r *Request) ContentType() string { return r.Headers["content-type"] }
 
-// QuotaKey is the identity quotas are counted under: the user id, or the
-// client key for anonymous callers. The prefixes keep a user named like an
-// IP address from sharing that address's counters.
-func (r *Request) QuotaKey() string {
+// QuotaKey is the identity quotas are counted under: the user id, or for
+// anonymous callers the client grouped as behaviour groups it (an IPv6
+// client by its ipv6Prefix network, behavior.ipv6_prefix), so rotating
+// addresses inside one /64 does not buy a fresh quota. The prefixes keep a
+// user named like an IP address from sharing that address's counters.
+func (r *Request) QuotaKey(ipv6Prefix int) string {
 	if r.User != "" {
 		return "u:" + r.User
 	}
-	return "ip:" + r.ClientKey
+	if r.ClientIP.IsValid() {
+		return "ip:" + addrKey(r.ClientIP, ipv6Prefix, r.ClientKey)
+	}
+	return "ip:" + ClientKey(r.ClientKey, ipv6Prefix)
 }

@@ -2,12 +2,14 @@ package scoring
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	"net/netip"
-	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 )
 
 // Reasons for denials: a closed set, used as metric labels, in the
@@ -154,32 +156,16 @@ func matchSensitive(prefixes []string, cleaned string) bool {
 	return false
 }
 
-// CleanPath is the path the rules look at: percent-decoded (so /%61dmin is
-// /admin), with dot segments and duplicate slashes removed. An undecodable
-// path is cleaned as received.
-func CleanPath(p string) string {
-	if strings.IndexByte(p, '%') >= 0 {
-		if d, err := url.PathUnescape(p); err == nil {
-			p = d
-		}
-	}
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	if needsClean(p) {
-		p = path.Clean(p)
-	}
-	return p
-}
+// CleanPath is the path the rules look at: internal/pathnorm's canonical
+// form (unreserved and '/' escapes decoded, so /%61dmin is /admin; ;params,
+// dot segments, repeated and trailing slashes removed), case kept, so
+// sensitive paths, distinct endpoints and ID templates see what quotas see.
+func CleanPath(p string) string { return pathnorm.Normalize(p, cleanOptions) }
 
-// needsClean spares the allocation of path.Clean for ordinary paths.
-func needsClean(p string) bool {
-	if len(p) > 1 && p[len(p)-1] == '/' {
-		return true
-	}
-	return strings.Contains(p, "//") || strings.Contains(p, "/./") || strings.Contains(p, "/..") ||
-		strings.HasSuffix(p, "/.")
-}
+// cleanOptions keep case (sensitive paths match case-insensitively on
+// their own; endpoints differing in case count apart) and ignore a trailing
+// slash.
+var cleanOptions = pathnorm.Options{CaseSensitive: true, TrailingSlash: pathnorm.Ignore}
 
 // maxIDDigits keeps IDs exact in Redis Lua's doubles.
 const maxIDDigits = 15
@@ -330,6 +316,48 @@ func ClientKey(key string, ipv6Prefix int) string {
 		return "unknown"
 	}
 	return key
+}
+
+// ErrBanTooWide refuses a network wider than behavior.min_ban_prefix_v4/v6.
+var ErrBanTooWide = errors.New("network too wide to ban")
+
+// BanKey is the key an operator's ban of s — an address or a network — is
+// kept under. An address, or an IPv6 network at least as long as
+// ipv6Prefix, is ClientKey's (the ban covers that client's whole group, as
+// listed). A wider network is kept masked ("10.0.0.0/16",
+// "2001:db8::/32") and bans every address inside it; an IPv4-mapped
+// network is unmapped first ("::ffff:10.0.0.0/112" is "10.0.0.0/16"). A
+// network shorter than /minV4 (IPv4) or /minV6 (IPv6) is refused with
+// ErrBanTooWide.
+func BanKey(s string, ipv6Prefix, minV4, minV6 int) (string, error) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return AddrKey(a, ipv6Prefix), nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return ClientKey(s, ipv6Prefix), nil
+	}
+	a, bits := p.Addr().WithZone(""), p.Bits()
+	if a.Is4In6() && bits >= 96 {
+		a, bits = a.Unmap(), bits-96
+	}
+	p = netip.PrefixFrom(a, bits).Masked()
+	if a.Is4() {
+		switch {
+		case bits < minV4:
+			return "", fmt.Errorf("%w: %s is wider than /%d (behavior.min_ban_prefix_v4)", ErrBanTooWide, p, minV4)
+		case bits == 32:
+			return a.String(), nil
+		}
+		return p.String(), nil
+	}
+	switch {
+	case bits < minV6:
+		return "", fmt.Errorf("%w: %s is wider than /%d (behavior.min_ban_prefix_v6)", ErrBanTooWide, p, minV6)
+	case bits >= ipv6Prefix || bits == 128:
+		return AddrKey(a, ipv6Prefix), nil
+	}
+	return p.String(), nil
 }
 
 // AddrKey is ClientKey for a parsed address.

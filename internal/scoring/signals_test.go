@@ -1,11 +1,14 @@
 package scoring
 
 import (
+	"errors"
 	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 )
 
 func TestRouteTemplate(t *testing.T) {
@@ -49,7 +52,10 @@ func TestCleanPath(t *testing.T) {
 		"double slash":   {"//admin", "/admin"},
 		"no leading":     {"admin", "/admin"},
 		"empty":          {"", "/"},
-		"bad escape":     {"/a%zz", "/a%zz"},
+		"bad escape":     {"/a%zz", "/a%25zz"},
+		"params":         {"/api/..;/admin;x=1", "/admin"},
+		"encoded dots":   {"/x/%2e%2E/.env", "/.env"},
+		"case kept":      {"/Admin/", "/Admin"},
 		"encoded slash":  {"/a%2F..%2Fadmin", "/admin"},
 		"trailing slash": {"/a/", "/a"},
 	}
@@ -288,4 +294,68 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// Issue 18: the spellings that share a quota are one endpoint for the
+// distinct-endpoint window and hit sensitive paths alike (case aside:
+// behaviour keeps case, sensitive paths match case-insensitively).
+func TestSpellingsAreOneEndpoint(t *testing.T) {
+	cfg := DefaultBehaviorConfig()
+	want := Observe(cfg, "c", &Request{Path: "/api/generate/"}, time.Time{}).Endpoint
+	for _, p := range pathnorm.AttackSpellings {
+		if strings.Contains(p, "API") {
+			continue
+		}
+		if got := Observe(cfg, "c", &Request{Path: p}, time.Time{}).Endpoint; got != want {
+			t.Errorf("%q is another endpoint than /api/generate/ (cleaned %q)", p, CleanPath(p))
+		}
+	}
+	for _, p := range []string{"/x/..;/admin", "//ADMIN/", "/%2e%2e/.env;x", "/api/%2e/../wp-login.php", "/a%2F..%2Fadmin"} {
+		if !matchSensitive(cfg.SensitivePaths, CleanPath(p)) {
+			t.Errorf("%q (cleaned %q) is not sensitive", p, CleanPath(p))
+		}
+	}
+	_, id, ok := templateHash(CleanPath("/users/;x=1/7;y/"))
+	if !ok || id != 7 {
+		t.Errorf("ID behind params: %d %v", id, ok)
+	}
+}
+
+func TestBanKey(t *testing.T) {
+	cases := map[string]struct {
+		in, want string
+		tooWide  bool
+	}{
+		"IPv4 address":        {in: "192.0.2.7", want: "192.0.2.7"},
+		"mapped address":      {in: "::ffff:192.0.2.7", want: "192.0.2.7"},
+		"IPv6 address":        {in: "2001:db8::7", want: "2001:db8::/64"},
+		"IPv4 /32":            {in: "192.0.2.7/32", want: "192.0.2.7"},
+		"IPv4 network masked": {in: "10.1.2.3/16", want: "10.1.0.0/16"},
+		"IPv4 too wide":       {in: "10.0.0.0/15", tooWide: true},
+		"IPv4 everything":     {in: "0.0.0.0/0", tooWide: true},
+		"IPv6 group":          {in: "2001:db8::/64", want: "2001:db8::/64"},
+		"IPv6 narrower":       {in: "2001:db8::1/96", want: "2001:db8::/64"},
+		"IPv6 network":        {in: "2001:db8:ff::/32", want: "2001:db8::/32"},
+		"IPv6 too wide":       {in: "2001:db8::/31", tooWide: true},
+		"IPv6 everything":     {in: "::/0", tooWide: true},
+		"mapped network":      {in: "::ffff:10.1.0.0/112", want: "10.1.0.0/16"},
+		"mapped network wide": {in: "::ffff:10.0.0.0/104", tooWide: true},
+		"mapped everything":   {in: "::ffff:0.0.0.0/96", tooWide: true},
+		"mapped host":         {in: "::ffff:10.1.2.3/128", want: "10.1.2.3"},
+		"not an address":      {in: "x{y}", want: "x_y_"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got, err := BanKey(tc.in, 64, 16, 32)
+			if tc.tooWide {
+				if !errors.Is(err, ErrBanTooWide) {
+					t.Fatalf("BanKey(%q) = %q, %v; want ErrBanTooWide", tc.in, got, err)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("BanKey(%q) = %q, %v; want %q", tc.in, got, err, tc.want)
+			}
+		})
+	}
 }

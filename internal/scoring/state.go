@@ -12,7 +12,8 @@ import (
 // caller's clock (a fake one in tests) and never with the store's.
 type State interface {
 	// Check returns the client's active ban, if any, without recording
-	// anything; otherwise it records the request described by obs and returns
+	// anything — a manual ban of a network holding the client's address
+	// (or, for an IPv6 network key, all of it) counts; otherwise it records the request described by obs and returns
 	// the client's windows including it. One round trip.
 	Check(ctx context.Context, obs Observation) (ClientState, error)
 	// ObserveResponses counts upstream responses in their clients' error
@@ -25,7 +26,9 @@ type State interface {
 	// Unban lifts the client's ban, forgets its offences and clears its
 	// windows. It reports whether a ban was active.
 	Unban(ctx context.Context, clientKey string, now time.Time) (bool, error)
-	// Bans lists active bans, at most limit of them, in no particular order.
+	// Bans lists active bans, at most limit of them, manual bans first,
+	// otherwise in no particular order. Every listed ban is one Check
+	// honours.
 	Bans(ctx context.Context, now time.Time, limit int) ([]Ban, error)
 }
 
@@ -111,6 +114,10 @@ type Ban struct {
 	// Offence is the client's offence count when banned (0 for manual
 	// bans, which do not escalate).
 	Offence int `json:"offence"`
+	// Manual marks an operator's ban: kept apart from automatic bans,
+	// never evicted, and its client may be a network ("10.0.0.0/16",
+	// "2001:db8::/32") banning every address inside it.
+	Manual bool `json:"manual,omitempty"`
 }
 
 // BanRequest says how to ban.
@@ -126,6 +133,8 @@ type BanRequest struct {
 	Factor        int
 	MaxTTL        time.Duration
 	OffenceMemory time.Duration
+	// Manual is an operator's ban (see Ban.Manual); it never escalates.
+	Manual bool
 }
 
 // EscalatedTTL is the ban length of the offence-th offence (1-based).

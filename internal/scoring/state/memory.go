@@ -11,7 +11,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
+	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,13 +28,20 @@ type MemoryOptions struct {
 	// MaxClients bounds tracked clients (behavior: max_tracked_clients);
 	// the least recently seen client is forgotten first.
 	MaxClients int
-	// MaxBans bounds remembered bans and offences; when full, expired ones
-	// are swept, then the soonest-forgotten one is dropped.
+	// MaxBans bounds remembered automatic bans and offences; when full,
+	// expired ones are swept, then offences without an active ban are
+	// forgotten (soonest-forgotten first), then the automatic ban with the
+	// shortest remaining time is dropped — counted and logged, never
+	// silently. Manual bans are kept apart and never evicted.
 	MaxBans int
 	// Shards splits the maps to spread lock contention.
 	Shards int
-	// Registerer receives smartlayer_store_tracked_clients (nil: none).
+	// Registerer receives smartlayer_store_tracked_clients and
+	// smartlayer_store_ban_evictions_total (nil: none).
 	Registerer prometheus.Registerer
+	// Logger receives the warning that the ban table is full (nil:
+	// discard).
+	Logger *slog.Logger
 }
 
 // DefaultMemoryOptions returns the defaults.
@@ -45,6 +55,13 @@ type Memory struct {
 	seed    maphash.Seed
 	clients *store.LRU[uint64, client]
 	bans    []banShard
+	manual  *manualBans
+
+	// evictions counts automatic-ban entries dropped to stay within
+	// MaxBans, by kind: an active ban or offences only.
+	evictions *prometheus.CounterVec
+	log       *slog.Logger
+	full      logLimiter
 }
 
 type banShard struct {
@@ -213,7 +230,15 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 		return nil, fmt.Errorf("store memory: shards must be positive, got %d", opts.Shards)
 	}
 	// Shards round up so together they hold at least MaxClients.
-	m := &Memory{seed: maphash.MakeSeed(), clients: store.NewLRU[uint64, client](opts.MaxClients, opts.Shards, 1)}
+	m := &Memory{seed: maphash.MakeSeed(), clients: store.NewLRU[uint64, client](opts.MaxClients, opts.Shards, 1),
+		manual: newManualBans(), log: opts.Logger,
+		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "smartlayer_store_ban_evictions_total",
+			Help: "Automatic bans (kind=ban) and remembered offences (kind=offences) the memory store dropped because store.memory.max_bans was reached. Manual bans are never dropped.",
+		}, []string{"kind"})}
+	if m.log == nil {
+		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
 	m.bans = make([]banShard, m.clients.Shards())
 	for i := range m.bans {
 		s := &m.bans[i]
@@ -226,6 +251,9 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 			Help: "Clients whose behaviour the memory store tracks.",
 		}, func() float64 { return float64(m.Len()) })
 		if err := opts.Registerer.Register(g); err != nil {
+			return nil, fmt.Errorf("store memory metrics: %w", err)
+		}
+		if err := opts.Registerer.Register(m.evictions); err != nil {
 			return nil, fmt.Errorf("store memory metrics: %w", err)
 		}
 	}
@@ -255,6 +283,9 @@ func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.Cl
 	}
 	now := obs.Now.UnixMilli()
 	w := obs.Windows
+	if ban, ok := m.manual.match(obs.ClientKey, obs.Now); ok {
+		return scoring.ClientState{Ban: &ban}, nil
+	}
 	id := maphash.String(m.seed, obs.ClientKey)
 	if ban, ok := m.activeBan(id, obs.ClientKey, now); ok {
 		return scoring.ClientState{Ban: &ban}, nil
@@ -442,6 +473,12 @@ func (m *Memory) Ban(ctx context.Context, clientKey string, req scoring.BanReque
 		return scoring.Ban{}, err
 	}
 	now := req.Now.UnixMilli()
+	if req.Manual {
+		ban := scoring.Ban{ClientKey: clientKey, Reason: req.Reason, Score: req.Score, Manual: true,
+			Created: time.UnixMilli(now), Expires: time.UnixMilli(now + req.TTL.Milliseconds())}
+		m.manual.put(clientKey, ban)
+		return ban, nil
+	}
 	s := m.banShard(maphash.String(m.seed, clientKey))
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -450,7 +487,9 @@ func (m *Memory) Ban(ctx context.Context, clientKey string, req scoring.BanReque
 	}
 	e, ok := s.bans[clientKey]
 	if !ok {
-		s.makeRoomForBan(now)
+		if victim, kind := s.makeRoomForBan(now); kind != "" {
+			m.evicted(victim, kind, now)
+		}
 		e = &banEntry{}
 		s.bans[clientKey] = e
 	}
@@ -473,9 +512,19 @@ func (m *Memory) Ban(ctx context.Context, clientKey string, req scoring.BanReque
 	return e.ban, nil
 }
 
-func (s *banShard) makeRoomForBan(now int64) {
+// Eviction kinds (smartlayer_store_ban_evictions_total).
+const (
+	evictBan      = "ban"
+	evictOffences = "offences"
+)
+
+// makeRoomForBan makes room for one more entry when the shard is full:
+// expired entries go first, then offences without an active ban (soonest
+// forgotten first), then the active ban with the shortest remaining time.
+// It returns what it dropped beyond expired entries ("" when nothing).
+func (s *banShard) makeRoomForBan(now int64) (*banEntry, string) {
 	if len(s.bans) < s.maxBans {
-		return
+		return nil, ""
 	}
 	for k, b := range s.bans {
 		if (!b.active || b.ban.Expires.UnixMilli() <= now) && b.offencesExp <= now {
@@ -483,18 +532,42 @@ func (s *banShard) makeRoomForBan(now int64) {
 		}
 	}
 	if len(s.bans) < s.maxBans {
-		return
+		return nil, ""
 	}
-	// Drop the entry that would be forgotten first.
-	var victim string
-	var soonest int64
+	var offVictim, banVictim string
+	var offEnd, banEnd int64
 	for k, b := range s.bans {
-		end := max(b.offencesExp, b.ban.Expires.UnixMilli())
-		if victim == "" || end < soonest {
-			victim, soonest = k, end
+		if !b.active || b.ban.Expires.UnixMilli() <= now {
+			if offVictim == "" || b.offencesExp < offEnd {
+				offVictim, offEnd = k, b.offencesExp
+			}
+			continue
+		}
+		if end := b.ban.Expires.UnixMilli(); banVictim == "" || end < banEnd {
+			banVictim, banEnd = k, end
 		}
 	}
+	victim, kind := banVictim, evictBan
+	if offVictim != "" {
+		victim, kind = offVictim, evictOffences
+	}
+	e := s.bans[victim]
 	delete(s.bans, victim)
+	return e, kind
+}
+
+// evicted counts an entry dropped from a full ban table and warns,
+// rate-limited, when an active ban was lost.
+func (m *Memory) evicted(e *banEntry, kind string, now int64) {
+	m.evictions.WithLabelValues(kind).Inc()
+	if kind != evictBan {
+		return
+	}
+	if n, ok := m.full.allow(); ok {
+		m.log.Warn("store memory: ban table full (store.memory.max_bans): automatic bans with the least time left were dropped; raise max_bans or use store.backend: redis",
+			"dropped", n, "last_client", e.ban.ClientKey, "last_reason", e.ban.Reason,
+			"last_remaining", time.Duration(e.ban.Expires.UnixMilli()-now)*time.Millisecond)
+	}
 }
 
 // Unban implements scoring.State.
@@ -502,10 +575,11 @@ func (m *Memory) Unban(ctx context.Context, clientKey string, now time.Time) (bo
 	if err := ctxErr(ctx); err != nil {
 		return false, err
 	}
+	manual := m.manual.remove(clientKey, now)
 	id := maphash.String(m.seed, clientKey)
 	s := m.banShard(id)
 	s.mu.Lock()
-	active := s.activeBan(clientKey, now.UnixMilli()) != nil
+	active := s.activeBan(clientKey, now.UnixMilli()) != nil || manual
 	delete(s.bans, clientKey)
 	s.mu.Unlock()
 	cs := m.clients.Shard(id)
@@ -523,7 +597,7 @@ func (m *Memory) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.
 		return nil, err
 	}
 	ms := now.UnixMilli()
-	var out []scoring.Ban
+	out := m.manual.list(now, limit)
 	for i := range m.bans {
 		s := &m.bans[i]
 		s.mu.Lock()
@@ -541,3 +615,24 @@ func (m *Memory) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.
 }
 
 var _ scoring.State = (*Memory)(nil)
+
+// logLimiter lets one warning through per interval and counts the events
+// it held back.
+type logLimiter struct {
+	last   atomic.Int64 // Unix ns of the last warning
+	events atomic.Int64
+}
+
+const fullLogEvery = time.Minute
+
+// allow records an event and reports whether to warn now, with the events
+// since the last warning.
+func (l *logLimiter) allow() (int64, bool) {
+	l.events.Add(1)
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	if now-last < int64(fullLogEvery) || !l.last.CompareAndSwap(last, now) {
+		return 0, false
+	}
+	return l.events.Swap(0), true
+}

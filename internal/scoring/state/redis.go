@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -18,10 +19,15 @@ import (
 type RedisOptions struct {
 	// Prefix starts every key ("sl:"); tests use a unique one.
 	Prefix string
+	// ManualRefresh is how often a replica re-reads the manual bans
+	// (sl:mban) on the request path; its own bans apply at once.
+	ManualRefresh time.Duration
 }
 
 // DefaultRedisOptions returns the defaults.
-func DefaultRedisOptions() RedisOptions { return RedisOptions{Prefix: "sl:"} }
+func DefaultRedisOptions() RedisOptions {
+	return RedisOptions{Prefix: "sl:", ManualRefresh: time.Second}
+}
 
 // Redis is the State shared by replicas. Keys carry the client in a hash
 // tag, so each script touches one cluster slot:
@@ -32,13 +38,29 @@ func DefaultRedisOptions() RedisOptions { return RedisOptions{Prefix: "sl:"} }
 //	                        b (burst after idle)
 //	sl:bh:{ip}:ep     zset  endpoint hash → last seen (ms)
 //	sl:bh:{ip}:off    hash  n (offences), exp (when they are forgotten, ms)
+//	sl:mban           hash  manual bans: client or network → reason, score,
+//	                        created, expires (ms), '\x1f'-separated
+//
+// Manual bans are few and may cover networks, which no per-client key can:
+// each replica keeps a snapshot of sl:mban, re-read at most every
+// ManualRefresh on the request path, and Check consults it before the
+// script (a snapshot that cannot be read is kept, and retried later).
 //
 // The caller's time drives the windows and ban expiry (stored as data);
 // Redis TTLs, set relative to now, only reclaim memory.
 // Per-call timeouts come from the caller's context (store.redis.timeout).
 type Redis struct {
-	c      redis.UniversalClient
-	prefix string
+	c       redis.UniversalClient
+	prefix  string
+	refresh time.Duration
+
+	manual *manualBans
+	// loaded is when the snapshot was last read (Unix ns, real time);
+	// gen counts this replica's writes, so a read that raced one is not
+	// installed.
+	mu     sync.Mutex
+	loaded int64
+	gen    uint64
 }
 
 // NewRedis returns a store on c. It does not contact Redis.
@@ -46,10 +68,84 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if c == nil {
 		return nil, errors.New("store redis: nil client")
 	}
+	d := DefaultRedisOptions()
 	if opts.Prefix == "" {
-		opts.Prefix = DefaultRedisOptions().Prefix
+		opts.Prefix = d.Prefix
 	}
-	return &Redis{c: c, prefix: opts.Prefix}, nil
+	if opts.ManualRefresh <= 0 {
+		opts.ManualRefresh = d.ManualRefresh
+	}
+	return &Redis{c: c, prefix: opts.Prefix, refresh: opts.ManualRefresh, manual: newManualBans()}, nil
+}
+
+func (r *Redis) manualKey() string { return r.prefix + "mban" }
+
+// manualBan returns the manual ban covering clientKey, re-reading the
+// snapshot first when it is older than the refresh interval.
+func (r *Redis) manualBan(ctx context.Context, clientKey string, now time.Time) (scoring.Ban, bool) {
+	r.mu.Lock()
+	stale := time.Now().UnixNano()-r.loaded >= int64(r.refresh)
+	if stale {
+		r.loaded = time.Now().UnixNano() // one reader per interval, even when it fails
+	}
+	gen := r.gen
+	r.mu.Unlock()
+	if stale {
+		_ = r.loadManual(ctx, gen, now)
+	}
+	return r.manual.match(clientKey, now)
+}
+
+// loadManual reads sl:mban into the snapshot unless this replica wrote
+// since gen, and deletes entries expired at now.
+func (r *Redis) loadManual(ctx context.Context, gen uint64, now time.Time) error {
+	all, err := r.c.HGetAll(ctx, r.manualKey()).Result()
+	if err != nil {
+		return fmt.Errorf("store redis manual bans: %w", err)
+	}
+	bans := make(map[string]scoring.Ban, len(all))
+	var expired []string
+	for k, v := range all {
+		b, ok := decodeManual(k, v)
+		switch {
+		case !ok:
+			continue
+		case !b.Expires.After(now):
+			expired = append(expired, k)
+		default:
+			bans[k] = b
+		}
+	}
+	r.mu.Lock()
+	if r.gen == gen {
+		r.manual.replace(bans)
+	}
+	r.mu.Unlock()
+	if len(expired) > 0 {
+		// Only bans expired by the caller's clock; best effort.
+		_ = r.c.HDel(ctx, r.manualKey(), expired...).Err()
+	}
+	return nil
+}
+
+func encodeManual(b scoring.Ban) string {
+	return strings.Join([]string{b.Reason, strconv.Itoa(b.Score),
+		strconv.FormatInt(b.Created.UnixMilli(), 10), strconv.FormatInt(b.Expires.UnixMilli(), 10)}, "\x1f")
+}
+
+func decodeManual(key, v string) (scoring.Ban, bool) {
+	f := strings.Split(v, "\x1f")
+	if len(f) != 4 {
+		return scoring.Ban{}, false
+	}
+	score, err1 := strconv.Atoi(f[1])
+	created, err2 := strconv.ParseInt(f[2], 10, 64)
+	expires, err3 := strconv.ParseInt(f[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return scoring.Ban{}, false
+	}
+	return scoring.Ban{ClientKey: key, Reason: f[0], Score: score, Manual: true,
+		Created: time.UnixMilli(created), Expires: time.UnixMilli(expires)}, true
 }
 
 func (r *Redis) banKey(client string) string { return r.prefix + "ban:" + store.HashTag(client) }
@@ -234,6 +330,9 @@ func hexHash(h uint64) string { return strconv.FormatUint(h, 16) }
 
 // Check implements scoring.State.
 func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.ClientState, error) {
+	if ban, ok := r.manualBan(ctx, obs.ClientKey, obs.Now); ok {
+		return scoring.ClientState{Ban: &ban}, nil
+	}
 	w := obs.Windows
 	tpl, id := "", ""
 	if obs.HasID {
@@ -332,6 +431,19 @@ func (r *Redis) ObserveResponses(ctx context.Context, rs []scoring.ObservedRespo
 
 // Ban implements scoring.State.
 func (r *Redis) Ban(ctx context.Context, clientKey string, req scoring.BanRequest) (scoring.Ban, error) {
+	if req.Manual {
+		now := req.Now.UnixMilli()
+		ban := scoring.Ban{ClientKey: clientKey, Reason: req.Reason, Score: req.Score, Manual: true,
+			Created: time.UnixMilli(now), Expires: time.UnixMilli(now + req.TTL.Milliseconds())}
+		if err := r.c.HSet(ctx, r.manualKey(), clientKey, encodeManual(ban)).Err(); err != nil {
+			return scoring.Ban{}, fmt.Errorf("store redis manual ban: %w", err)
+		}
+		r.mu.Lock()
+		r.gen++
+		r.manual.put(clientKey, ban)
+		r.mu.Unlock()
+		return ban, nil
+	}
 	esc := "0"
 	if req.Escalate {
 		esc = "1"
@@ -347,16 +459,40 @@ func (r *Redis) Ban(ctx context.Context, clientKey string, req scoring.BanReques
 
 // Unban implements scoring.State.
 func (r *Redis) Unban(ctx context.Context, clientKey string, now time.Time) (bool, error) {
+	raw, err := r.c.HGet(ctx, r.manualKey(), clientKey).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return false, fmt.Errorf("store redis unban: %w", err)
+	}
+	manual := false
+	if err == nil {
+		if err := r.c.HDel(ctx, r.manualKey(), clientKey).Err(); err != nil {
+			return false, fmt.Errorf("store redis unban: %w", err)
+		}
+		b, ok := decodeManual(clientKey, raw)
+		manual = ok && b.Expires.After(now)
+	}
+	r.mu.Lock()
+	r.gen++
+	r.manual.remove(clientKey, now)
+	r.mu.Unlock()
 	keys := []string{r.banKey(clientKey), r.bhKey(clientKey, "off"), r.bhKey(clientKey, "w"), r.bhKey(clientKey, "ep")}
 	v, err := unbanScript.Run(ctx, r.c, keys, now.UnixMilli()).Int64()
 	if err != nil {
 		return false, fmt.Errorf("store redis unban: %w", err)
 	}
-	return v == 1, nil
+	return v == 1 || manual, nil
 }
 
 // Bans implements scoring.State. It scans every master of a cluster.
 func (r *Redis) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.Ban, error) {
+	r.mu.Lock()
+	gen := r.gen
+	r.loaded = time.Now().UnixNano()
+	r.mu.Unlock()
+	if err := r.loadManual(ctx, gen, now); err != nil {
+		return nil, err
+	}
+	out := r.manual.list(now, limit)
 	var keys []string
 	scan := func(ctx context.Context, c redis.Cmdable) error {
 		it := c.Scan(ctx, 0, r.prefix+"ban:*", 1000).Iterator()
@@ -380,7 +516,6 @@ func (r *Redis) Bans(ctx context.Context, now time.Time, limit int) ([]scoring.B
 		return nil, fmt.Errorf("store redis list bans: %w", err)
 	}
 	ms := now.UnixMilli()
-	var out []scoring.Ban
 	for start := 0; start < len(keys) && len(out) < limit; start += 500 {
 		batch := keys[start:min(start+500, len(keys))]
 		cmds := make([]*redis.MapStringStringCmd, len(batch))
