@@ -101,7 +101,8 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 		return err
 	}
 	authzSrv := authz.NewServer(pipeline, cfg.Server.DecisionBudget,
-		authz.WithLogger(logger), authz.WithRegisterer(a.reg), authz.WithDecisionRecorder(decisions))
+		authz.WithLogger(logger), authz.WithRegisterer(a.reg), authz.WithDecisionRecorder(decisions),
+		authz.WithDenyDetail(cfg.Server.DenyDetail == "reason"))
 
 	panics := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "smartlayer_grpc_panics_total", Help: "Panics recovered in gRPC handlers."})
@@ -113,7 +114,7 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 	// Recovery first, so a panic anywhere below it (token check included)
 	// is contained; each listener then checks its own token.
 	grpcOpts = append(grpcOpts, server.Recovery(logger, panics)...)
-	authzGRPC := grpc.NewServer(server.WithTokenAuth(grpcOpts, cfg.Server.AuthzToken)...)
+	authzGRPC := grpc.NewServer(append(server.WithTokenAuth(grpcOpts, cfg.Server.AuthzToken), authz.ServerCodec())...)
 	authzSrv.Register(authzGRPC)
 	healthSrv := health.NewServer()
 	healthpb.RegisterHealthServer(authzGRPC, healthSrv)

@@ -14,12 +14,15 @@ const (
 	ModulePayload  = "payload"
 	ModuleQuota    = "quota"
 	ModuleFailMode = "failmode"
+	// ModuleRequest decides requests that are not requests: no HTTP
+	// attributes at all. Not our failure, so not the fail mode.
+	ModuleRequest = "request"
 )
 
 // Reasons the pipeline itself produces; stages bring their own closed sets.
 const (
 	ReasonDenyCIDR        = "lists.deny_cidr"
-	ReasonParseError      = "failmode.request_parse_error"
+	ReasonMalformed       = "request.malformed"
 	ReasonStageError      = "failmode.stage_error"
 	ReasonBudgetExceeded  = "failmode.budget_exceeded"
 	ReasonInternalFailure = "failmode.internal"

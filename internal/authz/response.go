@@ -26,7 +26,7 @@ const (
 // toResponse translates a Decision into Envoy's CheckResponse. Every string
 // that came from the request is made valid UTF-8 first: protobuf refuses to
 // marshal anything else, and the answer must always go out.
-func toResponse(d *Decision) *authv3.CheckResponse {
+func toResponse(d *Decision, detail bool) *authv3.CheckResponse {
 	md := metadata(d)
 	if d.Allow {
 		ok := &authv3.OkHttpResponse{
@@ -47,18 +47,28 @@ func toResponse(d *Decision) *authv3.CheckResponse {
 		}
 	}
 	status := d.status()
+	// What the client sees is minimal by default: the status, a generic
+	// word and the request id to quote to support. The reason (which rule
+	// fired, and so which product answers) stays in the metadata, the
+	// access log and the logs, unless server.deny_detail is "reason".
+	reason := ""
+	if detail {
+		reason = d.Reason
+	}
 	body, _ := json.Marshal(struct {
 		Error     string `json:"error"`
-		Reason    string `json:"reason"`
+		Reason    string `json:"reason,omitempty"`
 		RequestID string `json:"request_id,omitempty"`
-	}{errorWord(status), d.Reason, strings.ToValidUTF8(d.RequestID, "\uFFFD")})
+	}{errorWord(status), reason, strings.ToValidUTF8(d.RequestID, "\uFFFD")})
 	denied := &authv3.DeniedHttpResponse{
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(status)},
 		Headers: []*corev3.HeaderValueOption{
 			header("content-type", "application/json", corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
-			header(HeaderReason, d.Reason, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
 		},
 		Body: string(body),
+	}
+	if detail {
+		denied.Headers = append(denied.Headers, header(HeaderReason, d.Reason, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
 	}
 	for _, h := range d.Headers {
 		denied.Headers = append(denied.Headers, header(h.Key, h.Value, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))

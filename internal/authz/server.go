@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -33,6 +34,9 @@ type Server struct {
 	m        *metrics
 	decided  DecisionRecorder
 	warns    *logging.Sampler
+	// denyDetail shows the client the deny reason (body and
+	// x-smartlayer-reason); off by default.
+	denyDetail bool
 }
 
 // Option configures a Server.
@@ -49,6 +53,10 @@ type DecisionRecorder interface {
 
 // WithDecisionRecorder records every allowed request; it must not block.
 func WithDecisionRecorder(r DecisionRecorder) Option { return func(s *Server) { s.decided = r } }
+
+// WithDenyDetail shows clients why they were denied (server.deny_detail:
+// reason). Off, a denial says only its status and the request id.
+func WithDenyDetail(on bool) Option { return func(s *Server) { s.denyDetail = on } }
 
 // WithLogger sets the logger; the default discards.
 func WithLogger(l *slog.Logger) Option { return func(s *Server) { s.logger = l } }
@@ -93,7 +101,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 	p := s.pipeline.Load()
 	d := s.check(ctx, p, req, s.now())
 	s.m.observe(&d, time.Since(t0))
-	return toResponse(&d), nil
+	return toResponse(&d, s.denyDetail), nil
 }
 
 func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time) Decision {
@@ -101,7 +109,11 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 	if !ok {
 		s.m.errors.WithLabelValues("parse").Inc()
 		s.logger.Debug("check request without http attributes", "request_id", r.ID)
-		return p.failDecision(r, ReasonParseError)
+		// Envoy always sends the HTTP attributes: a CheckRequest without
+		// them comes from something else on the port. Deny it, whatever
+		// the fail mode (which is for our failures, not for bad input).
+		return Decision{Status: http.StatusBadRequest, Module: ModuleRequest, Reason: ReasonMalformed,
+			Plan: r.Plan, RequestID: r.ID}
 	}
 	d, err := s.decideWithin(ctx, p, r)
 	d.Strip = ownHeadersSent(r.Headers)

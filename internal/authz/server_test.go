@@ -109,7 +109,7 @@ func TestCheckDecisions(t *testing.T) {
 			p := pipeline(tc.stages...)
 			p.FailOpen = tc.failOpen || tc.wantAllow
 			reg := prometheus.NewRegistry()
-			s := NewServer(p, 20*time.Millisecond, WithRegisterer(reg))
+			s := NewServer(p, 20*time.Millisecond, WithRegisterer(reg), WithDenyDetail(true))
 			start := time.Now()
 			resp, err := s.Check(context.Background(), envoyCheck(tc.peer, "GET", "/x", nil))
 			if err != nil {
@@ -269,5 +269,47 @@ func TestClientSentOwnHeadersAreRemoved(t *testing.T) {
 	}
 	if set[HeaderPlan] != "anonymous" || set[HeaderScore] != "0" {
 		t.Errorf("plan/score headers %v: ours must overwrite the client's", set)
+	}
+}
+
+// By default a denied client learns the status and the request id, not
+// which rule fired (nor, from a header, which product answered); the
+// reason is in the dynamic metadata for Envoy's log and ours.
+func TestDenyDetailIsOffByDefault(t *testing.T) {
+	s := NewServer(pipeline(), time.Second)
+	resp, err := s.Check(context.Background(), envoyCheck("192.0.2.9", "GET", "/x", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dr := resp.GetDeniedResponse()
+	if dr == nil {
+		t.Fatalf("deny-listed peer allowed: %v", resp)
+	}
+	if strings.Contains(dr.GetBody(), ReasonDenyCIDR) || !strings.Contains(dr.GetBody(), `"request_id":"req-1"`) {
+		t.Errorf("body %q: want the request id and no reason", dr.GetBody())
+	}
+	for _, h := range dr.GetHeaders() {
+		if strings.HasPrefix(h.GetHeader().GetKey(), "x-smartlayer-") {
+			t.Errorf("denial carries %s", h.GetHeader().GetKey())
+		}
+	}
+	if got := resp.GetDynamicMetadata().AsMap()["reason"]; got != ReasonDenyCIDR {
+		t.Errorf("metadata reason %v", got)
+	}
+}
+
+// A CheckRequest without HTTP attributes is denied (400), not failed open.
+func TestMalformedRequestIsDenied(t *testing.T) {
+	s := NewServer(pipeline(), time.Second)
+	for name, req := range map[string]*authv3.CheckRequest{"nil": nil, "empty": {},
+		"no http": {Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{}}}} {
+		resp, err := s.Check(context.Background(), req)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if dr := resp.GetDeniedResponse(); dr == nil || dr.GetStatus().GetCode() != 400 ||
+			resp.GetDynamicMetadata().AsMap()["reason"] != ReasonMalformed {
+			t.Errorf("%s: %v, want denied 400 %s", name, resp, ReasonMalformed)
+		}
 	}
 }

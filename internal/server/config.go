@@ -30,6 +30,11 @@ type Config struct {
 	// feed behaviour scoring.
 	AuthzToken setting.Secret `koanf:"authz_token"`
 	ALSToken   setting.Secret `koanf:"als_token"`
+	// DenyDetail is what a denied client is told: "none" (status, a
+	// generic word, the request id) or "reason" (also the rule, in the
+	// body and x-smartlayer-reason). The detail is always in the logs,
+	// the access log and Envoy's dynamic metadata.
+	DenyDetail string `koanf:"deny_detail"`
 	// Reflection registers gRPC server reflection on the ext_authz port
 	// (for grpcurl); off by default, it tells a scanner what it faces.
 	Reflection bool `koanf:"reflection"`
@@ -57,7 +62,7 @@ func DefaultConfig() Config {
 	return Config{
 		AuthzAddr: ":9001", ALSAddr: ":9002", AdminAddr: ":9090",
 		DecisionBudget: 50 * time.Millisecond, FailMode: FailAllow,
-		ShutdownTimeout: 30 * time.Second, MaxRecvMsgBytes: 8 << 20,
+		ShutdownTimeout: 30 * time.Second, MaxRecvMsgBytes: 8 << 20, DenyDetail: "none",
 	}
 }
 
@@ -70,6 +75,7 @@ func (c Config) Validate() error {
 	p.Positive("decision_budget", c.DecisionBudget)
 	p.Positive("shutdown_timeout", c.ShutdownTimeout)
 	p.OneOf("fail_mode", string(c.FailMode), string(FailAllow), string(FailDeny))
+	p.OneOf("deny_detail", c.DenyDetail, "none", "reason")
 	p.AtLeast("max_recv_msg_bytes", c.MaxRecvMsgBytes, 64<<10)
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		p.Add("tls", nil, "cert_file and key_file must be set together")

@@ -53,7 +53,7 @@ type Upstream func(r *Request) (status int, latency time.Duration)
 type Result struct {
 	Allowed   bool
 	Status    int
-	Reason    string // x-smartlayer-reason on denials
+	Reason    string // the deny reason, from the ext_authz metadata
 	Headers   map[string]string
 	Body      string
 	Metadata  map[string]any
@@ -206,7 +206,7 @@ func (e *Envoy) Do(ctx context.Context, r *Request) (Result, error) {
 		for _, h := range dr.GetHeaders() {
 			res.Headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
 		}
-		res.Reason = res.Headers["x-smartlayer-reason"]
+		res.Reason, _ = res.Metadata["reason"].(string)
 		flags.UnauthorizedDetails = &alsdatav3.ResponseFlags_Unauthorized{
 			Reason: alsdatav3.ResponseFlags_Unauthorized_EXTERNAL_SERVICE}
 		latency = time.Millisecond
