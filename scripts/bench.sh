@@ -15,6 +15,8 @@
 # Reporter: BenchmarkReport10M (internal/report) over 10 M generated rows.
 # Needs Redis and ClickHouse: the script runs itself under scripts/testenv.sh.
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -56,17 +58,7 @@ go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz
 go build -tags vtprotobuf -o "$work/" ./test/e2e/cmd/alsload
 part ghz && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 
-port() { # a spare loopback port
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+port() { spare_port; } # a spare loopback port
 
 # The CheckRequest Envoy sends for a browser GET (edge listener,
 # use_remote_address); ghz fills the templates per call.

@@ -10,6 +10,8 @@
 #
 #   scripts/demo.sh              # DEMO_DURATION=60s scripts/demo.sh
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
@@ -30,17 +32,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port() { # a spare loopback port
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
+port() { spare_port; } # a spare loopback port
 
 echo "==> building bin/authz, bin/reporter and the traffic player"
 go build -o bin/ ./cmd/...

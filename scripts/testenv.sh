@@ -10,6 +10,8 @@
 #   SMARTLAYER_TEST_REDIS_ADDR       127.0.0.1:PORT
 #   SMARTLAYER_TEST_CLICKHOUSE_ADDR  127.0.0.1:PORT (native protocol)
 set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -31,19 +33,6 @@ ensure_packages() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
-# spare_port prints a loopback TCP port nobody listens on.
-spare_port() {
-	local p
-	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	echo "testenv: no spare port" >&2
-	return 1
-}
 
 wait_for() { # wait_for WHAT CMD...: poll CMD for up to 20 s
 	local what=$1

@@ -118,43 +118,37 @@ func (d *Decisions) write() {
 		cancel()
 		batch = batch[:0]
 	}
+	add := func(r Decided) {
+		batch = append(batch, r)
+		if len(batch) == decisionBatch {
+			flush()
+		}
+	}
+	// drain writes everything queued now.
+	drain := func() {
+		for {
+			select {
+			case r := <-d.queue:
+				add(r)
+			default:
+				flush()
+				return
+			}
+		}
+	}
 	for {
 		select {
 		case r := <-d.queue:
-			batch = append(batch, r)
-			if len(batch) == decisionBatch {
-				flush()
-			}
+			add(r)
 		case <-timer.C:
 			flush()
 			timer.Reset(decisionFlush)
 		case ack := <-d.sync:
-			for drained := false; !drained; {
-				select {
-				case r := <-d.queue:
-					batch = append(batch, r)
-					if len(batch) == decisionBatch {
-						flush()
-					}
-				default:
-					drained = true
-				}
-			}
-			flush()
+			drain()
 			close(ack)
 		case <-d.done:
-			for {
-				select {
-				case r := <-d.queue:
-					batch = append(batch, r)
-					if len(batch) == decisionBatch {
-						flush()
-					}
-				default:
-					flush()
-					return
-				}
-			}
+			drain()
+			return
 		}
 	}
 }
