@@ -139,8 +139,8 @@ llm: {narrative_timeout: 10s}
 		t.Errorf("the report does not use behavior.sensitive_paths: %q", got)
 	}
 	// The replacement, set explicitly, wins over the deprecated key.
-	if c.Report.NarrativeTimeout != 90*time.Second || c.LLM.NarrativeTimeout != 90*time.Second {
-		t.Errorf("narrative timeout: report %v, llm %v; want 90s", c.Report.NarrativeTimeout, c.LLM.NarrativeTimeout)
+	if c.Report.NarrativeTimeout != 90*time.Second {
+		t.Errorf("narrative timeout: report %v; want 90s", c.Report.NarrativeTimeout)
 	}
 	notices := strings.Join(c.Notices, "\n")
 	for _, want := range []string{"report.sensitive_paths is deprecated: use behavior.sensitive_paths",
@@ -153,6 +153,52 @@ llm: {narrative_timeout: 10s}
 	c, err = Load(Source{Environ: environ("SMARTLAYER_LLM_NARRATIVE_TIMEOUT=5s")})
 	if err != nil || c.Report.NarrativeTimeout != 5*time.Second || len(c.Notices) != 1 {
 		t.Errorf("env deprecated key: %v, %v, %q", err, c.Report.NarrativeTimeout, c.Notices)
+	}
+}
+
+// TestRemovedLLMKeys: the client's own timeout, concurrency, queue and
+// cache keys still load, doing nothing, with a notice naming what to set
+// instead — both uses' keys where the job is now done per use.
+func TestRemovedLLMKeys(t *testing.T) {
+	tests := map[string]struct {
+		yaml, env string
+		want      string
+	}{
+		"timeout": {yaml: "llm: {timeout: 9s}",
+			want: "llm.timeout is deprecated and no longer used: set behavior.llm.timeout and payload.llm.timeout"},
+		"timeout from the environment": {env: "SMARTLAYER_LLM_TIMEOUT=9s",
+			want: "llm.timeout is deprecated and no longer used: set behavior.llm.timeout and payload.llm.timeout"},
+		"max_concurrency": {yaml: "llm: {max_concurrency: 9}",
+			want: "llm.max_concurrency is deprecated and no longer used: set behavior.llm.workers and payload.llm.workers"},
+		"queue_size": {yaml: "llm: {queue_size: 9}",
+			want: "llm.queue_size is deprecated and no longer used; remove it"},
+		"cache_ttl": {yaml: "llm: {cache_ttl: 9m}",
+			want: "llm.cache_ttl is deprecated and no longer used: set behavior.llm.cache_ttl and payload.llm.cache_ttl"},
+		"cache_size": {yaml: "llm: {cache_size: 9}",
+			want: "llm.cache_size is deprecated and no longer used: set behavior.llm.cache_size and payload.llm.cache_size"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			src := Source{Environ: environ()}
+			if tc.env != "" {
+				src.Environ = environ(tc.env)
+			}
+			if tc.yaml != "" {
+				src.File = writeFile(t, tc.yaml)
+			}
+			c, err := Load(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Notices) != 1 || c.Notices[0] != tc.want {
+				t.Errorf("notices %q, want [%q]", c.Notices, tc.want)
+			}
+			// Nothing moved: both uses keep their defaults.
+			def := Default()
+			if c.Behavior.LLM != def.Behavior.LLM || c.Payload.LLM != def.Payload.LLM || c.LLM != def.LLM {
+				t.Errorf("a removed key changed the configuration: %+v %+v %+v", c.Behavior.LLM, c.Payload.LLM, c.LLM)
+			}
+		})
 	}
 }
 

@@ -240,6 +240,13 @@ func stringToLocation(from, to reflect.Type, data any) (any, error) {
 var deprecatedKeys = []struct{ old, replacement, note string }{
 	{old: "report.sensitive_paths", replacement: "behavior.sensitive_paths"},
 	{old: "llm.narrative_timeout", replacement: "report.narrative_timeout"},
+	// One queue, worker pool, timeout and verdict cache per use of the LLM:
+	// behavior.llm.* and payload.llm.*; the client only calls.
+	{old: "llm.timeout", note: "set behavior.llm.timeout and payload.llm.timeout"},
+	{old: "llm.max_concurrency", note: "set behavior.llm.workers and payload.llm.workers"},
+	{old: "llm.queue_size"},
+	{old: "llm.cache_ttl", note: "set behavior.llm.cache_ttl and payload.llm.cache_ttl"},
+	{old: "llm.cache_size", note: "set behavior.llm.cache_size and payload.llm.cache_size"},
 	{old: "payload.llm_mode", replacement: "payload.llm.mode"},
 	{old: "payload.min_confidence", replacement: "payload.llm.min_confidence"},
 	{old: "payload.llm_max_excerpt", replacement: "payload.llm.max_excerpt"},
