@@ -18,4 +18,7 @@ func TestShippedConfigLoads(t *testing.T) {
 	if c.Store.Backend != store.BackendRedis || len(c.AccessLog.ClickHouse.Addr) == 0 {
 		t.Fatalf("the deployed config should use Redis and ClickHouse: %+v %+v", c.Store, c.AccessLog.ClickHouse)
 	}
+	if len(c.Notices) > 0 {
+		t.Errorf("the shipped config uses deprecated keys: %q", c.Notices)
+	}
 }

@@ -21,17 +21,17 @@ const maxBodyBytes = 65536
 
 // Smartlayer runs CheckRequests through smartlayer's real Check path with
 // one stage, payload, in enforce mode: no behaviour scoring (it would ban
-// the replaying client), no quota, no LLM (llm_mode off, no verdicts).
+// the replaying client), no quota, no LLM (llm.mode off, no verdicts).
 type Smartlayer struct {
 	srv *authz.Server
 }
 
 // NewSmartlayer builds the server with payload.DefaultConfig() and
-// llm_mode off. allHeaders widens payload.headers to every header (a
+// llm.mode off. allHeaders widens payload.headers to every header (a
 // diagnostic: the default inspects user-agent, referer, cookie and x-*).
 func NewSmartlayer(allHeaders bool) (*Smartlayer, error) {
 	cfg := payload.DefaultConfig()
-	cfg.LLMMode = payload.LLMOff
+	cfg.LLM.Mode = payload.LLMOff
 	if allHeaders {
 		cfg.Headers = []string{"*"}
 	}
@@ -45,7 +45,7 @@ func NewSmartlayer(allHeaders bool) (*Smartlayer, error) {
 		Stages: []authz.NamedStage{{
 			Module: authz.ModulePayload, Mode: authz.Enforce,
 			// nil ban: with the LLM off nothing is ever known malicious.
-			Stage: authz.PayloadStage(v, nil),
+			Stage: authz.PayloadStage(v),
 		}},
 	}
 	// A generous budget: the machine is shared, and a budget overrun would

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/smartlayer/smartlayer/internal/llm"
 	"github.com/smartlayer/smartlayer/internal/report"
@@ -32,9 +31,5 @@ func newSummarizer(cfg llm.Config, log *slog.Logger) (report.Summarizer, func(),
 	if err != nil {
 		return nil, nil, fmt.Errorf("llm: %w", err)
 	}
-	return llmSummarizer{c}, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = c.Close(ctx)
-	}, nil
+	return llmSummarizer{c}, c.Close, nil
 }

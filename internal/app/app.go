@@ -57,12 +57,7 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 	var cv scoring.Verdicts
 	var pv payload.Verdicts
 	if model != nil {
-		defer func() {
-			// Give queued questions a moment, then cancel them.
-			cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			_ = model.Close(cctx)
-		}()
+		defer model.Close()
 		cv, pv = clientVerdicts{model}, payloadVerdicts{model}
 	}
 	if err := a.build(cfg, cv, pv); err != nil {

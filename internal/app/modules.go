@@ -32,6 +32,9 @@ type app struct {
 	quota    *quota.Limiter
 	payload  *payload.Validator
 	ch       driver.Conn // nil without accesslog.clickhouse.addr
+	// banTimeout bounds a payload sender's ban (store.redis.timeout; 0
+	// with the memory store).
+	banTimeout time.Duration
 }
 
 // build creates the stateful modules from the first configuration.
@@ -73,8 +76,11 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 		return fmt.Errorf("quota: %w", err)
 	}
 
+	if a.redis != nil {
+		a.banTimeout = cfg.Store.Redis.Timeout
+	}
 	opts := []payload.Option{payload.WithRegisterer(a.reg), payload.WithLogger(a.logger),
-		payload.WithVerdictHook(a.banPayloadSender)}
+		payload.WithMaliciousHook(a.banPayloadSender)}
 	if payloadVerdicts != nil {
 		opts = append(opts, payload.WithVerdicts(payloadVerdicts))
 	}
@@ -82,20 +88,22 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 	return err
 }
 
-// banPayloadSender bans the client whose payload the LLM judged malicious
-// after the request was allowed (async mode).
-func (a *app) banPayloadSender(ctx context.Context, ev payload.VerdictEvent) {
-	if !ev.Block || ev.Client == "" {
+// banPayloadSender is the one place a payload the LLM judged malicious
+// bans its sender, whichever way the verdict became known (cache hit or
+// sync verdict during the Check, async verdict on a worker).
+func (a *app) banPayloadSender(ctx context.Context, m payload.Malicious) {
+	if m.Client == "" {
 		return
 	}
-	if _, err := a.behavior.Ban(ctx, ev.Client, "payload.llm", ev.Sample.Score, time.Now()); err != nil {
-		a.logger.Warn("ban after LLM payload verdict failed", "client", ev.Client, "err", err)
+	if a.banTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.banTimeout)
+		defer cancel()
 	}
-}
-
-func (a *app) ban(ctx context.Context, clientKey, reason string, score int, now time.Time) error {
-	_, err := a.behavior.Ban(ctx, clientKey, reason, score, now)
-	return err
+	if _, err := a.behavior.Ban(ctx, m.Client, m.Reason, m.Score, time.Now()); err != nil {
+		// Best effort: the next repeat of the payload tries again.
+		a.logger.Warn("ban after malicious payload failed", "client", m.Client, "source", m.Source, "err", err)
+	}
 }
 
 // pipeline builds the Check pipeline for cfg and applies cfg to the
@@ -124,7 +132,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 		authz.NamedStage{Module: authz.ModuleBehavior, Mode: mode(cfg.Behavior.Mode), SkipAllowListed: true,
 			Stage: authz.BehaviorStage(a.behavior, storeTimeout)},
 		authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
-			Stage: authz.PayloadStage(a.payload, a.ban)})
+			Stage: authz.PayloadStage(a.payload)})
 
 	table, err := cfg.Quota.Compile()
 	if err != nil {

@@ -42,13 +42,10 @@ type PayloadInspector interface {
 	Inspect(ctx context.Context, in *payload.Input) payload.Result
 }
 
-// BanFunc bans a client (the behaviour ban store); nil disables banning.
-type BanFunc func(ctx context.Context, clientKey, reason string, score int, now time.Time) error
-
 // PayloadStage inspects path, query, headers and body. A payload the LLM
-// already judged malicious is blocked and its sender banned, so the next
-// request from that client is denied before any inspection.
-func PayloadStage(p PayloadInspector, ban BanFunc) Stage {
+// already judged malicious is blocked; banning its sender is the payload
+// validator's to report (payload.WithMaliciousHook), not this stage's.
+func PayloadStage(p PayloadInspector) Stage {
 	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
 		res := p.Inspect(ctx, &payload.Input{
 			Path: r.Path, RawQuery: r.RawQuery, Headers: r.Headers, Body: r.Body,
@@ -59,11 +56,6 @@ func PayloadStage(p PayloadInspector, ban BanFunc) Stage {
 			return v, nil
 		}
 		v.Deny, v.Status, v.Reason = true, http.StatusForbidden, res.Reason
-		if res.KnownMalicious && ban != nil {
-			// Best effort within the budget: the request is denied either
-			// way, and the next repeat of the payload tries again.
-			_ = ban(ctx, r.ClientKey, res.Reason, res.Score, r.Time)
-		}
 		return v, nil
 	})
 }

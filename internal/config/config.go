@@ -64,12 +64,12 @@ func Default() Config {
 // link copies the values one module reads from another's section, so that
 // each setting has one key: the body cap from payload.max_body_bytes, the
 // identity headers Envoy logs, the report's database and sensitive paths.
+// (The LLM client has no timeout of its own: each use bounds its calls.)
 func (c *Config) link() {
 	c.Identity.MaxBodyBytes = c.Payload.MaxBodyBytes
 	c.AccessLog.UserHeader, c.AccessLog.PlanHeader = c.Identity.UserHeader, c.Identity.PlanHeader
 	c.Report.Database = c.AccessLog.ClickHouse.Database
 	c.Report.SensitivePrefixes = c.Behavior.SensitivePaths
-	c.LLM.NarrativeTimeout = c.Report.NarrativeTimeout
 }
 
 // Validate runs every module's own validation and reports every problem at

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 	"github.com/smartlayer/smartlayer/internal/store"
 )
 
@@ -140,8 +142,8 @@ llm: {narrative_timeout: 10s}
 		t.Errorf("the report does not use behavior.sensitive_paths: %q", got)
 	}
 	// The replacement, set explicitly, wins over the deprecated key.
-	if c.Report.NarrativeTimeout != 90*time.Second || c.LLM.NarrativeTimeout != 90*time.Second {
-		t.Errorf("narrative timeout: report %v, llm %v; want 90s", c.Report.NarrativeTimeout, c.LLM.NarrativeTimeout)
+	if c.Report.NarrativeTimeout != 90*time.Second {
+		t.Errorf("narrative timeout: report %v; want 90s", c.Report.NarrativeTimeout)
 	}
 	notices := strings.Join(c.Notices, "\n")
 	for _, want := range []string{"report.sensitive_paths is deprecated: use behavior.sensitive_paths",
@@ -154,6 +156,134 @@ llm: {narrative_timeout: 10s}
 	c, err = Load(Source{Environ: environ("SMARTLAYER_LLM_NARRATIVE_TIMEOUT=5s")})
 	if err != nil || c.Report.NarrativeTimeout != 5*time.Second || len(c.Notices) != 1 {
 		t.Errorf("env deprecated key: %v, %v, %q", err, c.Report.NarrativeTimeout, c.Notices)
+	}
+}
+
+// TestRemovedLLMKeys: the client's own timeout, concurrency, queue and
+// cache keys still load, doing nothing, with a notice naming what to set
+// instead — both uses' keys where the job is now done per use.
+func TestRemovedLLMKeys(t *testing.T) {
+	tests := map[string]struct {
+		yaml, env string
+		want      string
+	}{
+		"timeout": {yaml: "llm: {timeout: 9s}",
+			want: "llm.timeout is deprecated and no longer used: set behavior.llm.timeout and payload.llm.timeout"},
+		"timeout from the environment": {env: "SMARTLAYER_LLM_TIMEOUT=9s",
+			want: "llm.timeout is deprecated and no longer used: set behavior.llm.timeout and payload.llm.timeout"},
+		"max_concurrency": {yaml: "llm: {max_concurrency: 9}",
+			want: "llm.max_concurrency is deprecated and no longer used: set behavior.llm.workers and payload.llm.workers"},
+		"queue_size": {yaml: "llm: {queue_size: 9}",
+			want: "llm.queue_size is deprecated and no longer used; remove it"},
+		"cache_ttl": {yaml: "llm: {cache_ttl: 9m}",
+			want: "llm.cache_ttl is deprecated and no longer used: set behavior.llm.cache_ttl and payload.llm.cache_ttl"},
+		"cache_size": {yaml: "llm: {cache_size: 9}",
+			want: "llm.cache_size is deprecated and no longer used: set behavior.llm.cache_size and payload.llm.cache_size"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			src := Source{Environ: environ()}
+			if tc.env != "" {
+				src.Environ = environ(tc.env)
+			}
+			if tc.yaml != "" {
+				src.File = writeFile(t, tc.yaml)
+			}
+			c, err := Load(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Notices) != 1 || c.Notices[0] != tc.want {
+				t.Errorf("notices %q, want [%q]", c.Notices, tc.want)
+			}
+			// Nothing moved: both uses keep their defaults.
+			def := Default()
+			if c.Behavior.LLM != def.Behavior.LLM || c.Payload.LLM != def.Payload.LLM || c.LLM != def.LLM {
+				t.Errorf("a removed key changed the configuration: %+v %+v %+v", c.Behavior.LLM, c.Payload.LLM, c.LLM)
+			}
+		})
+	}
+}
+
+// TestDeprecatedPayloadKeys: the flat payload LLM keys load into
+// payload.llm.*, from the file and the environment, each with a notice.
+func TestDeprecatedPayloadKeys(t *testing.T) {
+	tests := map[string]struct {
+		yaml    string
+		env     []string
+		check   func(c Config) bool
+		notices []string
+	}{
+		"every flat key": {
+			yaml: `payload: {llm_mode: sync, min_confidence: 0.9, llm_max_excerpt: 512, llm_queue_size: 8,
+  llm_workers: 3, llm_timeout: 2s, verdict_cache_size: 50, verdict_ttl: 1h}`,
+			check: func(c Config) bool {
+				return c.Payload.LLM == payload.LLMConfig{Mode: payload.LLMSync, MinConfidence: 0.9, MaxExcerpt: 512,
+					QueueSize: 8, Workers: 3, Timeout: 2 * time.Second, CacheSize: 50, CacheTTL: time.Hour}
+			},
+			notices: []string{"payload.llm_mode is deprecated: use payload.llm.mode",
+				"payload.min_confidence is deprecated: use payload.llm.min_confidence",
+				"payload.llm_max_excerpt is deprecated: use payload.llm.max_excerpt",
+				"payload.llm_queue_size is deprecated: use payload.llm.queue_size",
+				"payload.llm_workers is deprecated: use payload.llm.workers",
+				"payload.llm_timeout is deprecated: use payload.llm.timeout",
+				"payload.verdict_cache_size is deprecated: use payload.llm.cache_size",
+				"payload.verdict_ttl is deprecated: use payload.llm.cache_ttl"},
+		},
+		"the new key wins": {
+			yaml:    "payload: {verdict_ttl: 1h, llm: {cache_ttl: 2h}}",
+			check:   func(c Config) bool { return c.Payload.LLM.CacheTTL == 2*time.Hour },
+			notices: []string{"payload.verdict_ttl is deprecated: use payload.llm.cache_ttl"},
+		},
+		"old environment names": {
+			env: []string{"SMARTLAYER_PAYLOAD_VERDICT_TTL=3h", "SMARTLAYER_PAYLOAD_MIN_CONFIDENCE=0.7"},
+			check: func(c Config) bool {
+				return c.Payload.LLM.CacheTTL == 3*time.Hour && c.Payload.LLM.MinConfidence == 0.7
+			},
+			notices: []string{"payload.verdict_ttl is deprecated", "payload.min_confidence is deprecated"},
+		},
+		// SMARTLAYER_PAYLOAD_LLM_MODE spells payload.llm_mode and
+		// payload.llm.mode alike: it sets the new key, without a notice.
+		"shared environment names": {
+			env: []string{"SMARTLAYER_PAYLOAD_LLM_MODE=off", "SMARTLAYER_PAYLOAD_LLM_TIMEOUT=1s"},
+			check: func(c Config) bool {
+				return c.Payload.LLM.Mode == payload.LLMOff && c.Payload.LLM.Timeout == time.Second
+			},
+		},
+		"an old key's bad value names the new key": {
+			yaml: "payload: {llm_workers: 0}",
+			// checked below: Load fails
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			src := Source{Environ: environ(tc.env...)}
+			if tc.yaml != "" {
+				src.File = writeFile(t, tc.yaml)
+			}
+			c, err := Load(src)
+			if tc.check == nil {
+				if err == nil || !strings.Contains(err.Error(), "payload.llm.workers") {
+					t.Fatalf("Load = %v, want an error naming payload.llm.workers", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(c) {
+				t.Errorf("payload.llm = %+v", c.Payload.LLM)
+			}
+			if len(c.Notices) != len(tc.notices) {
+				t.Errorf("notices %q, want %d", c.Notices, len(tc.notices))
+			}
+			all := strings.Join(c.Notices, "\n")
+			for _, want := range tc.notices {
+				if !strings.Contains(all, want) {
+					t.Errorf("notices %q lack %q", c.Notices, want)
+				}
+			}
+		})
 	}
 }
 

@@ -248,11 +248,29 @@ func stringToLocation(from, to reflect.Type, data any) (any, error) {
 	return loc, nil
 }
 
-// deprecatedKeys still load, with a notice naming the replacement; an
-// empty replacement means the key no longer does anything.
-var deprecatedKeys = []struct{ old, replacement string }{
-	{"report.sensitive_paths", "behavior.sensitive_paths"},
-	{"llm.narrative_timeout", "report.narrative_timeout"},
+// deprecatedKeys still load, with a notice. A key with a replacement is
+// moved there (unless the replacement is set too, which wins); one without
+// is dropped, its note saying what to set instead — for a key whose job is
+// now done by several keys — or, with no note, that it no longer does
+// anything.
+var deprecatedKeys = []struct{ old, replacement, note string }{
+	{old: "report.sensitive_paths", replacement: "behavior.sensitive_paths"},
+	{old: "llm.narrative_timeout", replacement: "report.narrative_timeout"},
+	// One queue, worker pool, timeout and verdict cache per use of the LLM:
+	// behavior.llm.* and payload.llm.*; the client only calls.
+	{old: "llm.timeout", note: "set behavior.llm.timeout and payload.llm.timeout"},
+	{old: "llm.max_concurrency", note: "set behavior.llm.workers and payload.llm.workers"},
+	{old: "llm.queue_size"},
+	{old: "llm.cache_ttl", note: "set behavior.llm.cache_ttl and payload.llm.cache_ttl"},
+	{old: "llm.cache_size", note: "set behavior.llm.cache_size and payload.llm.cache_size"},
+	{old: "payload.llm_mode", replacement: "payload.llm.mode"},
+	{old: "payload.min_confidence", replacement: "payload.llm.min_confidence"},
+	{old: "payload.llm_max_excerpt", replacement: "payload.llm.max_excerpt"},
+	{old: "payload.llm_queue_size", replacement: "payload.llm.queue_size"},
+	{old: "payload.llm_workers", replacement: "payload.llm.workers"},
+	{old: "payload.llm_timeout", replacement: "payload.llm.timeout"},
+	{old: "payload.verdict_cache_size", replacement: "payload.llm.cache_size"},
+	{old: "payload.verdict_ttl", replacement: "payload.llm.cache_ttl"},
 }
 
 // deprecatedEnv maps the environment spelling of each deprecated key.
@@ -265,8 +283,8 @@ var deprecatedEnv = func() map[string]string {
 }()
 
 // applyDeprecated moves each deprecated key that was set to its
-// replacement (unless that is set too, which wins) and returns a notice per
-// key. Only keys set above the defaults count: the defaults never hold a
+// replacement (unless that is set too, which wins), drops the others, and
+// returns a notice per key. Only keys set above the defaults count: the defaults never hold a
 // deprecated key.
 func applyDeprecated(k *koanf.Koanf, known map[string]bool) []string {
 	var notices []string
@@ -277,7 +295,11 @@ func applyDeprecated(k *koanf.Koanf, known map[string]bool) []string {
 		v := k.Get(d.old)
 		k.Delete(d.old)
 		if d.replacement == "" {
-			notices = append(notices, fmt.Sprintf("%s is deprecated and no longer used; remove it", d.old))
+			if d.note != "" {
+				notices = append(notices, fmt.Sprintf("%s is deprecated and no longer used: %s", d.old, d.note))
+			} else {
+				notices = append(notices, fmt.Sprintf("%s is deprecated and no longer used; remove it", d.old))
+			}
 			continue
 		}
 		notices = append(notices, fmt.Sprintf("%s is deprecated: use %s", d.old, d.replacement))

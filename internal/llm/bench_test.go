@@ -6,7 +6,7 @@ import (
 )
 
 // BenchmarkPromptAndParse measures the CPU work of one call without the
-// network: bounding and encoding the input, the cache key, the request body
+// network: bounding and encoding the input, the request body
 // the SDK sends, and extracting + validating the answer.
 func BenchmarkPromptAndParse(b *testing.B) {
 	c := &Client{cfg: testConfig("http://127.0.0.1:1/v1")}
@@ -40,7 +40,6 @@ func BenchmarkPromptAndParse(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				_ = makeKey(tc.sp.kind, c.cfg.Model, in)
 				body, err := json.Marshal(c.params(tc.sp, dataMessage(tc.intro, in), true))
 				if err != nil || len(body) == 0 {
 					b.Fatal(err)

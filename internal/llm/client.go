@@ -2,12 +2,15 @@
 // structured judgements: a grey-zone client verdict, a borderline payload
 // verdict and the daily report narrative.
 //
-// It is built for the request path: every call has a deadline, calls in
-// flight are bounded, a circuit breaker stops calling a failing provider, and
-// answers are cached by input hash. Untrusted text reaches the model only as
-// JSON inside a delimited data block, and every answer is validated against
-// its schema; an invalid answer is an error, never a guess. Callers fail open
-// on any error (see ErrDisabled and the other sentinels in errors.go).
+// It is a plain client: a call's deadline is the caller's context, retries
+// stay inside it, and a circuit breaker stops calling a failing provider.
+// Queueing, concurrency bounds, verdict caches and timeouts belong to each
+// use (behaviour scoring and payload validation, through internal/ask; the
+// reporter's report.narrative_timeout). Untrusted text reaches the model only
+// as JSON inside a delimited data block, and every answer is validated
+// against its schema; an invalid answer is an error, never a guess. Callers
+// fail open on any error (see ErrDisabled and the other sentinels in
+// errors.go).
 package llm
 
 import (
@@ -35,6 +38,9 @@ const (
 	backoffMax  = 2 * time.Second
 )
 
+// idleConnsPerHost keeps connections to the provider for reuse.
+const idleConnsPerHost = 8
+
 // Client is safe for concurrent use. The zero value is not usable: build
 // one with New or Disabled.
 type Client struct {
@@ -46,10 +52,7 @@ type Client struct {
 
 	chat      openai.ChatCompletionService
 	transport *http.Transport
-	sem       chan struct{}
 	breaker   *breaker
-	cache     *cache
-	q         *queue
 	// noSchema is set once the provider rejected response_format; from then on
 	// the schema travels only in the prompt.
 	noSchema atomic.Bool
@@ -63,7 +66,7 @@ type options struct {
 	transport http.RoundTripper
 }
 
-// WithClock sets the clock of the circuit breaker and the cache.
+// WithClock sets the clock of the circuit breaker.
 func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // WithTransport replaces the HTTP transport (default: a private clone of
@@ -72,7 +75,7 @@ func WithTransport(rt http.RoundTripper) Option { return func(o *options) { o.tr
 
 // New builds a client. An empty cfg.BaseURL gives a disabled client whose
 // calls return ErrDisabled at once. reg may be nil (metrics not registered),
-// logger may be nil (discard). Call Close to stop the async workers.
+// logger may be nil (discard). Close releases idle connections.
 func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger, opts ...Option) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -97,12 +100,13 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger, opts ...Opt
 		log: logger.With("component", "llm", "model", cfg.Model),
 		m:   m,
 		now: o.now,
-		sem: make(chan struct{}, cfg.MaxConcurrency),
 	}
 	rt := o.transport
 	if rt == nil {
 		c.transport = http.DefaultTransport.(*http.Transport).Clone()
-		c.transport.MaxIdleConnsPerHost = cfg.MaxConcurrency
+		// Calls in flight are bounded by the callers' workers
+		// (behavior.llm.workers + payload.llm.workers, and the reporter).
+		c.transport.MaxIdleConnsPerHost = idleConnsPerHost
 		rt = c.transport
 	}
 	// NewChatCompletionService, not openai.NewClient: the latter also reads
@@ -119,8 +123,6 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger, opts ...Opt
 		m.circuit.Set(float64(to))
 		c.log.Warn("llm circuit breaker", "from", from.String(), "to", to.String())
 	})
-	c.cache = newCache(cfg.CacheTTL, cfg.CacheSize, o.now)
-	c.q = newQueue(cfg.QueueSize, cfg.MaxConcurrency, m)
 	if cfg.Output == OutputText {
 		c.noSchema.Store(true)
 	}
@@ -129,7 +131,7 @@ func New(cfg Config, reg prometheus.Registerer, logger *slog.Logger, opts ...Opt
 }
 
 // Disabled returns a client without a provider: every call returns
-// ErrDisabled at once and every async submission is dropped.
+// ErrDisabled at once.
 func Disabled() *Client {
 	m, _ := newMetrics(nil) // nil registerer: cannot fail
 	return &Client{disabled: true, log: slog.New(slog.DiscardHandler), m: m, now: time.Now}
@@ -146,40 +148,36 @@ func (c *Client) CircuitState() CircuitState {
 	return c.breaker.State()
 }
 
-// Close stops accepting async questions, lets the queued ones finish until
-// ctx ends, then cancels the rest (their callbacks get ErrCanceled) and
-// waits for the workers. It returns ctx.Err() when it had to cancel.
-func (c *Client) Close(ctx context.Context) error {
-	if c.disabled {
-		return nil
-	}
-	err := c.q.close(ctx)
+// Close releases the idle connections. Calls still work afterwards.
+func (c *Client) Close() {
 	if c.transport != nil {
 		c.transport.CloseIdleConnections()
 	}
-	return err
 }
 
-// ClientVerdict asks whether a grey-zone client should be blocked.
+// ClientVerdict asks whether a grey-zone client should be blocked, until
+// ctx ends.
 func (c *Client) ClientVerdict(ctx context.Context, s ClientSummary) (ClientVerdict, error) {
 	input, err := clientInput(s)
 	if err != nil {
 		return ClientVerdict{}, &Error{Op: string(kindClient), Reason: ReasonRejected, Err: fmt.Errorf("encode summary: %w", err)}
 	}
-	return call(ctx, c, &clientSpec, clientIntro, input, c.cfg.Timeout, parseClientVerdict)
+	return call(ctx, c, &clientSpec, clientIntro, input, parseClientVerdict)
 }
 
-// PayloadVerdict asks whether a borderline payload is an attack.
+// PayloadVerdict asks whether a borderline payload is an attack, until ctx
+// ends.
 func (c *Client) PayloadVerdict(ctx context.Context, p PayloadSample) (PayloadVerdict, error) {
 	input, err := payloadInput(p)
 	if err != nil {
 		return PayloadVerdict{}, &Error{Op: string(kindPayload), Reason: ReasonRejected, Err: fmt.Errorf("encode sample: %w", err)}
 	}
-	return call(ctx, c, &payloadSpec, payloadIntro, input, c.cfg.Timeout, parsePayloadVerdict)
+	return call(ctx, c, &payloadSpec, payloadIntro, input, parsePayloadVerdict)
 }
 
 // Narrative asks for the daily report's prose from the aggregates JSON
-// (at most 64 KiB). It uses NarrativeTimeout instead of Timeout.
+// (at most 64 KiB), until ctx ends (the reporter bounds it with
+// report.narrative_timeout).
 func (c *Client) Narrative(ctx context.Context, aggregatesJSON []byte) (Narrative, error) {
 	if c.disabled {
 		c.m.calls.WithLabelValues(string(kindNarrative), string(ReasonDisabled)).Inc()
@@ -190,134 +188,33 @@ func (c *Client) Narrative(ctx context.Context, aggregatesJSON []byte) (Narrativ
 		// The caller's bug, not the provider's: no call, no breaker change.
 		return Narrative{}, &Error{Op: string(kindNarrative), Reason: ReasonRejected, Err: err}
 	}
-	return call(ctx, c, &narrativeSpec, narrativeIntro, input, c.cfg.NarrativeTimeout, parseNarrative)
+	return call(ctx, c, &narrativeSpec, narrativeIntro, input, parseNarrative)
 }
 
-// CachedClientVerdict returns a cached verdict for s without calling out.
-func (c *Client) CachedClientVerdict(s ClientSummary) (ClientVerdict, bool) {
-	if c.disabled {
-		return ClientVerdict{}, false
-	}
-	input, err := clientInput(s)
-	if err != nil {
-		return ClientVerdict{}, false
-	}
-	return cached[ClientVerdict](c, &clientSpec, input)
-}
-
-// CachedPayloadVerdict returns a cached verdict for p without calling out:
-// the request path of payload llm_mode async asks this first and submits
-// PayloadVerdictAsync on a miss.
-func (c *Client) CachedPayloadVerdict(p PayloadSample) (PayloadVerdict, bool) {
-	if c.disabled {
-		return PayloadVerdict{}, false
-	}
-	input, err := payloadInput(p)
-	if err != nil {
-		return PayloadVerdict{}, false
-	}
-	return cached[PayloadVerdict](c, &payloadSpec, input)
-}
-
-// ClientVerdictAsync asks in the background and calls cb (which may be nil:
-// the answer then only fills the cache) from a worker goroutine.
-//
-// It never blocks. It returns false, and cb will never be called, when the
-// question is dropped: the client is disabled or closed, the queue holds
-// QueueSize questions, or a question under the same key is still queued or
-// running (one pending question per key, e.g. per client; the key stays
-// pending until cb returns). It returns true when queued; cb is then called
-// exactly once, with an error when the call failed or was canceled by Close.
-// s is encoded before ClientVerdictAsync returns, so the caller may reuse it.
-func (c *Client) ClientVerdictAsync(key string, s ClientSummary, cb func(ClientVerdict, error)) bool {
-	if c.disabled {
-		return c.submit(key, nil)
-	}
-	input, err := clientInput(s)
-	if err != nil {
-		return false
-	}
-	return c.submit(key, func(ctx context.Context) {
-		v, err := call(ctx, c, &clientSpec, clientIntro, input, c.cfg.Timeout, parseClientVerdict)
-		if cb != nil {
-			cb(v, err)
-		}
-	})
-}
-
-// PayloadVerdictAsync is ClientVerdictAsync for payloads; key is typically
-// the payload hash.
-func (c *Client) PayloadVerdictAsync(key string, p PayloadSample, cb func(PayloadVerdict, error)) bool {
-	if c.disabled {
-		return c.submit(key, nil)
-	}
-	input, err := payloadInput(p)
-	if err != nil {
-		return false
-	}
-	return c.submit(key, func(ctx context.Context) {
-		v, err := call(ctx, c, &payloadSpec, payloadIntro, input, c.cfg.Timeout, parsePayloadVerdict)
-		if cb != nil {
-			cb(v, err)
-		}
-	})
-}
-
-func (c *Client) submit(key string, run func(context.Context)) bool {
-	if c.disabled {
-		c.m.drops.WithLabelValues(string(DropDisabled)).Inc()
-		return false
-	}
-	return c.q.submit(key, run)
-}
-
-func cached[T any](c *Client, sp *spec, input []byte) (T, bool) {
-	var zero T
-	v, ok := c.cache.get(makeKey(sp.kind, c.cfg.Model, input))
-	if !ok {
-		return zero, false
-	}
-	c.m.cacheHits.WithLabelValues(string(sp.kind)).Inc()
-	return v.(T), true
-}
-
-// call runs one question: cache, breaker, concurrency slot, attempts with
-// retries inside the deadline, validation, cache fill, metrics.
-func call[T any](parent context.Context, c *Client, sp *spec, intro string, input []byte, timeout time.Duration, parse func(string) (T, error)) (T, error) {
+// call runs one question: breaker, attempts with retries inside ctx's
+// deadline, validation, metrics.
+func call[T any](ctx context.Context, c *Client, sp *spec, intro string, input []byte, parse func(string) (T, error)) (T, error) {
 	var zero T
 	k := string(sp.kind)
 	if c.disabled {
 		c.m.calls.WithLabelValues(k, string(ReasonDisabled)).Inc()
 		return zero, ErrDisabled
 	}
-	key := makeKey(sp.kind, c.cfg.Model, input)
-	if v, ok := c.cache.get(key); ok {
-		c.m.cacheHits.WithLabelValues(k).Inc()
-		c.m.calls.WithLabelValues(k, string(ReasonCached)).Inc()
-		return v.(T), nil
+	if err := ctx.Err(); err != nil {
+		// Out of time before the call: says nothing about the provider.
+		c.m.calls.WithLabelValues(k, string(ctxReason(ctx))).Inc()
+		return zero, &Error{Op: k, Reason: ctxReason(ctx), Err: err}
 	}
-
-	ctx, cancel := context.WithTimeout(parent, timeout)
-	defer cancel()
 	probe, ok := c.breaker.allow()
 	if !ok {
 		c.m.calls.WithLabelValues(k, string(ReasonCircuitOpen)).Inc()
 		return zero, &Error{Op: k, Reason: ReasonCircuitOpen}
 	}
-	select {
-	case c.sem <- struct{}{}:
-	case <-ctx.Done():
-		c.breaker.record(probe, resultNeutral)
-		e := &Error{Op: k, Reason: ctxReason(parent), Err: fmt.Errorf("waiting for a concurrency slot: %w", ctx.Err())}
-		c.m.calls.WithLabelValues(k, string(e.Reason)).Inc()
-		return zero, e
-	}
 	c.m.inFlight.Inc()
 	start := time.Now()
-	v, e := attempts(ctx, parent, c, sp, dataMessage(intro, input), parse)
+	v, e := attempts(ctx, c, sp, dataMessage(intro, input), parse)
 	c.m.latency.WithLabelValues(k).Observe(time.Since(start).Seconds())
 	c.m.inFlight.Dec()
-	<-c.sem
 
 	if e != nil {
 		c.breaker.record(probe, breakerResult(e))
@@ -326,14 +223,13 @@ func call[T any](parent context.Context, c *Client, sp *spec, intro string, inpu
 		return zero, e
 	}
 	c.breaker.record(probe, resultSuccess)
-	c.cache.put(key, v)
 	c.m.calls.WithLabelValues(k, string(ReasonOK)).Inc()
 	return v, nil
 }
 
 // attempts makes HTTP attempts until one gives an answer, a non-retryable
 // error occurs, MaxRetries is used up, or the next wait would pass the deadline.
-func attempts[T any](ctx, parent context.Context, c *Client, sp *spec, user string, parse func(string) (T, error)) (T, *Error) {
+func attempts[T any](ctx context.Context, c *Client, sp *spec, user string, parse func(string) (T, error)) (T, *Error) {
 	var zero T
 	k := string(sp.kind)
 	retriesLeft := c.cfg.MaxRetries
@@ -351,7 +247,7 @@ func attempts[T any](ctx, parent context.Context, c *Client, sp *spec, user stri
 			}
 			return v, nil
 		}
-		e := ex.classify(ctx, parent)
+		e := ex.classify(ctx)
 		e.Op, e.Attempts = k, n
 		c.m.failures.WithLabelValues(k, string(e.Reason)).Inc()
 		if ctx.Err() != nil {
@@ -381,7 +277,7 @@ func attempts[T any](ctx, parent context.Context, c *Client, sp *spec, user stri
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return zero, &Error{Op: k, Reason: ctxReason(parent), Attempts: n, Status: ex.status, RetryAfter: ex.retryAfter, Err: ctx.Err()}
+			return zero, &Error{Op: k, Reason: ctxReason(ctx), Attempts: n, Status: ex.status, RetryAfter: ex.retryAfter, Err: ctx.Err()}
 		}
 	}
 }
@@ -455,14 +351,12 @@ func (c *Client) params(sp *spec, user string, useSchema bool) openai.ChatComple
 }
 
 // classify turns an exchange into an Error with a Reason.
-func (ex *exchange) classify(ctx, parent context.Context) *Error {
+func (ex *exchange) classify(ctx context.Context) *Error {
 	e := &Error{Status: ex.status, RetryAfter: ex.retryAfter, Err: ex.err}
 	var ae *AnswerError
 	switch {
-	case parent.Err() != nil:
-		e.Reason = ctxReason(parent)
 	case ctx.Err() != nil:
-		e.Reason = ReasonTimeout
+		e.Reason = ctxReason(ctx)
 	case errors.As(ex.err, &ae):
 		e.Reason = ReasonInvalidAnswer
 	case ex.unusable:
@@ -496,9 +390,10 @@ func (ex *exchange) retryable() bool {
 		ex.status == http.StatusConflict || ex.status >= 500
 }
 
-// ctxReason names why the caller's context ended.
-func ctxReason(parent context.Context) Reason {
-	if parent.Err() != nil && !errors.Is(parent.Err(), context.DeadlineExceeded) {
+// ctxReason names why the caller's context ended: its deadline passed
+// (timeout) or it was canceled.
+func ctxReason(ctx context.Context) Reason {
+	if ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return ReasonCanceled
 	}
 	return ReasonTimeout

@@ -195,12 +195,16 @@ func TestClientVerdictOutcomes(t *testing.T) {
 			t.Parallel()
 			fake := newFakeLLM(t, tc.handler)
 			cfg := testConfig(fake.url())
-			if tc.timeout > 0 {
-				cfg.Timeout = tc.timeout
-			}
 			c, _ := newTestClient(t, cfg)
+			// The call's deadline is the caller's.
+			timeout := 3 * time.Second
+			if tc.timeout > 0 {
+				timeout = tc.timeout
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			defer cancel()
 			start := time.Now()
-			got, err := c.ClientVerdict(context.Background(), sampleSummary())
+			got, err := c.ClientVerdict(ctx, sampleSummary())
 			took := time.Since(start)
 			if tc.wantErr == nil {
 				if err != nil {
@@ -400,18 +404,10 @@ func TestDisabled(t *testing.T) {
 	if _, err := c.Narrative(ctx, []byte("not even json")); !errors.Is(err, ErrDisabled) {
 		t.Errorf("Narrative err = %v", err)
 	}
-	if c.ClientVerdictAsync("k", sampleSummary(), func(ClientVerdict, error) { t.Error("callback on disabled client") }) {
-		t.Error("async submit accepted by disabled client")
-	}
 	if got := testutil.ToFloat64(c.m.calls.WithLabelValues("client_verdict", "disabled")); got != 1 {
 		t.Errorf("calls{disabled} = %v", got)
 	}
-	if got := testutil.ToFloat64(c.m.drops.WithLabelValues("disabled")); got != 1 {
-		t.Errorf("drops{disabled} = %v", got)
-	}
-	if err := c.Close(ctx); err != nil {
-		t.Error(err)
-	}
+	c.Close()
 	if _, err := Disabled().PayloadVerdict(ctx, samplePayload()); !errors.Is(err, ErrDisabled) {
 		t.Errorf("Disabled() err = %v", err)
 	}
@@ -458,5 +454,33 @@ func TestCallerCancelIsNotAProviderFailure(t *testing.T) {
 	}
 	if s := c.CircuitState(); s != CircuitClosed {
 		t.Errorf("circuit %s after a caller cancel, want closed", s)
+	}
+}
+
+// TestEndedContextMakesNoCall: a caller already out of time gets its
+// context's reason at once; the provider is not asked and the breaker
+// learns nothing.
+func TestEndedContextMakesNoCall(t *testing.T) {
+	fake := newFakeLLM(t, always(blockJSON))
+	cfg := testConfig(fake.url())
+	cfg.BreakerFailures = 1
+	c, _ := newTestClient(t, cfg)
+	expired, cancel := context.WithTimeout(context.Background(), -time.Second)
+	defer cancel()
+	canceled, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	for name, tc := range map[string]struct {
+		ctx  context.Context
+		want error
+	}{"deadline passed": {expired, ErrTimeout}, "canceled": {canceled, ErrCanceled}} {
+		if _, err := c.PayloadVerdict(tc.ctx, samplePayload()); !errors.Is(err, tc.want) {
+			t.Errorf("%s: err %v, want %v", name, err, tc.want)
+		}
+	}
+	if n := fake.count(); n != 0 {
+		t.Errorf("provider saw %d requests", n)
+	}
+	if s := c.CircuitState(); s != CircuitClosed {
+		t.Errorf("circuit %s", s)
 	}
 }

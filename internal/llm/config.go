@@ -1,11 +1,12 @@
 package llm
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"time"
+
+	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
 // Secret holds a credential. Every way of printing it (fmt verbs, slog,
@@ -61,8 +62,6 @@ const (
 
 func (m OutputMode) String() string { return string(m) }
 
-func (m OutputMode) valid() bool { return m == OutputJSONSchema || m == OutputText }
-
 // Config configures the client. The zero BaseURL means "no LLM": New then
 // returns a disabled client that answers ErrDisabled at once.
 type Config struct {
@@ -72,21 +71,6 @@ type Config struct {
 	APIKey Secret `koanf:"api_key"`
 	// Model name, required when llm.base_url is set.
 	Model string `koanf:"model"`
-	// Timeout bounds one verdict call end to end: waiting for a concurrency
-	// slot, every attempt and every retry wait.
-	Timeout time.Duration `koanf:"timeout"`
-	// NarrativeTimeout bounds one Narrative call (the reporter is off the
-	// request path and asks for a longer answer).
-	NarrativeTimeout time.Duration `koanf:"-"`
-	// MaxConcurrency bounds calls in flight to the provider (sync and async).
-	MaxConcurrency int `koanf:"max_concurrency"`
-	// QueueSize bounds the async queue; a full queue drops and counts.
-	QueueSize int `koanf:"queue_size"`
-	// CacheTTL is how long a validated answer is reused for the same input;
-	// 0 disables the cache.
-	CacheTTL time.Duration `koanf:"cache_ttl"`
-	// CacheSize bounds the number of cached answers.
-	CacheSize int `koanf:"cache_size"`
 	// BreakerFailures consecutive failures open the circuit ...
 	BreakerFailures int `koanf:"breaker_failures"`
 	// ... for BreakerCooldown, after which one probe call is let through.
@@ -104,16 +88,10 @@ type Config struct {
 // DefaultConfig returns the defaults; BaseURL is empty (disabled).
 func DefaultConfig() Config {
 	return Config{
-		Timeout:          3 * time.Second,
-		NarrativeTimeout: 60 * time.Second,
-		MaxConcurrency:   4,
-		QueueSize:        256,
-		CacheTTL:         10 * time.Minute,
-		CacheSize:        10000,
-		BreakerFailures:  5,
-		BreakerCooldown:  30 * time.Second,
-		MaxRetries:       2,
-		Output:           OutputJSONSchema,
+		BreakerFailures: 5,
+		BreakerCooldown: 30 * time.Second,
+		MaxRetries:      2,
+		Output:          OutputJSONSchema,
 	}
 }
 
@@ -126,64 +104,35 @@ func (c Config) String() string {
 	if c.Temperature != nil {
 		temp = fmt.Sprint(*c.Temperature)
 	}
-	return fmt.Sprintf("llm.Config{BaseURL:%q APIKey:%q Model:%q Timeout:%s NarrativeTimeout:%s MaxConcurrency:%d QueueSize:%d CacheTTL:%s CacheSize:%d BreakerFailures:%d BreakerCooldown:%s MaxRetries:%d Output:%s Temperature:%s}",
-		c.BaseURL, c.APIKey.String(), c.Model, c.Timeout, c.NarrativeTimeout, c.MaxConcurrency, c.QueueSize,
-		c.CacheTTL, c.CacheSize, c.BreakerFailures, c.BreakerCooldown, c.MaxRetries, c.Output, temp)
+	return fmt.Sprintf("llm.Config{BaseURL:%q APIKey:%q Model:%q BreakerFailures:%d BreakerCooldown:%s MaxRetries:%d Output:%s Temperature:%s}",
+		c.BaseURL, c.APIKey.String(), c.Model, c.BreakerFailures, c.BreakerCooldown, c.MaxRetries, c.Output, temp)
 }
 
 // LogValue makes slog print the redacted form.
 func (c Config) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// Validate reports every invalid field, naming it by its YAML key. A disabled config (no
-// BaseURL) is always valid: nothing else is used.
+// Validate reports every invalid field at once, each named by its YAML key
+// (llm.*). A disabled config (no BaseURL) is always valid: nothing else is
+// used.
 func (c Config) Validate() error {
 	if !c.Enabled() {
 		return nil
 	}
-	var errs []error
-	bad := func(field, format string, args ...any) {
-		errs = append(errs, fmt.Errorf("llm.%s: %s", field, fmt.Sprintf(format, args...)))
-	}
+	p := setting.Section("llm")
 	if u, err := url.Parse(c.BaseURL); err != nil {
-		bad("base_url", "%v", err)
+		p.Add("base_url", c.BaseURL, "%v", err)
 	} else if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		bad("base_url", "want an absolute http(s) URL, got %q", c.BaseURL)
+		p.Add("base_url", c.BaseURL, "must be an absolute http(s) URL")
 	}
 	if c.Model == "" {
-		bad("model", "required when llm.base_url is set")
+		p.Add("model", nil, "required when llm.base_url is set")
 	}
-	if c.Timeout <= 0 {
-		bad("timeout", "must be > 0, got %s", c.Timeout)
-	}
-	if c.NarrativeTimeout <= 0 {
-		bad("narrative_timeout", "must be > 0, got %s", c.NarrativeTimeout)
-	}
-	if c.MaxConcurrency < 1 {
-		bad("max_concurrency", "must be >= 1, got %d", c.MaxConcurrency)
-	}
-	if c.QueueSize < 1 {
-		bad("queue_size", "must be >= 1, got %d", c.QueueSize)
-	}
-	if c.CacheTTL < 0 {
-		bad("cache_ttl", "must be >= 0, got %s", c.CacheTTL)
-	}
-	if c.CacheTTL > 0 && c.CacheSize < 1 {
-		bad("cache_size", "must be >= 1 when CacheTTL > 0, got %d", c.CacheSize)
-	}
-	if c.BreakerFailures < 1 {
-		bad("breaker_failures", "must be >= 1, got %d", c.BreakerFailures)
-	}
-	if c.BreakerCooldown <= 0 {
-		bad("breaker_cooldown", "must be > 0, got %s", c.BreakerCooldown)
-	}
-	if c.MaxRetries < 0 {
-		bad("max_retries", "must be >= 0, got %d", c.MaxRetries)
-	}
-	if !c.Output.valid() {
-		bad("output", "want %q or %q, got %q", OutputJSONSchema, OutputText, c.Output)
-	}
+	p.AtLeast("breaker_failures", c.BreakerFailures, 1)
+	p.Positive("breaker_cooldown", c.BreakerCooldown)
+	p.NonNegative("max_retries", c.MaxRetries)
+	p.OneOf("output", string(c.Output), string(OutputJSONSchema), string(OutputText))
 	if c.Temperature != nil && (*c.Temperature < 0 || *c.Temperature > 2) {
-		bad("temperature", "must be in [0, 2], got %v", *c.Temperature)
+		p.Add("temperature", *c.Temperature, "must be in [0, 2]")
 	}
-	return errors.Join(errs...)
+	return p.Err()
 }

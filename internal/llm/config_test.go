@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -18,18 +17,11 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		"defaults with provider": {mutate: func(*Config) {}},
 		"disabled ignores the rest": {mutate: func(c *Config) {
-			*c = Config{MaxConcurrency: -1}
+			*c = Config{MaxRetries: -1}
 		}},
 		"relative base URL":   {mutate: func(c *Config) { c.BaseURL = "api.openai.com/v1" }, field: "llm.base_url"},
 		"ftp base URL":        {mutate: func(c *Config) { c.BaseURL = "ftp://x/v1" }, field: "llm.base_url"},
 		"no model":            {mutate: func(c *Config) { c.Model = "" }, field: "llm.model"},
-		"zero timeout":        {mutate: func(c *Config) { c.Timeout = 0 }, field: "llm.timeout"},
-		"zero narrative":      {mutate: func(c *Config) { c.NarrativeTimeout = 0 }, field: "llm.narrative_timeout"},
-		"zero concurrency":    {mutate: func(c *Config) { c.MaxConcurrency = 0 }, field: "llm.max_concurrency"},
-		"zero queue":          {mutate: func(c *Config) { c.QueueSize = 0 }, field: "llm.queue_size"},
-		"negative cache TTL":  {mutate: func(c *Config) { c.CacheTTL = -time.Second }, field: "llm.cache_ttl"},
-		"cache without size":  {mutate: func(c *Config) { c.CacheSize = 0 }, field: "llm.cache_size"},
-		"cache off, no size":  {mutate: func(c *Config) { c.CacheTTL, c.CacheSize = 0, 0 }},
 		"zero breaker":        {mutate: func(c *Config) { c.BreakerFailures = 0 }, field: "llm.breaker_failures"},
 		"zero cooldown":       {mutate: func(c *Config) { c.BreakerCooldown = 0 }, field: "llm.breaker_cooldown"},
 		"negative retries":    {mutate: func(c *Config) { c.MaxRetries = -1 }, field: "llm.max_retries"},
@@ -57,9 +49,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 	t.Run("reports every problem", func(t *testing.T) {
 		cfg := valid
-		cfg.Model, cfg.Timeout = "", 0
+		cfg.Model, cfg.MaxRetries = "", -1
 		err := cfg.Validate()
-		if err == nil || !strings.Contains(err.Error(), "llm.model:") || !strings.Contains(err.Error(), "llm.timeout:") {
+		if err == nil || !strings.Contains(err.Error(), "llm.model:") || !strings.Contains(err.Error(), "llm.max_retries:") {
 			t.Fatalf("Validate = %v", err)
 		}
 	})
@@ -76,7 +68,7 @@ func TestAPIKeyIsRedacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close(t.Context())
+	defer c.Close()
 	js, _ := json.Marshal(cfg)
 	outputs := map[string]string{
 		"String":   cfg.String(),

@@ -15,7 +15,7 @@ var (
 	ErrDisabled = errors.New("llm: disabled")
 	// ErrCircuitOpen: recent calls failed; the call was not attempted.
 	ErrCircuitOpen = errors.New("llm: circuit open")
-	// ErrTimeout: the call's own deadline passed (slot wait, attempts, retries).
+	// ErrTimeout: the caller's deadline passed (attempts, retries).
 	ErrTimeout = errors.New("llm: timeout")
 	// ErrRateLimited: the provider answered 429 and no retry fitted the deadline.
 	ErrRateLimited = errors.New("llm: rate limited")
@@ -30,7 +30,7 @@ var (
 	ErrBadResponse = errors.New("llm: bad provider response")
 	// ErrInvalidAnswer: the model's answer does not satisfy the schema.
 	ErrInvalidAnswer = errors.New("llm: invalid answer")
-	// ErrCanceled: the caller's context ended first, or the client closed.
+	// ErrCanceled: the caller's context was canceled.
 	ErrCanceled = errors.New("llm: canceled")
 )
 
@@ -39,7 +39,6 @@ type Reason string
 
 const (
 	ReasonOK            Reason = "ok"
-	ReasonCached        Reason = "cached"
 	ReasonDisabled      Reason = "disabled"
 	ReasonCircuitOpen   Reason = "circuit_open"
 	ReasonTimeout       Reason = "timeout"

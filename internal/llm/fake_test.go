@@ -1,7 +1,6 @@
 package llm
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -160,7 +159,7 @@ func always(content string) func(int, fakeRequest, http.ResponseWriter, *http.Re
 	return func(_ int, _ fakeRequest, w http.ResponseWriter, _ *http.Request) { answer(w, content) }
 }
 
-// fakeClock is a settable clock for the breaker and the cache.
+// fakeClock is a settable clock for the breaker.
 type fakeClock struct {
 	mu sync.Mutex
 	t  time.Time
@@ -185,7 +184,6 @@ func testConfig(baseURL string) Config {
 	cfg.BaseURL = baseURL
 	cfg.APIKey = "test-key"
 	cfg.Model = "test-model"
-	cfg.Timeout = 3 * time.Second
 	return cfg
 }
 
@@ -197,13 +195,7 @@ func newTestClient(t testing.TB, cfg Config, opts ...Option) (*Client, *promethe
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := c.Close(ctx); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-	})
+	t.Cleanup(c.Close)
 	return c, reg
 }
 

@@ -6,33 +6,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// DropReason labels smartlayer_llm_queue_dropped_total.
-type DropReason string
-
-const (
-	DropFull      DropReason = "full"      // queue at QueueSize
-	DropDuplicate DropReason = "duplicate" // a question for the key is already pending
-	DropClosed    DropReason = "closed"    // Close has been called
-	DropDisabled  DropReason = "disabled"  // no provider configured
-)
-
 type metrics struct {
-	calls     *prometheus.CounterVec   // kind, outcome
-	latency   *prometheus.HistogramVec // kind
-	failures  *prometheus.CounterVec   // kind, reason (per failed attempt)
-	retries   *prometheus.CounterVec   // kind
-	circuit   prometheus.Gauge
-	depth     prometheus.Gauge
-	inFlight  prometheus.Gauge
-	cacheHits *prometheus.CounterVec // kind
-	drops     *prometheus.CounterVec // reason
+	calls    *prometheus.CounterVec   // kind, outcome
+	latency  *prometheus.HistogramVec // kind
+	failures *prometheus.CounterVec   // kind, reason (per failed attempt)
+	retries  *prometheus.CounterVec   // kind
+	circuit  prometheus.Gauge
+	inFlight prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "smartlayer", Subsystem: "llm", Name: "calls_total",
-			Help: "LLM calls by kind (client_verdict, payload_verdict, narrative) and outcome (ok, cached, disabled, circuit_open, timeout, rate_limited, server_error, unavailable, rejected, bad_response, invalid_answer, canceled).",
+			Help: "LLM calls by kind (client_verdict, payload_verdict, narrative) and outcome (ok, disabled, circuit_open, timeout, rate_limited, server_error, unavailable, rejected, bad_response, invalid_answer, canceled).",
 		}, []string{"kind", "outcome"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "smartlayer", Subsystem: "llm", Name: "call_duration_seconds",
@@ -51,25 +38,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "smartlayer", Subsystem: "llm", Name: "circuit_state",
 			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
 		}),
-		depth: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "queue_depth",
-			Help: "Async questions waiting for a worker.",
-		}),
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "smartlayer", Subsystem: "llm", Name: "in_flight",
-			Help: "Calls holding a concurrency slot.",
+			Help: "Calls in progress.",
 		}),
-		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "cache_hits_total",
-			Help: "Answers served from the result cache.",
-		}, []string{"kind"}),
-		drops: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "queue_dropped_total",
-			Help: "Async questions not asked, by reason (full, duplicate, closed, disabled).",
-		}, []string{"reason"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.calls, m.latency, m.failures, m.retries, m.circuit, m.depth, m.inFlight, m.cacheHits, m.drops} {
+		for _, c := range []prometheus.Collector{m.calls, m.latency, m.failures, m.retries, m.circuit, m.inFlight} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register llm metrics: %w", err)
 			}

@@ -12,7 +12,7 @@ import (
 )
 
 // Input bounds: what the model sees of attacker-controlled text. They keep
-// prompts (and cost) small and make the cache key depend only on what was sent.
+// prompts (and cost) small.
 const (
 	maxPayloadBytes   = 4096
 	maxFieldBytes     = 512
@@ -151,7 +151,7 @@ func truncate(s string, n int) string {
 }
 
 // clientInput is the bounded, prompt-ready form of a ClientSummary; its JSON
-// is both the data block and the cache key.
+// is the data block.
 func clientInput(s ClientSummary) ([]byte, error) {
 	s.Client = truncate(s.Client, maxFieldBytes)
 	s.Plan = truncate(s.Plan, maxFieldBytes)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/ask"
 )
 
 // Behavior is django-smart-layer's AIAnomalyDetector: it records each
@@ -25,9 +27,9 @@ type Behavior struct {
 	m        *metrics
 	now      func() time.Time
 
-	ask    *asker
-	ctx    context.Context
-	cancel context.CancelFunc
+	// ask holds the grey-zone questions (one per client), their workers
+	// and the verdict cache; nil without an LLM.
+	ask *ask.Asker[string, question, ClientVerdict]
 }
 
 // Option tunes a Behavior.
@@ -60,13 +62,16 @@ func NewBehavior(cfg BehaviorConfig, st State, v Verdicts, logger *slog.Logger, 
 	}
 	c := cloneConfig(cfg)
 	b.cfg.Store(&c)
-	b.ctx, b.cancel = context.WithCancel(context.Background())
 	if v != nil {
-		b.ask = newAsker(cfg.LLM.QueueSize)
-		for range cfg.LLM.Workers {
-			b.ask.wg.Add(1)
-			go b.worker()
+		b.ask, err = ask.New(ask.Config{
+			QueueSize: cfg.LLM.QueueSize, Workers: cfg.LLM.Workers,
+			CacheSize: cfg.LLM.CacheSize, CacheTTL: cfg.LLM.CacheTTL,
+			Now: func() time.Time { return b.now() },
+		}, b.answer, nil)
+		if err != nil {
+			return nil, fmt.Errorf("behavior llm: %w", err)
 		}
+		b.ask.Start()
 	}
 	return b, nil
 }
@@ -81,7 +86,8 @@ func cloneConfig(c BehaviorConfig) BehaviorConfig {
 func (b *Behavior) Config() BehaviorConfig { return cloneConfig(*b.cfg.Load()) }
 
 // SetConfig swaps the configuration atomically (hot reload). The LLM queue
-// size and worker count keep their start-up values.
+// size, worker count and verdict cache size and TTL keep their start-up
+// values.
 func (b *Behavior) SetConfig(cfg BehaviorConfig) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("behavior config: %w", err)
@@ -123,8 +129,8 @@ func (b *Behavior) Check(ctx context.Context, r *Request) (Outcome, error) {
 		b.m.score.Observe(float64(out.Score))
 	}
 	if out.Grey && b.ask != nil {
-		if v, ok := b.ask.cached(key, now); ok {
-			if v.Action == VerdictBlock && v.Confidence >= cfg.LLM.MinConfidence {
+		if v, ok := b.ask.Get(key); ok {
+			if v.blocks(cfg.LLM.MinConfidence) {
 				out.Grey, out.Deny, out.Reason = false, true, ReasonScore
 				out.Signals = append(out.Signals, SignalLLMBlock)
 			}
@@ -251,7 +257,7 @@ func (b *Behavior) Unban(ctx context.Context, clientKey string, now time.Time) (
 		return false, fmt.Errorf("behavior unban %s: %w", key, err)
 	}
 	if b.ask != nil {
-		b.ask.forget(key)
+		b.ask.Forget(key)
 	}
 	return ok, nil
 }
@@ -285,41 +291,28 @@ func metricReason(reason string) string {
 const reasonLLM = "behavior.llm"
 
 func (b *Behavior) enqueue(key string, r *Request, out Outcome, st ClientState, cfg *BehaviorConfig) {
-	q := question{key: key, score: out.Score, summary: ClientSummary{
+	q := question{score: out.Score, summary: ClientSummary{
 		ClientKey: key, UserAgent: r.UserAgent(), Method: r.Method, Path: CleanPath(r.Path),
 		Score: out.Score, Signals: append([]string(nil), out.Signals...),
 		Requests: st.Requests, RecentRequests: st.RecentRequests, RateWindow: cfg.RateWindow,
 		Responses: st.Responses, Errors: st.Errors, ErrorWindow: cfg.ErrorWindow,
 		DistinctEndpoints: st.DistinctEndpoints, SequentialRun: st.SequentialRun, IdleBurst: st.IdleBurst,
 	}}
-	queued, full := b.ask.enqueue(q)
-	switch {
-	case queued:
+	switch b.ask.Submit(key, q) {
+	case ask.Queued:
 		b.m.llmQuestions.Inc()
-	case full:
+	case ask.Dropped:
 		b.m.llmFailures.WithLabelValues(llmFailQueueFull).Inc()
 	}
 }
 
-func (b *Behavior) worker() {
-	defer b.ask.wg.Done()
-	for {
-		select {
-		case <-b.ask.stop:
-			return
-		case q := <-b.ask.queue:
-			b.answer(q)
-			b.ask.inflight.Done()
-		}
-	}
-}
-
-// answer asks about one client and bans on a confident BLOCK. Any failure
-// leaves the client alone (fail open).
-func (b *Behavior) answer(q question) {
+// answer asks about one client (from a worker) and bans on a confident
+// BLOCK. An error leaves the client alone (fail open) and is not cached,
+// so the next grey request asks again.
+func (b *Behavior) answer(ctx context.Context, key string, q question) (ClientVerdict, error) {
 	cfg := b.cfg.Load()
-	ctx, cancel := context.WithTimeout(b.ctx, cfg.LLM.Timeout)
-	v, err := b.verdicts.ClientVerdict(ctx, q.summary)
+	actx, cancel := context.WithTimeout(ctx, cfg.LLM.Timeout)
+	v, err := b.verdicts.ClientVerdict(actx, q.summary)
 	cancel()
 	if err == nil {
 		err = v.validate()
@@ -334,59 +327,42 @@ func (b *Behavior) answer(q question) {
 			reason = llmFailTimeout
 		}
 		b.m.llmFailures.WithLabelValues(reason).Inc()
-		b.log.Warn("behavior: no LLM verdict; client not banned", "client", q.key, "err", err)
-		b.ask.done(q.key, nil, now, 0, 0)
-		return
+		b.log.Warn("behavior: no LLM verdict; client not banned", "client", key, "err", err)
+		return ClientVerdict{}, err
 	}
 	action := "allow"
 	if v.Action == VerdictBlock {
 		action = "block"
-		if v.Confidence < cfg.LLM.MinConfidence {
+		if !v.blocks(cfg.LLM.MinConfidence) {
 			action = "block_low_confidence"
 		}
 	}
 	b.m.llmVerdicts.WithLabelValues(action).Inc()
 	if action == "block" {
-		ctx, cancel := context.WithTimeout(b.ctx, cfg.LLM.StoreTimeout)
-		ban, err := b.state.Ban(ctx, q.key, b.banRequest(cfg, reasonLLM, q.score, now))
+		sctx, cancel := context.WithTimeout(ctx, cfg.LLM.StoreTimeout)
+		ban, err := b.state.Ban(sctx, key, b.banRequest(cfg, reasonLLM, q.score, now))
 		cancel()
 		if err != nil {
 			b.m.storeErrors.WithLabelValues("ban").Inc()
 			b.m.llmFailures.WithLabelValues(llmFailBan).Inc()
-			b.log.Warn("behavior: LLM said BLOCK but the ban was not stored", "client", q.key, "err", err)
-			// Not cached, so the next grey request asks again.
-			b.ask.done(q.key, nil, now, 0, 0)
-			return
+			b.log.Warn("behavior: LLM said BLOCK but the ban was not stored", "client", key, "err", err)
+			return ClientVerdict{}, err // not cached: the next grey request asks again
 		}
 		b.m.bans.WithLabelValues(reasonLLM).Inc()
-		b.log.Info("behavior: banned after LLM verdict", "client", q.key, "confidence", v.Confidence,
+		b.log.Info("behavior: banned after LLM verdict", "client", key, "confidence", v.Confidence,
 			"llm_reason", v.Reason, "expires", ban.Expires)
 	}
-	b.ask.done(q.key, &v, now, cfg.LLM.CacheTTL, cfg.LLM.CacheSize)
+	return v, nil
 }
 
-// Close stops the LLM workers, abandoning queued questions. It does not
-// close the State.
+// Close stops the LLM workers: the questions being asked are canceled and
+// the queued ones abandoned. It does not close the State.
 func (b *Behavior) Close() error {
-	b.cancel()
 	if b.ask == nil {
 		return nil
 	}
-	b.ask.mu.Lock()
-	if b.ask.closed {
-		b.ask.mu.Unlock()
-		return nil
-	}
-	b.ask.closed = true
-	close(b.ask.stop)
-	b.ask.mu.Unlock()
-	b.ask.wg.Wait()
-	for {
-		select {
-		case <-b.ask.queue:
-			b.ask.inflight.Done()
-		default:
-			return nil
-		}
-	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = b.ask.Close(ctx) // an ended context: cancel at once
+	return nil
 }

@@ -545,15 +545,18 @@ func testLLM(t *testing.T, be backend) {
 		wantFail  string
 		wantCalls int32
 	}{
-		"block confident":      {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 0.9}}, wantBan: true, wantCalls: 1},
-		"block unsure":         {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 0.6}}, wantCalls: 1},
-		"allow":                {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictAllow, Confidence: 0.99}}, wantCalls: 1},
-		"timeout":              {fake: &fakeVerdicts{block: make(chan struct{})}, wantFail: "timeout", wantCalls: 2},
-		"error":                {fake: &fakeVerdicts{err: errors.New("503 from provider")}, wantFail: "error", wantCalls: 2},
-		"garbage action":       {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: "MAYBE", Confidence: 0.99}}, wantFail: "invalid", wantCalls: 2},
-		"garbage confidence":   {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 7}}, wantFail: "invalid", wantCalls: 2},
-		"no LLM configured":    {nilLLM: true},
-		"lowercase is invalid": {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: "block", Confidence: 0.99}}, wantFail: "invalid", wantCalls: 2},
+		"block confident": {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 0.9}}, wantBan: true, wantCalls: 1},
+		"block unsure":    {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 0.6}}, wantCalls: 1},
+		// min_confidence 0.85: a verdict exactly that sure counts.
+		"block at min_confidence":  {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 0.85}}, wantBan: true, wantCalls: 1},
+		"block just below minimum": {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 0.8499}}, wantCalls: 1},
+		"allow":                    {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictAllow, Confidence: 0.99}}, wantCalls: 1},
+		"timeout":                  {fake: &fakeVerdicts{block: make(chan struct{})}, wantFail: "timeout", wantCalls: 2},
+		"error":                    {fake: &fakeVerdicts{err: errors.New("503 from provider")}, wantFail: "error", wantCalls: 2},
+		"garbage action":           {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: "MAYBE", Confidence: 0.99}}, wantFail: "invalid", wantCalls: 2},
+		"garbage confidence":       {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 7}}, wantFail: "invalid", wantCalls: 2},
+		"no LLM configured":        {nilLLM: true},
+		"lowercase is invalid":     {fake: &fakeVerdicts{v: scoring.ClientVerdict{Action: "block", Confidence: 0.99}}, wantFail: "invalid", wantCalls: 2},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 )
 
 // Verdicts judges a grey-zone client. internal/llm satisfies it through an
-// adapter in cmd/authz.
+// adapter in internal/app.
 type Verdicts interface {
 	ClientVerdict(ctx context.Context, s ClientSummary) (ClientVerdict, error)
 }
@@ -65,104 +64,13 @@ func (v ClientVerdict) validate() error {
 	return nil
 }
 
+// blocks reports whether v bans: a BLOCK at least minConfidence sure.
+func (v ClientVerdict) blocks(minConfidence float64) bool {
+	return v.Action == VerdictBlock && v.Confidence >= minConfidence
+}
+
+// question is what a worker asks about one grey-zone client.
 type question struct {
-	key     string
 	summary ClientSummary
 	score   int
-}
-
-type cachedVerdict struct {
-	v       ClientVerdict
-	expires time.Time
-}
-
-// asker keeps the grey-zone questions: at most one pending per client, a
-// bounded queue, and a bounded verdict cache.
-type asker struct {
-	mu      sync.Mutex
-	pending map[string]struct{}
-	cache   map[string]cachedVerdict
-	queue   chan question
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	// inflight counts questions queued or being asked (for Drain).
-	inflight sync.WaitGroup
-	closed   bool
-}
-
-func newAsker(queueSize int) *asker {
-	return &asker{
-		pending: make(map[string]struct{}),
-		cache:   make(map[string]cachedVerdict),
-		queue:   make(chan question, queueSize),
-		stop:    make(chan struct{}),
-	}
-}
-
-// cached returns the client's unexpired verdict.
-func (a *asker) cached(key string, now time.Time) (ClientVerdict, bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	c, ok := a.cache[key]
-	if !ok {
-		return ClientVerdict{}, false
-	}
-	if !now.Before(c.expires) {
-		delete(a.cache, key)
-		return ClientVerdict{}, false
-	}
-	return c.v, true
-}
-
-// enqueue queues q unless the client already has a pending question. It
-// returns false when the queue is full (the question is dropped).
-func (a *asker) enqueue(q question) (queued, full bool) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.closed {
-		return false, false
-	}
-	if _, ok := a.pending[q.key]; ok {
-		return false, false
-	}
-	a.inflight.Add(1)
-	select {
-	case a.queue <- q:
-		a.pending[q.key] = struct{}{}
-		return true, false
-	default:
-		a.inflight.Done()
-		return false, true
-	}
-}
-
-func (a *asker) done(key string, v *ClientVerdict, now time.Time, ttl time.Duration, size int) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.pending, key)
-	if v == nil {
-		return
-	}
-	if len(a.cache) >= size {
-		for k, c := range a.cache {
-			if !now.Before(c.expires) {
-				delete(a.cache, k)
-			}
-		}
-		// Still full: drop an arbitrary entry; the cost is one more question.
-		for k := range a.cache {
-			if len(a.cache) < size {
-				break
-			}
-			delete(a.cache, k)
-		}
-	}
-	a.cache[key] = cachedVerdict{v: *v, expires: now.Add(ttl)}
-}
-
-// forget drops the client's cached verdict (after an operator's unban).
-func (a *asker) forget(key string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	delete(a.cache, key)
 }

@@ -454,7 +454,8 @@ func TestHangingLLMFailsOpen(t *testing.T) {
 	t.Cleanup(func() { close(release) }) // runs first
 	p := startAuthz(t, fmt.Sprintf(`
 store: {backend: memory}
-llm: {base_url: %q, model: hang-1, timeout: 1s, max_retries: 0}
+behavior: {llm: {timeout: 1s}}
+llm: {base_url: %q, model: hang-1, max_retries: 0}
 `, llm.URL+"/v1"))
 	env := envoysim.New(p.authzConn, nil, upstream, "edge-llm-hang")
 

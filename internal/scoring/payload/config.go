@@ -40,7 +40,7 @@ func (m LLMMode) String() string {
 // MarshalText is the configuration spelling of m.
 func (m LLMMode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
 
-// UnmarshalText parses the configuration spelling (payload.llm_mode).
+// UnmarshalText parses the configuration spelling (payload.llm.mode).
 func (m *LLMMode) UnmarshalText(b []byte) error {
 	v, err := ParseLLMMode(string(b))
 	if err != nil {
@@ -88,29 +88,36 @@ type Config struct {
 	// (payload.skip_headers); a trailing '*' matches a prefix.
 	SkipHeaders []string `koanf:"skip_headers"`
 
-	// LLMMode decides what borderline payloads do (payload.llm_mode).
-	LLMMode LLMMode `koanf:"llm_mode"`
-	// MinConfidence: an LLM "malicious" verdict blocks only above it
-	// (payload.min_confidence).
+	// LLM tunes the second opinion on borderline payloads (payload.llm.*).
+	LLM LLMConfig `koanf:"llm"`
+}
+
+// LLMConfig tunes the LLM questions about borderline payloads; like
+// behavior.llm, one queue, one worker pool, one timeout and one verdict
+// cache for this use.
+type LLMConfig struct {
+	// Mode decides what borderline payloads do (payload.llm.mode).
+	Mode LLMMode `koanf:"mode"`
+	// MinConfidence: a "malicious" verdict blocks when its confidence is at
+	// least this (payload.llm.min_confidence).
 	MinConfidence float64 `koanf:"min_confidence"`
-	// LLMMaxExcerpt caps the bytes of normalised payload sent to the LLM
-	// (payload.llm_max_excerpt).
-	LLMMaxExcerpt int `koanf:"llm_max_excerpt"`
-	// LLMQueueSize bounds pending async asks (payload.llm_queue_size); when
-	// full, asks are dropped and counted.
-	LLMQueueSize int `koanf:"llm_queue_size"`
-	// LLMWorkers is how many asks run at once, async and sync together
-	// (payload.llm_workers).
-	LLMWorkers int `koanf:"llm_workers"`
-	// VerdictCacheSize bounds the verdict cache entries
-	// (payload.verdict_cache_size).
-	VerdictCacheSize int `koanf:"verdict_cache_size"`
-	// VerdictTTL is how long a cached verdict is trusted
-	// (payload.verdict_ttl).
-	VerdictTTL time.Duration `koanf:"verdict_ttl"`
-	// LLMTimeout bounds one background (async) ask (payload.llm_timeout).
-	// Sync asks use the caller's context deadline instead.
-	LLMTimeout time.Duration `koanf:"llm_timeout"`
+	// MaxExcerpt caps the bytes of normalised payload sent to the LLM
+	// (payload.llm.max_excerpt).
+	MaxExcerpt int `koanf:"max_excerpt"`
+	// QueueSize bounds the async questions waiting for a worker
+	// (payload.llm.queue_size); when full, questions are dropped and counted.
+	QueueSize int `koanf:"queue_size"`
+	// Workers is how many questions are asked at once, async and sync
+	// together (payload.llm.workers).
+	Workers int `koanf:"workers"`
+	// Timeout bounds one question (payload.llm.timeout); a sync question
+	// also ends with the request's decision budget.
+	Timeout time.Duration `koanf:"timeout"`
+	// CacheSize bounds the verdict cache (payload.llm.cache_size), least
+	// recently used evicted first.
+	CacheSize int `koanf:"cache_size"`
+	// CacheTTL is how long a cached verdict is trusted (payload.llm.cache_ttl).
+	CacheTTL time.Duration `koanf:"cache_ttl"`
 }
 
 // DefaultConfig returns the defaults django-smart-layer uses where it has
@@ -128,14 +135,16 @@ func DefaultConfig() Config {
 			"x-cloud-trace-context", "x-datadog-*", "x-user-id", "x-user-plan",
 			"x-smartlayer-*", "x-client-trace-id",
 		},
-		LLMMode:          LLMAsync,
-		MinConfidence:    0.85,
-		LLMMaxExcerpt:    2048,
-		LLMQueueSize:     256,
-		LLMWorkers:       2,
-		VerdictCacheSize: 10000,
-		VerdictTTL:       24 * time.Hour,
-		LLMTimeout:       5 * time.Second,
+		LLM: LLMConfig{
+			Mode:          LLMAsync,
+			MinConfidence: 0.85,
+			MaxExcerpt:    2048,
+			QueueSize:     256,
+			Workers:       2,
+			Timeout:       5 * time.Second,
+			CacheSize:     10000,
+			CacheTTL:      24 * time.Hour,
+		},
 	}
 }
 
@@ -147,18 +156,18 @@ func (c Config) Validate() error {
 	p.AtLeast("block_score", c.BlockScore, 1)
 	p.NonNegative("max_body_bytes", c.MaxBodyBytes)
 	p.Between("max_json_depth", c.MaxJSONDepth, 1, 1024)
-	switch c.LLMMode {
+	switch c.LLM.Mode {
 	case LLMAsync, LLMSync, LLMOff:
 	default:
-		p.Add("llm_mode", int(c.LLMMode), "must be one of async, sync, off")
+		p.Add("llm.mode", int(c.LLM.Mode), "must be one of async, sync, off")
 	}
-	p.Ratio("min_confidence", c.MinConfidence)
-	p.AtLeast("llm_max_excerpt", c.LLMMaxExcerpt, 64)
-	p.AtLeast("llm_queue_size", c.LLMQueueSize, 1)
-	p.AtLeast("llm_workers", c.LLMWorkers, 1)
-	p.AtLeast("verdict_cache_size", c.VerdictCacheSize, 1)
-	p.Positive("verdict_ttl", c.VerdictTTL)
-	p.Positive("llm_timeout", c.LLMTimeout)
+	p.Ratio("llm.min_confidence", c.LLM.MinConfidence)
+	p.AtLeast("llm.max_excerpt", c.LLM.MaxExcerpt, 64)
+	p.AtLeast("llm.queue_size", c.LLM.QueueSize, 1)
+	p.AtLeast("llm.workers", c.LLM.Workers, 1)
+	p.Positive("llm.timeout", c.LLM.Timeout)
+	p.AtLeast("llm.cache_size", c.LLM.CacheSize, 1)
+	p.Positive("llm.cache_ttl", c.LLM.CacheTTL)
 	for key, list := range map[string][]string{"headers": c.Headers, "skip_headers": c.SkipHeaders} {
 		for i, h := range list {
 			p.HeaderName(fmt.Sprintf("%s[%d]", key, i), strings.TrimSuffix(h, "*"), false)

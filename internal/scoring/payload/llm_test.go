@@ -61,21 +61,21 @@ type llmEnv struct {
 	fake *fakeVerdicts
 	reg  *prometheus.Registry
 	now  time.Time
-	evs  chan VerdictEvent
+	evs  chan Malicious
 }
 
 func newLLMEnv(t *testing.T, mode LLMMode, vd Verdict, mut ...func(*Config)) *llmEnv {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.LLMMode = mode
+	cfg.LLM.Mode = mode
 	for _, m := range mut {
 		m(&cfg)
 	}
-	e := &llmEnv{fake: newFake(vd), reg: prometheus.NewRegistry(), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), evs: make(chan VerdictEvent, 16)}
+	e := &llmEnv{fake: newFake(vd), reg: prometheus.NewRegistry(), now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), evs: make(chan Malicious, 16)}
 	var mu sync.Mutex
 	e.v = newTestValidator(t, cfg, WithVerdicts(e.fake), WithRegisterer(e.reg),
 		WithClock(func() time.Time { mu.Lock(); defer mu.Unlock(); return e.now }),
-		WithVerdictHook(func(_ context.Context, ev VerdictEvent) { e.evs <- ev }))
+		WithMaliciousHook(func(_ context.Context, m Malicious) { e.evs <- m }))
 	return e
 }
 
@@ -102,11 +102,11 @@ func TestAsyncMaliciousVerdictBlocksRepeats(t *testing.T) {
 		t.Fatalf("first: action %v borderline %v llm %q, want allow, borderline, queued", first.Action, first.Borderline, first.LLM)
 	}
 	ev := <-e.evs
-	if !ev.Block || ev.Client != "10.0.0.1" || ev.Sample.Hash != first.Hash || !strings.Contains(ev.Sample.Excerpt, "foo | id") {
+	if ev != (Malicious{Client: "10.0.0.1", Hash: first.Hash, Reason: ReasonLLM, Score: 2, Confidence: 0.95, Source: SourceAsync}) {
 		t.Fatalf("event %+v", ev)
 	}
-	if got := ev.Sample.Detectors; len(got) != 1 || got[0] != "shell_injection" {
-		t.Errorf("sample detectors %v", got)
+	if s := e.fake.samples[0]; !strings.Contains(s.Excerpt, "foo | id") || len(s.Detectors) != 1 || s.Detectors[0] != "shell_injection" {
+		t.Errorf("sample %+v", s)
 	}
 
 	// Same payload, other client, other encoding: blocked from the cache.
@@ -114,11 +114,17 @@ func TestAsyncMaliciousVerdictBlocksRepeats(t *testing.T) {
 	if again.Action != Block || again.Reason != ReasonLLM || !again.KnownMalicious || again.LLM != LLMCached || again.Confidence != 0.95 {
 		t.Fatalf("repeat: %+v", again)
 	}
+	// Its sender is reported too, during Inspect.
+	if ev := <-e.evs; ev.Client != "10.9.9.9" || ev.Source != SourceCache || ev.Hash != first.Hash {
+		t.Fatalf("cache-hit event %+v", ev)
+	}
 	// A different payload is still only borderline.
 	if other := e.v.Inspect(ctx, borderB); other.Action != Allow || other.LLM != LLMQueued {
 		t.Fatalf("other payload: %+v", other)
 	}
-	<-e.evs
+	if ev := <-e.evs; ev.Client != "10.0.0.2" || ev.Source != SourceAsync {
+		t.Fatalf("second payload's event %+v", ev)
+	}
 	if e.fake.calls() != 2 {
 		t.Errorf("asks = %d, want 2", e.fake.calls())
 	}
@@ -138,8 +144,10 @@ func TestVerdictThreshold(t *testing.T) {
 		vd    Verdict
 		block bool
 	}{
-		"above":      {vd: Verdict{Malicious: true, Confidence: 0.86}, block: true},
-		"at":         {vd: Verdict{Malicious: true, Confidence: 0.85}},
+		"above": {vd: Verdict{Malicious: true, Confidence: 0.86}, block: true},
+		// min_confidence 0.85: a verdict exactly that sure counts.
+		"at":         {vd: Verdict{Malicious: true, Confidence: 0.85}, block: true},
+		"just below": {vd: Verdict{Malicious: true, Confidence: 0.8499}},
 		"below":      {vd: Verdict{Malicious: true, Confidence: 0.5}},
 		"benign":     {vd: Verdict{Malicious: false, Confidence: 0.99}},
 		"zero conf.": {vd: Verdict{Malicious: true}},
@@ -152,9 +160,22 @@ func TestVerdictThreshold(t *testing.T) {
 				t.Fatalf("sync: %+v", res)
 			}
 			// The verdict is cached either way: no second ask.
+			if tc.block {
+				if ev := <-e.evs; ev.Source != SourceSync || ev.Client != borderA.Client || ev.Reason != ReasonLLM {
+					t.Fatalf("sync event %+v", ev)
+				}
+			}
 			res = e.v.Inspect(context.Background(), borderA)
 			if (res.Action == Block) != tc.block || res.LLM != LLMCached || e.fake.calls() != 1 {
 				t.Fatalf("cached: %+v after %d asks", res, e.fake.calls())
+			}
+			if tc.block {
+				if ev := <-e.evs; ev.Source != SourceCache {
+					t.Fatalf("cache event %+v", ev)
+				}
+			}
+			if len(e.evs) != 0 {
+				t.Fatalf("%d unexpected events", len(e.evs))
 			}
 		})
 	}
@@ -195,7 +216,7 @@ func TestSyncFailsOpen(t *testing.T) {
 }
 
 func TestAsyncQueueBounded(t *testing.T) {
-	e := newLLMEnv(t, LLMAsync, Verdict{}, func(c *Config) { c.LLMQueueSize = 1 })
+	e := newLLMEnv(t, LLMAsync, Verdict{}, func(c *Config) { c.LLM.QueueSize = 1 })
 	ctx := context.Background()
 	// No worker runs: the first ask fills the queue.
 	if res := e.v.Inspect(ctx, borderA); res.LLM != LLMQueued {
@@ -230,7 +251,7 @@ func TestLLMNotAsked(t *testing.T) {
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
-			cfg.LLMMode = tc.mode
+			cfg.LLM.Mode = tc.mode
 			fake := newFake(Verdict{Malicious: true, Confidence: 1})
 			opts := []Option{WithVerdicts(fake)}
 			if tc.noLLM {
@@ -247,7 +268,7 @@ func TestLLMNotAsked(t *testing.T) {
 
 func TestVerdictCacheExpiryAndEviction(t *testing.T) {
 	t.Run("ttl", func(t *testing.T) {
-		e := newLLMEnv(t, LLMSync, Verdict{Malicious: true, Confidence: 0.9}, func(c *Config) { c.VerdictTTL = time.Hour })
+		e := newLLMEnv(t, LLMSync, Verdict{Malicious: true, Confidence: 0.9}, func(c *Config) { c.LLM.CacheTTL = time.Hour })
 		ctx := context.Background()
 		e.v.Inspect(ctx, borderA)
 		e.now = e.now.Add(59 * time.Minute)
@@ -260,7 +281,7 @@ func TestVerdictCacheExpiryAndEviction(t *testing.T) {
 		}
 	})
 	t.Run("lru", func(t *testing.T) {
-		e := newLLMEnv(t, LLMSync, Verdict{}, func(c *Config) { c.VerdictCacheSize = 1 })
+		e := newLLMEnv(t, LLMSync, Verdict{}, func(c *Config) { c.LLM.CacheSize = 1 })
 		ctx := context.Background()
 		e.v.Inspect(ctx, borderA)
 		e.v.Inspect(ctx, borderB) // evicts A
@@ -274,7 +295,7 @@ func TestVerdictCacheExpiryAndEviction(t *testing.T) {
 }
 
 func TestSampleTruncated(t *testing.T) {
-	e := newLLMEnv(t, LLMSync, Verdict{}, func(c *Config) { c.LLMMaxExcerpt = 64 })
+	e := newLLMEnv(t, LLMSync, Verdict{}, func(c *Config) { c.LLM.MaxExcerpt = 64 })
 	e.v.Inspect(context.Background(), &Input{Path: "/", RawQuery: "q=" + strings.Repeat("a", 300) + "+%7C+id"})
 	if e.fake.calls() != 1 {
 		t.Fatalf("asks = %d", e.fake.calls())
@@ -296,8 +317,9 @@ func TestRunStopsOnCancel(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	// The interrupted ask is neither cached nor counted as an LLM error.
-	if res := e.v.Inspect(context.Background(), borderA); res.LLM != LLMQueued {
+	// The interrupted ask is neither cached nor counted as an LLM error, and
+	// nothing is queued after shutdown.
+	if res := e.v.Inspect(context.Background(), borderA); res.LLM != LLMDropped || res.Action != Allow {
 		t.Fatalf("after shutdown: %q", res.LLM)
 	}
 	if got := counter(t, e.v.m.verdicts.WithLabelValues("error")); got != 0 {

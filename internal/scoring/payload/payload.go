@@ -93,7 +93,7 @@ type Finding struct {
 type LLMOutcome string
 
 const (
-	LLMNone        LLMOutcome = ""            // not borderline, or llm_mode off
+	LLMNone        LLMOutcome = ""            // not borderline, or llm.mode off
 	LLMQueued      LLMOutcome = "queued"      // async ask queued
 	LLMDropped     LLMOutcome = "dropped"     // async queue full: not asked
 	LLMPending     LLMOutcome = "pending"     // same payload already being asked
@@ -114,7 +114,8 @@ type Result struct {
 	// Borderline: 0 < Score < BlockScore.
 	Borderline bool
 	// KnownMalicious: the LLM has judged this exact payload malicious
-	// (verdict cache hit or sync verdict). The caller should ban the client.
+	// (verdict cache hit or sync verdict); the sender has been reported to
+	// the WithMaliciousHook hook.
 	KnownMalicious bool
 	LLM            LLMOutcome
 	// Confidence of the LLM verdict when one was used.
@@ -122,7 +123,7 @@ type Result struct {
 	// Findings lists detector hits (at most maxFindings).
 	Findings []Finding
 	// Excerpt is the normalised content of the fields with findings, as
-	// "location: value" lines, truncated to LLMMaxExcerpt; empty when
+	// "location: value" lines, truncated to payload.llm.max_excerpt; empty when
 	// Score is 0. It is what stage 2 sends to the LLM.
 	Excerpt string
 	// Hash identifies the normalised suspicious content (hex, 128 bits);

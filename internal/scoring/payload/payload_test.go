@@ -199,7 +199,7 @@ func TestHashStable(t *testing.T) {
 
 func TestExcerptBounded(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.LLMMaxExcerpt = 100
+	cfg.LLM.MaxExcerpt = 100
 	v := newTestValidator(t, cfg)
 	long := strings.Repeat("x", 500)
 	res := v.Inspect(context.Background(), &Input{Path: "/", RawQuery: "a=%27+OR+%271%27%3D%271+" + long + "&b=" + long + "+%7C+id"})
@@ -233,14 +233,14 @@ func TestConfigValidate(t *testing.T) {
 		"block score": {func(c *Config) { c.BlockScore = 0 }, "payload.block_score"},
 		"body bytes":  {func(c *Config) { c.MaxBodyBytes = -1 }, "payload.max_body_bytes"},
 		"depth":       {func(c *Config) { c.MaxJSONDepth = 0 }, "payload.max_json_depth"},
-		"mode":        {func(c *Config) { c.LLMMode = 9 }, "payload.llm_mode"},
-		"confidence":  {func(c *Config) { c.MinConfidence = 1.5 }, "payload.min_confidence"},
-		"excerpt":     {func(c *Config) { c.LLMMaxExcerpt = 10 }, "payload.llm_max_excerpt"},
-		"queue":       {func(c *Config) { c.LLMQueueSize = 0 }, "payload.llm_queue_size"},
-		"workers":     {func(c *Config) { c.LLMWorkers = 0 }, "payload.llm_workers"},
-		"cache":       {func(c *Config) { c.VerdictCacheSize = 0 }, "payload.verdict_cache_size"},
-		"ttl":         {func(c *Config) { c.VerdictTTL = 0 }, "payload.verdict_ttl"},
-		"timeout":     {func(c *Config) { c.LLMTimeout = 0 }, "payload.llm_timeout"},
+		"mode":        {func(c *Config) { c.LLM.Mode = 9 }, "payload.llm.mode"},
+		"confidence":  {func(c *Config) { c.LLM.MinConfidence = 1.5 }, "payload.llm.min_confidence"},
+		"excerpt":     {func(c *Config) { c.LLM.MaxExcerpt = 10 }, "payload.llm.max_excerpt"},
+		"queue":       {func(c *Config) { c.LLM.QueueSize = 0 }, "payload.llm.queue_size"},
+		"workers":     {func(c *Config) { c.LLM.Workers = 0 }, "payload.llm.workers"},
+		"cache":       {func(c *Config) { c.LLM.CacheSize = 0 }, "payload.llm.cache_size"},
+		"ttl":         {func(c *Config) { c.LLM.CacheTTL = 0 }, "payload.llm.cache_ttl"},
+		"timeout":     {func(c *Config) { c.LLM.Timeout = 0 }, "payload.llm.timeout"},
 		"header case": {func(c *Config) { c.Headers = []string{"User-Agent"} }, "payload.headers"},
 		"skip empty":  {func(c *Config) { c.SkipHeaders = []string{""} }, "payload.skip_headers"},
 	}

@@ -1,7 +1,6 @@
 package payload
 
 import (
-	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/ask"
 )
 
 // Sample is what the LLM is asked about.
@@ -18,7 +19,7 @@ type Sample struct {
 	// Hash identifies the normalised payload (Result.Hash).
 	Hash string
 	// Excerpt is the normalised suspicious content, "location: value"
-	// lines, at most LLMMaxExcerpt bytes. It is attacker-controlled data:
+	// lines, at most LLM.MaxExcerpt bytes. It is attacker-controlled data:
 	// the adapter must present it to the model as data, not instructions.
 	Excerpt string
 	// Detectors that fired, e.g. ["sqli", "encoding_trick"].
@@ -36,19 +37,34 @@ type Verdict struct {
 }
 
 // Verdicts judges borderline payloads. internal/llm satisfies it through
-// an adapter in cmd/. Implementations must honour ctx.
+// an adapter in internal/app. Implementations must honour ctx.
 type Verdicts interface {
 	PayloadVerdict(ctx context.Context, s Sample) (Verdict, error)
 }
 
-// VerdictEvent reports a background verdict to the hook.
-type VerdictEvent struct {
-	Sample  Sample
-	Client  string // Input.Client of the request that triggered the ask
-	Verdict Verdict
-	// Block: malicious with confidence above MinConfidence; later identical
-	// payloads are blocked from the cache.
-	Block bool
+// Source says how a verdict became known.
+type Source string
+
+const (
+	SourceCache Source = "cache" // the verdict cache, for a repeat of the payload
+	SourceSync  Source = "sync"  // asked while the request waited (llm.mode sync)
+	SourceAsync Source = "async" // asked in the background (llm.mode async)
+)
+
+// Malicious reports that a client sent a payload the LLM judged malicious
+// (with at least payload.llm.min_confidence): the caller bans the client.
+type Malicious struct {
+	// Client is Input.Client of the request that carried the payload.
+	Client string
+	// Hash identifies the payload (Result.Hash).
+	Hash string
+	// Reason is the deny reason: ReasonLLM, or the detector's when stage 1
+	// blocked the request anyway. Score is the stage 1 score.
+	Reason string
+	Score  int
+	// Confidence of the verdict.
+	Confidence float64
+	Source     Source
 }
 
 // Option configures a Validator.
@@ -67,43 +83,38 @@ func WithLogger(l *slog.Logger) Option { return func(v *Validator) { v.log = l }
 // WithClock replaces time.Now for verdict-cache expiry (tests).
 func WithClock(now func() time.Time) Option { return func(v *Validator) { v.now = now } }
 
-// WithVerdictHook is called from the background worker for every async
-// verdict, so the caller can ban ev.Client when ev.Block. It must not block
-// for long.
-func WithVerdictHook(f func(ctx context.Context, ev VerdictEvent)) Option {
-	return func(v *Validator) { v.hook = f }
+// WithMaliciousHook is told every time a client sent a payload the LLM
+// judged malicious, whichever way the verdict became known: from the cache
+// or a sync question, during Inspect with the request's context; from a
+// background question, on a worker. The caller bans m.Client. It must not
+// block for long.
+func WithMaliciousHook(f func(ctx context.Context, m Malicious)) Option {
+	return func(v *Validator) { v.malicious = f }
 }
 
 // Validator inspects payloads. It is safe for concurrent use. In async
 // mode, Run must be running for borderline payloads to be asked about.
 type Validator struct {
-	cfg  Config
-	llm  Verdicts
-	reg  prometheus.Registerer
-	log  *slog.Logger
-	now  func() time.Time
-	hook func(context.Context, VerdictEvent)
-	m    *metrics
+	cfg       Config
+	llm       Verdicts
+	reg       prometheus.Registerer
+	log       *slog.Logger
+	now       func() time.Time
+	malicious func(context.Context, Malicious)
+	m         *metrics
 
-	pool    sync.Pool // *scan
-	queue   chan job
-	syncSem chan struct{}
-
-	mu       sync.Mutex
-	cache    map[string]*list.Element
-	lru      *list.List // of *cacheEntry, most recent first
-	inflight map[string]struct{}
+	pool sync.Pool // *scan
+	// ask queues, asks and caches verdicts by payload hash; nil without an
+	// LLM.
+	ask *ask.Asker[string, question, Verdict]
 }
 
-type job struct {
+// question is one payload to ask about, and who sent it.
+type question struct {
 	sample Sample
 	client string
-}
-
-type cacheEntry struct {
-	hash    string
-	verdict Verdict
-	expires time.Time
+	score  int
+	sync   bool // Inspect waits: it reports failures itself
 }
 
 // New validates cfg and builds a Validator.
@@ -130,20 +141,24 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 		}
 		return s
 	}
-	v.queue = make(chan job, cfg.LLMQueueSize)
-	v.syncSem = make(chan struct{}, cfg.LLMWorkers)
-	v.cache = make(map[string]*list.Element)
-	v.lru = list.New()
-	v.inflight = make(map[string]struct{})
+	if v.llm != nil {
+		c := cfg.LLM
+		v.ask, err = ask.New(ask.Config{QueueSize: c.QueueSize, Workers: c.Workers,
+			CacheSize: c.CacheSize, CacheTTL: c.CacheTTL, Now: func() time.Time { return v.now() }},
+			v.question, v.answered)
+		if err != nil {
+			return nil, fmt.Errorf("payload llm: %w", err)
+		}
+	}
 	return v, nil
 }
 
 // Inspect runs the detectors on in and, for borderline payloads, stage 2
-// according to LLMMode. It never fails: LLM problems fail open. In sync
-// mode it waits for the LLM at most until ctx is done.
+// according to payload.llm.mode. It never fails: LLM problems fail open. In
+// sync mode it waits for the LLM at most until ctx is done.
 func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 	s := v.pool.Get().(*scan)
-	res := s.run(in, v.cfg.LLMMaxExcerpt)
+	res := s.run(in, v.cfg.LLM.MaxExcerpt)
 	// Findings escape to the caller; the rest of scan is reused.
 	s.reset()
 	v.pool.Put(s)
@@ -172,43 +187,67 @@ func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 }
 
 func (v *Validator) stage2(ctx context.Context, in *Input, res *Result) {
-	if vd, ok := v.cached(res.Hash); ok {
+	if v.ask == nil {
+		if res.Borderline && v.cfg.LLM.Mode != LLMOff {
+			res.LLM = LLMUnavailable
+		}
+		return
+	}
+	if vd, ok := v.ask.Get(res.Hash); ok {
 		res.LLM = LLMCached
 		res.Confidence = vd.Confidence
 		if v.blocks(vd) {
 			v.m.cacheHits.WithLabelValues("malicious").Inc()
-			res.KnownMalicious = true
-			if res.Action != Block {
-				res.Action, res.Reason = Block, ReasonLLM
-			}
+			v.known(ctx, in.Client, res, SourceCache)
 		} else {
 			v.m.cacheHits.WithLabelValues("benign").Inc()
 		}
 		return
 	}
-	if !res.Borderline || v.cfg.LLMMode == LLMOff {
+	if !res.Borderline || v.cfg.LLM.Mode == LLMOff {
 		return
 	}
-	if v.llm == nil {
-		res.LLM = LLMUnavailable
-		return
-	}
-	sample := Sample{Hash: res.Hash, Excerpt: res.Excerpt, Score: res.Score, Detectors: detectorsOf(res.Findings)}
-	if v.cfg.LLMMode == LLMAsync {
-		res.LLM = v.enqueue(job{sample: sample, client: in.Client})
+	q := question{client: in.Client, score: res.Score,
+		sample: Sample{Hash: res.Hash, Excerpt: res.Excerpt, Score: res.Score, Detectors: detectorsOf(res.Findings)}}
+	if v.cfg.LLM.Mode == LLMAsync {
+		switch v.ask.Submit(res.Hash, q) {
+		case ask.Queued:
+			v.m.asks.WithLabelValues("async").Inc()
+			res.LLM = LLMQueued
+		case ask.Pending:
+			res.LLM = LLMPending
+		case ask.Dropped:
+			v.m.dropped.Inc()
+			res.LLM = LLMDropped
+		default: // closed: shutting down
+			res.LLM = LLMDropped
+		}
 		return
 	}
 	v.m.asks.WithLabelValues("sync").Inc()
-	vd, err := v.askSync(ctx, sample)
+	q.sync = true
+	vd, err := v.ask.Ask(ctx, res.Hash, q)
 	if err != nil {
 		v.m.verdicts.WithLabelValues("error").Inc()
-		v.log.LogAttrs(ctx, slog.LevelWarn, "payload llm ask failed, allowing", slog.String("hash", sample.Hash), slog.Any("err", err))
+		v.log.LogAttrs(ctx, slog.LevelWarn, "payload: no LLM verdict; allowing", slog.String("hash", res.Hash), slog.Any("err", err))
 		res.LLM = LLMFailed
 		return
 	}
 	res.LLM, res.Confidence = LLMAsked, vd.Confidence
 	if v.blocks(vd) {
-		res.Action, res.Reason, res.KnownMalicious = Block, ReasonLLM, true
+		v.known(ctx, in.Client, res, SourceSync)
+	}
+}
+
+// known blocks a payload the LLM judged malicious and reports its sender.
+func (v *Validator) known(ctx context.Context, client string, res *Result, src Source) {
+	res.KnownMalicious = true
+	if res.Action != Block {
+		res.Action, res.Reason = Block, ReasonLLM
+	}
+	if v.malicious != nil {
+		v.malicious(ctx, Malicious{Client: client, Hash: res.Hash, Reason: res.Reason, Score: res.Score,
+			Confidence: res.Confidence, Source: src})
 	}
 }
 
@@ -226,143 +265,64 @@ outer:
 	return out
 }
 
+// blocks is the one confidence rule: malicious and at least
+// payload.llm.min_confidence sure.
 func (v *Validator) blocks(vd Verdict) bool {
-	return vd.Malicious && vd.Confidence > v.cfg.MinConfidence
+	return vd.Malicious && vd.Confidence >= v.cfg.LLM.MinConfidence
 }
 
-// enqueue offers a job without blocking: a full queue drops it (counted),
-// and a payload already being asked about is not asked twice.
-func (v *Validator) enqueue(j job) LLMOutcome {
-	v.mu.Lock()
-	if _, busy := v.inflight[j.sample.Hash]; busy {
-		v.mu.Unlock()
-		return LLMPending
+// question asks the LLM about one payload within payload.llm.timeout and
+// checks the answer; internal/ask caches it. Background failures are
+// counted and logged here, sync ones by stage2.
+func (v *Validator) question(ctx context.Context, hash string, q question) (Verdict, error) {
+	actx, cancel := context.WithTimeout(ctx, v.cfg.LLM.Timeout)
+	vd, err := v.llm.PayloadVerdict(actx, q.sample)
+	cancel()
+	if err == nil && !(vd.Confidence >= 0 && vd.Confidence <= 1) {
+		err = fmt.Errorf("confidence %v out of 0..1", vd.Confidence)
 	}
-	select {
-	case v.queue <- j:
-		v.inflight[j.sample.Hash] = struct{}{}
-		v.mu.Unlock()
-		v.m.asks.WithLabelValues("async").Inc()
-		return LLMQueued
-	default:
-		v.mu.Unlock()
-		v.m.dropped.Inc()
-		return LLMDropped
-	}
-}
-
-func (v *Validator) askSync(ctx context.Context, s Sample) (Verdict, error) {
-	select {
-	case v.syncSem <- struct{}{}:
-	case <-ctx.Done():
-		return Verdict{}, fmt.Errorf("wait for llm slot: %w", ctx.Err())
-	}
-	defer func() { <-v.syncSem }()
-	vd, err := v.ask(ctx, s)
 	if err != nil {
+		err = fmt.Errorf("payload verdict %s: %w", hash, err)
+		// Shutdown (Run's context ended) is no LLM error.
+		if !q.sync && (ctx.Err() == nil || !errors.Is(err, context.Canceled)) {
+			v.m.verdicts.WithLabelValues("error").Inc()
+			v.log.LogAttrs(ctx, slog.LevelWarn, "payload: no LLM verdict", slog.String("hash", hash), slog.Any("err", err))
+		}
 		return Verdict{}, err
-	}
-	return vd, nil
-}
-
-// ask calls the LLM, checks the answer and caches it.
-func (v *Validator) ask(ctx context.Context, s Sample) (Verdict, error) {
-	vd, err := v.llm.PayloadVerdict(ctx, s)
-	if err != nil {
-		return Verdict{}, fmt.Errorf("payload verdict %s: %w", s.Hash, err)
-	}
-	if vd.Confidence < 0 || vd.Confidence > 1 {
-		return Verdict{}, fmt.Errorf("payload verdict %s: confidence %v out of 0..1", s.Hash, vd.Confidence)
 	}
 	if vd.Malicious {
 		v.m.verdicts.WithLabelValues("malicious").Inc()
 	} else {
 		v.m.verdicts.WithLabelValues("benign").Inc()
 	}
-	v.store(s.Hash, vd)
 	return vd, nil
 }
 
-// Run serves background asks with LLMWorkers workers until ctx is done,
-// then returns nil; queued asks not yet started are abandoned (they were
-// only ever advisory). Call it once, e.g. from the errgroup in cmd/.
+// answered runs on a worker after a background verdict is cached.
+func (v *Validator) answered(ctx context.Context, hash string, q question, vd Verdict) {
+	if !v.blocks(vd) {
+		return
+	}
+	v.log.LogAttrs(ctx, slog.LevelInfo, "payload judged malicious", slog.String("hash", hash),
+		slog.Float64("confidence", vd.Confidence), slog.String("reason", vd.Reason))
+	if v.malicious != nil {
+		v.malicious(ctx, Malicious{Client: q.client, Hash: hash, Reason: ReasonLLM, Score: q.score,
+			Confidence: vd.Confidence, Source: SourceAsync})
+	}
+}
+
+// Run asks the background questions with payload.llm.workers workers until
+// ctx is done, then returns nil: the questions being asked are canceled and
+// the queued ones abandoned (they were only ever advisory), and later
+// borderline payloads are not asked about. Call it once, e.g. from the
+// errgroup in internal/app.
 func (v *Validator) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
-	for range v.cfg.LLMWorkers {
-		wg.Go(func() { v.worker(ctx) })
+	if v.ask == nil {
+		<-ctx.Done()
+		return nil
 	}
-	wg.Wait()
+	v.ask.Start()
+	<-ctx.Done()
+	_ = v.ask.Close(ctx) // ctx has ended: cancel at once
 	return nil
-}
-
-func (v *Validator) worker(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case j := <-v.queue:
-			v.serve(ctx, j)
-		}
-	}
-}
-
-func (v *Validator) serve(ctx context.Context, j job) {
-	defer func() {
-		v.mu.Lock()
-		delete(v.inflight, j.sample.Hash)
-		v.mu.Unlock()
-	}()
-	actx, cancel := context.WithTimeout(ctx, v.cfg.LLMTimeout)
-	vd, err := v.ask(actx, j.sample)
-	cancel()
-	if err != nil {
-		if !errors.Is(err, context.Canceled) || ctx.Err() == nil {
-			v.m.verdicts.WithLabelValues("error").Inc()
-			v.log.LogAttrs(ctx, slog.LevelWarn, "payload llm ask failed", slog.String("hash", j.sample.Hash), slog.Any("err", err))
-		}
-		return
-	}
-	ev := VerdictEvent{Sample: j.sample, Client: j.client, Verdict: vd, Block: v.blocks(vd)}
-	if ev.Block {
-		v.log.LogAttrs(ctx, slog.LevelInfo, "payload judged malicious", slog.String("hash", j.sample.Hash),
-			slog.Float64("confidence", vd.Confidence), slog.String("reason", vd.Reason))
-	}
-	if v.hook != nil {
-		v.hook(ctx, ev)
-	}
-}
-
-func (v *Validator) cached(hash string) (Verdict, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	el, ok := v.cache[hash]
-	if !ok {
-		return Verdict{}, false
-	}
-	e := el.Value.(*cacheEntry)
-	if !v.now().Before(e.expires) {
-		v.lru.Remove(el)
-		delete(v.cache, hash)
-		return Verdict{}, false
-	}
-	v.lru.MoveToFront(el)
-	return e.verdict, true
-}
-
-func (v *Validator) store(hash string, vd Verdict) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	exp := v.now().Add(v.cfg.VerdictTTL)
-	if el, ok := v.cache[hash]; ok {
-		e := el.Value.(*cacheEntry)
-		e.verdict, e.expires = vd, exp
-		v.lru.MoveToFront(el)
-		return
-	}
-	v.cache[hash] = v.lru.PushFront(&cacheEntry{hash: hash, verdict: vd, expires: exp})
-	for v.lru.Len() > v.cfg.VerdictCacheSize {
-		old := v.lru.Back()
-		v.lru.Remove(old)
-		delete(v.cache, old.Value.(*cacheEntry).hash)
-	}
 }
