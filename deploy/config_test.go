@@ -1,7 +1,10 @@
 package deploy
 
 import (
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/store"
@@ -21,4 +24,81 @@ func TestShippedConfigLoads(t *testing.T) {
 	if len(c.Notices) > 0 {
 		t.Errorf("the shipped config uses deprecated keys: %q", c.Notices)
 	}
+}
+
+// The pod's grace period covers the whole shutdown: preStop, the drain
+// delay and the shutdown timeout (else the kubelet kills authz before the
+// access log is flushed or spooled); GOMEMLIMIT sits at ~80 % of the
+// memory limit.
+func TestPodLifecycleFitsTheConfig(t *testing.T) {
+	c, err := config.Load(config.Source{File: "config/smartlayer.yaml", Environ: func() []string { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := loadManifests(t)
+	var dep struct {
+		Spec struct {
+			Template struct {
+				Spec struct {
+					TerminationGracePeriodSeconds int `json:"terminationGracePeriodSeconds"`
+					Containers                    []struct {
+						Env []struct {
+							Name  string `json:"name"`
+							Value string `json:"value"`
+						} `json:"env"`
+						Lifecycle struct {
+							PreStop struct {
+								Sleep struct {
+									Seconds int `json:"seconds"`
+								} `json:"sleep"`
+							} `json:"preStop"`
+						} `json:"lifecycle"`
+						Resources struct {
+							Limits map[string]string `json:"limits"`
+						} `json:"resources"`
+					} `json:"containers"`
+				} `json:"spec"`
+			} `json:"template"`
+		} `json:"spec"`
+	}
+	decode(t, m.one(t, "Deployment").Raw, &dep)
+	pod := dep.Spec.Template.Spec
+	ctr := pod.Containers[0]
+	need := time.Duration(ctr.Lifecycle.PreStop.Sleep.Seconds)*time.Second + c.Server.DrainDelay + c.Server.ShutdownTimeout
+	if grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second; grace <= need {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed preStop + drain_delay + shutdown_timeout = %v", grace, need)
+	}
+	if ctr.Lifecycle.PreStop.Sleep.Seconds == 0 {
+		t.Error("no preStop sleep: Envoy keeps sending while the pod leaves the endpoints")
+	}
+	limit := parseMi(t, ctr.Resources.Limits["memory"])
+	for _, e := range ctr.Env {
+		if e.Name == "GOMEMLIMIT" {
+			if got := parseMi(t, e.Value); got < limit*70/100 || got > limit*90/100 {
+				t.Errorf("GOMEMLIMIT %s is not ~80%% of the %s limit", e.Value, ctr.Resources.Limits["memory"])
+			}
+			return
+		}
+	}
+	t.Error("no GOMEMLIMIT")
+}
+
+// parseMi reads "1536Mi", "1Gi" or Go's "1228MiB" as MiB.
+func parseMi(t *testing.T, s string) int {
+	t.Helper()
+	s = strings.TrimSuffix(s, "B")
+	mult := 1
+	switch {
+	case strings.HasSuffix(s, "Gi"):
+		mult, s = 1024, strings.TrimSuffix(s, "Gi")
+	case strings.HasSuffix(s, "Mi"):
+		s = strings.TrimSuffix(s, "Mi")
+	default:
+		t.Fatalf("memory %q: want Mi or Gi", s)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatalf("memory %q: %v", s, err)
+	}
+	return n * mult
 }

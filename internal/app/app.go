@@ -195,15 +195,27 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 	})
 	g.Go(func() error {
 		<-gctx.Done()
-		// Shutdown order: say NOT_SERVING and fail readiness so Envoy and
-		// Kubernetes stop sending, drain in-flight Checks, then stop the
-		// rest. Each step is bounded by shutdown_timeout.
-		logger.Info("shutting down", "timeout", cfg.Server.ShutdownTimeout)
+		// Shutdown order, all under one deadline (drain_delay +
+		// shutdown_timeout; the pod's grace period is sized to it):
+		// 1. say NOT_SERVING and fail readiness, but keep answering Checks
+		//    for drain_delay while Envoy and Kubernetes stop sending — a
+		//    listener closed at once would let requests through unchecked
+		//    (Envoy's failure_mode_allow);
+		// 2. stop accepting Checks and finish the ones in flight;
+		// 3. end the access-log streams (Envoy keeps them open forever and
+		//    reconnects to another replica); every row received is already
+		//    in the batcher;
+		// 4. flush the access log, spooling what ClickHouse does not take.
+		start := time.Now()
+		deadline := start.Add(cfg.Server.DrainDelay + cfg.Server.ShutdownTimeout)
+		remaining := func() time.Duration { return max(time.Until(deadline), 0) }
+		logger.Info("shutting down", "drain_delay", cfg.Server.DrainDelay, "timeout", cfg.Server.ShutdownTimeout)
 		healthSrv.Shutdown()
 		adminSrv.Drain()
-		server.GracefulStop(authzGRPC, cfg.Server.ShutdownTimeout)
-		server.GracefulStop(alsGRPC, cfg.Server.ShutdownTimeout)
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
+		time.Sleep(min(cfg.Server.DrainDelay, remaining()))
+		server.GracefulStop(authzGRPC, remaining())
+		server.GracefulStop(alsGRPC, min(alsStreamGrace, remaining()))
+		cctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 		defer cancel()
 		if err := als.Close(cctx); err != nil {
 			logger.Error("access log closed with losses", "err", err)
@@ -214,14 +226,18 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 		}
 		fb.Close()
 		if adminHTTP != nil {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Server.ShutdownTimeout)
-			defer cancel()
-			_ = adminHTTP.Shutdown(sctx)
+			_ = adminHTTP.Shutdown(cctx)
 		}
+		logger.Info("shut down", "took", time.Since(start))
 		return nil
 	})
 	return g.Wait()
 }
+
+// alsStreamGrace is how long access-log streams may end by themselves
+// before the server ends them: Envoy never closes its stream, so waiting
+// longer only eats the flush's share of the deadline.
+const alsStreamGrace = time.Second
 
 func addrOf(l net.Listener) string {
 	if l == nil {

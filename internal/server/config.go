@@ -42,7 +42,13 @@ type Config struct {
 	// configured FailMode answers.
 	DecisionBudget time.Duration `koanf:"decision_budget"`
 	FailMode       FailMode      `koanf:"fail_mode"`
-	// ShutdownTimeout bounds draining in-flight Checks and flushing logs.
+	// DrainDelay: on SIGTERM readiness fails and gRPC health says
+	// NOT_SERVING at once, but Checks are answered for this long while
+	// Envoy and Kubernetes stop sending. Then ShutdownTimeout bounds
+	// draining in-flight Checks, ending the access-log streams and
+	// flushing (or spooling) the access log: the pod's grace period must
+	// exceed drain_delay + shutdown_timeout.
+	DrainDelay      time.Duration `koanf:"drain_delay"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 	// MaxRecvMsgBytes caps one gRPC message (CheckRequest with body, ALS batch).
 	MaxRecvMsgBytes int       `koanf:"max_recv_msg_bytes"`
@@ -62,7 +68,7 @@ func DefaultConfig() Config {
 	return Config{
 		AuthzAddr: ":9001", ALSAddr: ":9002", AdminAddr: ":9090",
 		DecisionBudget: 50 * time.Millisecond, FailMode: FailAllow,
-		ShutdownTimeout: 30 * time.Second, MaxRecvMsgBytes: 8 << 20, DenyDetail: "none",
+		DrainDelay: 5 * time.Second, ShutdownTimeout: 20 * time.Second, MaxRecvMsgBytes: 8 << 20, DenyDetail: "none",
 	}
 }
 
@@ -73,7 +79,10 @@ func (c Config) Validate() error {
 	p.Addr("als_addr", c.ALSAddr, false)
 	p.Addr("admin_addr", c.AdminAddr, false)
 	p.Positive("decision_budget", c.DecisionBudget)
-	p.Positive("shutdown_timeout", c.ShutdownTimeout)
+	p.AtLeastDuration("shutdown_timeout", c.ShutdownTimeout, time.Second)
+	if c.DrainDelay < 0 || c.DrainDelay > time.Minute {
+		p.Add("drain_delay", c.DrainDelay, "must be in 0s..1m")
+	}
 	p.OneOf("fail_mode", string(c.FailMode), string(FailAllow), string(FailDeny))
 	p.OneOf("deny_detail", c.DenyDetail, "none", "reason")
 	p.AtLeast("max_recv_msg_bytes", c.MaxRecvMsgBytes, 64<<10)

@@ -116,6 +116,9 @@ func alsEntry(id string, i int) *alsdatav3.HTTPAccessLogEntry {
 // gRPC access logger does, at about rate entries a second.
 type alsLoad struct {
 	sent atomic.Int64
+	// keepOpen leaves the stream open after the last entry, as Envoy
+	// does: it never ends its access-log stream.
+	keepOpen bool
 }
 
 // run sends batches until ctx ends or total entries went out, then closes
@@ -153,6 +156,9 @@ func (l *alsLoad) run(ctx context.Context, conn grpc.ClientConnInterface, node s
 			return fmt.Errorf("send after %d entries: %w", l.sent.Load(), err)
 		}
 		l.sent.Add(int64(n))
+	}
+	if l.keepOpen {
+		return nil
 	}
 	if _, err := stream.CloseAndRecv(); err != nil {
 		return fmt.Errorf("close stream: %w", err)
@@ -387,6 +393,41 @@ func TestStartsWithClickHouseDown(t *testing.T) {
 	}
 	ch.Start()
 	waitRows(t, ch.Addr, db, total, 60*time.Second)
+}
+
+// TestSIGTERMWithOpenStream: Envoy keeps its access-log stream open across
+// authz's SIGTERM. authz ends the stream itself, flushes every row it
+// received and exits within drain_delay + shutdown_timeout (the pod's
+// grace period is sized to that), losing nothing.
+func TestSIGTERMWithOpenStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	const total = 20000
+	ch := testenv.StartClickHouse(t)
+	db := fmt.Sprintf("openstream_%d", time.Now().UnixNano())
+	// Rows wait in memory (long flush interval, huge batches) until SIGTERM.
+	p := startAuthz(t, fmt.Sprintf(faultALSConfig, ch.Addr, db, "30s", 1_000_000, t.TempDir()))
+	waitRows(t, ch.Addr, db, 0, 30*time.Second) // schema created
+	load := alsLoad{keepOpen: true}
+	if err := load.run(ctxFor(t, 30*time.Second), p.alsConn, "edge-open", 10000, total); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "entries received", func() error {
+		if got := metric(t, p, "smartlayer_accesslog_entries_received_total", `kind="http"`); got != total {
+			return fmt.Errorf("received %v of %d", got, total)
+		}
+		return nil
+	})
+	const grace = 5*time.Second + 5*time.Second // default drain_delay + faultALSConfig's shutdown_timeout
+	start := time.Now()
+	if code := stopAuthz(t, p, 2*grace); code != 0 {
+		t.Fatalf("authz exited %d after SIGTERM, want 0\n%s", code, p.out)
+	}
+	if took := time.Since(start); took > grace+2*time.Second {
+		t.Errorf("shutdown with an open stream took %v; the grace period is %v", took, grace)
+	}
+	waitRows(t, ch.Addr, db, total, 30*time.Second)
 }
 
 // TestSIGTERMSpoolsBufferedRows sends SIGTERM while rows sit in memory and
