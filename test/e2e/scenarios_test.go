@@ -250,6 +250,24 @@ func TestScenarios(t *testing.T) {
 			noPlan.Claims = map[string]any{"sub": "carol"}
 			noPlan.Headers["x-user-plan"] = "premium"
 			wantDenied(t, s.do(noPlan), 403, "quota.plan_forbidden")
+
+			// Attack: spell the route differently to get a fresh counter.
+			// Every spelling is one route: the third call is over the
+			// free plan's 2 a minute.
+			variant := func(path string) *envoysim.Request {
+				r := get("192.0.2.63", path, browserUA)
+				r.Method = "POST"
+				r.Claims = map[string]any{"sub": "dave", "plan": "free"}
+				return r
+			}
+			for i, path := range []string{"/API/generate", "//api/./generate/;x=1"} {
+				if res := s.do(variant(path)); !res.Allowed {
+					t.Fatalf("variant %d %s denied: %s", i, path, res.Reason)
+				}
+			}
+			for _, path := range []string{"/api/%2e/generate//", "/api%2Fgenerate/", "/api/generate"} {
+				wantDenied(t, s.do(variant(path)), 429, "quota.per_minute")
+			}
 		}},
 		{"slow-drip client over four days", func(t *testing.T, s *scenario) {
 			// A few probes a day, well under every rate rule (and inside the

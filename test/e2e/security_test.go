@@ -1,0 +1,96 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/smartlayer/smartlayer/test/e2e/envoysim"
+)
+
+const tokenConfig = `
+store: {backend: memory}
+server: {authz_token: authz-secret, als_token: als-secret, admin_token: admin-secret}
+`
+
+// TestListenersAndAdminNeedTheirTokens: someone who reaches the ports
+// without the tokens Envoy sends gets no decision, writes no access-log
+// row (so feeds no scoring), cannot read or change bans, and cannot ban a
+// network wider than the configured minimum even with the token.
+func TestListenersAndAdminNeedTheirTokens(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	p := startAuthz(t, tokenConfig)
+	env := envoysim.New(p.authzConn, nil, nil, "edge-tokens")
+	check := env.CheckRequest(&envoysim.Request{Client: "192.0.2.200", Method: "GET", Path: "/",
+		Headers: map[string]string{"user-agent": browserUA}}, envoysim.NewRequestID())
+
+	ctx := ctxFor(t, 10*time.Second)
+	authz := authv3.NewAuthorizationClient(p.authzConn)
+	if _, err := authz.Check(ctx, check); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("Check without the token: %v, want Unauthenticated", err)
+	}
+	withToken := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer authz-secret")
+	if resp, err := authz.Check(withToken, check); err != nil || resp.GetOkResponse() == nil {
+		t.Errorf("Check with the token: %v %v", resp, err)
+	}
+
+	als := alsv3.NewAccessLogServiceClient(p.alsConn)
+	for name, c := range map[string]context.Context{
+		"no token":        ctx,
+		"the authz token": metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer authz-secret"),
+	} {
+		st, err := als.StreamAccessLogs(c)
+		if err == nil {
+			_ = st.Send(&alsv3.StreamAccessLogsMessage{})
+			_, err = st.CloseAndRecv()
+		}
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("access-log stream with %s: %v, want Unauthenticated", name, err)
+		}
+	}
+
+	admin := func(method, path, token, body string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, method, "http://"+p.admin+path, strings.NewReader(body))
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b bytes.Buffer
+		_, _ = b.ReadFrom(resp.Body)
+		return resp.StatusCode, b.String()
+	}
+	tests := []struct {
+		name, method, path, token, body string
+		want                            int
+		wantBody                        string
+	}{
+		{"list without token", "GET", "/v1/bans", "", "", 401, "unauthorized"},
+		{"ban without token", "POST", "/v1/bans", "", `{"ip":"192.0.2.1"}`, 401, ""},
+		{"ban everyone", "POST", "/v1/bans", "admin-secret", `{"ip":"::/0"}`, 400, "prefix_too_wide"},
+		{"ban all IPv4", "POST", "/v1/bans", "admin-secret", `{"ip":"0.0.0.0/0"}`, 400, "prefix_too_wide"},
+		{"ban a /8", "POST", "/v1/bans", "admin-secret", `{"ip":"10.0.0.0/8"}`, 400, "prefix_too_wide"},
+		{"ban a mapped ::/96", "POST", "/v1/bans", "admin-secret", `{"ip":"::ffff:0:0/96"}`, 400, "prefix_too_wide"},
+		{"ban a host", "POST", "/v1/bans", "admin-secret", `{"ip":"192.0.2.201"}`, 201, "192.0.2.201"},
+		{"list with token", "GET", "/v1/bans", "admin-secret", "", 200, "192.0.2.201"},
+	}
+	for _, tc := range tests {
+		if code, body := admin(tc.method, tc.path, tc.token, tc.body); code != tc.want || !strings.Contains(body, tc.wantBody) {
+			t.Errorf("%s: %d %q, want %d containing %q", tc.name, code, body, tc.want, tc.wantBody)
+		}
+	}
+}
