@@ -28,6 +28,16 @@ func writeFile(t *testing.T, body string) string {
 
 func environ(kv ...string) func() []string { return func() []string { return kv } }
 
+// loadFrom loads a YAML body (none when empty) with the given environment.
+func loadFrom(t *testing.T, yaml string, env []string) (Config, error) {
+	t.Helper()
+	src := Source{Environ: environ(env...)}
+	if yaml != "" {
+		src.File = writeFile(t, yaml)
+	}
+	return Load(src)
+}
+
 func TestLoadLayers(t *testing.T) {
 	file := writeFile(t, `
 server: {authz_addr: ":7001", decision_budget: 20ms}
@@ -109,11 +119,7 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			src := Source{Environ: environ(tc.env...)}
-			if tc.yaml != "" {
-				src.File = writeFile(t, tc.yaml)
-			}
-			_, err := Load(src)
+			_, err := loadFrom(t, tc.yaml, tc.env)
 			if err == nil {
 				t.Fatal("want an error")
 			}
@@ -257,11 +263,7 @@ func TestDeprecatedPayloadKeys(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			src := Source{Environ: environ(tc.env...)}
-			if tc.yaml != "" {
-				src.File = writeFile(t, tc.yaml)
-			}
-			c, err := Load(src)
+			c, err := loadFrom(t, tc.yaml, tc.env)
 			if tc.check == nil {
 				if err == nil || !strings.Contains(err.Error(), "payload.llm.workers") {
 					t.Fatalf("Load = %v, want an error naming payload.llm.workers", err)

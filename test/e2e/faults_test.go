@@ -395,6 +395,15 @@ func TestStartsWithClickHouseDown(t *testing.T) {
 	waitRows(t, ch.Addr, db, total, 60*time.Second)
 }
 
+// heldRowsSetup starts ClickHouse and returns a config under which rows
+// wait in memory (long flush interval, huge batches) until shutdown.
+func heldRowsSetup(t *testing.T, name, spool string) (*testenv.Server, string, string) {
+	t.Helper()
+	ch := testenv.StartClickHouse(t)
+	db := fmt.Sprintf("%s_%d", name, time.Now().UnixNano())
+	return ch, db, fmt.Sprintf(faultALSConfig, ch.Addr, db, "30s", 1_000_000, spool)
+}
+
 // TestSIGTERMWithOpenStream: Envoy keeps its access-log stream open across
 // authz's SIGTERM. authz ends the stream itself, flushes every row it
 // received and exits within drain_delay + shutdown_timeout (the pod's
@@ -404,10 +413,8 @@ func TestSIGTERMWithOpenStream(t *testing.T) {
 		t.Skip("end to end")
 	}
 	const total = 20000
-	ch := testenv.StartClickHouse(t)
-	db := fmt.Sprintf("openstream_%d", time.Now().UnixNano())
-	// Rows wait in memory (long flush interval, huge batches) until SIGTERM.
-	p := startAuthz(t, fmt.Sprintf(faultALSConfig, ch.Addr, db, "30s", 1_000_000, t.TempDir()))
+	ch, db, cfg := heldRowsSetup(t, "openstream", t.TempDir())
+	p := startAuthz(t, cfg)
 	waitRows(t, ch.Addr, db, 0, 30*time.Second) // schema created
 	load := alsLoad{keepOpen: true}
 	if err := load.run(ctxFor(t, 30*time.Second), p.alsConn, "edge-open", 10000, total); err != nil {
@@ -438,10 +445,8 @@ func TestSIGTERMSpoolsBufferedRows(t *testing.T) {
 		t.Skip("end to end")
 	}
 	const total = 20000
-	ch := testenv.StartClickHouse(t)
-	db := fmt.Sprintf("sigterm_%d", time.Now().UnixNano())
 	spool := t.TempDir()
-	cfg := fmt.Sprintf(faultALSConfig, ch.Addr, db, "30s", 1_000_000, spool)
+	ch, db, cfg := heldRowsSetup(t, "sigterm", spool)
 	p := startAuthz(t, cfg)
 	waitRows(t, ch.Addr, db, 0, 30*time.Second) // schema created
 	ch.Stop()
