@@ -288,7 +288,7 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
 	w[detPrompt] = prompts.match(lower, cls)
 	if l.null {
-		w[detNull] = 2
+		w[detNull] = weightBorderline
 	}
 	w[detEncoding] = encodingTrick(l, cls, lower)
 

@@ -1,0 +1,109 @@
+package payload
+
+import "strings"
+
+// Sensitive files named in traversal and local-file-inclusion attacks,
+// lowercased with '/' separators.
+var sensitiveFiles = []string{
+	"/etc/passwd", "/etc/shadow", "/etc/hosts", "/etc/group", "/etc/issue",
+	"/proc/self/", "/proc/version", "boot.ini", "win.ini", "system.ini",
+	"/windows/system32", "/winnt/", "global.asa", "web.config", ".htaccess",
+	".htpasswd", "/.ssh/", "id_rsa", "/.aws/credentials", "/.git/config",
+	"wp-config.php", "conf/server.xml", "localstart.asp", "/bin/sh", "/bin/bash",
+	"/bin/id", "/bin/cat", "/var/log/", "desktop.ini",
+}
+
+// sensitiveIndex finds sensitiveFiles in one pass: each file is keyed by
+// the three bytes at its first '/', '.' or '_' (its anchor), so a value is
+// only compared where it has such a byte and the next two match.
+type sensitivePattern struct {
+	file   string
+	anchor int
+}
+
+var sensitiveIndex = func() map[string][]sensitivePattern {
+	m := map[string][]sensitivePattern{}
+	for _, f := range sensitiveFiles {
+		i := strings.IndexAny(f, "/._")
+		if i < 0 || i+3 > len(f) {
+			panic("sensitive file without an anchor: " + f)
+		}
+		m[f[i:i+3]] = append(m[f[i:i+3]], sensitivePattern{file: f, anchor: i})
+	}
+	return m
+}()
+
+// findSensitive calls found with the index of every sensitive file in s.
+func findSensitive(s string, found func(i int) bool) {
+	for i := 0; i+3 <= len(s); i++ {
+		if c := s[i]; c != '/' && c != '.' && c != '_' {
+			continue
+		}
+		for _, p := range sensitiveIndex[s[i:i+3]] {
+			start := i - p.anchor
+			if start >= 0 && strings.HasPrefix(s[start:], p.file) && found(start) {
+				return
+			}
+		}
+	}
+}
+
+func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
+	if cls&(cDot|cSlash|cBackslash) == 0 {
+		return 0
+	}
+	s := lower
+	if cls&cBackslash != 0 {
+		s = strings.ReplaceAll(s, `\`, "/")
+	}
+	// Count dot-only segments of two or more dots ("..", "..." — the
+	// latter is an old Windows alias for ../..).
+	levels, dotSlash := 0, 0
+	for i := 0; i < len(s); {
+		if s[i] != '.' || (i > 0 && s[i-1] != '/') {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] == '.' {
+			j++
+		}
+		if (j < len(s) && s[j] == '/') || (j == len(s) && i > 0) {
+			if j-i >= 2 {
+				levels++
+			} else if j < len(s) {
+				dotSlash++ // "./"
+			}
+		}
+		i = j
+	}
+	var w uint8
+	switch {
+	case levels >= 3:
+		w = weightBlock
+	case levels == 2:
+		w = weightBorderline
+	case levels == 1:
+		w = weightWeak
+	case dotSlash >= 3:
+		w = weightWeak
+	}
+	if inPath && levels > 0 {
+		// Envoy and browsers normalise dot segments; one that reaches us
+		// was sent on purpose.
+		w = weightBlock
+	}
+	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
+	traversal := w > 0
+	findSensitive(s, func(i int) bool {
+		if traversal || i == 0 || drive || s[0] == '/' && i <= 1 {
+			// After a traversal, at the start of the value, or after a
+			// drive letter: the value names the file.
+			w = weightBlock
+			return true
+		}
+		w = max(w, weightBorderline)
+		return false
+	})
+	return w
+}
