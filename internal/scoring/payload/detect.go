@@ -11,6 +11,14 @@ const (
 	detXSS
 	detShell
 	detTraversal
+	detJNDI
+	detSSTI
+	detNoSQLi
+	detLDAPi
+	detSSRF
+	detCRLF
+	detPHPWrapper
+	detDeserialization
 	detPrompt
 	detNull
 	detEncoding
@@ -18,13 +26,21 @@ const (
 )
 
 var detectorNames = [numDetectors]string{
-	detSQLi:      "sqli",
-	detXSS:       "xss",
-	detShell:     "shell_injection",
-	detTraversal: "path_traversal",
-	detPrompt:    "prompt_injection",
-	detNull:      "null_byte",
-	detEncoding:  "encoding_trick",
+	detSQLi:            "sqli",
+	detXSS:             "xss",
+	detShell:           "shell_injection",
+	detTraversal:       "path_traversal",
+	detJNDI:            "jndi",
+	detSSTI:            "ssti",
+	detNoSQLi:          "nosqli",
+	detLDAPi:           "ldapi",
+	detSSRF:            "ssrf",
+	detCRLF:            "crlf",
+	detPHPWrapper:      "php_wrapper",
+	detDeserialization: "deserialization",
+	detPrompt:          "prompt_injection",
+	detNull:            "null_byte",
+	detEncoding:        "encoding_trick",
 }
 
 func (d detector) String() string { return detectorNames[d] }
@@ -38,6 +54,24 @@ const (
 	weightBorderline uint8 = 2 // suspicious, but seen in benign traffic
 	weightBlock      uint8 = 3 // an unambiguous attack
 )
+
+// hit is what a detector found in one value: a weight and the stable name
+// of the rule that gave it ("payload.sqli.union"), reported in
+// Finding.Rule and Result.Rule.
+type hit struct {
+	w    uint8
+	rule string
+}
+
+// or returns the stronger of h and o (h on a tie).
+func (h hit) or(o hit) hit {
+	if o.w > h.w {
+		return o
+	}
+	return h
+}
+
+func mk(w uint8, rule string) hit { return hit{w: w, rule: rule} }
 
 // Character classes, computed in one pass over a normalised value so each
 // detector can skip values that cannot match it.
@@ -65,6 +99,10 @@ const (
 	cBang
 	cDigit
 	cNonASCII
+	cBrace   // { or }
+	cBracket // [ or ]
+	cPercent
+	cQuestion
 )
 
 var classTable = func() (t [256]uint32) {
@@ -95,6 +133,10 @@ var classTable = func() (t [256]uint32) {
 	set(":", cColon)
 	set("!", cBang)
 	set("0123456789", cDigit)
+	set("{}", cBrace)
+	set("[]", cBracket)
+	set("%", cPercent)
+	set("?", cQuestion)
 	for i := 0x80; i < 0x100; i++ {
 		t[i] |= cNonASCII
 	}

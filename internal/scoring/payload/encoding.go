@@ -5,13 +5,22 @@ import "strings"
 // encodingTrick scores decoding layers beyond what a client legitimately
 // sends (one round of URL encoding) when they reveal characters that
 // matter to an interpreter.
-func encodingTrick(l layers, cls uint32, lower string) uint8 {
+// Encoding rules, and the rules of the detectors without a file of their
+// own.
+const (
+	ruleEncodingNonStandard = "payload.encoding.non_standard" // overlong UTF-8, %uXXXX
+	ruleEncodingLayers      = "payload.encoding.layers"       // stacked URL/entity/escape layers
+	ruleNullByte            = "payload.null_byte"
+	rulePromptPhrase        = "payload.prompt_injection.phrase"
+)
+
+func encodingTrick(l layers, cls uint32, lower string) hit {
 	if l.overlong || l.percentU {
-		return weightBorderline // never produced by a conforming client
+		return mk(weightBorderline, ruleEncodingNonStandard) // never produced by a conforming client
 	}
 	danger := cls&dangerChars != 0 || l.null || strings.Contains(lower, "../") || strings.Contains(lower, `..\`)
 	if !danger {
-		return 0
+		return hit{}
 	}
 	// Nested URLs (a redirect target inside a query value) are legitimately
 	// encoded twice; three layers are not.
@@ -20,13 +29,13 @@ func encodingTrick(l layers, cls uint32, lower string) uint8 {
 	// \x3c, or entities under two URL layers, are not.
 	switch {
 	case l.url >= 3:
-		return weightBorderline
+		return mk(weightBorderline, ruleEncodingLayers)
 	case l.url == 2 && (l.html || l.escapes):
-		return weightBorderline
+		return mk(weightBorderline, ruleEncodingLayers)
 	case l.url == 2:
-		return weightWeak
+		return mk(weightWeak, ruleEncodingLayers)
 	case l.escapes && (l.url == 1 || l.html):
-		return weightWeak
+		return mk(weightWeak, ruleEncodingLayers)
 	}
-	return 0
+	return hit{}
 }

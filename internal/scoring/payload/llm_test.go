@@ -52,8 +52,8 @@ func (f *fakeVerdicts) calls() int {
 
 // A borderline payload (shell_injection weight 2) and a second, different one.
 var (
-	borderA = &Input{Path: "/", RawQuery: "q=foo+%7C+id", Client: "10.0.0.1"}
-	borderB = &Input{Path: "/", RawQuery: "q=bar+%7C+whoami", Client: "10.0.0.2"}
+	borderA = &Input{Path: "/", RawQuery: "q=foo+%7C+cat", Client: "10.0.0.1"}
+	borderB = &Input{Path: "/", RawQuery: "q=bar+%7C+head", Client: "10.0.0.2"}
 )
 
 type llmEnv struct {
@@ -102,7 +102,7 @@ func TestAsyncMaliciousVerdictBlocksRepeats(t *testing.T) {
 		t.Fatalf("first: action %v borderline %v llm %q, want allow, borderline, queued", first.Action, first.Borderline, first.LLM)
 	}
 	ev := <-e.evs
-	if !ev.Block || ev.Client != "10.0.0.1" || ev.Sample.Hash != first.Hash || !strings.Contains(ev.Sample.Excerpt, "foo | id") {
+	if !ev.Block || ev.Client != "10.0.0.1" || ev.Sample.Hash != first.Hash || !strings.Contains(ev.Sample.Excerpt, "foo | cat") {
 		t.Fatalf("event %+v", ev)
 	}
 	if got := ev.Sample.Detectors; len(got) != 1 || got[0] != "shell_injection" {
@@ -110,7 +110,7 @@ func TestAsyncMaliciousVerdictBlocksRepeats(t *testing.T) {
 	}
 
 	// Same payload, other client, other encoding: blocked from the cache.
-	again := e.v.Inspect(ctx, &Input{Path: "/", RawQuery: "q=foo%20|%20id", Client: "10.9.9.9"})
+	again := e.v.Inspect(ctx, &Input{Path: "/", RawQuery: "q=foo%20|%20cat", Client: "10.9.9.9"})
 	if again.Action != Block || again.Reason != ReasonLLM || !again.KnownMalicious || again.LLM != LLMCached || again.Confidence != 0.95 {
 		t.Fatalf("repeat: %+v", again)
 	}
@@ -275,7 +275,7 @@ func TestVerdictCacheExpiryAndEviction(t *testing.T) {
 
 func TestSampleTruncated(t *testing.T) {
 	e := newLLMEnv(t, LLMSync, Verdict{}, func(c *Config) { c.LLMMaxExcerpt = 64 })
-	e.v.Inspect(context.Background(), &Input{Path: "/", RawQuery: "q=" + strings.Repeat("a", 300) + "+%7C+id"})
+	e.v.Inspect(context.Background(), &Input{Path: "/", RawQuery: "q=" + strings.Repeat("a", 300) + "+%7C+cat"})
 	if e.fake.calls() != 1 {
 		t.Fatalf("asks = %d", e.fake.calls())
 	}

@@ -2,6 +2,7 @@ package payload
 
 import (
 	_ "embed"
+	"regexp"
 	"strings"
 
 	libinjection "github.com/corazawaf/libinjection-go"
@@ -216,21 +217,83 @@ func hashComment(lower string) bool {
 	return false
 }
 
-// detectSQLi: libinjection decides (weightBlock); the probe heuristics
-// add weightWeak, except on keys, where "limit" or "order" are field names.
-func detectSQLi(norm, lower string, cls uint32, key bool) uint8 {
+// SQL injection rules. libinjection decides first; the rules below cover
+// what its fingerprints miss (comment-terminated and MSSQL-specific
+// payloads, time-based blind functions, stacked statements).
+const (
+	ruleSQLiLibinjection = "payload.sqli.libinjection"
+	ruleSQLiProbe        = "payload.sqli.probe"     // a lone keyword or quote: borderline
+	ruleSQLiComment      = "payload.sqli.comment"   // a quote closed, the rest commented out
+	ruleSQLiTautology    = "payload.sqli.tautology" // ' or (exists), ' and 'a'='a
+	ruleSQLiStacked      = "payload.sqli.stacked"   // ; drop table, ;declare @x
+	ruleSQLiUnion        = "payload.sqli.union"     // union [all] select
+	ruleSQLiBlind        = "payload.sqli.blind"     // sleep(5), waitfor delay, benchmark(
+	ruleSQLiRoutine      = "payload.sqli.routine"   // xp_cmdshell, information_schema., into outfile
+)
+
+type sqlRule struct {
+	rule string
+	// need: the rule runs only when the value contains one of these.
+	need []string
+	re   *regexp.Regexp
+}
+
+// sqlRules run on the lowercased value with /* comments */ replaced by a
+// space. Every regexp is RE2 (linear) and behind a substring pre-check.
+var sqlRules = []sqlRule{
+	{ruleSQLiComment, []string{"--", "#", "/*"},
+		// a closing quote or parenthesis, then a comment that runs to the
+		// end of the value (admin'-- -, admin' #, ') /*), or "'--" glued
+		regexp.MustCompile("['\"`)]\\s*(?:--[\\s\\-+]*|#[^'\"\\n]{0,40}|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)")},
+	{ruleSQLiTautology, []string{"or", "and", "||", "&&"},
+		regexp.MustCompile(`['"\x60)]\s*(?:or|and|xor|\|\||&&)[\s(]+(?:not\s+)?(?:exists\b|true\b|false\b|null\b|select\b|(?:pg_)?sleep\s*\(|benchmark\s*\(|\d+\s*(?:[=<>]|like\b|between\b|is\b)|'[^']{0,32}'\s*(?:[=<>]|like\b)|"[^"]{0,32}"\s*(?:[=<>]|like\b)|[a-z_][\w.]{0,32}\s*(?:=|<>|!=|like\s|is\s+(?:not\s+)?null))`)},
+	{ruleSQLiStacked, []string{";"},
+		regexp.MustCompile(`;\s*(?:drop\s+(?:table|database|schema|view|procedure|function|user)\b|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\b|xp_|sp_)|exec(?:ute)?\s+[\w.]+\s*['"@]|shutdown\b|select\b.{0,80}?(?:\bfrom\b|sleep\s*\(|@@|\bnull\b|\(\s*\d|version)|insert\s+into\b|update\s+\w+\s+set\b|delete\s+from\b|waitfor\s+delay|truncate\s+table\b|create\s+(?:table|user|procedure|function|database)\b|alter\s+(?:table|user|database)\b|set\s+@)`)},
+	{ruleSQLiUnion, []string{"union"},
+		regexp.MustCompile(`\bunion(?:\s+(?:all|distinct))?[\s(]*select\b.{0,100}?(?:\bnull\b|\bfrom\b|,|@@|\d|\*|--|#|\(|$)`)},
+	{ruleSQLiBlind, []string{"sleep", "benchmark", "waitfor", "dbms_", "randomblob"},
+		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*\d|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
+	{ruleSQLiRoutine, []string{"_", "@@", "into", "from program"},
+		regexp.MustCompile(`\bxp_(?:cmdshell|regread|regwrite|dirtree|fileexist)\b|\bsp_(?:oacreate|oamethod|executesql|makewebtask|password|configure)\b|\butl_(?:http|inaddr|file)\.|\bload_file\s*\(|\binto\s+(?:out|dump)file\b|\binformation_schema\.|\bpg_(?:read_file|ls_dir|read_binary_file)\s*\(|\bsqlite_master\b|\bsys\.(?:dm_|sql_logins)|\blo_import\s*\(|\bfrom\s+program\b|@@version\b`)},
+}
+
+func sqlRulesMatch(lower string) string {
+	view := lower
+	if strings.Contains(view, "/*") {
+		view, _ = stripSQLComments(view)
+	}
+	for i := range sqlRules {
+		r := &sqlRules[i]
+		need := false
+		for _, n := range r.need {
+			if strings.Contains(view, n) {
+				need = true
+				break
+			}
+		}
+		if need && r.re.MatchString(view) {
+			return r.rule
+		}
+	}
+	return ""
+}
+
+// detectSQLi: libinjection and sqlRules decide (weightBlock); the probe
+// heuristics add weightWeak, except on keys, where "limit" or "order" are
+// field names.
+func detectSQLi(norm, lower string, cls uint32, key bool) hit {
 	if !sqliGate(lower, cls) {
 		if t := strings.TrimSpace(lower); !key && t != "" && sqlProbeShort(t) {
-			return weightWeak
+			return mk(weightWeak, ruleSQLiProbe)
 		}
-		return 0
+		return hit{}
 	}
 	if ok, _ := libinjection.IsSQLi(norm); ok {
-		return weightBlock
+		return mk(weightBlock, ruleSQLiLibinjection)
 	}
 	if stripped, ok := stripSQLComments(norm); ok {
-		if hit, _ := libinjection.IsSQLi(stripped); hit {
-			return weightBlock
+		if found, _ := libinjection.IsSQLi(stripped); found {
+			return mk(weightBlock, ruleSQLiLibinjection)
 		}
 	}
 	// libinjection tries the value as-is and after a quote; a value that
@@ -239,13 +302,16 @@ func detectSQLi(norm, lower string, cls uint32, key bool) uint8 {
 	if st, en := nextWord(lower, 0); st >= 0 && strings.TrimSpace(lower[:st]) == "" {
 		switch lower[st:en] {
 		case "or", "and", "xor", "union", "having", "order", "group", "procedure", "limit":
-			if hit, _ := libinjection.IsSQLi("1 " + norm); hit {
-				return weightBlock
+			if found, _ := libinjection.IsSQLi("1 " + norm); found {
+				return mk(weightBlock, ruleSQLiLibinjection)
 			}
 		}
 	}
-	if !key && sqlProbe(lower) {
-		return weightWeak
+	if rule := sqlRulesMatch(lower); rule != "" {
+		return mk(weightBlock, rule)
 	}
-	return 0
+	if !key && sqlProbe(lower) {
+		return mk(weightWeak, ruleSQLiProbe)
+	}
+	return hit{}
 }

@@ -33,32 +33,45 @@ var sensitiveIndex = func() map[string][]sensitivePattern {
 	return m
 }()
 
+// sensitiveDirs are the entries of sensitiveFiles that name a directory:
+// "C:\Windows\System32" on its own is a path people type, not an attack.
+var sensitiveDirs = map[string]bool{"/windows/system32": true, "/winnt/": true, "/var/log/": true}
+
 // findSensitive calls found with the index of every sensitive file in s.
-func findSensitive(s string, found func(i int) bool) {
+func findSensitive(s string, found func(i int, file string) bool) {
 	for i := 0; i+3 <= len(s); i++ {
 		if c := s[i]; c != '/' && c != '.' && c != '_' {
 			continue
 		}
 		for _, p := range sensitiveIndex[s[i:i+3]] {
 			start := i - p.anchor
-			if start >= 0 && strings.HasPrefix(s[start:], p.file) && found(start) {
+			if start >= 0 && strings.HasPrefix(s[start:], p.file) && found(start, p.file) {
 				return
 			}
 		}
 	}
 }
 
-func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
+// Path traversal and file-access rules.
+const (
+	ruleTraversalDotDot    = "payload.traversal.dotdot"         // ../ segments (3+ block)
+	ruleTraversalPath      = "payload.traversal.path"           // a dot segment in the request path
+	ruleTraversalSemicolon = "payload.traversal.semicolon"      // Tomcat's /..;/
+	ruleTraversalFile      = "payload.traversal.sensitive_file" // /etc/passwd, win.ini, .htaccess
+)
+
+func detectTraversal(lower string, cls uint32, inPath bool) hit {
 	if cls&(cDot|cSlash|cBackslash) == 0 {
-		return 0
+		return hit{}
 	}
 	s := lower
 	if cls&cBackslash != 0 {
 		s = strings.ReplaceAll(s, `\`, "/")
 	}
 	// Count dot-only segments of two or more dots ("..", "..." — the
-	// latter is an old Windows alias for ../..).
-	levels, dotSlash := 0, 0
+	// latter is an old Windows alias for ../..). Tomcat and Jetty read
+	// "..;x" as ".." (the ';' starts a path parameter).
+	levels, dotSlash, semi := 0, 0, false
 	for i := 0; i < len(s); {
 		if s[i] != '.' || (i > 0 && s[i-1] != '/') {
 			i++
@@ -68,42 +81,49 @@ func detectTraversal(lower string, cls uint32, inPath bool) uint8 {
 		for j < len(s) && s[j] == '.' {
 			j++
 		}
-		if (j < len(s) && s[j] == '/') || (j == len(s) && i > 0) {
+		if (j < len(s) && (s[j] == '/' || s[j] == ';')) || (j == len(s) && i > 0) {
 			if j-i >= 2 {
 				levels++
-			} else if j < len(s) {
+				semi = semi || j < len(s) && s[j] == ';'
+			} else if j < len(s) && s[j] == '/' {
 				dotSlash++ // "./"
 			}
 		}
 		i = j
 	}
-	var w uint8
+	var h hit
 	switch {
+	case semi:
+		h = mk(weightBlock, ruleTraversalSemicolon)
 	case levels >= 3:
-		w = weightBlock
+		h = mk(weightBlock, ruleTraversalDotDot)
 	case levels == 2:
-		w = weightBorderline
+		h = mk(weightBorderline, ruleTraversalDotDot)
 	case levels == 1:
-		w = weightWeak
+		h = mk(weightWeak, ruleTraversalDotDot)
 	case dotSlash >= 3:
-		w = weightWeak
+		h = mk(weightWeak, ruleTraversalDotDot)
 	}
 	if inPath && levels > 0 {
 		// Envoy and browsers normalise dot segments; one that reaches us
 		// was sent on purpose.
-		w = weightBlock
+		h = mk(weightBlock, ruleTraversalPath)
 	}
 	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
-	traversal := w > 0
-	findSensitive(s, func(i int) bool {
-		if traversal || i == 0 || drive || s[0] == '/' && i <= 1 {
+	traversal := h.w > 0
+	findSensitive(s, func(i int, file string) bool {
+		if traversal || (i == 0 || drive || s[0] == '/' && i <= 1) && !sensitiveDirs[file] {
 			// After a traversal, at the start of the value, or after a
 			// drive letter: the value names the file.
-			w = weightBlock
+			h = mk(weightBlock, ruleTraversalFile)
 			return true
 		}
-		w = max(w, weightBorderline)
+		if sensitiveDirs[file] {
+			h = h.or(mk(weightWeak, ruleTraversalFile))
+		} else {
+			h = h.or(mk(weightBorderline, ruleTraversalFile))
+		}
 		return false
 	})
-	return w
+	return h
 }
