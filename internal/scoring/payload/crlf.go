@@ -30,7 +30,7 @@ var crlfHeaders = map[string]func(v string) bool{
 	"connection":          func(v string) bool { return v == "close" || v == "keep-alive" || v == "upgrade" },
 }
 
-func detectCRLF(lower string, cls uint32) hit {
+func detectCRLF(lower string, cls uint64) hit {
 	if cls&cNewline == 0 || cls&cColon == 0 && !strings.Contains(lower, "http/1.") {
 		return hit{}
 	}

@@ -30,28 +30,42 @@ var (
 	pickleRe    = regexp.MustCompile(`c(?:os|posix|nt|subprocess|__builtin__|builtins)\n(?:system|popen|check_output|call|eval|exec)\n|__reduce(?:_ex)?__`)
 )
 
-func detectDeserialization(norm, lower string, cls uint32) hit {
+// phpObjectShape: "o:" or "c:" followed by a digit, the start of a PHP
+// serialised object.
+func phpObjectShape(s string) bool {
+	for i := strings.IndexByte(s, ':'); i >= 0; {
+		if i > 0 && (s[i-1] == 'o' || s[i-1] == 'c') && i+1 < len(s) && s[i+1] >= '0' && s[i+1] <= '9' {
+			return true
+		}
+		j := strings.IndexByte(s[i+1:], ':')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+func detectDeserialization(norm, lower string, cls uint64) hit {
 	// Base64 of the Java stream magic (AC ED 00 05) is case-sensitive.
-	if strings.Contains(norm, "rO0AB") || strings.Contains(lower, "aced0005") || strings.Contains(norm, "\xac\xed\x00\x05") {
+	if cls&cDigit != 0 && (strings.Contains(norm, "rO0AB") || strings.Contains(lower, "aced0005")) ||
+		cls&cNonASCII != 0 && strings.Contains(norm, "\xac\xed\x00\x05") {
 		return mk(weightBlock, ruleDeserJava)
 	}
-	if strings.Contains(norm, "AAEAAAD/////") {
+	if cls&cSlash != 0 && strings.Contains(norm, "AAEAAAD/////") {
 		return mk(weightBlock, ruleDeserDotNet)
 	}
-	if cls&cDot != 0 {
+	if cls&cDot != 0 && cls&kwJava != 0 {
 		for _, c := range javaGadgetClasses {
 			if strings.Contains(lower, c) {
 				return mk(weightBlock, ruleDeserJavaClass)
 			}
 		}
-		if strings.Contains(lower, "system.") || strings.Contains(lower, "objectdataprovider") ||
-			strings.Contains(lower, "typeconfusedelegate") || strings.Contains(lower, "identity") {
-			if dotnetRe.MatchString(lower) {
-				return mk(weightBlock, ruleDeserDotNet)
-			}
-		}
 	}
-	if cls&cColon != 0 && cls&cBrace != 0 && cls&cQuote != 0 && phpObjectRe.MatchString(lower) {
+	if cls&kwJava != 0 && dotnetRe.MatchString(lower) {
+		return mk(weightBlock, ruleDeserDotNet)
+	}
+	if cls&cColon != 0 && cls&cBrace != 0 && cls&cQuote != 0 && phpObjectShape(lower) && phpObjectRe.MatchString(lower) {
 		return mk(weightBlock, ruleDeserPHP)
 	}
 	if (cls&cNewline != 0 || strings.Contains(lower, "__reduce")) && pickleRe.MatchString(lower) {

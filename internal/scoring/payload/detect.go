@@ -1,5 +1,7 @@
 package payload
 
+import "strings"
+
 // detector identifies one detector; its name is the reason suffix
 // ("payload." + name) and the metric label.
 type detector uint8
@@ -76,7 +78,7 @@ func mk(w uint8, rule string) hit { return hit{w: w, rule: rule} }
 // Character classes, computed in one pass over a normalised value so each
 // detector can skip values that cannot match it.
 const (
-	cLT uint32 = 1 << iota
+	cLT uint64 = 1 << iota
 	cGT
 	cQuote // ' or "
 	cBacktick
@@ -101,12 +103,11 @@ const (
 	cNonASCII
 	cBrace   // { or }
 	cBracket // [ or ]
-	cPercent
 	cQuestion
 )
 
-var classTable = func() (t [256]uint32) {
-	set := func(chars string, c uint32) {
+var classTable = func() (t [256]uint64) {
+	set := func(chars string, c uint64) {
 		for i := 0; i < len(chars); i++ {
 			t[chars[i]] |= c
 		}
@@ -135,7 +136,6 @@ var classTable = func() (t [256]uint32) {
 	set("0123456789", cDigit)
 	set("{}", cBrace)
 	set("[]", cBracket)
-	set("%", cPercent)
 	set("?", cQuestion)
 	for i := 0x80; i < 0x100; i++ {
 		t[i] |= cNonASCII
@@ -143,8 +143,80 @@ var classTable = func() (t [256]uint32) {
 	return t
 }()
 
-func classes(s string) uint32 {
-	var m uint32
+// Keyword hints share the class mask: one pass over a value's words sets a
+// bit per family of rare words that some rule needs, so those rules (and
+// their regexps) skip the values that lack them.
+const (
+	kwPowerShell uint64 = 1 << (26 + iota) // iex, invoke, webclient, certutil…
+	kwJSCall                               // alert, eval, settimeout…
+	kwJava                                 // java, ysoserial, getruntime…
+	kwRevShell                             // netcat, socat, mkfifo, fsockopen…
+	kwCSS                                  // expression, binding, behavior, import
+	kwSQLBlind                             // sleep, benchmark, waitfor…
+	kwSQLRoutine                           // xp_cmdshell, information_schema, load_file…
+	kwScriptURI                            // javascript, vbscript, livescript
+	kwDataURI                              // data
+	kwMetadata                             // metadata, instance (cloud metadata hosts)
+)
+
+var keywordTable = func() map[string]uint64 {
+	m := map[string]uint64{}
+	add := func(words string, bit uint64) {
+		for _, w := range strings.Fields(words) {
+			m[w] |= bit
+		}
+	}
+	add(`iex iwr irm invoke downloadstring downloadfile downloaddata webclient process enc ec
+		encodedcommand executionpolicy ep bypass frombase64string powershell pwsh cmd certutil
+		bitsadmin mshta rundll32 regsvr32 wmic`, kwPowerShell)
+	add(`alert prompt confirm eval settimeout setinterval atob fromcharcode execscript msgbox`, kwJSCall)
+	add(`java javax apache sun codehaus springframework mchange xbean rowset xalan ysoserial bsh
+		clojure getruntime system objectdataprovider typeconfusedelegate windowsidentity claimsidentity`, kwJava)
+	add(`sleep pg_sleep benchmark waitfor dbms_pipe dbms_lock randomblob`, kwSQLBlind)
+	add(`javascript vbscript livescript`, kwScriptURI)
+	add(`data`, kwDataURI)
+	add(`metadata instance`, kwMetadata)
+	add(`xp_cmdshell xp_regread xp_regwrite xp_dirtree xp_fileexist sp_oacreate sp_oamethod
+		sp_executesql sp_makewebtask sp_password sp_configure utl_http utl_inaddr utl_file load_file
+		outfile dumpfile information_schema pg_read_file pg_ls_dir pg_read_binary_file sqlite_master
+		sys lo_import program`, kwSQLRoutine)
+	add(`nc ncat netcat socat socket mkfifo fsockopen proc_open pty sh bash zsh ksh`, kwRevShell)
+	add(`expression binding behavior import`, kwCSS)
+	return m
+}()
+
+// keywordFirstLen: bit n of [c] is set when a keyword of length n starts
+// with c, so most words are rejected without a map lookup.
+var keywordFirstLen = func() (t [256]uint32) {
+	for w := range keywordTable {
+		t[w[0]] |= 1 << len(w)
+	}
+	return t
+}()
+
+// keywords returns the keyword-hint bits of lower's words.
+func keywords(lower string) uint64 {
+	var m uint64
+	for i := 0; i < len(lower); {
+		c := lower[i]
+		if c < 'a' || c > 'z' {
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(lower) && (('a' <= lower[j] && lower[j] <= 'z') || ('0' <= lower[j] && lower[j] <= '9') || lower[j] == '_') {
+			j++
+		}
+		if n := j - i; n < 32 && keywordFirstLen[c]&(1<<n) != 0 {
+			m |= keywordTable[lower[i:j]]
+		}
+		i = j
+	}
+	return m
+}
+
+func classes(s string) uint64 {
+	var m uint64
 	for i := 0; i < len(s); i++ {
 		m |= classTable[s[i]]
 	}

@@ -14,7 +14,7 @@ const (
 	rulePromptPhrase        = "payload.prompt_injection.phrase"
 )
 
-func encodingTrick(l layers, cls uint32, lower string) hit {
+func encodingTrick(l layers, cls uint64, lower string) hit {
 	if l.overlong || l.percentU {
 		return mk(weightBorderline, ruleEncodingNonStandard) // never produced by a conforming client
 	}

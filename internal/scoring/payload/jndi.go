@@ -19,7 +19,7 @@ var log4jLookupRe = regexp.MustCompile(`\$\{\s*(?:(?:jndi|ctx|env|sys|java|lower
 // maxLookupRounds bounds how many nested lookups resolveLookups unwraps.
 const maxLookupRounds = 16
 
-func detectJNDI(lower string, cls uint32) hit {
+func detectJNDI(lower string, cls uint64) hit {
 	if cls&cDollar == 0 || cls&cBrace == 0 {
 		return hit{}
 	}

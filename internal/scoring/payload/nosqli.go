@@ -22,7 +22,7 @@ var mongoOperators = map[string]bool{
 
 var mongoValueRe = regexp.MustCompile(`(?:[{,]\s*['"]?|\[)\$(ne|eq|gte?|lte?|n?in|regex|where|exists|expr|not|nor|or|and|all|size|type|mod|elemmatch|function|accumulator|jsonschema)(?:['"]?\s*:|\])`)
 
-func detectNoSQLi(lower string, cls uint32, key bool) hit {
+func detectNoSQLi(lower string, cls uint64, key bool) hit {
 	if cls&cDollar == 0 {
 		return hit{}
 	}

@@ -302,7 +302,7 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	}
 	norm, l := normalise(raw, plus)
 	lower := strings.ToLower(norm)
-	cls := classes(norm)
+	cls := classes(norm) | keywords(lower)
 
 	var w [numDetectors]hit
 	w[detSQLi] = detectSQLi(norm, lower, cls, key)

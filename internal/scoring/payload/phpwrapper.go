@@ -7,23 +7,28 @@ const rulePHPWrapperStream = "payload.php_wrapper.stream" // php://filter, phar:
 
 // phpWrappers are stream wrappers that read source, run commands or
 // unpack archives when a PHP include or file function receives them.
-var phpWrappers = []string{
-	"php://", "phar://", "expect://", "zip://", "data://", "glob://", "zlib://",
-	"compress.zlib://", "compress.bzip2://", "ogg://", "rar://", "ssh2.shell://", "ssh2.exec://",
+var phpWrappers = map[string]bool{
+	"php": true, "phar": true, "expect": true, "zip": true, "data": true, "glob": true, "zlib": true,
+	"compress.zlib": true, "compress.bzip2": true, "ogg": true, "rar": true, "ssh2.shell": true, "ssh2.exec": true,
 }
 
-func detectPHPWrapper(lower string, cls uint32) hit {
+func detectPHPWrapper(lower string, cls uint64) hit {
 	if cls&cColon == 0 || cls&cSlash == 0 {
 		return hit{}
 	}
-	i := strings.Index(lower, "://")
-	if i < 0 {
-		return hit{}
-	}
-	for _, w := range phpWrappers {
-		if strings.Contains(lower, w) {
+	for off := 0; ; {
+		i := strings.Index(lower[off:], "://")
+		if i < 0 {
+			return hit{}
+		}
+		i += off
+		st := i
+		for st > 0 && (isLetterOrUnderscore(lower[st-1]) || lower[st-1] == '.' || lower[st-1] >= '0' && lower[st-1] <= '9') {
+			st--
+		}
+		if phpWrappers[lower[st:i]] {
 			return mk(weightBlock, rulePHPWrapperStream)
 		}
+		off = i + 3
 	}
-	return hit{}
 }

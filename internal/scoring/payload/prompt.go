@@ -78,7 +78,7 @@ func parsePhrases(text string) (*phraseSet, error) {
 }
 
 // match returns the highest weight of a phrase found in lower.
-func (p *phraseSet) match(lower string, cls uint32) uint8 {
+func (p *phraseSet) match(lower string, cls uint64) uint8 {
 	var w uint8
 	// Substring phrases start with '<', '[' or a non-ASCII byte.
 	if cls&(cLT|cNonASCII) != 0 || strings.IndexByte(lower, '[') >= 0 {

@@ -90,7 +90,7 @@ func isShellWordByte(c byte) bool {
 // that takes arguments the way a shell would see them, and for shapes
 // that only shells take: substitution, /dev/tcp, globbed system paths,
 // PowerShell download-and-run.
-func detectShell(norm, lower string, cls uint32, key bool) hit {
+func detectShell(norm, lower string, cls uint64, key bool) hit {
 	var h hit
 	if cls&(cSemi|cPipe|cAmp|cBacktick|cDollar|cNewline) != 0 {
 		h = chainScan(shellView(lower))
@@ -108,13 +108,12 @@ func detectShell(norm, lower string, cls uint32, key bool) hit {
 			return mk(weightBlock, ruleCmdiGlob)
 		}
 	}
-	if strings.Contains(lower, "nc") || strings.Contains(lower, "sh -i") || strings.Contains(lower, "socket") ||
-		strings.Contains(lower, "fsockopen") || strings.Contains(lower, "proc_open") || strings.Contains(lower, "pty.") {
+	if cls&kwRevShell != 0 {
 		if reverseShellRe.MatchString(lower) {
 			return mk(weightBlock, ruleCmdiReverseShell)
 		}
 	}
-	if cls&(cParen|cDollar|cDash|cSlash|cDot|cQuote) != 0 && powershellHint(lower) && powershellRe.MatchString(lower) {
+	if cls&kwPowerShell != 0 && powershellRe.MatchString(lower) {
 		return mk(weightBlock, ruleCmdiPowerShell)
 	}
 	if !key && h.w == 0 {
@@ -123,18 +122,6 @@ func detectShell(norm, lower string, cls uint32, key bool) hit {
 		}
 	}
 	return h
-}
-
-var powershellHints = []string{"iex", "iwr", "irm", "invoke-", "download", "webclient", "start-process",
-	" -e", "bypass", "base64", "powershell", "pwsh", "cmd", "certutil", "bitsadmin", "mshta", "rundll32", "regsvr32", "wmic"}
-
-func powershellHint(lower string) bool {
-	for _, p := range powershellHints {
-		if strings.Contains(lower, p) {
-			return true
-		}
-	}
-	return false
 }
 
 // chainScan is the separator scan: $( and backticks, then ; | || & &&

@@ -191,7 +191,7 @@ func sqlKeyword(w string) bool {
 // sqliGate reports whether libinjection could flag s; it exists because
 // libinjection costs about a microsecond per value and most values are
 // plain words, numbers, dates and identifiers.
-func sqliGate(lower string, cls uint32) bool {
+func sqliGate(lower string, cls uint64) bool {
 	return cls&sqlChars != 0 ||
 		(cls&cDash != 0 && strings.Contains(lower, "--")) ||
 		(cls&cHash != 0 && hashComment(lower)) ||
@@ -233,38 +233,81 @@ const (
 
 type sqlRule struct {
 	rule string
-	// need: the rule runs only when the value contains one of these.
+	// need: the rule runs only when the value contains one of these, or
+	// when pre (if set) says so.
 	need []string
+	pre  func(string) bool
+	kw   uint64 // or when the value has one of these keyword bits
 	re   *regexp.Regexp
 }
 
 // sqlRules run on the lowercased value with /* comments */ replaced by a
 // space. Every regexp is RE2 (linear) and behind a substring pre-check.
 var sqlRules = []sqlRule{
-	{ruleSQLiComment, []string{"--", "#", "/*"},
+	{ruleSQLiComment, []string{"--", "#", "/*"}, nil, 0,
 		// a closing quote or parenthesis, then a comment that runs to the
 		// end of the value (admin'-- -, admin' #, ') /*), or "'--" glued
 		regexp.MustCompile("['\"`)]\\s*(?:--[\\s\\-+]*|#[^'\"\\n]{0,40}|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)")},
-	{ruleSQLiTautology, []string{"or", "and", "||", "&&"},
+	{ruleSQLiTautology, nil, quoteThenOperator, 0,
 		regexp.MustCompile(`['"\x60)]\s*(?:or|and|xor|\|\||&&)[\s(]+(?:not\s+)?(?:exists\b|true\b|false\b|null\b|select\b|(?:pg_)?sleep\s*\(|benchmark\s*\(|\d+\s*(?:[=<>]|like\b|between\b|is\b)|'[^']{0,32}'\s*(?:[=<>]|like\b)|"[^"]{0,32}"\s*(?:[=<>]|like\b)|[a-z_][\w.]{0,32}\s*(?:=|<>|!=|like\s|is\s+(?:not\s+)?null))`)},
-	{ruleSQLiStacked, []string{";"},
+	{ruleSQLiStacked, nil, semicolonThenStatement, 0,
 		regexp.MustCompile(`;\s*(?:drop\s+(?:table|database|schema|view|procedure|function|user)\b|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\b|xp_|sp_)|exec(?:ute)?\s+[\w.]+\s*['"@]|shutdown\b|select\b.{0,80}?(?:\bfrom\b|sleep\s*\(|@@|\bnull\b|\(\s*\d|version)|insert\s+into\b|update\s+\w+\s+set\b|delete\s+from\b|waitfor\s+delay|truncate\s+table\b|create\s+(?:table|user|procedure|function|database)\b|alter\s+(?:table|user|database)\b|set\s+@)`)},
-	{ruleSQLiUnion, []string{"union"},
+	{ruleSQLiUnion, []string{"union"}, nil, 0,
 		regexp.MustCompile(`\bunion(?:\s+(?:all|distinct))?[\s(]*select\b.{0,100}?(?:\bnull\b|\bfrom\b|,|@@|\d|\*|--|#|\(|$)`)},
-	{ruleSQLiBlind, []string{"sleep", "benchmark", "waitfor", "dbms_", "randomblob"},
+	{ruleSQLiBlind, nil, nil, kwSQLBlind,
 		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*\d|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
-	{ruleSQLiRoutine, []string{"_", "@@", "into", "from program"},
+	{ruleSQLiRoutine, []string{"@@version"}, nil, kwSQLRoutine,
 		regexp.MustCompile(`\bxp_(?:cmdshell|regread|regwrite|dirtree|fileexist)\b|\bsp_(?:oacreate|oamethod|executesql|makewebtask|password|configure)\b|\butl_(?:http|inaddr|file)\.|\bload_file\s*\(|\binto\s+(?:out|dump)file\b|\binformation_schema\.|\bpg_(?:read_file|ls_dir|read_binary_file)\s*\(|\bsqlite_master\b|\bsys\.(?:dm_|sql_logins)|\blo_import\s*\(|\bfrom\s+program\b|@@version\b`)},
 }
 
-func sqlRulesMatch(lower string) string {
+// quoteThenOperator: a quote or ')' followed, after spaces or '(', by a
+// logical operator; the tautology rule needs one.
+func quoteThenOperator(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '\'' && c != '"' && c != '`' && c != ')' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '(') {
+			j++
+		}
+		r := s[j:]
+		if strings.HasPrefix(r, "or") || strings.HasPrefix(r, "and") || strings.HasPrefix(r, "xor") ||
+			strings.HasPrefix(r, "||") || strings.HasPrefix(r, "&&") {
+			return true
+		}
+	}
+	return false
+}
+
+// semicolonThenStatement: a ';' followed by a statement keyword.
+func semicolonThenStatement(s string) bool {
+	for i := strings.IndexByte(s, ';'); i >= 0; {
+		if st, en := nextWord(s, i+1); st >= 0 && strings.TrimSpace(s[i+1:st]) == "" {
+			switch s[st:en] {
+			case "drop", "declare", "exec", "execute", "shutdown", "select", "insert", "update",
+				"delete", "waitfor", "truncate", "create", "alter", "set":
+				return true
+			}
+		}
+		j := strings.IndexByte(s[i+1:], ';')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// sqlRulesMatch runs the sqlRules whose pre-check passes.
+func sqlRulesMatch(lower string, cls uint64) string {
 	view := lower
 	if strings.Contains(view, "/*") {
 		view, _ = stripSQLComments(view)
 	}
 	for i := range sqlRules {
 		r := &sqlRules[i]
-		need := false
+		need := cls&r.kw != 0 || r.pre != nil && r.pre(view)
 		for _, n := range r.need {
 			if strings.Contains(view, n) {
 				need = true
@@ -281,7 +324,7 @@ func sqlRulesMatch(lower string) string {
 // detectSQLi: libinjection and sqlRules decide (weightBlock); the probe
 // heuristics add weightWeak, except on keys, where "limit" or "order" are
 // field names.
-func detectSQLi(norm, lower string, cls uint32, key bool) hit {
+func detectSQLi(norm, lower string, cls uint64, key bool) hit {
 	if !sqliGate(lower, cls) {
 		if t := strings.TrimSpace(lower); !key && t != "" && sqlProbeShort(t) {
 			return mk(weightWeak, ruleSQLiProbe)
@@ -307,7 +350,7 @@ func detectSQLi(norm, lower string, cls uint32, key bool) hit {
 			}
 		}
 	}
-	if rule := sqlRulesMatch(lower); rule != "" {
+	if rule := sqlRulesMatch(lower, cls); rule != "" {
 		return mk(weightBlock, rule)
 	}
 	if !key && sqlProbe(lower) {

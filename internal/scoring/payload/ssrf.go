@@ -28,12 +28,13 @@ var dangerousSchemes = map[string]bool{
 	"netdoc": true, "jar": true, "sftp": false, "smb": true, "rmi": true, "iiop": true, "corba": true,
 }
 
-func detectSSRF(lower string, cls uint32) hit {
+func detectSSRF(lower string, cls uint64) hit {
 	if cls&(cDot|cColon) == 0 {
 		return hit{}
 	}
 	var h hit
-	if cls&cDigit != 0 || strings.Contains(lower, "metadata") || strings.Contains(lower, "instance-data") {
+	if cls&cDigit != 0 && (strings.Contains(lower, "169.254.") || strings.Contains(lower, "100.100.100.200") || strings.Contains(lower, "fd00:ec2")) ||
+		cls&kwMetadata != 0 {
 		for _, m := range metadataHosts {
 			if strings.Contains(lower, m) {
 				return mk(weightBlock, ruleSSRFMetadata)
@@ -110,9 +111,18 @@ func ipHostKind(host string) int {
 	if host == "" {
 		return hostOther
 	}
-	parts := strings.Split(host, ".")
-	if len(parts) > 4 {
+	if len(host) > 64 || strings.Count(host, ".") > 3 {
 		return hostOther
+	}
+	var buf [4]string
+	parts := buf[:0]
+	for rest := host; ; {
+		p, r, more := strings.Cut(rest, ".")
+		parts = append(parts, p)
+		if !more {
+			break
+		}
+		rest = r
 	}
 	odd := false
 	for _, p := range parts {

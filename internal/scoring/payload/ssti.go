@@ -25,11 +25,11 @@ var (
 	sstiDirectiveRe = regexp.MustCompile(`<#assign\b|\?new\s*\(|#set\s*\(\s*\$\w+\s*=|\{php\}|\{system\s*\(|\{\s*\$smarty\.|<#include\b|\$class\.inspect\s*\(`)
 )
 
-func detectSSTI(lower string, cls uint32) hit {
+func detectSSTI(lower string, cls uint64) hit {
 	if cls&(cBrace|cLT|cParen|cQuestion) == 0 {
 		return hit{}
 	}
-	if cls&(cLT|cBrace|cQuestion) != 0 && (strings.Contains(lower, "<#") || strings.Contains(lower, "?new") ||
+	if cls&(cHash|cQuestion|cBrace|cDollar) != 0 && (strings.Contains(lower, "<#") || strings.Contains(lower, "?new") ||
 		strings.Contains(lower, "#set") || strings.Contains(lower, "{php}") || strings.Contains(lower, "{system") ||
 		strings.Contains(lower, "$smarty") || strings.Contains(lower, "$class")) && sstiDirectiveRe.MatchString(lower) {
 		return mk(weightBlock, ruleSSTIDirective)
@@ -51,7 +51,7 @@ func detectSSTI(lower string, cls uint32) hit {
 			switch {
 			case sstiArithRe.MatchString(body):
 				return mk(weightBlock, ruleSSTIExpression)
-			case d.open != "@(" && sstiObjectRe.MatchString(body):
+			case d.open != "@(" && strings.ContainsAny(body, "_|(.[`") && sstiObjectRe.MatchString(body):
 				return mk(weightBlock, ruleSSTIObject)
 			case d.open == "<%" && strings.HasPrefix(body, "="):
 				h = h.or(mk(weightBorderline, ruleSSTIExpression)) // <%= x %> with no code

@@ -60,7 +60,7 @@ const (
 	ruleTraversalFile      = "payload.traversal.sensitive_file" // /etc/passwd, win.ini, .htaccess
 )
 
-func detectTraversal(lower string, cls uint32, inPath bool) hit {
+func detectTraversal(lower string, cls uint64, inPath bool) hit {
 	if cls&(cDot|cSlash|cBackslash) == 0 {
 		return hit{}
 	}

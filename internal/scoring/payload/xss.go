@@ -11,7 +11,7 @@ import (
 // needs '<' or '>', a back-quoted value needs '`', and attribute injection
 // needs "name=" after a space, quote or slash (so the '=' of a URL query,
 // after '?' or '&', does not count).
-func xssGate(lower string, cls uint32) bool {
+func xssGate(lower string, cls uint64) bool {
 	if cls&(cLT|cGT|cBacktick) != 0 {
 		return true
 	}
@@ -128,7 +128,7 @@ func dropBenignMarkup(v, lower string) string {
 // controls inside URLs ("jav\tascript:"), a leading XML declaration or
 // <!DOCTYPE>, which every XML body and HTML page starts with, namespace
 // declarations and inert style attributes.
-func xssView(norm, lower string, cls uint32) string {
+func xssView(norm, lower string, cls uint64) string {
 	v := stripControls(norm)
 	if cls&cLT != 0 {
 		v = dropBenignMarkup(v, lower)
@@ -150,7 +150,7 @@ func xssView(norm, lower string, cls uint32) string {
 	return v
 }
 
-func detectXSS(norm, lower string, cls uint32) hit {
+func detectXSS(norm, lower string, cls uint64) hit {
 	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen) == 0 {
 		return hit{}
 	}
@@ -168,7 +168,7 @@ func detectXSS(norm, lower string, cls uint32) hit {
 			h = mk(weightBorderline, ruleXSSFrame)
 		}
 	}
-	if cls&cEq != 0 && strings.Contains(lower, "on") && xssHandlerRe.MatchString(lower) {
+	if cls&cEq != 0 && handlerShape(lower) && xssHandlerRe.MatchString(lower) {
 		return mk(weightBlock, ruleXSSHandler)
 	}
 	if cls&cColon != 0 {
@@ -179,19 +179,21 @@ func detectXSS(norm, lower string, cls uint32) hit {
 		if cls&cBackslash != 0 {
 			view = cssUnescape(view)
 		}
-		if r := scriptURI(view); r.w > 0 {
-			return r
+		if cls&(kwScriptURI|cBackslash|cNewline) != 0 || strings.IndexByte(view, '\t') >= 0 {
+			if r := scriptURI(view); r.w > 0 {
+				return r
+			}
 		}
-		if strings.Contains(view, "data:") && xssDataURIRe.MatchString(view) {
+		if cls&kwDataURI != 0 && strings.Contains(view, "data:") && xssDataURIRe.MatchString(view) {
 			return mk(weightBlock, ruleXSSDataURI)
 		}
-		if xssCSSRe.MatchString(view) {
+		if (cls&kwCSS != 0 || cls&cBackslash != 0) && xssCSSRe.MatchString(view) {
 			return mk(weightBlock, ruleXSSCSS)
 		}
 	} else if cls&cParen != 0 && strings.Contains(lower, "expression") && xssCSSRe.MatchString(lower) {
 		return mk(weightBlock, ruleXSSCSS)
 	}
-	if cls&(cParen|cBacktick) != 0 {
+	if cls&(cParen|cBacktick) != 0 && cls&kwJSCall != 0 {
 		if m := xssCallRe.FindStringSubmatchIndex(lower); m != nil {
 			if lower[m[2]] == '`' || xssBreakoutRe.MatchString(lower) {
 				return mk(weightBlock, ruleXSSBreakout)
@@ -200,6 +202,29 @@ func detectXSS(norm, lower string, cls uint32) hit {
 		}
 	}
 	return h
+}
+
+// handlerShape: "on" + letters + optional spaces + '=' somewhere, the
+// shape xssHandlerRe needs.
+func handlerShape(s string) bool {
+	for i := strings.Index(s, "on"); i >= 0; {
+		j := i + 2
+		for j < len(s) && 'a' <= s[j] && s[j] <= 'z' {
+			j++
+		}
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '\r' || s[j] == '\f') {
+			j++
+		}
+		if j > i+4 && j < len(s) && s[j] == '=' {
+			return true
+		}
+		k := strings.Index(s[i+2:], "on")
+		if k < 0 {
+			return false
+		}
+		i += 2 + k
+	}
+	return false
 }
 
 // scriptURI finds javascript:, vbscript: or livescript: URLs. With code
