@@ -48,7 +48,7 @@ func phpObjectShape(s string) bool {
 
 func detectDeserialization(norm, lower string, cls uint64) hit {
 	// Base64 of the Java stream magic (AC ED 00 05) is case-sensitive.
-	if cls&cDigit != 0 && (strings.Contains(norm, "rO0AB") || strings.Contains(lower, "aced0005")) ||
+	if cls&kwSerial != 0 && (strings.Contains(norm, "rO0AB") || strings.Contains(lower, "aced0005")) ||
 		cls&cNonASCII != 0 && strings.Contains(norm, "\xac\xed\x00\x05") {
 		return mk(weightBlock, ruleDeserJava)
 	}

@@ -104,6 +104,7 @@ const (
 	cBrace   // { or }
 	cBracket // [ or ]
 	cQuestion
+	cUnderscore
 )
 
 var classTable = func() (t [256]uint64) {
@@ -137,17 +138,28 @@ var classTable = func() (t [256]uint64) {
 	set("{}", cBrace)
 	set("[]", cBracket)
 	set("?", cQuestion)
+	set("_", cUnderscore)
 	for i := 0x80; i < 0x100; i++ {
 		t[i] |= cNonASCII
 	}
 	return t
 }()
 
+// punctClasses are the punctuation classes: a value with none is words,
+// digits and spaces.
+const punctClasses = cLT | cGT | cQuote | cBacktick | cEq | cSemi | cPipe | cAmp | cDollar | cParen |
+	cDot | cSlash | cBackslash | cHash | cDash | cStar | cComma | cAt | cNewline | cColon | cBang |
+	cBrace | cBracket | cQuestion
+
+// newFamilyClasses: without one of these, the JNDI, SSTI, NoSQL, LDAP,
+// CRLF and PHP-wrapper detectors cannot fire.
+const newFamilyClasses = cDollar | cBrace | cLT | cParen | cAt | cNewline | cColon
+
 // Keyword hints share the class mask: one pass over a value's words sets a
 // bit per family of rare words that some rule needs, so those rules (and
 // their regexps) skip the values that lack them.
 const (
-	kwPowerShell uint64 = 1 << (26 + iota) // iex, invoke, webclient, certutil…
+	kwPowerShell uint64 = 1 << (32 + iota) // iex, invoke, webclient, certutil…
 	kwJSCall                               // alert, eval, settimeout…
 	kwJava                                 // java, ysoserial, getruntime…
 	kwRevShell                             // netcat, socat, mkfifo, fsockopen…
@@ -156,7 +168,8 @@ const (
 	kwSQLRoutine                           // xp_cmdshell, information_schema, load_file…
 	kwScriptURI                            // javascript, vbscript, livescript
 	kwDataURI                              // data
-	kwMetadata                             // metadata, instance (cloud metadata hosts)
+	kwMetadata                             // metadata, instance, jar, netdoc (SSRF words)
+	kwSerial                               // a word starting rO0AB or aced0005 (Java streams)
 )
 
 var keywordTable = func() map[string]uint64 {
@@ -175,12 +188,12 @@ var keywordTable = func() map[string]uint64 {
 	add(`sleep pg_sleep benchmark waitfor dbms_pipe dbms_lock randomblob`, kwSQLBlind)
 	add(`javascript vbscript livescript`, kwScriptURI)
 	add(`data`, kwDataURI)
-	add(`metadata instance`, kwMetadata)
+	add(`metadata instance jar netdoc`, kwMetadata)
 	add(`xp_cmdshell xp_regread xp_regwrite xp_dirtree xp_fileexist sp_oacreate sp_oamethod
 		sp_executesql sp_makewebtask sp_password sp_configure utl_http utl_inaddr utl_file load_file
 		outfile dumpfile information_schema pg_read_file pg_ls_dir pg_read_binary_file sqlite_master
 		sys lo_import program`, kwSQLRoutine)
-	add(`nc ncat netcat socat socket mkfifo fsockopen proc_open pty sh bash zsh ksh`, kwRevShell)
+	add(`nc ncat netcat socat socket mkfifo fsockopen proc_open pty sh bash zsh ksh tcp udp`, kwRevShell)
 	add(`expression binding behavior import`, kwCSS)
 	return m
 }()
@@ -213,6 +226,42 @@ func keywords(lower string) uint64 {
 		i = j
 	}
 	return m
+}
+
+// classesAndKeywords is classes(lower) | keywords(lower) in one pass.
+// Lowercasing changes no class: A-Z have none and non-ASCII stays so.
+func classesAndKeywords(lower string) uint64 {
+	var m uint64
+	word := -1 // start of the current [a-z][a-z0-9_]* run, or -1
+	for i := 0; i < len(lower); i++ {
+		c := lower[i]
+		m |= classTable[c]
+		if ('a' <= c && c <= 'z') || (word >= 0 && (('0' <= c && c <= '9') || c == '_')) {
+			if word < 0 {
+				word = i
+			}
+			continue
+		}
+		if word >= 0 {
+			m |= wordKeyword(lower[word:i])
+			word = -1
+		}
+	}
+	if word >= 0 {
+		m |= wordKeyword(lower[word:])
+	}
+	return m
+}
+
+func wordKeyword(w string) uint64 {
+	n := len(w)
+	if n < 32 && keywordFirstLen[w[0]]&(1<<n) != 0 {
+		return keywordTable[w]
+	}
+	if n >= 5 && (w[0] == 'r' && strings.HasPrefix(w, "ro0ab") || w[0] == 'a' && strings.HasPrefix(w, "aced0005")) {
+		return kwSerial
+	}
+	return 0
 }
 
 func classes(s string) uint64 {

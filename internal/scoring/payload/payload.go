@@ -302,21 +302,27 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	}
 	norm, l := normalise(raw, plus)
 	lower := strings.ToLower(norm)
-	cls := classes(norm) | keywords(lower)
+	cls := classesAndKeywords(lower)
 
 	var w [numDetectors]hit
 	w[detSQLi] = detectSQLi(norm, lower, cls, key)
 	w[detXSS] = detectXSS(norm, lower, cls)
 	w[detShell] = detectShell(norm, lower, cls, key)
 	w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
-	w[detJNDI] = detectJNDI(lower, cls)
-	w[detSSTI] = detectSSTI(lower, cls)
-	w[detNoSQLi] = detectNoSQLi(lower, cls, key)
-	w[detLDAPi] = detectLDAPi(lower, cls)
-	w[detSSRF] = detectSSRF(lower, cls)
-	w[detCRLF] = detectCRLF(lower, cls)
-	w[detPHPWrapper] = detectPHPWrapper(lower, cls)
-	w[detDeserialization] = detectDeserialization(norm, lower, cls)
+	if cls&newFamilyClasses != 0 {
+		w[detJNDI] = detectJNDI(lower, cls)
+		w[detSSTI] = detectSSTI(lower, cls)
+		w[detNoSQLi] = detectNoSQLi(lower, cls, key)
+		w[detLDAPi] = detectLDAPi(lower, cls)
+		w[detCRLF] = detectCRLF(lower, cls)
+		w[detPHPWrapper] = detectPHPWrapper(lower, cls)
+	}
+	if cls&(cDot|cColon) != 0 {
+		w[detSSRF] = detectSSRF(lower, cls)
+	}
+	if cls&(punctClasses|cDigit|cNonASCII|cUnderscore) != 0 {
+		w[detDeserialization] = detectDeserialization(norm, lower, cls)
+	}
 	if pw := prompts.match(lower, cls); pw > 0 {
 		w[detPrompt] = mk(pw, rulePromptPhrase)
 	}

@@ -93,20 +93,17 @@ func isShellWordByte(c byte) bool {
 func detectShell(norm, lower string, cls uint64, key bool) hit {
 	var h hit
 	if cls&(cSemi|cPipe|cAmp|cBacktick|cDollar|cNewline) != 0 {
-		h = chainScan(shellView(lower))
+		view := lower
+		if cls&(cQuote|cBackslash|cDollar) != 0 {
+			view = shellView(lower)
+		}
+		h = chainScan(view)
 		if h.w >= weightBlock {
 			return h
 		}
 	}
-	if cls&cSlash != 0 {
-		if strings.Contains(lower, "/dev/") || strings.Contains(lower, "sh -i") {
-			if reverseShellRe.MatchString(lower) {
-				return mk(weightBlock, ruleCmdiReverseShell)
-			}
-		}
-		if strings.IndexAny(lower, "?*[") >= 0 && globPath(lower) {
-			return mk(weightBlock, ruleCmdiGlob)
-		}
+	if cls&cSlash != 0 && cls&(cQuestion|cStar|cBracket) != 0 && globPath(lower) {
+		return mk(weightBlock, ruleCmdiGlob)
 	}
 	if cls&kwRevShell != 0 {
 		if reverseShellRe.MatchString(lower) {
@@ -222,6 +219,9 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 	j := i
 	for j < len(s) && (('a' <= s[j] && s[j] <= 'z') || ('0' <= s[j] && s[j] <= '9') || s[j] == '_') {
 		j++
+	}
+	if sep == 0 && (j+1 >= len(s) || s[j] != ' ' || !argShape(s, j+1, "")) {
+		return 0, false // not a command line; checked before the map lookup
 	}
 	kind := shellCommands[s[i:j]]
 	if kind == 0 {

@@ -234,36 +234,52 @@ const (
 type sqlRule struct {
 	rule string
 	// need: the rule runs only when the value contains one of these, or
-	// when pre (if set) says so.
+	// has one of the kw keyword bits.
 	need []string
-	pre  func(string) bool
-	kw   uint64 // or when the value has one of these keyword bits
+	kw   uint64
 	re   *regexp.Regexp
 }
 
 // sqlRules run on the lowercased value with /* comments */ replaced by a
 // space. Every regexp is RE2 (linear) and behind a substring pre-check.
+var (
+	// sqlTautologyRe and sqlStackedRe are anchored: they run only at the
+	// candidates quoteThenOperator and semicolonThenStatement find, on a
+	// window of sqlWindow bytes.
+	sqlTautologyRe = regexp.MustCompile(`^['"\x60)]\s*(?:or|and|xor|\|\||&&)[\s(]+(?:not\s+)?(?:exists\b|true\b|false\b|null\b|select\b|(?:pg_)?sleep\s*\(|benchmark\s*\(|\d+\s*(?:[=<>]|like\b|between\b|is\b)|'[^']{0,32}'\s*(?:[=<>]|like\b)|"[^"]{0,32}"\s*(?:[=<>]|like\b)|[a-z_][\w.]{0,32}\s*(?:=|<>|!=|like\s|is\s+(?:not\s+)?null))`)
+	// sqlCommentRe: a closing quote or parenthesis, then a comment that
+	// runs to the end of the value (admin'-- -, admin' #, ') /*), or
+	// "'--" glued. Anchored at commentCandidate's positions, unwindowed.
+	sqlCommentRe = regexp.MustCompile("^(?:" + "['\"`)]\\s*(?:--[\\s\\-+]*|#[^'\"\\n]{0,40}|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)" + ")")
+	sqlStackedRe = regexp.MustCompile(`^;\s*(?:drop\s+(?:table|database|schema|view|procedure|function|user)\b|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\b|xp_|sp_)|exec(?:ute)?\s+[\w.]+\s*['"@]|shutdown\b|select\b.{0,80}?(?:\bfrom\b|sleep\s*\(|@@|\bnull\b|\(\s*\d|version)|insert\s+into\b|update\s+\w+\s+set\b|delete\s+from\b|waitfor\s+delay|truncate\s+table\b|create\s+(?:table|user|procedure|function|database)\b|alter\s+(?:table|user|database)\b|set\s+@)`)
+)
+
+// sqlWindow bounds the text an anchored SQL rule reads after its anchor.
+const sqlWindow = 160
+
+// anchoredMatch runs re at each candidate position next returns.
+func anchoredMatch(s string, re *regexp.Regexp, next func(s string, from int) int) bool {
+	for i := next(s, 0); i >= 0; i = next(s, i+1) {
+		if re.MatchString(s[i:min(len(s), i+sqlWindow)]) {
+			return true
+		}
+	}
+	return false
+}
+
 var sqlRules = []sqlRule{
-	{ruleSQLiComment, []string{"--", "#", "/*"}, nil, 0,
-		// a closing quote or parenthesis, then a comment that runs to the
-		// end of the value (admin'-- -, admin' #, ') /*), or "'--" glued
-		regexp.MustCompile("['\"`)]\\s*(?:--[\\s\\-+]*|#[^'\"\\n]{0,40}|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)")},
-	{ruleSQLiTautology, nil, quoteThenOperator, 0,
-		regexp.MustCompile(`['"\x60)]\s*(?:or|and|xor|\|\||&&)[\s(]+(?:not\s+)?(?:exists\b|true\b|false\b|null\b|select\b|(?:pg_)?sleep\s*\(|benchmark\s*\(|\d+\s*(?:[=<>]|like\b|between\b|is\b)|'[^']{0,32}'\s*(?:[=<>]|like\b)|"[^"]{0,32}"\s*(?:[=<>]|like\b)|[a-z_][\w.]{0,32}\s*(?:=|<>|!=|like\s|is\s+(?:not\s+)?null))`)},
-	{ruleSQLiStacked, nil, semicolonThenStatement, 0,
-		regexp.MustCompile(`;\s*(?:drop\s+(?:table|database|schema|view|procedure|function|user)\b|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\b|xp_|sp_)|exec(?:ute)?\s+[\w.]+\s*['"@]|shutdown\b|select\b.{0,80}?(?:\bfrom\b|sleep\s*\(|@@|\bnull\b|\(\s*\d|version)|insert\s+into\b|update\s+\w+\s+set\b|delete\s+from\b|waitfor\s+delay|truncate\s+table\b|create\s+(?:table|user|procedure|function|database)\b|alter\s+(?:table|user|database)\b|set\s+@)`)},
-	{ruleSQLiUnion, []string{"union"}, nil, 0,
+	{ruleSQLiUnion, []string{"union"}, 0,
 		regexp.MustCompile(`\bunion(?:\s+(?:all|distinct))?[\s(]*select\b.{0,100}?(?:\bnull\b|\bfrom\b|,|@@|\d|\*|--|#|\(|$)`)},
-	{ruleSQLiBlind, nil, nil, kwSQLBlind,
+	{ruleSQLiBlind, nil, kwSQLBlind,
 		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*\d|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
-	{ruleSQLiRoutine, []string{"@@version"}, nil, kwSQLRoutine,
+	{ruleSQLiRoutine, []string{"@@version"}, kwSQLRoutine,
 		regexp.MustCompile(`\bxp_(?:cmdshell|regread|regwrite|dirtree|fileexist)\b|\bsp_(?:oacreate|oamethod|executesql|makewebtask|password|configure)\b|\butl_(?:http|inaddr|file)\.|\bload_file\s*\(|\binto\s+(?:out|dump)file\b|\binformation_schema\.|\bpg_(?:read_file|ls_dir|read_binary_file)\s*\(|\bsqlite_master\b|\bsys\.(?:dm_|sql_logins)|\blo_import\s*\(|\bfrom\s+program\b|@@version\b`)},
 }
 
-// quoteThenOperator: a quote or ')' followed, after spaces or '(', by a
-// logical operator; the tautology rule needs one.
-func quoteThenOperator(s string) bool {
-	for i := 0; i < len(s); i++ {
+// quoteThenOperator returns the next index at or after from of a quote or
+// ')' followed, after spaces or '(', by a logical operator, or -1.
+func quoteThenOperator(s string, from int) int {
+	for i := from; i < len(s); i++ {
 		if c := s[i]; c != '\'' && c != '"' && c != '`' && c != ')' {
 			continue
 		}
@@ -271,32 +287,56 @@ func quoteThenOperator(s string) bool {
 		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '(') {
 			j++
 		}
-		r := s[j:]
-		if strings.HasPrefix(r, "or") || strings.HasPrefix(r, "and") || strings.HasPrefix(r, "xor") ||
-			strings.HasPrefix(r, "||") || strings.HasPrefix(r, "&&") {
-			return true
+		if j+1 >= len(s) {
+			return -1
+		}
+		switch r := s[j:]; r[0] {
+		case 'o', 'a', 'x', '|', '&':
+			if strings.HasPrefix(r, "or") || strings.HasPrefix(r, "and") || strings.HasPrefix(r, "xor") ||
+				strings.HasPrefix(r, "||") || strings.HasPrefix(r, "&&") {
+				return i
+			}
 		}
 	}
-	return false
+	return -1
 }
 
-// semicolonThenStatement: a ';' followed by a statement keyword.
-func semicolonThenStatement(s string) bool {
-	for i := strings.IndexByte(s, ';'); i >= 0; {
+// commentCandidate returns the next index at or after from of a quote or
+// ')' followed, after spaces and ')', by '-', '#' or '/', or -1.
+func commentCandidate(s string, from int) int {
+	for i := from; i < len(s); i++ {
+		if c := s[i]; c != '\'' && c != '"' && c != '`' && c != ')' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == ')') {
+			j++
+		}
+		if j < len(s) && (s[j] == '-' || s[j] == '#' || s[j] == '/') {
+			return i
+		}
+	}
+	return -1
+}
+
+// semicolonThenStatement returns the next index at or after from of a ';'
+// followed by a statement keyword, or -1.
+func semicolonThenStatement(s string, from int) int {
+	for {
+		j := strings.IndexByte(s[from:], ';')
+		if j < 0 {
+			return -1
+		}
+		i := from + j
 		if st, en := nextWord(s, i+1); st >= 0 && strings.TrimSpace(s[i+1:st]) == "" {
 			switch s[st:en] {
 			case "drop", "declare", "exec", "execute", "shutdown", "select", "insert", "update",
 				"delete", "waitfor", "truncate", "create", "alter", "set":
-				return true
+				return i
 			}
 		}
-		j := strings.IndexByte(s[i+1:], ';')
-		if j < 0 {
-			return false
-		}
-		i += 1 + j
+		from = i + 1
 	}
-	return false
 }
 
 // sqlRulesMatch runs the sqlRules whose pre-check passes.
@@ -305,9 +345,20 @@ func sqlRulesMatch(lower string, cls uint64) string {
 	if strings.Contains(view, "/*") {
 		view, _ = stripSQLComments(view)
 	}
+	for i := commentCandidate(view, 0); i >= 0; i = commentCandidate(view, i+1) {
+		if sqlCommentRe.MatchString(view[i:]) {
+			return ruleSQLiComment
+		}
+	}
+	if anchoredMatch(view, sqlTautologyRe, quoteThenOperator) {
+		return ruleSQLiTautology
+	}
+	if anchoredMatch(view, sqlStackedRe, semicolonThenStatement) {
+		return ruleSQLiStacked
+	}
 	for i := range sqlRules {
 		r := &sqlRules[i]
-		need := cls&r.kw != 0 || r.pre != nil && r.pre(view)
+		need := cls&r.kw != 0
 		for _, n := range r.need {
 			if strings.Contains(view, n) {
 				need = true

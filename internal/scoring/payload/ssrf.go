@@ -44,7 +44,7 @@ func detectSSRF(lower string, cls uint64) hit {
 	if cls&cColon == 0 {
 		return h
 	}
-	if strings.Contains(lower, "jar:") && strings.Contains(lower, "!/") || strings.Contains(lower, "netdoc:") {
+	if cls&kwMetadata != 0 && (strings.Contains(lower, "jar:") && strings.Contains(lower, "!/") || strings.Contains(lower, "netdoc:")) {
 		return mk(weightBlock, ruleSSRFScheme)
 	}
 	for off := 0; ; {
@@ -108,8 +108,8 @@ func ipHostKind(host string) int {
 	case "localhost", "127.0.0.1", "0.0.0.0", "0", "::1", "::", "::ffff:127.0.0.1", "localhost.localdomain", "127.1":
 		return hostLoopback
 	}
-	if host == "" {
-		return hostOther
+	if host == "" || host[0] < '0' || host[0] > '9' {
+		return hostOther // a name (loopback names are handled above)
 	}
 	if len(host) > 64 || strings.Count(host, ".") > 3 {
 		return hostOther

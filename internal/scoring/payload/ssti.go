@@ -25,6 +25,17 @@ var (
 	sstiDirectiveRe = regexp.MustCompile(`<#assign\b|\?new\s*\(|#set\s*\(\s*\$\w+\s*=|\{php\}|\{system\s*\(|\{\s*\$smarty\.|<#include\b|\$class\.inspect\s*\(`)
 )
 
+// sstiOpenerClass is the class an opener's first byte belongs to.
+func sstiOpenerClass(c byte) uint64 {
+	switch c {
+	case '<':
+		return cLT
+	case '@':
+		return cAt
+	}
+	return cBrace
+}
+
 func detectSSTI(lower string, cls uint64) hit {
 	if cls&(cBrace|cLT|cParen|cQuestion) == 0 {
 		return hit{}
@@ -36,6 +47,9 @@ func detectSSTI(lower string, cls uint64) hit {
 	}
 	var h hit
 	for _, d := range sstiOpeners {
+		if need := sstiOpenerClass(d.open[0]); cls&need == 0 {
+			continue
+		}
 		for off := 0; off < len(lower); {
 			i := strings.Index(lower[off:], d.open)
 			if i < 0 {

@@ -190,7 +190,7 @@ func detectXSS(norm, lower string, cls uint64) hit {
 		if (cls&kwCSS != 0 || cls&cBackslash != 0) && xssCSSRe.MatchString(view) {
 			return mk(weightBlock, ruleXSSCSS)
 		}
-	} else if cls&cParen != 0 && strings.Contains(lower, "expression") && xssCSSRe.MatchString(lower) {
+	} else if cls&cParen != 0 && cls&kwCSS != 0 && xssCSSRe.MatchString(lower) {
 		return mk(weightBlock, ruleXSSCSS)
 	}
 	if cls&(cParen|cBacktick) != 0 && cls&kwJSCall != 0 {
