@@ -198,37 +198,19 @@ var keywordTable = func() map[string]uint64 {
 	return m
 }()
 
-// keywordFirstLen: bit n of [c] is set when a keyword of length n starts
-// with c, so most words are rejected without a map lookup.
-var keywordFirstLen = func() (t [256]uint32) {
+// keywordFirstLen / keywordLastLen: bit n of [c] is set when a keyword of
+// length n starts / ends with c, so most words are rejected without a map
+// lookup.
+var keywordFirstLen, keywordLastLen = func() (f, l [256]uint32) {
 	for w := range keywordTable {
-		t[w[0]] |= 1 << len(w)
+		f[w[0]] |= 1 << len(w)
+		l[w[len(w)-1]] |= 1 << len(w)
 	}
-	return t
+	return f, l
 }()
 
-// keywords returns the keyword-hint bits of lower's words.
-func keywords(lower string) uint64 {
-	var m uint64
-	for i := 0; i < len(lower); {
-		c := lower[i]
-		if c < 'a' || c > 'z' {
-			i++
-			continue
-		}
-		j := i + 1
-		for j < len(lower) && (('a' <= lower[j] && lower[j] <= 'z') || ('0' <= lower[j] && lower[j] <= '9') || lower[j] == '_') {
-			j++
-		}
-		if n := j - i; n < 32 && keywordFirstLen[c]&(1<<n) != 0 {
-			m |= keywordTable[lower[i:j]]
-		}
-		i = j
-	}
-	return m
-}
-
-// classesAndKeywords is classes(lower) | keywords(lower) in one pass.
+// classesAndKeywords returns classes(lower) and the keyword-hint bits of
+// lower's words, in one pass.
 // Lowercasing changes no class: A-Z have none and non-ASCII stays so.
 func classesAndKeywords(lower string) uint64 {
 	var m uint64
@@ -255,7 +237,7 @@ func classesAndKeywords(lower string) uint64 {
 
 func wordKeyword(w string) uint64 {
 	n := len(w)
-	if n < 32 && keywordFirstLen[w[0]]&(1<<n) != 0 {
+	if n < 32 && keywordFirstLen[w[0]]&keywordLastLen[w[n-1]]&(1<<n) != 0 {
 		return keywordTable[w]
 	}
 	if n >= 5 && (w[0] == 'r' && strings.HasPrefix(w, "ro0ab") || w[0] == 'a' && strings.HasPrefix(w, "aced0005")) {
