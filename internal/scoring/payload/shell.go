@@ -13,6 +13,7 @@ const (
 	ruleCmdiGlob         = "payload.cmdi.glob"            // /e?c/pa*wd, /etc/pa[s]swd
 	ruleCmdiPowerShell   = "payload.cmdi.powershell"      // iex, iwr, Invoke-Expression, cmd /c
 	ruleCmdiLeading      = "payload.cmdi.leading_command" // the value is a command line: weak
+	ruleCmdiCodeExec     = "payload.cmdi.code_exec"       // system('id'), shell_exec(, passthru(
 	ruleCmdiInline       = "payload.cmdi.inline_code"     // `cmd` in prose: weak
 )
 
@@ -46,6 +47,10 @@ var (
 	reverseShellRe = regexp.MustCompile(`/dev/(?:tcp|udp)/|\bn(?:et)?cat\b.{0,40}?\s-[a-z]*[ec]\b|\bnc\s+(?:-\w+\s+)*-[a-z]*[ec]\b|\b(?:ba|z|k)?sh\s+-i\b|\bmkfifo\s+/tmp|\bsocat\b.{0,60}?\bexec:|\bsocket\.socket\s*\(|\bpty\.spawn\s*\(|\bfsockopen\s*\(|\bproc_open\s*\(`)
 	powershellRe   = regexp.MustCompile(`\biex\s*[(\$'"]|\b(?:iwr|irm)\s+(?:-uri\s+)?['"]?(?:https?:|\\\\)|\binvoke-(?:expression|webrequest|restmethod|command|item|shellcode|mimikatz|wmimethod)\b|\bdownload(?:string|file|data)\s*\(|net\.webclient|\bstart-process\b|\s-(?:e|ec|enc|encodedcommand)\s+[a-z0-9+/=]{16,}|-executionpolicy\s+bypass|-ep\s+bypass|frombase64string\s*\(|\b(?:powershell|pwsh)(?:\.exe)?\s+-|\bcmd(?:\.exe)?\s+/[ck]\b|\bcertutil(?:\.exe)?\s+-(?:urlcache|decode)|\bbitsadmin(?:\.exe)?\s+/transfer|\bmshta(?:\.exe)?\s+(?:https?|vbscript|javascript):|\brundll32(?:\.exe)?\s+\S+,|\bregsvr32(?:\.exe)?\s+/s|\bwmic(?:\.exe)?\s+(?:process|os|shadowcopy)\b`)
 )
+
+// codeExecRe: a script-language call that runs a shell command with a
+// string argument (PHP, Perl, Python, Ruby, Node).
+var codeExecRe = regexp.MustCompile(`\b(?:system|shell_exec|passthru|popen|proc_open|pcntl_exec|exec|execsync|spawnsync|check_output)\s*\(\s*['"\x60$]|\bos\.(?:system|popen)\s*\(|\brequire\s*\(\s*['"]child_process['"]\s*\)`)
 
 // shellView undoes quoting tricks a shell would undo: c'a't, c\at, $@
 // and $IFS / ${IFS} as a separator. Only the command-injection rules read it.
@@ -110,6 +115,9 @@ func detectShell(norm, lower string, cls uint64, key bool) hit {
 			return mk(weightBlock, ruleCmdiReverseShell)
 		}
 	}
+	if cls&kwCodeExec != 0 && cls&cParen != 0 && codeExecRe.MatchString(lower) {
+		return mk(weightBlock, ruleCmdiCodeExec)
+	}
 	if cls&kwPowerShell != 0 && powershellRe.MatchString(lower) {
 		return mk(weightBlock, ruleCmdiPowerShell)
 	}
@@ -156,12 +164,10 @@ func chainScan(lower string) hit {
 			sep = weightBlock
 			if i+1 < len(lower) && lower[i+1] == c {
 				start = i + 2 // || and &&
-			} else if c == '&' {
-				// A lone '&' runs the command in the background (Unix)
-				// or after the first (Windows), but mostly joins words:
-				// "salt & pepper".
-				sep = weightBorderline
 			}
+			// A lone '&' runs the command in the background (Unix) or
+			// after the first (Windows); "salt & pepper" has no command
+			// after it, and prose words stay borderline in commandAt.
 		}
 		if sep == 0 {
 			continue

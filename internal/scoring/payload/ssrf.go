@@ -7,11 +7,12 @@ import (
 
 // Server-side request forgery rules (reason payload.ssrf).
 const (
-	ruleSSRFMetadata   = "payload.ssrf.metadata"       // 169.254.169.254, metadata.google.internal
-	ruleSSRFScheme     = "payload.ssrf.scheme"         // gopher://, dict://, ldap://, tftp://, jar:
-	ruleSSRFFileScheme = "payload.ssrf.file_scheme"    // file:// (borderline; blocks with a sensitive file)
-	ruleSSRFObfuscated = "payload.ssrf.ip_obfuscation" // http://2130706433/, http://0x7f000001/
-	ruleSSRFLoopback   = "payload.ssrf.loopback"       // http://localhost/, http://127.0.0.1/ (weak)
+	ruleSSRFMetadata   = "payload.ssrf.metadata"         // 169.254.169.254, metadata.google.internal
+	ruleSSRFScheme     = "payload.ssrf.scheme"           // gopher://, dict://, ldap://, tftp://, jar:
+	ruleSSRFFileScheme = "payload.ssrf.file_scheme"      // file:// (borderline; blocks with a sensitive file)
+	ruleSSRFObfuscated = "payload.ssrf.ip_obfuscation"   // http://2130706433/, http://0x7f000001/
+	ruleSSRFLoopback   = "payload.ssrf.loopback"         // http://localhost/, http://127.0.0.1/ (weak)
+	ruleSSRFInternal   = "payload.ssrf.internal_service" // http://127.0.0.1:6379/ (Redis, Memcached, Docker…)
 )
 
 // metadataHosts are cloud instance-metadata endpoints, never a legitimate
@@ -84,14 +85,29 @@ func detectSSRF(lower string, cls uint64) hit {
 		} else if c := strings.LastIndexByte(host, ':'); c >= 0 {
 			host = host[:c]
 		}
+		port := ""
+		if c := strings.LastIndexByte(rest[:end], ':'); c >= 0 && !strings.Contains(rest[c:end], "]") {
+			port = rest[c+1 : end]
+		}
 		switch ipHostKind(host) {
 		case hostObfuscated:
 			return mk(weightBlock, ruleSSRFObfuscated)
 		case hostLoopback:
+			if internalPorts[port] {
+				return mk(weightBlock, ruleSSRFInternal)
+			}
 			h = h.or(mk(weightWeak, ruleSSRFLoopback))
 		}
 	}
 	return h
+}
+
+// internalPorts are loopback services an SSRF reaches for: Redis,
+// Memcached, Elasticsearch, Docker, CouchDB, MongoDB, MySQL, PostgreSQL,
+// Consul, kubelet, etcd.
+var internalPorts = map[string]bool{
+	"6379": true, "11211": true, "9200": true, "2375": true, "2376": true, "5984": true, "27017": true,
+	"3306": true, "5432": true, "8500": true, "10250": true, "2379": true,
 }
 
 const (

@@ -10,7 +10,9 @@ var sensitiveFiles = []string{
 	"/windows/system32", "/winnt/", "global.asa", "web.config", ".htaccess",
 	".htpasswd", "/.ssh/", "id_rsa", "/.aws/credentials", "/.git/config",
 	"wp-config.php", "conf/server.xml", "localstart.asp", "/bin/sh", "/bin/bash",
-	"/bin/id", "/bin/cat", "/var/log/", "desktop.ini",
+	"/bin/id", "/bin/cat", "/var/log/", "desktop.ini", "web-inf/web.xml", "meta-inf/manifest.mf",
+	"/.env", ".git/head", "/.git/", ".bash_history", "/etc/motd", "/etc/crontab", "/.docker/config.json",
+	"/.kube/config", "/proc/1/", "/etc/environment",
 }
 
 // sensitiveIndex finds sensitiveFiles in one pass: each file is keyed by
