@@ -1,8 +1,14 @@
 // Package payload inspects request content for attacks: SQL injection and
-// XSS (libinjection), path traversal, shell injection, prompt injection,
-// NUL bytes and encoding tricks. It ports django-smart-layer's
-// AIRequestValidator: each detector adds a weight; 0 allows, 1..BlockScore-1
-// is borderline and may be sent to an LLM, BlockScore and above blocks.
+// XSS (libinjection plus our own rules), path traversal, shell injection,
+// Log4Shell/JNDI lookups, server-side template injection, NoSQL operators,
+// LDAP filter injection, SSRF, CRLF/header injection, PHP stream wrappers,
+// serialised objects, prompt injection, NUL bytes and encoding tricks — the
+// families of OWASP CRS paranoia level 1, in plain Go behind byte-class
+// and keyword pre-filters (RE2 regexps only on candidates). It ports
+// django-smart-layer's AIRequestValidator: each detector adds a weight; 0
+// allows, 1..BlockScore-1 is borderline and may be sent to an LLM,
+// BlockScore and above blocks. An unambiguous attack weighs weightBlock on
+// its own; every hit names its rule (Finding.Rule, Result.Rule).
 //
 // Stage 1 (Inspect's detectors) is pure, in-process CPU work. Stage 2 asks
 // the LLM through the Verdicts interface declared here; it never blocks a

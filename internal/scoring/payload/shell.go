@@ -50,7 +50,7 @@ var (
 
 // codeExecRe: a script-language call that runs a shell command with a
 // string argument (PHP, Perl, Python, Ruby, Node).
-var codeExecRe = regexp.MustCompile(`\b(?:system|shell_exec|passthru|popen|proc_open|pcntl_exec|exec|execsync|spawnsync|check_output)\s*\(\s*['"\x60$]|\bos\.(?:system|popen)\s*\(|\brequire\s*\(\s*['"]child_process['"]\s*\)`)
+var codeExecRe = regexp.MustCompile(`\b(?:system|shell_exec|passthru|popen|proc_open|pcntl_exec|exec|execsync|spawnsync|check_output)\s*\(\s*(?:'[^']*'|"[^"]*"|\x60[^\x60]*\x60|\$\w+)\s*[),.]|\bos\.(?:system|popen)\s*\(|\brequire\s*\(\s*['"]child_process['"]\s*\)`)
 
 // shellView undoes quoting tricks a shell would undo: c'a't, c\at, $@
 // and $IFS / ${IFS} as a separator. Only the command-injection rules read it.
