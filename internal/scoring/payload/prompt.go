@@ -1,0 +1,117 @@
+package payload
+
+import (
+	"bufio"
+	_ "embed"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+//go:embed prompt_phrases.txt
+var promptPhrasesText string
+
+type phrase struct {
+	words  []string
+	text   string
+	weight uint8
+}
+
+// phraseSet matches prompt-injection phrases word by word in one pass:
+// each word of the value is looked up as a possible first word (a length
+// and first-byte bitmap rejects most words before the map lookup).
+type phraseSet struct {
+	byFirst  map[string][]phrase
+	firstLen [256]uint64
+	substr   []phrase // phrases that start with a non-letter or non-ASCII
+}
+
+var prompts = mustParsePhrases(promptPhrasesText)
+
+func mustParsePhrases(text string) *phraseSet {
+	p, err := parsePhrases(text)
+	if err != nil {
+		panic(err) // the embedded file is part of the build
+	}
+	return p
+}
+
+func parsePhrases(text string) (*phraseSet, error) {
+	p := &phraseSet{byFirst: map[string][]phrase{}}
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		ws, rest, ok := strings.Cut(line, " ")
+		w, err := strconv.Atoi(ws)
+		if !ok || err != nil || w < 1 || w > 9 {
+			return nil, fmt.Errorf("prompt_phrases.txt line %d: want \"<weight 1-9> <phrase>\", got %q", n, line)
+		}
+		text := strings.ToLower(strings.TrimSpace(rest))
+		ph := phrase{text: text, weight: uint8(w)}
+		if c := text[0]; c < 'a' || c > 'z' {
+			if c != '<' && c != '[' && c < 0x80 {
+				// match only looks for substrings when one of these is present.
+				return nil, fmt.Errorf("prompt_phrases.txt line %d: a phrase must start with a letter, '<', '[' or a non-ASCII character", n)
+			}
+			p.substr = append(p.substr, ph)
+			continue
+		}
+		for i := 0; ; {
+			st, en := nextWord(text, i)
+			if st < 0 {
+				break
+			}
+			ph.words = append(ph.words, text[st:en])
+			i = en
+		}
+		first := ph.words[0]
+		if len(first) >= 64 {
+			return nil, fmt.Errorf("prompt_phrases.txt line %d: first word too long", n)
+		}
+		p.byFirst[first] = append(p.byFirst[first], ph)
+		p.firstLen[first[0]] |= 1 << len(first)
+	}
+	return p, sc.Err()
+}
+
+// match returns the highest weight of a phrase found in lower.
+func (p *phraseSet) match(lower string, cls uint64) uint8 {
+	var w uint8
+	// Substring phrases start with '<', '[' or a non-ASCII byte.
+	if cls&(cLT|cNonASCII) != 0 || strings.IndexByte(lower, '[') >= 0 {
+		for _, ph := range p.substr {
+			if ph.weight > w && strings.Contains(lower, ph.text) {
+				w = ph.weight
+			}
+		}
+	}
+	for i := 0; i < len(lower); {
+		st, en := nextWord(lower, i)
+		if st < 0 {
+			break
+		}
+		i = en
+		if n := en - st; n >= 64 || p.firstLen[lower[st]]&(1<<n) == 0 {
+			continue
+		}
+	cand:
+		for _, ph := range p.byFirst[lower[st:en]] {
+			if ph.weight <= w {
+				continue
+			}
+			pos := en
+			for _, word := range ph.words[1:] {
+				s, e := nextWord(lower, pos)
+				if s < 0 || lower[s:e] != word {
+					continue cand
+				}
+				pos = e
+			}
+			w = ph.weight
+		}
+	}
+	return w
+}

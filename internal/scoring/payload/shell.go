@@ -1,0 +1,425 @@
+package payload
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Command-injection rules (reason payload.shell_injection).
+const (
+	ruleCmdiSubstitution = "payload.cmdi.substitution"    // $(cmd), `cmd`
+	ruleCmdiChain        = "payload.cmdi.chain"           // ; cmd, | cmd, && cmd, newline cmd
+	ruleCmdiReverseShell = "payload.cmdi.reverse_shell"   // /dev/tcp, nc -e, bash -i
+	ruleCmdiGlob         = "payload.cmdi.glob"            // /e?c/pa*wd, /etc/pa[s]swd
+	ruleCmdiPowerShell   = "payload.cmdi.powershell"      // iex, iwr, Invoke-Expression, cmd /c
+	ruleCmdiLeading      = "payload.cmdi.leading_command" // the value is a command line: weak
+	ruleCmdiCodeExec     = "payload.cmdi.code_exec"       // system('id'), shell_exec(, passthru(
+	ruleCmdiInline       = "payload.cmdi.inline_code"     // `cmd` in prose: weak
+)
+
+// cmdProse marks commands that are also English words ("cat", "head",
+// "sleep"): alone after a separator they are borderline, not an attack.
+const (
+	cmdPlain uint8 = 1 + iota
+	cmdProse
+)
+
+var shellCommands = func() map[string]uint8 {
+	m := map[string]uint8{}
+	for _, c := range strings.Fields(`ls id whoami uname pwd wget curl nc ncat netcat bash sh zsh ksh csh tcsh dash
+		rm chmod chown chgrp nslookup python python2 python3 perl ruby php lua node java jshell
+		powershell pwsh cmd ifconfig ipconfig netstat ps mkfifo mknod telnet base64 xxd printenv hostname
+		systeminfo uptime xterm xargs awk gawk sed socat nohup busybox sudo getent crontab useradd usermod
+		passwd nmap tcpdump gcc tftp ftp scp ssh lynx wget2 bzip2 gzip tar zip unzip dd strings
+		tasklist taskkill netsh certutil bitsadmin regsvr32 rundll32 mshta wmic cscript wscript
+		schtasks reg whoami.exe net iex iwr irm dir ver vol grep egrep fgrep nproc lsof
+		getfacl setfacl ulimit wall useradd groups uptime lscpu lsb_release`) {
+		m[c] = cmdPlain
+	}
+	for _, c := range strings.Fields(`cat head tail kill sleep echo ping dig find sort type date
+		who env export which file touch tee cut su print printf exec eval source`) {
+		m[c] = cmdProse
+	}
+	return m
+}()
+
+var (
+	reverseShellRe = regexp.MustCompile(`/dev/(?:tcp|udp)/|\bn(?:et)?cat\b.{0,40}?\s-[a-z]*[ec]\b|\bnc\s+(?:-\w+\s+)*-[a-z]*[ec]\b|\b(?:ba|z|k)?sh\s+-i\b|\bmkfifo\s+/tmp|\bsocat\b.{0,60}?\bexec:|\bsocket\.socket\s*\(|\bpty\.spawn\s*\(|\bfsockopen\s*\(|\bproc_open\s*\(`)
+	powershellRe   = regexp.MustCompile(`\biex\s*[(\$'"]|\b(?:iwr|irm)\s+(?:-uri\s+)?['"]?(?:https?:|\\\\)|\binvoke-(?:expression|webrequest|restmethod|command|item|shellcode|mimikatz|wmimethod)\b|\bdownload(?:string|file|data)\s*\(|net\.webclient|\bstart-process\b|\s-(?:e|ec|enc|encodedcommand)\s+[a-z0-9+/=]{16,}|-executionpolicy\s+bypass|-ep\s+bypass|frombase64string\s*\(|\b(?:powershell|pwsh)(?:\.exe)?\s+-|\bcmd(?:\.exe)?\s+/[ck]\b|\bcertutil(?:\.exe)?\s+-(?:urlcache|decode)|\bbitsadmin(?:\.exe)?\s+/transfer|\bmshta(?:\.exe)?\s+(?:https?|vbscript|javascript):|\brundll32(?:\.exe)?\s+\S+,|\bregsvr32(?:\.exe)?\s+/s|\bwmic(?:\.exe)?\s+(?:process|os|shadowcopy)\b`)
+)
+
+// codeExecRe: a script-language call that runs a shell command with a
+// string argument (PHP, Perl, Python, Ruby, Node).
+var codeExecRe = regexp.MustCompile(`\b(?:system|shell_exec|passthru|popen|proc_open|pcntl_exec|exec|execsync|spawnsync|check_output)\s*\(\s*(?:'[^']*'|"[^"]*"|\x60[^\x60]*\x60|\$\w+)\s*[),.]|\bos\.(?:system|popen)\s*\(|\brequire\s*\(\s*['"]child_process['"]\s*\)`)
+
+// shellView undoes quoting tricks a shell would undo: c'a't, c\at, $@
+// and $IFS / ${IFS} as a separator. Only the command-injection rules read it.
+func shellView(lower string) string {
+	if strings.IndexAny(lower, "'\"\\$") < 0 {
+		return lower
+	}
+	v := lower
+	if strings.Contains(v, "ifs") {
+		v = strings.NewReplacer("${ifs}", " ", "$ifs", " ", "${ifs%??}", " ").Replace(v)
+	}
+	if strings.Contains(v, "$@") {
+		v = strings.ReplaceAll(v, "$@", "")
+	}
+	var b []byte
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if (c == '\'' || c == '"' || c == '\\') && i > 0 && i+1 < len(v) && isShellWordByte(v[i-1]) && (isShellWordByte(v[i+1]) || v[i+1] == c) {
+			if b == nil {
+				b = append(make([]byte, 0, len(v)), v[:i]...)
+			}
+			if i+1 < len(v) && v[i+1] == c && c != '\\' {
+				i++ // an empty pair: c''at
+			}
+			continue
+		}
+		if b != nil {
+			b = append(b, c)
+		}
+	}
+	if b != nil {
+		v = string(b)
+	}
+	return v
+}
+
+func isShellWordByte(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('0' <= c && c <= '9') || c == '/' || c == '_' || c == '-' || c == '.'
+}
+
+// detectShell looks for a command separator followed by a known command
+// that takes arguments the way a shell would see them, and for shapes
+// that only shells take: substitution, /dev/tcp, globbed system paths,
+// PowerShell download-and-run.
+func detectShell(norm, lower string, cls uint64, key bool) hit {
+	var h hit
+	if cls&(cSemi|cPipe|cAmp|cBacktick|cDollar|cNewline) != 0 {
+		view := lower
+		if cls&(cQuote|cBackslash|cDollar) != 0 {
+			view = shellView(lower)
+		}
+		h = chainScan(view)
+		if h.w >= weightBlock {
+			return h
+		}
+	}
+	if cls&cSlash != 0 && cls&(cQuestion|cStar|cBracket) != 0 && globPath(lower) {
+		return mk(weightBlock, ruleCmdiGlob)
+	}
+	if cls&kwRevShell != 0 {
+		if reverseShellRe.MatchString(lower) {
+			return mk(weightBlock, ruleCmdiReverseShell)
+		}
+	}
+	if cls&kwCodeExec != 0 && cls&cParen != 0 && codeExecRe.MatchString(lower) {
+		return mk(weightBlock, ruleCmdiCodeExec)
+	}
+	if cls&kwPowerShell != 0 && powershellRe.MatchString(lower) {
+		return mk(weightBlock, ruleCmdiPowerShell)
+	}
+	if !key && h.w == 0 {
+		if w, ok := commandAt(lower, 0, 0, false); ok && w > 0 {
+			h = mk(weightWeak, ruleCmdiLeading)
+		}
+	}
+	return h
+}
+
+// chainScan is the separator scan: $( and backticks, then ; | || & &&
+// and newlines, each followed by a known command.
+func chainScan(lower string) hit {
+	var h hit
+	for i := 0; i < len(lower); i++ {
+		c := lower[i]
+		var sep uint8 // weight if a command follows
+		rule := ruleCmdiChain
+		start := i + 1
+		switch c {
+		case '$':
+			if i+1 < len(lower) && lower[i+1] == '(' {
+				sep, start, rule = weightBlock, i+2, ruleCmdiSubstitution
+			}
+		case '`':
+			// Inline code in Markdown uses backticks too: in prose the
+			// LLM decides; at the start of a value or after a quote or
+			// '=' it is command substitution. A fence (```) is followed
+			// by a language name, not a command.
+			if i+1 < len(lower) && lower[i+1] == '`' {
+				for i+1 < len(lower) && lower[i+1] == '`' {
+					i++
+				}
+				continue
+			}
+			sep, rule = weightWeak, ruleCmdiInline
+			if i == 0 || strings.IndexByte(`'"=(`, lower[i-1]) >= 0 {
+				sep, rule = weightBlock, ruleCmdiSubstitution
+			}
+		case ';', '\n', '\r':
+			sep = weightBlock
+		case '|', '&':
+			sep = weightBlock
+			if i+1 < len(lower) && lower[i+1] == c {
+				start = i + 2 // || and &&
+			}
+			// A lone '&' runs the command in the background (Unix) or
+			// after the first (Windows); "salt & pepper" has no command
+			// after it, and prose words stay borderline in commandAt.
+		}
+		if sep == 0 {
+			continue
+		}
+		if cw, ok := commandAt(lower, start, sep, rule == ruleCmdiSubstitution); ok {
+			if c == '|' && cw >= weightBlock && pipeTableCell(lower, start) {
+				cw = weightWeak // "| id | name |": a Markdown table
+			}
+			h = h.or(mk(cw, rule))
+			if h.w >= weightBlock {
+				return h
+			}
+		}
+		if c == '&' && start == i+2 || c == '|' && start == i+2 {
+			i++
+		}
+	}
+	return h
+}
+
+// pipeTableCell reports a word between pipes at the start of a line, the
+// shape of a Markdown table cell.
+func pipeTableCell(s string, i int) bool {
+	for i < len(s) && s[i] == ' ' {
+		i++
+	}
+	for i < len(s) && isWordByte(s[i]) {
+		i++
+	}
+	for i < len(s) && s[i] == ' ' {
+		i++
+	}
+	return i < len(s) && s[i] == '|'
+}
+
+// commandAt reads an optional path and a command word at i; it reports the
+// weight when the word is a known command followed by what a shell would
+// take as arguments (nothing, an option, a path, a variable, a redirection,
+// a URL) rather than more prose ("cats; cat food"). subst: the word is
+// inside $( or a quoted backtick, where any known command is an attack.
+// sep 0 asks about a value that starts with a command line.
+func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
+	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+		i++
+	}
+	absolute := false
+	// /bin/cat, /usr/bin/id: an absolute path to a binary is a command.
+	for _, p := range []string{"/usr/local/bin/", "/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"} {
+		if strings.HasPrefix(s[i:], p) {
+			i += len(p)
+			absolute = true
+			break
+		}
+	}
+	j := i
+	for j < len(s) && (('a' <= s[j] && s[j] <= 'z') || ('0' <= s[j] && s[j] <= '9') || s[j] == '_') {
+		j++
+	}
+	if sep == 0 && (j+1 >= len(s) || s[j] != ' ' || !argShape(s, j+1, "")) {
+		return 0, false // not a command line; checked before the map lookup
+	}
+	kind := shellCommands[s[i:j]]
+	if kind == 0 {
+		return 0, false
+	}
+	if strings.HasPrefix(s[j:], ".exe") {
+		j += 4
+	}
+	if sep == 0 {
+		// A leading command line: "ping -c 1 x", "cat /etc/passwd".
+		if j+1 < len(s) && s[j] == ' ' && argShape(s, j+1, "") {
+			return weightWeak, true
+		}
+		return 0, false
+	}
+	if absolute && sep >= weightBorderline || subst {
+		return weightBlock, true
+	}
+	if strings.TrimSpace(s[j:]) == "" {
+		if kind == cmdProse {
+			return min(sep, weightBorderline), true
+		}
+		return sep, true
+	}
+	switch s[j] {
+	case '|', ';', '&', '>', '<', '`', ')', '\n', '\r':
+		if kind == cmdProse {
+			// "& more;", "| free |": a word between punctuation.
+			return min(sep, weightBorderline), true
+		}
+		return sep, true
+	case ' ', '\t':
+		k := j
+		for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+			k++
+		}
+		if argShape(s, k, s[i:j]) {
+			return sep, true
+		}
+	}
+	return 0, false
+}
+
+// argShape reports whether s[k:] starts like a command's argument: an
+// option, a path, a variable, a redirection, a quote, a URL, a drive
+// letter, or a number for the commands that take one.
+func argShape(s string, k int, cmd string) bool {
+	if k >= len(s) {
+		return false
+	}
+	switch s[k] {
+	case '-', '/', '$', '~', '.', '|', ';', '&', '>', '<', '`', '\'', '"', '{', '\\', '%':
+		return true
+	}
+	if k+2 < len(s) && s[k+1] == ':' && (s[k+2] == '\\' || s[k+2] == '/') && 'a' <= s[k] && s[k] <= 'z' {
+		return true // c:\windows
+	}
+	if s[k] >= '0' && s[k] <= '9' {
+		switch cmd {
+		case "sleep", "ping", "nc", "ncat", "telnet", "kill", "timeout", "nslookup", "dig", "wget", "curl", "ssh", "ftp", "tftp":
+			return true // "; sleep 5", "| nc 10.0.0.1 4444"
+		}
+	}
+	// The next token is a URL or host:port ("curl http://x", "wget x.sh").
+	e := k
+	for e < len(s) && s[e] != ' ' && s[e] != '|' && s[e] != ';' && s[e] != '&' {
+		e++
+	}
+	tok := s[k:e]
+	return strings.Contains(tok, "://") || (cmd == "wget" || cmd == "curl") && strings.IndexByte(tok, '.') > 0
+}
+
+// globTargets are system files and binaries that attackers spell with
+// shell wildcards to slip past filters: /e?c/pa*wd, /???/??t.
+var globTargets = []string{
+	"/etc/passwd", "/etc/shadow", "/etc/hosts", "/etc/group", "/etc/issue", "/etc/hostname",
+	"/proc/self/environ", "/proc/version", "/bin/sh", "/bin/bash", "/bin/cat", "/bin/nc",
+	"/bin/ls", "/bin/id", "/usr/bin/id", "/usr/bin/whoami", "/usr/bin/wget", "/usr/bin/curl",
+	"/usr/bin/nc", "/usr/bin/python", "/usr/bin/perl", "/usr/bin/cat", "/bin/busybox",
+}
+
+// globPath reports a token with a wildcard that a shell would expand to
+// one of globTargets.
+func globPath(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c != '?' && c != '*' && c != '[' {
+			continue
+		}
+		st, en := i, i
+		for st > 0 && !globStop(s[st-1]) {
+			st--
+		}
+		for en < len(s) && !globStop(s[en]) {
+			en++
+		}
+		tok := s[st:en]
+		if len(tok) <= 64 && strings.IndexByte(tok, '/') >= 0 {
+			for _, t := range globTargets {
+				if globMatch(tok, t) {
+					return true
+				}
+			}
+		}
+		i = en
+	}
+	return false
+}
+
+func globStop(c byte) bool {
+	switch c {
+	case ' ', '\t', '\n', '\r', ';', '|', '&', '<', '>', '(', ')', '`', '\'', '"', '$', '=':
+		return true
+	}
+	return false
+}
+
+// globMatch matches a shell wildcard pattern (* ? [set] [!set] [a-z])
+// against name; it backtracks only to the last '*', so it is O(len²) at
+// worst on tokens of at most 64 bytes.
+func globMatch(pat, name string) bool {
+	px, nx := 0, 0
+	starP, starN := -1, -1
+	for px < len(pat) || nx < len(name) {
+		if px < len(pat) {
+			switch c := pat[px]; c {
+			case '*':
+				starP, starN = px, nx
+				px++
+				continue
+			case '?':
+				if nx < len(name) {
+					px++
+					nx++
+					continue
+				}
+			case '[':
+				if nx < len(name) {
+					if n, ok := globClass(pat[px:], name[nx]); n > 0 {
+						if ok {
+							px += n
+							nx++
+							continue
+						}
+						break
+					}
+				}
+				if nx < len(name) && name[nx] == '[' {
+					px++
+					nx++
+					continue
+				}
+			default:
+				if nx < len(name) && name[nx] == c {
+					px++
+					nx++
+					continue
+				}
+			}
+		}
+		if starP >= 0 && starN < len(name) {
+			starN++
+			px, nx = starP+1, starN
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+// globClass matches c against the bracket expression at the start of p;
+// n is the expression's length (0 when unterminated).
+func globClass(p string, c byte) (n int, ok bool) {
+	i := 1
+	neg := i < len(p) && (p[i] == '!' || p[i] == '^')
+	if neg {
+		i++
+	}
+	first := i
+	for ; i < len(p); i++ {
+		if p[i] == ']' && i > first {
+			return i + 1, ok != neg
+		}
+		if i+2 < len(p) && p[i+1] == '-' && p[i+2] != ']' {
+			if p[i] <= c && c <= p[i+2] {
+				ok = true
+			}
+			i += 2
+			continue
+		}
+		if p[i] == c {
+			ok = true
+		}
+	}
+	return 0, false
+}

@@ -1,0 +1,411 @@
+package payload
+
+import (
+	_ "embed"
+	"regexp"
+	"strings"
+
+	libinjection "github.com/corazawaf/libinjection-go"
+)
+
+//go:embed sql_words.txt
+var sqlWordsText string
+
+// sqlWords are the words libinjection's lexer knows (sql_words.txt).
+var sqlWords = func() map[string]struct{} {
+	m := map[string]struct{}{}
+	for _, l := range strings.Split(sqlWordsText, "\n") {
+		if l = strings.TrimSpace(l); l != "" && l[0] != '#' {
+			m[l] = struct{}{}
+		}
+	}
+	return m
+}()
+
+func isLetterOrUnderscore(c byte) bool { return ('a' <= c && c <= 'z') || c == '_' }
+
+// hasSQLWord reports whether lower contains a word libinjection's lexer
+// treats as SQL ("1 union select 1" has no punctuation). Words are runs of
+// letters; after a digit the lexer may have eaten hex digits or an exponent
+// into the number ("0x1fhaving", "1e5and"), so those suffixes count too.
+// Splitting more eagerly than libinjection only makes the gate open more.
+func hasSQLWord(lower string) bool {
+	for i := 0; i < len(lower); {
+		if !isLetterOrUnderscore(lower[i]) {
+			i++
+			continue
+		}
+		j := i
+		for j < len(lower) && isLetterOrUnderscore(lower[j]) {
+			j++
+		}
+		w := lower[i:j]
+		if _, ok := sqlWords[w]; ok {
+			return true
+		}
+		if i > 0 && lower[i-1] >= '0' && lower[i-1] <= '9' {
+			for k := 0; k < len(w)-1 && w[k] >= 'a' && w[k] <= 'f'; k++ {
+				if _, ok := sqlWords[w[k+1:]]; ok {
+					return true
+				}
+			}
+		}
+		i = j
+	}
+	return false
+}
+
+// sqlProbeWords are single tokens that fuzzing wordlists send on their own
+// to provoke SQL errors; as a whole value they are borderline, never more.
+var sqlProbeWords = map[string]bool{
+	"select": true, "insert": true, "update": true, "delete": true, "union": true,
+	"drop": true, "truncate": true, "replace": true, "having": true, "order by": true,
+	"group by": true, "limit": true, "procedure": true, "handler": true,
+	"distinct": true, "like": true, "asc": true, "desc": true, "as": true,
+	"or": true, "and": true, "exec": true, "print": true, "bfilename": true,
+	"to_timestamp_tz": true, "tz_offset": true, "exec xp": true, "exec sp": true,
+	"waitfor": true, "benchmark": true, "sleep": true, "xp_cmdshell": true,
+}
+
+// sqlProbe reports what fuzzers send to provoke SQL (or LDAP) errors
+// without forming a query libinjection recognises: a lone keyword or
+// @variable, punctuation alone that breaks quoting, a quote followed by a
+// keyword, a stacked statement, a well-known dangerous routine, an LDAP
+// filter break-out. Scored 1 (borderline), so the LLM, not this list,
+// decides.
+func sqlProbe(lower string) bool {
+	t := strings.TrimSpace(lower)
+	if t == "" {
+		return false
+	}
+	if sqlProbeShort(t) {
+		return true
+	}
+	return sqlProbeLong(t)
+}
+
+// sqlProbeShort covers short whole-value probes; t is trimmed.
+func sqlProbeShort(t string) bool {
+	if len(t) <= 24 {
+		// "@name" is also a social handle, so only ",@var" counts; "--" is
+		// a comment only when no option name follows ("--help").
+		if sqlProbeWords[t] || strings.HasPrefix(t, ",@") ||
+			(strings.HasPrefix(t, "--") && (len(t) == 2 || !isWordByte(t[2]))) {
+			return true
+		}
+		letters := false
+		for i := 0; i < len(t); i++ {
+			if isWordByte(t[i]) {
+				letters = true
+				break
+			}
+		}
+		if !letters {
+			// Punctuation only: quotes, comment starts, parentheses, pipes,
+			// LDAP wildcards. A lone "-", "." or "/" is ordinary.
+			return strings.ContainsAny(t, "'\"`#()|&!*;=\\") || t == "//" || strings.Contains(t, "/*")
+		}
+		// A quote glued to a word that is not a name ("'sqlattempt1",
+		// "(sqlattempt2)"); O'Brien is a word around a quote.
+		if (t[0] == '\'' || t[0] == '(') && !strings.ContainsAny(t[1:], " '") {
+			return true
+		}
+	}
+	return false
+}
+
+// sqlProbeLong covers probes inside longer values; t is trimmed.
+func sqlProbeLong(t string) bool {
+	// A quote (closing the string the value sits in) followed by a keyword.
+	if c := t[0]; c == '\'' || c == '"' || c == '`' || c == ')' {
+		i := 1
+		for i < len(t) && (t[i] == ' ' || t[i] == '(' || t[i] == ')') {
+			i++
+		}
+		if st, en := nextWord(t, i); st == i && sqlKeyword(t[st:en]) {
+			return true
+		}
+	}
+	// A stacked statement: "1;select".
+	for i := strings.IndexByte(t, ';'); i >= 0; {
+		if st, en := nextWord(t, i+1); st >= 0 && strings.TrimSpace(t[i+1:st]) == "" {
+			switch t[st:en] {
+			case "select", "insert", "update", "delete", "drop", "exec", "execute",
+				"declare", "shutdown", "create", "alter", "truncate":
+				return true
+			}
+		}
+		j := strings.IndexByte(t[i+1:], ';')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	if strings.IndexByte(t, '_') >= 0 {
+		for _, p := range sqlRoutines {
+			if strings.Contains(t, p) {
+				return true
+			}
+		}
+	}
+	for _, p := range sqlFragments {
+		if strings.Contains(t, p) {
+			return true
+		}
+	}
+	// Time-based probes: sleep 50, sleep(5); not "sleep 8 hours".
+	if i := strings.Index(t, "sleep"); i >= 0 {
+		r := strings.TrimLeft(t[i+5:], " (")
+		if r != "" && r[0] >= '0' && r[0] <= '9' {
+			r = strings.TrimLeft(r, "0123456789")
+			if r == "" || !isWordByte(r[0]) && r[0] != ' ' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// sqlRoutines: names and fragments that only appear in attacks on a
+// database (or an LDAP filter).
+var sqlRoutines = []string{
+	"xp_cmdshell", "xp_regread", "sp_password", "sp_executesql", "utl_http",
+	"dbms_pipe", "pg_sleep", "load_file", "information_schema",
+}
+
+// sqlFragments: the same, for fragments without '_'.
+var sqlFragments = []string{
+	"into outfile", "into dumpfile", "@@", "waitfor delay", "benchmark(",
+	"(|(", "(&(", ")(|", ")(&", "*)(",
+}
+
+func sqlKeyword(w string) bool {
+	switch w {
+	case "or", "and", "xor", "select", "union", "exec", "execute", "having", "order",
+		"group", "insert", "update", "delete", "drop", "like", "exists", "where", "waitfor":
+		return true
+	}
+	return false
+}
+
+// sqliGate reports whether libinjection could flag s; it exists because
+// libinjection costs about a microsecond per value and most values are
+// plain words, numbers, dates and identifiers.
+func sqliGate(lower string, cls uint64) bool {
+	return cls&sqlChars != 0 ||
+		(cls&cDash != 0 && strings.Contains(lower, "--")) ||
+		(cls&cHash != 0 && hashComment(lower)) ||
+		(cls&cSlash != 0 && strings.Contains(lower, "/*")) ||
+		(cls&cColon != 0 && strings.Contains(lower, "::")) ||
+		hasSQLWord(lower)
+}
+
+// hashComment reports a '#' that libinjection could read as a MySQL
+// comment ending a SQL fragment: one with a number or word before it that
+// is not the "#5" of "headphones #5" or a hashtag.
+func hashComment(lower string) bool {
+	for i := strings.IndexByte(lower, '#'); i >= 0; {
+		if i+1 >= len(lower) || !isWordByte(lower[i+1]) {
+			return true // nothing glued after '#': a comment marker
+		}
+		j := strings.IndexByte(lower[i+1:], '#')
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
+}
+
+// SQL injection rules. libinjection decides first; the rules below cover
+// what its fingerprints miss (comment-terminated and MSSQL-specific
+// payloads, time-based blind functions, stacked statements).
+const (
+	ruleSQLiLibinjection = "payload.sqli.libinjection"
+	ruleSQLiProbe        = "payload.sqli.probe"     // a lone keyword or quote: borderline
+	ruleSQLiComment      = "payload.sqli.comment"   // a quote closed, the rest commented out
+	ruleSQLiTautology    = "payload.sqli.tautology" // ' or (exists), ' and 'a'='a
+	ruleSQLiStacked      = "payload.sqli.stacked"   // ; drop table, ;declare @x
+	ruleSQLiUnion        = "payload.sqli.union"     // union [all] select
+	ruleSQLiBlind        = "payload.sqli.blind"     // sleep(5), waitfor delay, benchmark(
+	ruleSQLiRoutine      = "payload.sqli.routine"   // xp_cmdshell, information_schema., into outfile
+)
+
+type sqlRule struct {
+	rule string
+	// need: the rule runs only when the value contains one of these, or
+	// has one of the kw keyword bits.
+	need []string
+	kw   uint64
+	re   *regexp.Regexp
+}
+
+// sqlRules run on the lowercased value with /* comments */ replaced by a
+// space. Every regexp is RE2 (linear) and behind a substring pre-check.
+var (
+	// sqlTautologyRe and sqlStackedRe are anchored: they run only at the
+	// candidates quoteThenOperator and semicolonThenStatement find, on a
+	// window of sqlWindow bytes.
+	sqlTautologyRe = regexp.MustCompile(`^['"\x60)]\s*(?:or|and|xor|\|\||&&)[\s(]+(?:not\s+)?(?:exists\b|true\b|false\b|null\b|select\b|(?:pg_)?sleep\s*\(|benchmark\s*\(|\d+\s*(?:[=<>]|like\b|between\b|is\b)|'[^']{0,32}'\s*(?:[=<>]|like\b)|"[^"]{0,32}"\s*(?:[=<>]|like\b)|[a-z_][\w.]{0,32}\s*(?:=|<>|!=|like\s|is\s+(?:not\s+)?null))`)
+	// sqlCommentRe: a closing quote or parenthesis, then a comment that
+	// runs to the end of the value (admin'-- -, admin' #, ') /*), or
+	// "'--" glued. Anchored at commentCandidate's positions, unwindowed.
+	sqlCommentRe = regexp.MustCompile("^(?:" + "['\"`)]\\s*(?:--[\\s\\-+]*|#[^'\"\\n]{0,40}|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)" + ")")
+	sqlStackedRe = regexp.MustCompile(`^;\s*(?:drop\s+(?:table|database|schema|view|procedure|function|user)\b|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\b|xp_|sp_)|exec(?:ute)?\s+[\w.]+\s*['"@]|shutdown\b|select\b.{0,80}?(?:\bfrom\b|sleep\s*\(|@@|\bnull\b|\(\s*\d|version)|insert\s+into\b|update\s+\w+\s+set\b|delete\s+from\b|waitfor\s+delay|truncate\s+table\b|create\s+(?:table|user|procedure|function|database)\b|alter\s+(?:table|user|database)\b|set\s+@)`)
+)
+
+// sqlWindow bounds the text an anchored SQL rule reads after its anchor.
+const sqlWindow = 160
+
+// anchoredMatch runs re at each candidate position next returns.
+func anchoredMatch(s string, re *regexp.Regexp, next func(s string, from int) int) bool {
+	for i := next(s, 0); i >= 0; i = next(s, i+1) {
+		if re.MatchString(s[i:min(len(s), i+sqlWindow)]) {
+			return true
+		}
+	}
+	return false
+}
+
+var sqlRules = []sqlRule{
+	{ruleSQLiUnion, []string{"union"}, 0,
+		regexp.MustCompile(`\bunion(?:\s+(?:all|distinct))?[\s(]*select\b.{0,100}?(?:\bnull\b|\bfrom\b|,|@@|\d|\*|--|#|\(|$)`)},
+	{ruleSQLiBlind, nil, kwSQLBlind,
+		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*\d|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
+	{ruleSQLiRoutine, []string{"@@version"}, kwSQLRoutine,
+		regexp.MustCompile(`\bxp_(?:cmdshell|regread|regwrite|dirtree|fileexist)\b|\bsp_(?:oacreate|oamethod|executesql|makewebtask|password|configure)\b|\butl_(?:http|inaddr|file)\.|\bload_file\s*\(|\binto\s+(?:out|dump)file\b|\binformation_schema\.|\bpg_(?:read_file|ls_dir|read_binary_file)\s*\(|\bsqlite_master\b|\bsys\.(?:dm_|sql_logins)|\blo_import\s*\(|\bfrom\s+program\b|@@version\b`)},
+}
+
+// quoteThenOperator returns the next index at or after from of a quote or
+// ')' followed, after spaces or '(', by a logical operator, or -1.
+func quoteThenOperator(s string, from int) int {
+	for i := from; i < len(s); i++ {
+		if c := s[i]; c != '\'' && c != '"' && c != '`' && c != ')' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n' || s[j] == '(') {
+			j++
+		}
+		if j+1 >= len(s) {
+			return -1
+		}
+		switch r := s[j:]; r[0] {
+		case 'o', 'a', 'x', '|', '&':
+			if strings.HasPrefix(r, "or") || strings.HasPrefix(r, "and") || strings.HasPrefix(r, "xor") ||
+				strings.HasPrefix(r, "||") || strings.HasPrefix(r, "&&") {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
+// commentCandidate returns the next index at or after from of a quote or
+// ')' followed, after spaces and ')', by '-', '#' or '/', or -1.
+func commentCandidate(s string, from int) int {
+	for i := from; i < len(s); i++ {
+		if c := s[i]; c != '\'' && c != '"' && c != '`' && c != ')' {
+			continue
+		}
+		j := i + 1
+		for j < len(s) && (s[j] == ' ' || s[j] == '\t' || s[j] == ')') {
+			j++
+		}
+		if j < len(s) && (s[j] == '-' || s[j] == '#' || s[j] == '/') {
+			return i
+		}
+	}
+	return -1
+}
+
+// semicolonThenStatement returns the next index at or after from of a ';'
+// followed by a statement keyword, or -1.
+func semicolonThenStatement(s string, from int) int {
+	for {
+		j := strings.IndexByte(s[from:], ';')
+		if j < 0 {
+			return -1
+		}
+		i := from + j
+		if st, en := nextWord(s, i+1); st >= 0 && strings.TrimSpace(s[i+1:st]) == "" {
+			switch s[st:en] {
+			case "drop", "declare", "exec", "execute", "shutdown", "select", "insert", "update",
+				"delete", "waitfor", "truncate", "create", "alter", "set":
+				return i
+			}
+		}
+		from = i + 1
+	}
+}
+
+// sqlRulesMatch runs the sqlRules whose pre-check passes.
+func sqlRulesMatch(lower string, cls uint64) string {
+	view := lower
+	if strings.Contains(view, "/*") {
+		view, _ = stripSQLComments(view)
+	}
+	for i := commentCandidate(view, 0); i >= 0; i = commentCandidate(view, i+1) {
+		if sqlCommentRe.MatchString(view[i:]) {
+			return ruleSQLiComment
+		}
+	}
+	if anchoredMatch(view, sqlTautologyRe, quoteThenOperator) {
+		return ruleSQLiTautology
+	}
+	if anchoredMatch(view, sqlStackedRe, semicolonThenStatement) {
+		return ruleSQLiStacked
+	}
+	for i := range sqlRules {
+		r := &sqlRules[i]
+		need := cls&r.kw != 0
+		for _, n := range r.need {
+			if strings.Contains(view, n) {
+				need = true
+				break
+			}
+		}
+		if need && r.re.MatchString(view) {
+			return r.rule
+		}
+	}
+	return ""
+}
+
+// detectSQLi: libinjection and sqlRules decide (weightBlock); the probe
+// heuristics add weightWeak, except on keys, where "limit" or "order" are
+// field names.
+func detectSQLi(norm, lower string, cls uint64, key bool) hit {
+	if !sqliGate(lower, cls) {
+		if t := strings.TrimSpace(lower); !key && t != "" && sqlProbeShort(t) {
+			return mk(weightWeak, ruleSQLiProbe)
+		}
+		return hit{}
+	}
+	if ok, _ := libinjection.IsSQLi(norm); ok {
+		return mk(weightBlock, ruleSQLiLibinjection)
+	}
+	if stripped, ok := stripSQLComments(norm); ok {
+		if found, _ := libinjection.IsSQLi(stripped); found {
+			return mk(weightBlock, ruleSQLiLibinjection)
+		}
+	}
+	// libinjection tries the value as-is and after a quote; a value that
+	// starts with a logical operator was written for a numeric context
+	// ("id=1 or 1=1--"), so try it after a number too.
+	if st, en := nextWord(lower, 0); st >= 0 && strings.TrimSpace(lower[:st]) == "" {
+		switch lower[st:en] {
+		case "or", "and", "xor", "union", "having", "order", "group", "procedure", "limit":
+			if found, _ := libinjection.IsSQLi("1 " + norm); found {
+				return mk(weightBlock, ruleSQLiLibinjection)
+			}
+		}
+	}
+	if rule := sqlRulesMatch(lower, cls); rule != "" {
+		return mk(weightBlock, rule)
+	}
+	if !key && sqlProbe(lower) {
+		return mk(weightWeak, ruleSQLiProbe)
+	}
+	return hit{}
+}

@@ -1,0 +1,178 @@
+package payload
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Server-side request forgery rules (reason payload.ssrf).
+const (
+	ruleSSRFMetadata   = "payload.ssrf.metadata"         // 169.254.169.254, metadata.google.internal
+	ruleSSRFScheme     = "payload.ssrf.scheme"           // gopher://, dict://, ldap://, tftp://, jar:
+	ruleSSRFFileScheme = "payload.ssrf.file_scheme"      // file:// (borderline; blocks with a sensitive file)
+	ruleSSRFObfuscated = "payload.ssrf.ip_obfuscation"   // http://2130706433/, http://0x7f000001/
+	ruleSSRFLoopback   = "payload.ssrf.loopback"         // http://localhost/, http://127.0.0.1/ (weak)
+	ruleSSRFInternal   = "payload.ssrf.internal_service" // http://127.0.0.1:6379/ (Redis, Memcached, Docker…)
+)
+
+// metadataHosts are cloud instance-metadata endpoints, never a legitimate
+// value for a client to send.
+var metadataHosts = []string{
+	"169.254.169.254", "metadata.google.internal", "fd00:ec2::254", "100.100.100.200",
+	"169.254.170.2", "metadata.azure.internal", "instance-data.ec2.internal", "metadata.packet.net",
+	"169.254.169.123",
+}
+
+// dangerousSchemes reach non-HTTP services through an HTTP client.
+var dangerousSchemes = map[string]bool{
+	"gopher": true, "dict": true, "tftp": true, "ldap": true, "ldaps": true, "ldapi": true,
+	"netdoc": true, "jar": true, "sftp": false, "smb": true, "rmi": true, "iiop": true, "corba": true,
+}
+
+func detectSSRF(lower string, cls uint64) hit {
+	if cls&(cDot|cColon) == 0 {
+		return hit{}
+	}
+	var h hit
+	if cls&cDigit != 0 && (strings.Contains(lower, "169.254.") || strings.Contains(lower, "100.100.100.200") || strings.Contains(lower, "fd00:ec2")) ||
+		cls&kwMetadata != 0 {
+		for _, m := range metadataHosts {
+			if strings.Contains(lower, m) {
+				return mk(weightBlock, ruleSSRFMetadata)
+			}
+		}
+	}
+	if cls&cColon == 0 {
+		return h
+	}
+	if cls&kwMetadata != 0 && (strings.Contains(lower, "jar:") && strings.Contains(lower, "!/") || strings.Contains(lower, "netdoc:")) {
+		return mk(weightBlock, ruleSSRFScheme)
+	}
+	for off := 0; ; {
+		i := strings.Index(lower[off:], "://")
+		if i < 0 {
+			break
+		}
+		i += off
+		off = i + 3
+		st := i
+		for st > 0 && (isLetterOrUnderscore(lower[st-1]) || lower[st-1] >= '0' && lower[st-1] <= '9' || lower[st-1] == '+' || lower[st-1] == '.' || lower[st-1] == '-') {
+			st--
+		}
+		scheme := lower[st:i]
+		switch {
+		case dangerousSchemes[scheme]:
+			return mk(weightBlock, ruleSSRFScheme)
+		case scheme == "file":
+			h = h.or(mk(weightBorderline, ruleSSRFFileScheme))
+			continue
+		case scheme != "http" && scheme != "https" && scheme != "ftp" && !strings.HasSuffix(scheme, "http") && !strings.HasSuffix(scheme, "https"):
+			continue
+		}
+		rest := lower[i+3:]
+		end := strings.IndexAny(rest, "/?#\\ \t\r\n")
+		if end < 0 {
+			end = len(rest)
+		}
+		host := rest[:end]
+		if at := strings.LastIndexByte(host, '@'); at >= 0 {
+			host = host[at+1:]
+		}
+		if strings.HasPrefix(host, "[") {
+			if e := strings.IndexByte(host, ']'); e > 0 {
+				host = host[1:e]
+			}
+		} else if c := strings.LastIndexByte(host, ':'); c >= 0 {
+			host = host[:c]
+		}
+		port := ""
+		if c := strings.LastIndexByte(rest[:end], ':'); c >= 0 && !strings.Contains(rest[c:end], "]") {
+			port = rest[c+1 : end]
+		}
+		switch ipHostKind(host) {
+		case hostObfuscated:
+			return mk(weightBlock, ruleSSRFObfuscated)
+		case hostLoopback:
+			if internalPorts[port] {
+				return mk(weightBlock, ruleSSRFInternal)
+			}
+			h = h.or(mk(weightWeak, ruleSSRFLoopback))
+		}
+	}
+	return h
+}
+
+// internalPorts are loopback services an SSRF reaches for: Redis,
+// Memcached, Elasticsearch, Docker, CouchDB, MongoDB, MySQL, PostgreSQL,
+// Consul, kubelet, etcd.
+var internalPorts = map[string]bool{
+	"6379": true, "11211": true, "9200": true, "2375": true, "2376": true, "5984": true, "27017": true,
+	"3306": true, "5432": true, "8500": true, "10250": true, "2379": true,
+}
+
+const (
+	hostOther = iota
+	hostLoopback
+	hostObfuscated
+)
+
+// ipHostKind classifies a URL host: loopback names and addresses (weak:
+// developers use them), or an IPv4 address written as one decimal, hex or
+// octal number or with hex/octal parts, which only evasion produces.
+func ipHostKind(host string) int {
+	switch host {
+	case "localhost", "127.0.0.1", "0.0.0.0", "0", "::1", "::", "::ffff:127.0.0.1", "localhost.localdomain", "127.1":
+		return hostLoopback
+	}
+	if host == "" || host[0] < '0' || host[0] > '9' {
+		return hostOther // a name (loopback names are handled above)
+	}
+	if len(host) > 64 || strings.Count(host, ".") > 3 {
+		return hostOther
+	}
+	var buf [4]string
+	parts := buf[:0]
+	for rest := host; ; {
+		p, r, more := strings.Cut(rest, ".")
+		parts = append(parts, p)
+		if !more {
+			break
+		}
+		rest = r
+	}
+	odd := false
+	for _, p := range parts {
+		if p == "" {
+			return hostOther
+		}
+		if strings.HasPrefix(p, "0x") {
+			if _, err := strconv.ParseUint(p[2:], 16, 32); err != nil {
+				return hostOther
+			}
+			odd = true
+			continue
+		}
+		for k := 0; k < len(p); k++ {
+			if p[k] < '0' || p[k] > '9' {
+				return hostOther
+			}
+		}
+		if len(p) > 1 && p[0] == '0' {
+			odd = true // octal
+		}
+	}
+	if len(parts) == 1 {
+		// One number: http://2130706433/ is 127.0.0.1.
+		if n, err := strconv.ParseUint(parts[0], 0, 64); err == nil && n > 0xffffff && n <= 0xffffffff {
+			return hostObfuscated
+		}
+		return hostOther
+	}
+	if odd {
+		return hostObfuscated
+	}
+	if strings.HasPrefix(host, "127.") {
+		return hostLoopback
+	}
+	return hostOther
+}

@@ -1,0 +1,131 @@
+package payload
+
+import "strings"
+
+// Sensitive files named in traversal and local-file-inclusion attacks,
+// lowercased with '/' separators.
+var sensitiveFiles = []string{
+	"/etc/passwd", "/etc/shadow", "/etc/hosts", "/etc/group", "/etc/issue",
+	"/proc/self/", "/proc/version", "boot.ini", "win.ini", "system.ini",
+	"/windows/system32", "/winnt/", "global.asa", "web.config", ".htaccess",
+	".htpasswd", "/.ssh/", "id_rsa", "/.aws/credentials", "/.git/config",
+	"wp-config.php", "conf/server.xml", "localstart.asp", "/bin/sh", "/bin/bash",
+	"/bin/id", "/bin/cat", "/var/log/", "desktop.ini", "web-inf/web.xml", "meta-inf/manifest.mf",
+	"/.env", ".git/head", "/.git/", ".bash_history", "/etc/motd", "/etc/crontab", "/.docker/config.json",
+	"/.kube/config", "/proc/1/", "/etc/environment",
+}
+
+// sensitiveIndex finds sensitiveFiles in one pass: each file is keyed by
+// the three bytes at its first '/', '.' or '_' (its anchor), so a value is
+// only compared where it has such a byte and the next two match.
+type sensitivePattern struct {
+	file   string
+	anchor int
+}
+
+var sensitiveIndex = func() map[string][]sensitivePattern {
+	m := map[string][]sensitivePattern{}
+	for _, f := range sensitiveFiles {
+		i := strings.IndexAny(f, "/._")
+		if i < 0 || i+3 > len(f) {
+			panic("sensitive file without an anchor: " + f)
+		}
+		m[f[i:i+3]] = append(m[f[i:i+3]], sensitivePattern{file: f, anchor: i})
+	}
+	return m
+}()
+
+// sensitiveDirs are the entries of sensitiveFiles that name a directory:
+// "C:\Windows\System32" on its own is a path people type, not an attack.
+var sensitiveDirs = map[string]bool{"/windows/system32": true, "/winnt/": true, "/var/log/": true}
+
+// findSensitive calls found with the index of every sensitive file in s.
+func findSensitive(s string, found func(i int, file string) bool) {
+	for i := 0; i+3 <= len(s); i++ {
+		if c := s[i]; c != '/' && c != '.' && c != '_' {
+			continue
+		}
+		for _, p := range sensitiveIndex[s[i:i+3]] {
+			start := i - p.anchor
+			if start >= 0 && strings.HasPrefix(s[start:], p.file) && found(start, p.file) {
+				return
+			}
+		}
+	}
+}
+
+// Path traversal and file-access rules.
+const (
+	ruleTraversalDotDot    = "payload.traversal.dotdot"         // ../ segments (3+ block)
+	ruleTraversalPath      = "payload.traversal.path"           // a dot segment in the request path
+	ruleTraversalSemicolon = "payload.traversal.semicolon"      // Tomcat's /..;/
+	ruleTraversalFile      = "payload.traversal.sensitive_file" // /etc/passwd, win.ini, .htaccess
+)
+
+func detectTraversal(lower string, cls uint64, inPath bool) hit {
+	if cls&(cDot|cSlash|cBackslash) == 0 {
+		return hit{}
+	}
+	s := lower
+	if cls&cBackslash != 0 {
+		s = strings.ReplaceAll(s, `\`, "/")
+	}
+	// Count dot-only segments of two or more dots ("..", "..." — the
+	// latter is an old Windows alias for ../..). Tomcat and Jetty read
+	// "..;x" as ".." (the ';' starts a path parameter).
+	levels, dotSlash, semi := 0, 0, false
+	for i := 0; i < len(s); {
+		if s[i] != '.' || (i > 0 && s[i-1] != '/') {
+			i++
+			continue
+		}
+		j := i
+		for j < len(s) && s[j] == '.' {
+			j++
+		}
+		if (j < len(s) && (s[j] == '/' || s[j] == ';')) || (j == len(s) && i > 0) {
+			if j-i >= 2 {
+				levels++
+				semi = semi || j < len(s) && s[j] == ';'
+			} else if j < len(s) && s[j] == '/' {
+				dotSlash++ // "./"
+			}
+		}
+		i = j
+	}
+	var h hit
+	switch {
+	case semi:
+		h = mk(weightBlock, ruleTraversalSemicolon)
+	case levels >= 3:
+		h = mk(weightBlock, ruleTraversalDotDot)
+	case levels == 2:
+		h = mk(weightBorderline, ruleTraversalDotDot)
+	case levels == 1:
+		h = mk(weightWeak, ruleTraversalDotDot)
+	case dotSlash >= 3:
+		h = mk(weightWeak, ruleTraversalDotDot)
+	}
+	if inPath && levels > 0 {
+		// Envoy and browsers normalise dot segments; one that reaches us
+		// was sent on purpose.
+		h = mk(weightBlock, ruleTraversalPath)
+	}
+	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
+	traversal := h.w > 0
+	findSensitive(s, func(i int, file string) bool {
+		if traversal || (i == 0 || drive || s[0] == '/' && i <= 1) && !sensitiveDirs[file] {
+			// After a traversal, at the start of the value, or after a
+			// drive letter: the value names the file.
+			h = mk(weightBlock, ruleTraversalFile)
+			return true
+		}
+		if sensitiveDirs[file] {
+			h = h.or(mk(weightWeak, ruleTraversalFile))
+		} else {
+			h = h.or(mk(weightBorderline, ruleTraversalFile))
+		}
+		return false
+	})
+	return h
+}
