@@ -90,7 +90,7 @@ func TestPayloadLLMThroughTheApp(t *testing.T) {
 				// The decision budget: a sync question ends with it.
 				rctx, cancel := context.WithTimeout(context.Background(), time.Second)
 				defer cancel()
-				return a.payload.Inspect(rctx, &payload.Input{Path: "/", RawQuery: "q=foo+%7C+id", Client: client})
+				return a.payload.Inspect(rctx, &payload.Input{Path: "/", RawQuery: "q=foo+%7C+cat", Client: client})
 			}
 			isBanned := func(client string) bool {
 				bans, err := a.behavior.ListBans(context.Background(), time.Now(), 0)
