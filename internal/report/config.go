@@ -213,7 +213,7 @@ func (c Config) Validate() error {
 		bad("report.health.server_error_rate", "need 0 < degraded (%g) <= critical (%g) <= 1", h.DegradedServerErrorRate, h.CriticalServerErrorRate)
 	}
 	if h.DegradedFailOpenRatio <= 0 || h.CriticalFailOpenRatio < h.DegradedFailOpenRatio || h.CriticalFailOpenRatio > 1 {
-		bad("report.health.fail_open_ratio", "need 0 < degraded_fail_open_ratio (%g) <= critical_fail_open_ratio (%g) <= 1",
+		bad("report.health.degraded_fail_open_ratio", "need 0 < degraded_fail_open_ratio (%g) <= critical_fail_open_ratio (%g) <= 1",
 			h.DegradedFailOpenRatio, h.CriticalFailOpenRatio)
 	}
 	for _, n := range c.GenericRouteNames {
