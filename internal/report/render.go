@@ -185,7 +185,7 @@ func renderMarkdown(r *Report) string {
 
 	w("## Error rate\n\n%s\n\n", errorMeaning(t))
 	if len(a.ErrorRoutes) > 0 {
-		w("| Route | Requests | Errors | 5xx | Error rate |\n|---|---:|---:|---:|---:|\n")
+		w("| Endpoint | Requests | Errors | 5xx | Error rate |\n|---|---:|---:|---:|---:|\n")
 		for _, r := range a.ErrorRoutes {
 			w("| %s | %d | %d | %d | %s |\n", md(r.Route), r.Requests, r.Errors, r.ServerErrors, pct(r.ErrorRate))
 		}
@@ -194,7 +194,7 @@ func renderMarkdown(r *Report) string {
 
 	w("## Slowest endpoints\n\n%s By p95 over unblocked requests, endpoints with at least the configured minimum of requests.\n\n", md(groupingNote(a)))
 	mdRoutes(&b, a.SlowestRoutes, true)
-	w("## Busiest routes\n\n")
+	w("## Busiest endpoints\n\n")
 	mdRoutes(&b, a.BusiestRoutes, false)
 
 	w("## Suspicious activity\n\n### Blocks by module and reason\n\n")
@@ -261,9 +261,9 @@ func mdRoutes(b *strings.Builder, rs []RouteStats, cause bool) {
 		return
 	}
 	if cause {
-		b.WriteString("| Route | Requests | p50 | p95 | p99 | 5xx | Likely cause |\n|---|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| Endpoint | Requests | p50 | p95 | p99 | 5xx | Likely cause |\n|---|---:|---:|---:|---:|---:|---|\n")
 	} else {
-		b.WriteString("| Route | Requests | p50 | p95 | p99 | Error rate |\n|---|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| Endpoint | Requests | p50 | p95 | p99 | Error rate |\n|---|---:|---:|---:|---:|---:|\n")
 	}
 	for _, r := range rs {
 		if cause {
