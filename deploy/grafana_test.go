@@ -16,6 +16,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
+	"github.com/smartlayer/smartlayer/internal/report"
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
@@ -263,7 +264,7 @@ var contractColumns = func() map[string]bool {
 	m := map[string]bool{}
 	for _, c := range strings.Fields(`timestamp timestamp_ms date node_id method scheme authority path query
 		route_name status duration_ms bytes_in bytes_out client_ip user_id plan user_agent referer
-		request_id upstream_cluster upstream_host response_flags blocked block_module block_reason score
+		request_id upstream_cluster upstream_host response_flags blocked block_module block_reason score decision
 		generated_at health total error_rate summary markdown html aggregates narrative_source`) {
 		m[c] = true
 	}
@@ -313,10 +314,31 @@ func TestDashboardShape(t *testing.T) {
 	for _, p := range d.Panels {
 		titles = append(titles, strings.ToLower(p.Title))
 	}
-	for _, want := range []string{"status", "blocked by reason", "p95", "blocked clients", "daily report"} {
+	for _, want := range []string{"status", "blocked by reason", "p95", "blocked clients", "daily report",
+		"fail-open", "shadow", "blocks over time"} {
 		if !slices.ContainsFunc(titles, func(s string) bool { return strings.Contains(s, want) }) {
 			t.Errorf("no panel about %q (have %q)", want, titles)
 		}
+	}
+}
+
+// TestDashboardPathTemplate: the latency panel groups paths with the daily
+// report's expression, so both show the same endpoints.
+func TestDashboardPathTemplate(t *testing.T) {
+	_, d := dashboardQueries(t)
+	found := false
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			if strings.Contains(tg.RawSQL, "path_template") {
+				found = true
+				if !strings.Contains(tg.RawSQL, report.PathTemplateSQL+" AS path_template") {
+					t.Errorf("panel %q templates paths differently from report.PathTemplateSQL:\n%s", p.Title, tg.RawSQL)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Error("no panel groups by path_template")
 	}
 }
 
@@ -392,7 +414,7 @@ func insertFixtures(ctx context.Context, conn driver.Conn, db string, now time.T
 	// The explicit column list is required on 18.16 (DESIGN.md section 9).
 	b, err := conn.PrepareBatch(ctx, "INSERT INTO "+db+".access_log (timestamp, timestamp_ms, date, node_id, method, scheme, authority, path, query, "+
 		"route_name, status, duration_ms, bytes_in, bytes_out, client_ip, user_id, plan, user_agent, referer, request_id, "+
-		"upstream_cluster, upstream_host, response_flags, blocked, block_module, block_reason, score)")
+		"upstream_cluster, upstream_host, response_flags, blocked, block_module, block_reason, score, decision)")
 	if err != nil {
 		return fmt.Errorf("prepare access_log: %w", err)
 	}
@@ -401,23 +423,25 @@ func insertFixtures(ctx context.Context, conn driver.Conn, db string, now time.T
 		status                     uint16
 		ms                         uint32
 		blocked                    uint8
-		module, reason             string
+		module, reason, decision   string
 	}
 	rows := []row{
-		{"api.example.com", "/api/generate/", "u1", "", "free", 200, 40, 0, "", ""},
-		{"api.example.com", "/api/generate/", "u1", "", "free", 429, 2, 1, "quota", "quota.per_minute"},
-		{"api.example.com", "/api/items/17", "", "203.0.113.9", "anonymous", 403, 1, 1, "payload", "payload.sqli"},
-		{"api.example.com", "/api/items/18", "", "203.0.113.9", "anonymous", 403, 1, 1, "behavior", "behavior.sequential_ids"},
-		{"www.example.com", "/", "", "198.51.100.7", "anonymous", 200, 12, 0, "", ""},
-		{"www.example.com", "/admin", "", "198.51.100.8", "anonymous", 403, 1, 1, "behavior", "behavior.empty_user_agent"},
-		{"api.example.com", "/api/analytics/", "u2", "", "premium", 503, 900, 0, "", ""},
+		{"api.example.com", "/api/generate/", "u1", "", "free", 200, 40, 0, "", "", "allowed"},
+		{"api.example.com", "/api/generate/", "u1", "", "free", 429, 2, 1, "quota", "quota.per_minute", "denied"},
+		{"api.example.com", "/api/items/17", "", "203.0.113.9", "anonymous", 403, 1, 1, "payload", "payload.sqli", "denied"},
+		{"api.example.com", "/api/items/18", "", "203.0.113.9", "anonymous", 403, 1, 1, "behavior", "behavior.sequential_ids", "denied"},
+		{"www.example.com", "/", "", "198.51.100.7", "anonymous", 200, 12, 0, "", "", "allowed"},
+		{"www.example.com", "/admin", "", "198.51.100.8", "anonymous", 403, 1, 1, "behavior", "behavior.empty_user_agent", "denied"},
+		{"api.example.com", "/api/analytics/", "u2", "", "premium", 503, 900, 0, "", "", "allowed"},
+		{"api.example.com", "/api/items/19", "u3", "", "free", 200, 70, 0, "failmode", "failmode.budget_exceeded", "failed_open"},
+		{"api.example.com", "/api/items/20", "u3", "", "free", 200, 30, 0, "payload", "payload.xss", "shadow"},
 	}
 	for i, r := range rows {
 		ts := now.Add(-time.Duration(i+1) * time.Minute)
 		day := time.Date(ts.Year(), ts.Month(), ts.Day(), 0, 0, 0, 0, time.UTC)
 		if err := b.Append(ts, uint16(i*7), day, "envoy-1", "GET", "https", r.host, r.path, "",
 			"app", r.status, r.ms, uint64(100), uint64(2000), r.ip, r.user, r.plan, "curl/8", "", fmt.Sprintf("req-%d", i),
-			"app", "10.0.0.2:8080", "", r.blocked, r.module, r.reason, uint16(r.blocked*8)); err != nil {
+			"app", "10.0.0.2:8080", "", r.blocked, r.module, r.reason, uint16(r.blocked*8), r.decision); err != nil {
 			return fmt.Errorf("append access_log: %w", err)
 		}
 	}

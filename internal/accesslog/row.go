@@ -29,6 +29,52 @@ type Row struct {
 	BlockModule string
 	BlockReason string
 	Score       uint16
+
+	// Decision is what authz answered, one of the Decision* values.
+	Decision string
+}
+
+// The values of the decision column: what smartlayer answered for a request.
+// Blocked (blocked = 1) is DecisionDenied or DecisionFailedClosed.
+const (
+	// DecisionAllowed: every module let the request through.
+	DecisionAllowed = "allowed"
+	// DecisionDenied: a module in enforce mode denied it.
+	DecisionDenied = "denied"
+	// DecisionShadow: a module in shadow mode would have denied it; it was
+	// let through (block_module and block_reason name that module).
+	DecisionShadow = "shadow"
+	// DecisionFailedOpen: authz could not decide in time or at all (budget
+	// overrun, stage error, bad request) and fail_mode allow let the request
+	// through unchecked (block_module "failmode").
+	DecisionFailedOpen = "failed_open"
+	// DecisionFailedClosed: the same with fail_mode deny: a 503 that no
+	// rule asked for.
+	DecisionFailedClosed = "failed_closed"
+	// DecisionUnchecked: the entry carries no ext_authz answer: Envoy let
+	// the request through without one (failure_mode_allow while authz was
+	// unreachable or slower than Envoy's timeout), ext_authz is disabled on
+	// the route, or Envoy answered before ext_authz ran (jwt_authn 401,
+	// no route).
+	DecisionUnchecked = "unchecked"
+)
+
+// moduleFailMode is authz's module name for a fail-mode answer.
+const moduleFailMode = "failmode"
+
+// decisionOf derives the decision column from authz's metadata.
+func decisionOf(blocked bool, module string, shadow bool) string {
+	switch {
+	case blocked && module == moduleFailMode:
+		return DecisionFailedClosed
+	case blocked:
+		return DecisionDenied
+	case module == moduleFailMode:
+		return DecisionFailedOpen
+	case shadow:
+		return DecisionShadow
+	}
+	return DecisionAllowed
 }
 
 // extAuthzNamespace is where Envoy stores ext_authz dynamic metadata

@@ -89,9 +89,26 @@ func (m mapper) toRow(nodeID string, e *datav3.HTTPAccessLogEntry, received time
 		r.BlockModule = capString(fields["module"].GetStringValue(), maxShortField)
 		r.BlockReason = capString(fields["reason"].GetStringValue(), maxShortField)
 		r.Score = clampScore(fields["score"].GetNumberValue())
+		// Spelled out here rather than through decisionOf, so that the
+		// reference does not share the code it checks.
+		switch {
+		case r.Blocked && r.BlockModule == "failmode":
+			r.Decision = "failed_closed"
+		case r.Blocked:
+			r.Decision = "denied"
+		case r.BlockModule == "failmode":
+			r.Decision = "failed_open"
+		case fields["shadow"].GetBoolValue():
+			r.Decision = "shadow"
+		default:
+			r.Decision = "allowed"
+		}
 	} else if uaex && (r.Status == 403 || r.Status == 429) {
 		r.Blocked = true
 		r.BlockReason = reasonExtAuthzDenied
+		r.Decision = "denied"
+	} else {
+		r.Decision = "unchecked"
 	}
 	return r, peerIP
 }

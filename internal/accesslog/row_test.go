@@ -1,6 +1,8 @@
 package accesslog
 
 import (
+	"encoding/binary"
+	"hash/crc32"
 	"strings"
 	"testing"
 	"time"
@@ -83,7 +85,8 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 				Status: 403, DurationMs: 1234, BytesIn: 1300, BytesOut: 200, ClientIP: "203.0.113.7",
 				UserAgent: "curl/8.0", Referer: "https://example.com/", RequestID: "req-full",
 				UpstreamCluster: "backend", UpstreamHost: "10.1.2.3:8080", ResponseFlags: "UH,UAEX,URX",
-				Blocked: true, BlockModule: "behavior", BlockReason: "behavior.empty_user_agent", Score: 9},
+				Blocked: true, BlockModule: "behavior", BlockReason: "behavior.empty_user_agent", Score: 9,
+				Decision: DecisionDenied},
 			wantPeer: "203.0.113.7", wantDate: "2026-11-24",
 		},
 		"nil response code, IPv6, user known, no start time": {
@@ -102,7 +105,7 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 			},
 			want: Row{Unix: received.Unix(), Millis: 123, NodeID: "envoy-2", Method: "GET", Path: "/v1/items",
 				DurationMs: 15, UserID: "u-42", Plan: "premium", RequestID: "req-v6",
-				UpstreamHost: "[2001:db8::2]:9000", Score: 2},
+				UpstreamHost: "[2001:db8::2]:9000", Score: 2, Decision: DecisionAllowed},
 			wantPeer: "2001:db8::1", wantDate: "2026-11-25",
 		},
 		"UAEX fallback without metadata, mapped IPv4, always store": {
@@ -120,7 +123,7 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 			},
 			want: Row{Unix: start.Unix() + 2, Millis: 987, Method: "DELETE", Path: "/x", Status: 429,
 				ClientIP: "198.51.100.9", UserID: "u-1", RequestID: "req-uaex", ResponseFlags: "RL,UAEX",
-				Blocked: true, BlockReason: reasonExtAuthzDenied},
+				Blocked: true, BlockReason: reasonExtAuthzDenied, Decision: DecisionDenied},
 			wantPeer: "198.51.100.9", wantDate: "2026-11-25",
 		},
 		"UAEX with status 200 is not a block; never store IP": {
@@ -134,7 +137,8 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 				Request:  &datav3.HTTPRequestProperties{RequestId: "req-uaex200"},
 				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200)},
 			},
-			want:     Row{Unix: start.Unix(), Millis: 987, Status: 200, RequestID: "req-uaex200", ResponseFlags: "UAEX"},
+			want: Row{Unix: start.Unix(), Millis: 987, Status: 200, RequestID: "req-uaex200", ResponseFlags: "UAEX",
+				Decision: DecisionUnchecked},
 			wantPeer: "192.0.2.1", wantDate: "2026-11-24",
 		},
 		"missing everything but a path; garbage addresses and metadata types": {
@@ -147,7 +151,7 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 				Request: &datav3.HTTPRequestProperties{Path: "/only-path", RequestId: "req-missing"},
 			},
 			want: Row{Unix: received.Unix(), Millis: 123, Path: "/only-path", RequestID: "req-missing",
-				Blocked: true},
+				Blocked: true, Decision: DecisionDenied},
 			wantPeer: "", wantDate: "2026-11-25",
 		},
 		"oversized fields are capped, score clamps": {
@@ -162,7 +166,60 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 			},
 			want: Row{Unix: start.Unix(), Millis: 987, Path: "/" + strings.Repeat("a", maxPathBytes-1),
 				Query: strings.Repeat("é", maxQueryBytes/2), Status: 65535, UserAgent: strings.Repeat("u", maxLongField),
-				RequestID: "req-big", Blocked: true, BlockModule: "payload", Score: 65535},
+				RequestID: "req-big", Blocked: true, BlockModule: "payload", Score: 65535, Decision: DecisionDenied},
+			wantDate: "2026-11-24",
+		},
+		"fail-open: allowed by the fail mode, not by a rule": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime: timestamppb.New(start),
+					Metadata: authzMeta(t, map[string]any{"decision": "allow", "module": "failmode",
+						"reason": "failmode.budget_exceeded", "score": 0.0, "shadow": false}),
+				},
+				Request:  &datav3.HTTPRequestProperties{Path: "/api", RequestId: "req-fo"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200)},
+			},
+			want: Row{Unix: start.Unix(), Millis: 987, Path: "/api", Status: 200, RequestID: "req-fo",
+				BlockModule: "failmode", BlockReason: "failmode.budget_exceeded", Decision: DecisionFailedOpen},
+			wantDate: "2026-11-24",
+		},
+		"fail-closed: a 503 from the fail mode": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime: timestamppb.New(start),
+					Metadata: authzMeta(t, map[string]any{"decision": "deny", "module": "failmode",
+						"reason": "failmode.stage_error", "status": 503.0}),
+				},
+				Request:  &datav3.HTTPRequestProperties{Path: "/api", RequestId: "req-fc"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(503)},
+			},
+			want: Row{Unix: start.Unix(), Millis: 987, Path: "/api", Status: 503, RequestID: "req-fc", Blocked: true,
+				BlockModule: "failmode", BlockReason: "failmode.stage_error", Decision: DecisionFailedClosed},
+			wantDate: "2026-11-24",
+		},
+		"shadow: a shadow module would have denied": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime: timestamppb.New(start),
+					Metadata: authzMeta(t, map[string]any{"decision": "allow", "module": "payload",
+						"reason": "payload.sqli", "score": 5.0, "shadow": true}),
+				},
+				Request:  &datav3.HTTPRequestProperties{Path: "/api", RequestId: "req-sh"},
+				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200)},
+			},
+			want: Row{Unix: start.Unix(), Millis: 987, Path: "/api", Status: 200, RequestID: "req-sh",
+				BlockModule: "payload", BlockReason: "payload.sqli", Score: 5, Decision: DecisionShadow},
+			wantDate: "2026-11-24",
+		},
+		"shadow flag of the wrong type is not shadow": {
+			entry: &datav3.HTTPAccessLogEntry{
+				CommonProperties: &datav3.AccessLogCommon{
+					StartTime: timestamppb.New(start),
+					Metadata:  authzMeta(t, map[string]any{"decision": "allow", "shadow": "true"}),
+				},
+				Request: &datav3.HTTPRequestProperties{Path: "/api", RequestId: "req-sh2"},
+			},
+			want:     Row{Unix: start.Unix(), Millis: 987, Path: "/api", RequestID: "req-sh2", Decision: DecisionAllowed},
 			wantDate: "2026-11-24",
 		},
 	}
@@ -281,7 +338,7 @@ func readRows(t testing.TB, conn driver.Conn, db string) map[string]storedRow {
 	rows, err := conn.Query(testCtx(t), `SELECT toUInt32(timestamp), timestamp_ms, toString(date), node_id, method,
 		scheme, authority, path, query, route_name, status, duration_ms, bytes_in, bytes_out, client_ip, user_id,
 		plan, user_agent, referer, request_id, upstream_cluster, upstream_host, response_flags, blocked,
-		block_module, block_reason, score FROM `+db+`.access_log`)
+		block_module, block_reason, score, decision FROM `+db+`.access_log`)
 	if err != nil {
 		t.Fatalf("read rows: %v", err)
 	}
@@ -294,7 +351,7 @@ func readRows(t testing.TB, conn driver.Conn, db string) map[string]storedRow {
 		if err := rows.Scan(&unix, &r.Millis, &r.date, &r.NodeID, &r.Method, &r.Scheme, &r.Authority, &r.Path,
 			&r.Query, &r.RouteName, &r.Status, &r.DurationMs, &r.BytesIn, &r.BytesOut, &r.ClientIP, &r.UserID,
 			&r.Plan, &r.UserAgent, &r.Referer, &r.RequestID, &r.UpstreamCluster, &r.UpstreamHost, &r.ResponseFlags,
-			&blocked, &r.BlockModule, &r.BlockReason, &r.Score); err != nil {
+			&blocked, &r.BlockModule, &r.BlockReason, &r.Score, &r.Decision); err != nil {
 			t.Fatalf("scan: %v", err)
 		}
 		r.Unix, r.Blocked = int64(unix), blocked == 1
@@ -307,4 +364,44 @@ func readRows(t testing.TB, conn driver.Conn, db string) map[string]storedRow {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestSpoolVersion1 reads a batch spooled by a build without the decision
+// column: each row's decision follows from its other columns.
+func TestSpoolVersion1(t *testing.T) {
+	rows := []Row{
+		{Unix: 1795564798, Path: "/a", Blocked: true, BlockModule: "behavior", BlockReason: "behavior.request_burst"},
+		{Unix: 1795564798, Path: "/b", BlockModule: "failmode", BlockReason: "failmode.budget_exceeded"},
+		{Unix: 1795564798, Path: "/c", Blocked: true, BlockModule: "failmode", BlockReason: "failmode.stage_error"},
+		{Unix: 1795564798, Path: "/d", BlockModule: "payload", BlockReason: "payload.sqli"},
+		{Unix: 1795564798, Path: "/e"},
+	}
+	want := []string{DecisionDenied, DecisionFailedOpen, DecisionFailedClosed, DecisionShadow, DecisionAllowed}
+	// Version 1 rows are version 2 rows without the trailing decision: an
+	// empty decision is one zero byte.
+	buf := make([]byte, spoolHeaderLen)
+	copy(buf, spoolMagic)
+	buf[4] = 1
+	binary.LittleEndian.PutUint32(buf[22:26], uint32(len(rows)))
+	for i := range rows {
+		r := appendRow(nil, &rows[i])
+		buf = append(buf, r[:len(r)-1]...)
+	}
+	binary.LittleEndian.PutUint32(buf[26:30], uint32(len(buf)-spoolHeaderLen))
+	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
+	b, err := decodeBatch(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range b.rows {
+		if r.Decision != want[i] || r.Path != rows[i].Path {
+			t.Errorf("row %d: path %q decision %q, want %q %q", i, r.Path, r.Decision, rows[i].Path, want[i])
+		}
+	}
+	// And the current version round-trips the column.
+	rows[0].Decision = DecisionUnchecked
+	b, err = decodeBatch(encodeBatch(&batch{rows: rows[:1]}))
+	if err != nil || b.rows[0].Decision != DecisionUnchecked {
+		t.Fatalf("v2 round trip: %v %+v", err, b)
+	}
 }

@@ -35,6 +35,7 @@ func appendRow(b []byte, r *Row) []byte {
 	b = appendString(b, r.BlockModule)
 	b = appendString(b, r.BlockReason)
 	b = binary.AppendUvarint(b, uint64(r.Score))
+	b = appendString(b, r.Decision) // spool version 2
 	return b
 }
 
@@ -49,9 +50,14 @@ type rowDecoder struct {
 	b   []byte
 	s   string
 	err error
+	// version is the spool format: version 1 rows end at score and get
+	// their decision derived from the columns before it.
+	version byte
 }
 
-func newRowDecoder(b []byte) rowDecoder { return rowDecoder{b: b, s: string(b)} }
+func newRowDecoder(b []byte, version byte) rowDecoder {
+	return rowDecoder{b: b, s: string(b), version: version}
+}
 
 func (d *rowDecoder) skip(n int) {
 	d.b, d.s = d.b[n:], d.s[n:]
@@ -115,8 +121,30 @@ func (d *rowDecoder) row(r *Row) error {
 	r.BlockModule = d.string()
 	r.BlockReason = d.string()
 	r.Score = uint16(d.uvarint(math.MaxUint16))
+	if d.version >= 2 {
+		r.Decision = d.string()
+	} else {
+		r.Decision = legacyDecision(r)
+	}
 	if d.err == nil && (r.Unix < 0 || r.Unix >= maxUnix) {
 		d.err = fmt.Errorf("timestamp %d out of range", r.Unix)
 	}
 	return d.err
+}
+
+// legacyDecision is the decision of a row spooled before the decision
+// column existed, read from the columns that were there; the schema
+// migration uses the same rule (decisionDefault) for rows already stored.
+func legacyDecision(r *Row) string {
+	switch {
+	case r.Blocked && r.BlockModule == moduleFailMode:
+		return DecisionFailedClosed
+	case r.Blocked:
+		return DecisionDenied
+	case r.BlockModule == moduleFailMode:
+		return DecisionFailedOpen
+	case r.BlockReason != "":
+		return DecisionShadow
+	}
+	return DecisionAllowed
 }

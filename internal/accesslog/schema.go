@@ -55,6 +55,7 @@ var accessLogColumns = []column{
 	{"referer", "String"}, {"request_id", "String"}, {"upstream_cluster", "String"},
 	{"upstream_host", "String"}, {"response_flags", "String"}, {"blocked", "UInt8"},
 	{"block_module", "String"}, {"block_reason", "String"}, {"score", "UInt16"},
+	{"decision", "String"},
 }
 
 // dailyReportsColumns is the contract column set of daily_reports.
@@ -95,7 +96,19 @@ type addColumn struct {
 var migrations = []migration{
 	{version: 1, file: "0001_access_log.sql"},
 	{version: 2, file: "0002_daily_reports.sql"},
+	// decision: allowed / denied / shadow / failed_open / failed_closed /
+	// unchecked (row.go). Rows written before it get the value the older
+	// columns imply (legacyDecision's rule) through the DEFAULT, computed
+	// on read for parts that lack the column.
+	{version: 3, addColumn: &addColumn{Table: "access_log", Name: "decision",
+		Type: "String DEFAULT " + decisionDefault, Modern: "LowCardinality(String) DEFAULT " + decisionDefault}},
 }
+
+// decisionDefault derives the decision of a row stored before the column
+// existed (legacyDecision in SQL). Such rows never say "unchecked": without
+// the column, a row without authz metadata cannot be told from an allowed one.
+const decisionDefault = `multiIf(blocked = 1 AND block_module = 'failmode', 'failed_closed', blocked = 1, 'denied', ` +
+	`block_module = 'failmode', 'failed_open', block_reason != '', 'shadow', 'allowed')`
 
 // SchemaOption changes what EnsureSchema creates.
 type SchemaOption func(*schemaOptions)
@@ -172,6 +185,11 @@ func ensureSchema(ctx context.Context, conn driver.Conn, database string, steps 
 			continue
 		}
 		if err := applyMigration(ctx, conn, database, d, m); err != nil {
+			// A step fails on a table that is not ours (e.g. a DEFAULT
+			// naming a column it lacks): say what is wrong with it.
+			if verr := verifyColumns(ctx, conn, database); verr != nil {
+				return errors.Join(verr, err)
+			}
 			return err
 		}
 		// INSERT … SELECT: INSERT … VALUES through Exec hangs on 18.16.

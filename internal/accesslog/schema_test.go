@@ -2,6 +2,7 @@ package accesslog
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -90,7 +91,8 @@ func TestEnsureSchemaCreatesContractTables(t *testing.T) {
 func TestEnsureSchemaAddColumnMigration(t *testing.T) {
 	conn := openCH(t, testenv.ClickHouseAddr(t))
 	ctx := testCtx(t)
-	step := migration{version: 3, addColumn: &addColumn{Table: "access_log", Name: "extra", Type: "String", Modern: "LowCardinality(String)"}}
+	next := uint32(len(migrations) + 1)
+	step := migration{version: next, addColumn: &addColumn{Table: "access_log", Name: "extra", Type: "String", Modern: "LowCardinality(String)"}}
 	steps := append(append([]migration{}, migrations...), step)
 
 	tests := map[string]struct {
@@ -122,8 +124,8 @@ func TestEnsureSchemaAddColumnMigration(t *testing.T) {
 			if last := cols[len(cols)-1]; last != (column{"extra", "String"}) {
 				t.Errorf("last column %v", last)
 			}
-			if max, n := versionRows(t, conn, db); max != 3 || n != 3 {
-				t.Errorf("versions max %d rows %d, want 3 and 3", max, n)
+			if max, n := versionRows(t, conn, db); max != next || n != uint64(next) {
+				t.Errorf("versions max %d rows %d, want %d and %d", max, n, next, next)
 			}
 		})
 	}
@@ -196,8 +198,18 @@ func TestRenderDDLPerServerVersion(t *testing.T) {
 				}
 			}
 			// Every contract column is declared, in order, whatever the version.
+			// Columns added by later migrations are not in the CREATE.
+			later := map[string]bool{}
+			for _, m := range migrations {
+				if m.addColumn != nil && m.addColumn.Table == "access_log" {
+					later[m.addColumn.Name] = true
+				}
+			}
 			pos := 0
 			for _, c := range accessLogColumns {
+				if later[c.Name] {
+					continue
+				}
 				i := strings.Index(q[pos:], "\n    "+c.Name+" ")
 				if i < 0 {
 					t.Fatalf("column %s missing or out of order", c.Name)
@@ -205,5 +217,57 @@ func TestRenderDDLPerServerVersion(t *testing.T) {
 				pos += i + 1
 			}
 		})
+	}
+}
+
+// TestDecisionMigration upgrades a table from before the decision column:
+// rows already stored read the decision their other columns imply.
+func TestDecisionMigration(t *testing.T) {
+	conn := openCH(t, testenv.ClickHouseAddr(t))
+	ctx := testCtx(t)
+	db := freshDB(t, conn)
+	// The released schema before the column (verification, which knows
+	// the column, complains about exactly that).
+	if err := ensureSchema(ctx, conn, db, migrations[:2]); err == nil || !strings.Contains(err.Error(), "missing column decision") {
+		t.Fatalf("old schema: %v", err)
+	}
+	// request_id, blocked, block_module, block_reason → decision.
+	old := [][4]string{
+		{"r-allow", "0", "", ""},
+		{"r-deny", "1", "behavior", "behavior.request_burst"},
+		{"r-shadow", "0", "payload", "payload.sqli"},
+		{"r-open", "0", "failmode", "failmode.budget_exceeded"},
+		{"r-closed", "1", "failmode", "failmode.stage_error"},
+	}
+	want := map[string]string{"r-allow": DecisionAllowed, "r-deny": DecisionDenied, "r-shadow": DecisionShadow,
+		"r-open": DecisionFailedOpen, "r-closed": DecisionFailedClosed}
+	for _, r := range old {
+		q := fmt.Sprintf("INSERT INTO %s.access_log (timestamp, date, request_id, blocked, block_module, block_reason) "+
+			"SELECT toDateTime(1795564798), toDate('2026-11-24'), '%s', %s, '%s', '%s'", db, r[0], r[1], r[2], r[3])
+		if err := conn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := EnsureSchema(ctx, conn, db); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := conn.Query(ctx, "SELECT request_id, decision FROM "+db+".access_log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		var id, d string
+		if err := rows.Scan(&id, &d); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if d != want[id] {
+			t.Errorf("%s: decision %q, want %q", id, d, want[id])
+		}
+	}
+	if n != len(old) {
+		t.Errorf("read %d rows, want %d", n, len(old))
 	}
 }

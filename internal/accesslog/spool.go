@@ -26,8 +26,10 @@ import (
 // only after ClickHouse acknowledged the insert.
 
 const (
-	spoolMagic      = "SLAL"
-	spoolVersion    = 1
+	spoolMagic = "SLAL"
+	// spoolVersion 2 added the decision column; version 1 files (written
+	// by an older build) are still read.
+	spoolVersion    = 2
 	spoolHeaderLen  = 4 + 1 + 1 + 16 + 4 + 4
 	spoolTrailerLen = 4
 	spoolExt        = ".batch"
@@ -88,7 +90,7 @@ func decodeBatch(data []byte) (*batch, error) {
 	if string(data[:4]) != spoolMagic {
 		return nil, errors.New("bad magic")
 	}
-	if data[4] != spoolVersion {
+	if data[4] != spoolVersion && data[4] != 1 {
 		return nil, fmt.Errorf("unknown version %d", data[4])
 	}
 	n := binary.LittleEndian.Uint32(data[22:26])
@@ -107,7 +109,7 @@ func decodeBatch(data []byte) (*batch, error) {
 	}
 	b := &batch{maybeCommitted: data[5]&flagMaybeCommitted != 0, rows: make([]Row, n)}
 	copy(b.id[:], data[6:22])
-	d := newRowDecoder(payload)
+	d := newRowDecoder(payload, data[4])
 	for i := range b.rows {
 		if err := d.row(&b.rows[i]); err != nil {
 			return nil, fmt.Errorf("row %d: %w", i, err)

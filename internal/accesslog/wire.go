@@ -269,6 +269,7 @@ type wireValue struct {
 	kind uint8
 	num  float64
 	str  []byte
+	b    bool
 }
 
 func (v wireValue) stringValue() []byte {
@@ -276,6 +277,10 @@ func (v wireValue) stringValue() []byte {
 		return v.str
 	}
 	return nil
+}
+
+func (v wireValue) boolValue() bool {
+	return v.kind == numValueBool && v.b
 }
 
 func (v wireValue) numberValue() float64 {
@@ -287,7 +292,7 @@ func (v wireValue) numberValue() float64 {
 
 // authzFields are the ext_authz dynamic metadata fields a row keeps.
 type authzFields struct {
-	decision, module, reason, score, user, plan wireValue
+	decision, module, reason, score, shadow, user, plan wireValue
 }
 
 func (e *wireEntry) decode(b []byte) error {
@@ -437,6 +442,8 @@ func (st *authzFields) decodeStruct(b []byte) error {
 			st.reason = v
 		case "score":
 			st.score = v
+		case "shadow":
+			st.shadow = v
 		case "user":
 			st.user = v
 		case "plan":
@@ -454,7 +461,9 @@ func (v *wireValue) decode(b []byte) error {
 			v.kind, v.num = numValueNumber, math.Float64frombits(fl.v)
 		case fl.bytes(numValueString):
 			v.kind, v.str = numValueString, fl.b
-		case fl.varint(numValueNull), fl.varint(numValueBool), fl.bytes(numValueStruct), fl.bytes(numValueList):
+		case fl.varint(numValueBool):
+			v.kind, v.b = numValueBool, fl.v != 0
+		case fl.varint(numValueNull), fl.bytes(numValueStruct), fl.bytes(numValueList):
 			v.kind = uint8(fl.num)
 		}
 	}

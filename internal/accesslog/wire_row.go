@@ -81,9 +81,13 @@ func (f *frame) row(e *wireEntry) (r Row, peerIP string) {
 		r.BlockModule = s.get(e.authz.module.stringValue(), maxShortField)
 		r.BlockReason = s.get(e.authz.reason.stringValue(), maxShortField)
 		r.Score = clampScore(e.authz.score.numberValue())
+		r.Decision = decisionOf(r.Blocked, r.BlockModule, e.authz.shadow.boolValue())
 	} else if e.uaex && (r.Status == 403 || r.Status == 429) {
 		r.Blocked = true
 		r.BlockReason = reasonExtAuthzDenied
+		r.Decision = DecisionDenied
+	} else {
+		r.Decision = DecisionUnchecked
 	}
 	return r, peerIP
 }

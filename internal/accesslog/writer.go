@@ -160,7 +160,7 @@ type columns struct {
 	dur               []uint32
 	bytesIn, bytesOut []uint64
 	blocked           []uint8
-	str               [18][]string // string columns in accessLogColumns order
+	str               [19][]string // string columns in accessLogColumns order
 	values            []any
 }
 
@@ -215,7 +215,7 @@ func appendColumns(pb driver.Batch, rows []Row) error {
 		}
 		for j, s := range [...]string{r.NodeID, r.Method, r.Scheme, r.Authority, r.Path, r.Query, r.RouteName,
 			r.ClientIP, r.UserID, r.Plan, r.UserAgent, r.Referer, r.RequestID, r.UpstreamCluster,
-			r.UpstreamHost, r.ResponseFlags, r.BlockModule, r.BlockReason} {
+			r.UpstreamHost, r.ResponseFlags, r.BlockModule, r.BlockReason, r.Decision} {
 			c.str[j][i] = s
 		}
 	}
@@ -225,7 +225,7 @@ func appendColumns(pb driver.Batch, rows []Row) error {
 		str[0], str[1], str[2], str[3], str[4], str[5], str[6],
 		c.status, c.dur, c.bytesIn, c.bytesOut,
 		str[7], str[8], str[9], str[10], str[11], str[12], str[13], str[14], str[15],
-		c.blocked, str[16], str[17], c.score)
+		c.blocked, str[16], str[17], c.score, str[18])
 	for i, v := range c.values {
 		if err := pb.Column(i).Append(v); err != nil {
 			return fmt.Errorf("column %s: %w", accessLogColumns[i].Name, err)

@@ -24,11 +24,12 @@ func (h Health) Valid() bool {
 // rule states the health rule in words, with the configured thresholds.
 func (c Config) rule() string {
 	h := c.Health
-	return fmt.Sprintf("critical if error rate ≥ %s, 5xx rate ≥ %s or p95 ≥ %d ms; "+
-		"degraded if error rate ≥ %s, 5xx rate ≥ %s, p95 ≥ %d ms or no traffic; otherwise good "+
-		"(error rate = 4xx/5xx answers not caused by smartlayer blocks, over all requests; p95 over unblocked requests)",
-		pct(h.CriticalErrorRate), pct(h.CriticalServerErrorRate), h.CriticalP95.Milliseconds(),
-		pct(h.DegradedErrorRate), pct(h.DegradedServerErrorRate), h.DegradedP95.Milliseconds())
+	return fmt.Sprintf("critical if fail-open > %s, error rate ≥ %s, 5xx rate ≥ %s or p95 ≥ %d ms; "+
+		"degraded if fail-open > %s, error rate ≥ %s, 5xx rate ≥ %s, p95 ≥ %d ms or no traffic; otherwise good "+
+		"(fail-open = requests that passed without a check — authz's fail mode or no ext_authz answer — over all requests; "+
+		"error rate = 4xx/5xx answers not caused by smartlayer blocks, over all requests; p95 over unblocked requests)",
+		pct(h.CriticalFailOpenRatio), pct(h.CriticalErrorRate), pct(h.CriticalServerErrorRate), h.CriticalP95.Milliseconds(),
+		pct(h.DegradedFailOpenRatio), pct(h.DegradedErrorRate), pct(h.DegradedServerErrorRate), h.DegradedP95.Milliseconds())
 }
 
 // judge applies the health rule to the totals and says which clauses fired.
@@ -39,6 +40,15 @@ func (c Config) judge(t Totals) (Health, []string) {
 	}
 	p95 := t.P95Ms
 	var crit, deg []string
+	// Fail-open first: a day on which smartlayer did not protect the API
+	// must never read as good, however healthy the upstream looks.
+	failOpen := fmt.Sprintf("fail-open %s (%s passed unchecked)", pct(t.FailOpenRatio), plural(t.FailedOpen, "request"))
+	switch {
+	case t.FailOpenRatio > h.CriticalFailOpenRatio:
+		crit = append(crit, fmt.Sprintf("%s > %s", failOpen, pct(h.CriticalFailOpenRatio)))
+	case t.FailOpenRatio > h.DegradedFailOpenRatio:
+		deg = append(deg, fmt.Sprintf("%s > %s", failOpen, pct(h.DegradedFailOpenRatio)))
+	}
 	switch {
 	case t.ErrorRate >= h.CriticalErrorRate:
 		crit = append(crit, fmt.Sprintf("error rate %s ≥ %s", pct(t.ErrorRate), pct(h.CriticalErrorRate)))
@@ -63,8 +73,8 @@ func (c Config) judge(t Totals) (Health, []string) {
 	case len(deg) > 0:
 		return HealthDegraded, deg
 	}
-	return HealthGood, []string{fmt.Sprintf("error rate %s, 5xx rate %s and p95 %s are within the thresholds",
-		pct(t.ErrorRate), pct(t.ServerErrorRate), ms(p95))}
+	return HealthGood, []string{fmt.Sprintf("fail-open %s, error rate %s, 5xx rate %s and p95 %s are within the thresholds",
+		pct(t.FailOpenRatio), pct(t.ErrorRate), pct(t.ServerErrorRate), ms(p95))}
 }
 
 // causeOf reads a route's latency shape. A p99 far above p50 means most
@@ -123,8 +133,16 @@ func (c Config) deterministic(agg *Aggregates) Narrative {
 	n.Summary = fmt.Sprintf("Health is %s: %s. %d requests from %d clients; %s of them failed (%s client errors, %s server errors) and smartlayer blocked %s.",
 		agg.Health, strings.Join(agg.HealthReasons, ", "), t.Requests, t.UniqueClients,
 		pct(t.ErrorRate), pct(t.ClientErrorRate), pct(t.ServerErrorRate), pct(t.BlockedRate))
+	if t.FailedOpen > 0 {
+		n.Summary += fmt.Sprintf(" %s (%s) passed WITHOUT a check.", plural(t.FailedOpen, "request"), pct(t.FailOpenRatio))
+		n.Findings = append(n.Findings, failOpenFinding(agg))
+	}
+	if t.FailedClosed > 0 {
+		n.Findings = append(n.Findings, fmt.Sprintf("authz could not decide %s and answered 503 (server.fail_mode: deny): users saw errors no rule asked for.",
+			plural(t.FailedClosed, "request")))
+	}
 
-	if agg.BaselineDays > 0 {
+	if agg.BaselineDays > 0 && agg.SevenDayAverage != nil {
 		n.Findings = append(n.Findings, fmt.Sprintf("Traffic %s versus the %d-day average (%.0f requests/day); error rate %s versus %s.",
 			change(float64(t.Requests), agg.SevenDayAverage.Requests), agg.BaselineDays, agg.SevenDayAverage.Requests,
 			pct(t.ErrorRate), pct(agg.SevenDayAverage.ErrorRate)))
@@ -140,6 +158,14 @@ func (c Config) deterministic(agg *Aggregates) Narrative {
 	if t.Blocked > 0 && len(agg.Blocks) > 0 {
 		b := agg.Blocks[0]
 		n.Findings = append(n.Findings, fmt.Sprintf("smartlayer blocked %s; the main reason was %s (%s from %s).", plural(t.Blocked, "request"), orNone(b.Reason), plural(b.Requests, "request"), plural(b.Clients, "client")))
+	}
+	if len(agg.BanTriggers) > 0 {
+		b := agg.BanTriggers[0]
+		n.Findings = append(n.Findings, fmt.Sprintf("Bans were mostly triggered by %s (%s, %s denied while banned).",
+			triggerLabel(b.Trigger), plural(b.Clients, "client"), plural(b.BannedRequests, "request")))
+	}
+	if t.ShadowBlocked > 0 {
+		n.Findings = append(n.Findings, fmt.Sprintf("Shadow-mode modules would have denied %s more; they were let through.", plural(t.ShadowBlocked, "request")))
 	}
 	if agg.NewBlockedClientsTotal > 0 {
 		n.Findings = append(n.Findings, fmt.Sprintf("%s blocked for the first time in 8 days, led by %s.", plural(agg.NewBlockedClientsTotal, "client was", "clients were"), agg.NewBlockedClients[0].Client))
@@ -161,6 +187,20 @@ func (c Config) recommend(agg *Aggregates) []string {
 	}
 	var recs []rec
 	t := agg.Totals
+	if t.FailedOpen > 0 && t.FailOpenRatio > c.Health.DegradedFailOpenRatio {
+		text := fmt.Sprintf("Find why %s passed unchecked (%s): ", plural(t.FailedOpen, "request"), pct(t.FailOpenRatio))
+		switch top := topFailOpenReason(agg); top {
+		case "failmode.budget_exceeded":
+			text += "Checks overran server.decision_budget — give authz CPU headroom or more replicas, check Redis latency (store.redis.timeout) and smartlayer_check_duration_seconds."
+		case "failmode.stage_error":
+			text += "a stage failed (usually the store): check Redis health and smartlayer_check_errors_total{kind=\"stage\"}."
+		case "unchecked":
+			text += "Envoy served requests without an ext_authz answer — authz unreachable or slower than Envoy's ext_authz timeout (failure_mode_allow), or a route without ext_authz."
+		default:
+			text += "see smartlayer_check_errors_total and authz's logs for " + top + "."
+		}
+		recs = append(recs, rec{200, text})
+	}
 	if len(agg.ErrorRoutes) > 0 && t.ServerErrorRate >= c.Health.DegradedServerErrorRate {
 		r := agg.ErrorRoutes[0]
 		recs = append(recs, rec{100, fmt.Sprintf("Investigate the %d server errors on %s (upstream logs, recent deploys, dependency health) — it drives the 5xx rate.", r.ServerErrors, r.Route)})
@@ -187,7 +227,7 @@ func (c Config) recommend(agg *Aggregates) []string {
 	if t.ErrorRate >= c.Health.DegradedErrorRate && t.ServerErrorRate < c.Health.DegradedServerErrorRate {
 		recs = append(recs, rec{60, fmt.Sprintf("Client errors run at %s: check for a broken client release, expired tokens or a removed route.", pct(t.ClientErrorRate))})
 	}
-	if agg.BaselineDays > 0 && agg.SevenDayAverage.Requests > 0 && float64(t.Requests) < agg.SevenDayAverage.Requests/2 {
+	if agg.BaselineDays > 0 && agg.SevenDayAverage != nil && agg.SevenDayAverage.Requests > 0 && float64(t.Requests) < agg.SevenDayAverage.Requests/2 {
 		recs = append(recs, rec{50, "Traffic fell below half of the 7-day average: confirm that clients can reach the API and that access logs are complete."})
 	}
 	recs = append(recs,
@@ -216,7 +256,7 @@ func ms(f float64) string {
 
 func change(now, base float64) string {
 	if base == 0 {
-		return "is new"
+		return "has no baseline (n/a)"
 	}
 	d := (now - base) / base
 	if d >= 0 {
@@ -242,4 +282,51 @@ func plural(n uint64, forms ...string) string {
 		return fmt.Sprintf("1 %s", one)
 	}
 	return fmt.Sprintf("%d %s", n, many)
+}
+
+// failOpenFinding says how many requests passed unchecked, why and when.
+func failOpenFinding(agg *Aggregates) string {
+	t := agg.Totals
+	var why []string
+	for _, r := range agg.FailOpenReasons {
+		why = append(why, fmt.Sprintf("%s %d", r.Reason, r.Requests))
+	}
+	first, last, peak := -1, -1, -1
+	var peakN uint64
+	for _, h := range agg.Timeline {
+		if h.FailedOpen == 0 {
+			continue
+		}
+		if first < 0 {
+			first = h.Hour
+		}
+		last = h.Hour
+		if h.FailedOpen > peakN {
+			peak, peakN = h.Hour, h.FailedOpen
+		}
+	}
+	s := fmt.Sprintf("%s of %d (%s) passed without a check", plural(t.FailedOpen, "request"), t.Requests, pct(t.FailOpenRatio))
+	if len(why) > 0 {
+		s += " (" + strings.Join(why, ", ") + ")"
+	}
+	if first >= 0 {
+		s += fmt.Sprintf(", between %02d:00 and %02d:59, peaking at %02d:00 with %d", first, last, peak, peakN)
+	}
+	return s + ": smartlayer did not protect the API for those requests."
+}
+
+func topFailOpenReason(agg *Aggregates) string {
+	if len(agg.FailOpenReasons) == 0 {
+		return ""
+	}
+	return agg.FailOpenReasons[0].Reason
+}
+
+// triggerLabel names a ban trigger; an empty one means the ban came from
+// an earlier day.
+func triggerLabel(s string) string {
+	if s == "" {
+		return "a ban from before the day"
+	}
+	return s
 }

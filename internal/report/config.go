@@ -45,6 +45,12 @@ type Config struct {
 	MinRouteRequests int `koanf:"min_route_requests"`
 	// TopN bounds every ranked list (report.top_n).
 	TopN int `koanf:"top_n"`
+	// GenericRouteNames are Envoy route names that name no endpoint
+	// (report.generic_route_names): the shipped envoy.yaml's one route
+	// "app", Istio's "default" and "allow_any". Requests on them, with an
+	// empty route name, or on a name carrying most of the day's traffic are
+	// grouped by path template instead.
+	GenericRouteNames []string `koanf:"generic_route_names"`
 	// Health holds the thresholds of the health rule (report.health.*).
 	Health HealthThresholds `koanf:"health"`
 	// QueryTimeout bounds the whole aggregation (report.query_timeout).
@@ -93,6 +99,10 @@ type HealthThresholds struct {
 	CriticalServerErrorRate float64       `koanf:"critical_server_error_rate"`
 	DegradedP95             time.Duration `koanf:"degraded_p95"`
 	CriticalP95             time.Duration `koanf:"critical_p95"`
+	// The share of requests that passed unchecked (Totals.FailedOpen)
+	// from which the day is degraded or critical whatever else it shows.
+	DegradedFailOpenRatio float64 `koanf:"degraded_fail_open_ratio"`
+	CriticalFailOpenRatio float64 `koanf:"critical_fail_open_ratio"`
 }
 
 // DefaultConfig returns the defaults documented in the README.
@@ -115,9 +125,12 @@ func DefaultConfig() Config {
 			CriticalServerErrorRate: 0.05,
 			DegradedP95:             800 * time.Millisecond,
 			CriticalP95:             2 * time.Second,
+			DegradedFailOpenRatio:   0.001,
+			CriticalFailOpenRatio:   0.01,
 		},
-		QueryTimeout:     2 * time.Minute,
-		NarrativeTimeout: 60 * time.Second,
+		GenericRouteNames: []string{"app", "default", "allow_any"},
+		QueryTimeout:      2 * time.Minute,
+		NarrativeTimeout:  60 * time.Second,
 	}
 }
 
@@ -198,6 +211,15 @@ func (c Config) Validate() error {
 	}
 	if h.DegradedServerErrorRate <= 0 || h.CriticalServerErrorRate < h.DegradedServerErrorRate || h.CriticalServerErrorRate > 1 {
 		bad("report.health.server_error_rate", "need 0 < degraded (%g) <= critical (%g) <= 1", h.DegradedServerErrorRate, h.CriticalServerErrorRate)
+	}
+	if h.DegradedFailOpenRatio <= 0 || h.CriticalFailOpenRatio < h.DegradedFailOpenRatio || h.CriticalFailOpenRatio > 1 {
+		bad("report.health.degraded_fail_open_ratio", "need 0 < degraded_fail_open_ratio (%g) <= critical_fail_open_ratio (%g) <= 1",
+			h.DegradedFailOpenRatio, h.CriticalFailOpenRatio)
+	}
+	for _, n := range c.GenericRouteNames {
+		if strings.TrimSpace(n) != n {
+			bad("report.generic_route_names", "%q has leading or trailing spaces", n)
+		}
 	}
 	if h.DegradedP95 <= 0 || h.CriticalP95 < h.DegradedP95 {
 		bad("report.health.p95", "need 0 < degraded (%s) <= critical (%s)", h.DegradedP95, h.CriticalP95)

@@ -19,8 +19,12 @@ import (
 	"time"
 )
 
-// webhookPayload is the JSON body POSTed to report.webhook_url.
+// webhookPayload is the JSON body POSTed to report.webhook_url. Text makes
+// it a valid message for Slack, Mattermost and Microsoft Teams incoming
+// webhooks (they read "text" and ignore the other fields); tools that want
+// data read the structured fields.
 type webhookPayload struct {
+	Text            string          `json:"text"`
 	Date            string          `json:"date"`
 	Health          Health          `json:"health"`
 	Total           uint64          `json:"total"`
@@ -67,6 +71,7 @@ func (r *Reporter) observeDelivery(channel string, err error) error {
 
 func (r *Reporter) postWebhook(ctx context.Context, rep *Report) error {
 	body, err := json.Marshal(webhookPayload{
+		Text: webhookText(rep),
 		Date: rep.Date.String(), Health: rep.Aggregates.Health, Total: rep.Aggregates.Totals.Requests,
 		ErrorRate: rep.Aggregates.Totals.ErrorRate, NarrativeSource: rep.Source, Summary: rep.Narrative.Summary,
 		Findings: rep.Narrative.Findings, Recommendations: rep.Narrative.Recommendations,
@@ -182,3 +187,37 @@ func mailMessage(cfg SMTPConfig, rep *Report, now time.Time) ([]byte, error) {
 	fmt.Fprintf(&b, "--%s--\r\n", boundary)
 	return b.Bytes(), nil
 }
+
+// webhookText is the chat message: health and its reasons, fail-open when
+// there was any, the summary, findings and recommendations, in the Markdown
+// subset Slack, Mattermost and Teams all render (*bold*, "• " lists).
+func webhookText(rep *Report) string {
+	a, n := rep.Aggregates, rep.Narrative
+	var b strings.Builder
+	fmt.Fprintf(&b, "*smartlayer daily report %s: %s* — %s\n", a.Date, strings.ToUpper(string(a.Health)), strings.Join(a.HealthReasons, "; "))
+	t := a.Totals
+	fmt.Fprintf(&b, "%d requests · error rate %s · 5xx %s · p95 %s · blocked %d", t.Requests, pct(t.ErrorRate), pct(t.ServerErrorRate), ms(t.P95Ms), t.Blocked)
+	if t.FailedOpen > 0 {
+		fmt.Fprintf(&b, " · *%d passed unchecked (%s)*", t.FailedOpen, pct(t.FailOpenRatio))
+	}
+	b.WriteString("\n\n")
+	b.WriteString(n.Summary)
+	b.WriteString("\n")
+	if len(n.Findings) > 0 {
+		b.WriteString("\n*Findings*\n")
+		for _, f := range n.Findings {
+			b.WriteString("• " + f + "\n")
+		}
+	}
+	if len(n.Recommendations) > 0 {
+		b.WriteString("\n*Recommendations*\n")
+		for i, r := range n.Recommendations {
+			fmt.Fprintf(&b, "%d. %s\n", i+1, r)
+		}
+	}
+	return chatEscape(strings.TrimRight(b.String(), "\n"))
+}
+
+// chatEscape neutralises Slack's control sequences (<!channel>, <url|x>)
+// in text that comes from logs or the model: &, < and > as entities.
+var chatEscape = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace

@@ -195,6 +195,11 @@ func TestDeliverWebhook(t *testing.T) {
 				json.Unmarshal(got.Aggregates, &agg) != nil || agg.SlowDrip[0].SensitivePaths[0] != injectionPath {
 				t.Errorf("payload = %+v", got)
 			}
+			// Slack, Mattermost and Teams incoming webhooks need "text".
+			if !strings.HasPrefix(got.Text, "*smartlayer daily report 2026-11-20: GOOD*") ||
+				!strings.Contains(got.Text, rep.Narrative.Summary) || !strings.Contains(got.Text, "*Recommendations*") {
+				t.Errorf("text = %q", got.Text)
+			}
 		})
 	}
 }

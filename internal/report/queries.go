@@ -2,8 +2,11 @@ package report
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +35,20 @@ const (
 	anonIP = `if(user_id != '', '', client_ip)`
 	// clientHash is the same caller as one UInt64, for the widest grouping.
 	clientHash = `cityHash64(user_id, ` + anonIP + `)`
-	routeExpr  = `if(route_name != '', route_name, path)`
+	// routeExpr is the endpoint a row counts for: Envoy's route name unless
+	// it is generic (@generic_routes, routeGrouping), else the path template.
+	routeExpr = `if(has(@generic_routes, route_name), ` + PathTemplateSQL + `, route_name)`
+	// hourExpr is the hour of a row in the report's timezone.
+	hourExpr = `toHour(timestamp, @tz)`
+	// failOpenCond: the request passed without a check. Either authz's fail
+	// mode allowed it, or Envoy served it without any ext_authz answer
+	// (failure_mode_allow when authz was unreachable); Envoy's own early
+	// replies without an answer (jwt_authn 401, 404 no route) are 4xx and
+	// protected nothing, so they do not count.
+	failOpenCond = `(decision = 'failed_open' OR (decision = 'unchecked' AND status > 0 AND status < 400))`
+	// failOpenReason labels a fail-open row: authz's failmode.* reason, or
+	// "unchecked" for Envoy's.
+	failOpenReason = `if(decision = 'failed_open', block_reason, 'unchecked')`
 	// dayExpr is the calendar day of a row in the report's timezone.
 	dayExpr = `toDate(timestamp, @tz)`
 	// Latency quantiles skip denials: they are answered by smartlayer, not
@@ -106,6 +122,9 @@ type aggregator struct {
 	cfg   Config
 	table string
 	day   Date
+	// clients are the clients of the client tables, in table order;
+	// clientDetails fills every table's rows for them from one query.
+	clients []clientKey
 }
 
 func (a *aggregator) args(s span, more ...any) []any {
@@ -141,10 +160,15 @@ func (a *aggregator) collect(ctx context.Context) (*Aggregates, error) {
 	}{
 		{"totals", a.totals},
 		{"history", a.history},
+		{"timeline", a.timeline},
+		{"fail-open", a.failOpen},
 		{"blocks", a.blocks},
+		{"ban triggers", a.banTriggers},
+		{"route grouping", a.routeGrouping},
 		{"routes", a.routes},
 		{"blocked clients", a.blockedClients},
 		{"new blocked clients", a.newBlockedClients},
+		{"client details", a.clientDetails},
 		{"slow-drip clients", a.slowDrip},
 	}
 	for _, s := range steps {
@@ -160,16 +184,19 @@ func (a *aggregator) totals(ctx context.Context, agg *Aggregates) error {
 	q := a.sql(`SELECT count(), uniqIf(user_id, user_id != '') + uniqIf(client_ip, user_id = ''), uniqIf(user_id, user_id != ''),
 	countIf(status >= 200 AND status < 300), countIf(status >= 300 AND status < 400),
 	countIf(status >= 400 AND status < 500), countIf(status >= 500),
-	countIf(blocked = 1), countIf(blocked = 0 AND block_reason != ''),
+	countIf(blocked = 1), countIf(decision = 'shadow'),
+	countIf(` + failOpenCond + `), countIf(` + failOpenCond + ` AND decision = 'unchecked'), countIf(decision = 'failed_closed'),
 	` + errorsExpr + `, ` + server5xx + `, ` + latencyExpr + `, sum(bytes_out)
 	FROM {t} WHERE ` + s.where())
 	t := &agg.Totals
 	var qs []float64
 	if err := a.conn.QueryRow(ctx, q, a.args(s)...).Scan(&t.Requests, &t.UniqueClients, &t.UniqueUsers,
 		&t.Status2xx, &t.Status3xx, &t.Status4xx, &t.Status5xx, &t.Blocked, &t.ShadowBlocked,
+		&t.FailedOpen, &t.Unchecked, &t.FailedClosed,
 		&t.Errors, &t.ServerErrors, &qs, &t.BytesOut); err != nil {
 		return err
 	}
+	t.FailOpenRatio = ratio(t.FailedOpen, t.Requests)
 	t.P50Ms, t.P95Ms, t.P99Ms = quant(qs)
 	t.ErrorRate = ratio(t.Errors, t.Requests)
 	t.ServerErrorRate = ratio(t.ServerErrors, t.Requests)
@@ -203,7 +230,8 @@ func (a *aggregator) history(ctx context.Context, agg *Aggregates) error {
 		ds := DaySummary{Requests: float64(n), UniqueClients: float64(clients), ErrorRate: ratio(errs, n),
 			ServerErrorRate: ratio(serverErrs, n), BlockedRate: ratio(block, n), P95Ms: finite(p95)}
 		if d == prev {
-			agg.PreviousDay = ds
+			p := ds
+			agg.PreviousDay = &p
 		}
 		agg.BaselineDays++
 		sum.Requests += ds.Requests
@@ -217,7 +245,7 @@ func (a *aggregator) history(ctx context.Context, agg *Aggregates) error {
 		return err
 	}
 	if n := float64(agg.BaselineDays); n > 0 {
-		agg.SevenDayAverage = DaySummary{Requests: round2(sum.Requests / n), UniqueClients: round2(sum.UniqueClients / n),
+		agg.SevenDayAverage = &DaySummary{Requests: round2(sum.Requests / n), UniqueClients: round2(sum.UniqueClients / n),
 			ErrorRate: sum.ErrorRate / n, ServerErrorRate: sum.ServerErrorRate / n, BlockedRate: sum.BlockedRate / n,
 			P95Ms: round2(sum.P95Ms / n)}
 	}
@@ -226,8 +254,10 @@ func (a *aggregator) history(ctx context.Context, agg *Aggregates) error {
 
 func (a *aggregator) blocks(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day, a.day}
+	// Denials and shadow would-be denials; fail-mode answers have their
+	// own table (failOpen), they are no rule's verdict.
 	q := a.sql(`SELECT block_module, block_reason, blocked, count() AS n, uniqIf(user_id, user_id != '') + uniqIf(client_ip, user_id = '')
-	FROM {t} WHERE ` + s.where() + ` AND (blocked = 1 OR block_reason != '')
+	FROM {t} WHERE ` + s.where() + ` AND decision IN ('denied', 'shadow')
 	GROUP BY block_module, block_reason, blocked ORDER BY n DESC, block_reason LIMIT @top`)
 	rows, err := a.conn.Query(ctx, q, a.args(s, clickhouse.Named("top", 2*a.cfg.TopN))...)
 	if err != nil {
@@ -283,7 +313,8 @@ func (a *aggregator) routes(ctx context.Context, agg *Aggregates) error {
 		)
 	) ARRAY JOIN lists AS lx`)
 	rows, err := a.conn.Query(ctx, q, a.args(s,
-		clickhouse.Named("min", a.cfg.MinRouteRequests), clickhouse.Named("top", a.cfg.TopN))...)
+		clickhouse.Named("min", a.cfg.MinRouteRequests), clickhouse.Named("top", a.cfg.TopN),
+		clickhouse.Named("generic_routes", agg.GenericRouteNames))...)
 	if err != nil {
 		return err
 	}
@@ -304,14 +335,18 @@ func (a *aggregator) routes(ctx context.Context, agg *Aggregates) error {
 		}
 		r.P50Ms, r.P95Ms, r.P99Ms = quant(qs)
 		r.ErrorRate = ratio(r.Errors, r.Requests)
+		r.By = "route"
+		if slices.Contains(agg.GenericRouteNames, r.Route) || strings.HasPrefix(r.Route, "/") {
+			r.By = "path"
+		}
 		*dst = append(*dst, r)
 	}
 	return rows.Err()
 }
 
-// blockedClients ranks the clients with the most blocked requests, then
-// reads their total requests and distinct paths: two passes, so no per-client
-// state is built for the whole day's traffic.
+// blockedClients ranks the clients with the most blocked requests;
+// clientDetails then reads the rest of their numbers, so no per-client state
+// is built for the whole day's traffic.
 func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day, a.day}
 	q := a.sql(`SELECT user_id, ` + anonIP + ` AS anon_ip, count() AS b
@@ -321,7 +356,6 @@ func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error 
 	if err != nil {
 		return err
 	}
-	var keys []clientKey
 	for rows.Next() {
 		var (
 			k clientKey
@@ -332,46 +366,16 @@ func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error 
 			return err
 		}
 		c.Client = k.label()
-		keys = append(keys, k)
 		agg.TopBlockedClients = append(agg.TopBlockedClients, c)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil || len(keys) == 0 {
-		return err
-	}
-	filter, fargs := clientFilter(keys)
-	rows, err = a.conn.Query(ctx, a.sql(`SELECT user_id, `+anonIP+` AS anon_ip, count(), uniqExact(path),
-	topKIf(3)(block_reason, blocked = 1)
-	FROM {t} WHERE `+s.where()+` AND `+filter+` GROUP BY user_id, anon_ip`), a.args(s, fargs...)...)
-	if err != nil {
-		return err
+		a.clients = append(a.clients, k)
 	}
 	defer rows.Close()
-	byLabel := make(map[string]*ClientStats, len(keys))
-	for i := range agg.TopBlockedClients {
-		byLabel[agg.TopBlockedClients[i].Client] = &agg.TopBlockedClients[i]
-	}
-	for rows.Next() {
-		var (
-			k        clientKey
-			n, paths uint64
-			reasons  []string
-		)
-		if err := rows.Scan(&k.user, &k.ip, &n, &paths, &reasons); err != nil {
-			return err
-		}
-		if c, ok := byLabel[k.label()]; ok {
-			c.Requests, c.Paths, c.Reasons = n, paths, reasons
-		}
-	}
 	return rows.Err()
 }
 
 // newBlockedClients lists clients blocked on the day and on none of the 7
 // days before. One pass over the blocked rows gives the total and the top N
-// (groupArray + sort in ClickHouse); a second reads paths and reasons for
-// those N only.
+// (groupArray + sort in ClickHouse); clientDetails fills in the rest.
 func (a *aggregator) newBlockedClients(ctx context.Context, agg *Aggregates) error {
 	s := span{a.day.AddDays(-7), a.day}
 	q := a.sql(`SELECT total, tupleElement(x, 1), tupleElement(x, 2), tupleElement(x, 3)
@@ -390,7 +394,6 @@ func (a *aggregator) newBlockedClients(ctx context.Context, agg *Aggregates) err
 	if err != nil {
 		return err
 	}
-	var keys []clientKey
 	for rows.Next() {
 		var (
 			k clientKey
@@ -400,40 +403,13 @@ func (a *aggregator) newBlockedClients(ctx context.Context, agg *Aggregates) err
 			rows.Close()
 			return err
 		}
-		c.Client, c.Requests = k.label(), c.Blocked
-		keys = append(keys, k)
+		c.Client = k.label()
 		agg.NewBlockedClients = append(agg.NewBlockedClients, c)
-	}
-	err = rows.Err()
-	rows.Close()
-	if err != nil || len(keys) == 0 {
-		return err
-	}
-	day := span{a.day, a.day}
-	filter, fargs := clientFilter(keys)
-	rows, err = a.conn.Query(ctx, a.sql(`SELECT user_id, `+anonIP+` AS anon_ip, uniqExact(path), topK(3)(block_reason)
-	FROM {t} WHERE `+day.where()+` AND blocked = 1 AND `+filter+` GROUP BY user_id, anon_ip`), a.args(day, fargs...)...)
-	if err != nil {
-		return err
+		if !slices.Contains(a.clients, k) {
+			a.clients = append(a.clients, k)
+		}
 	}
 	defer rows.Close()
-	byLabel := make(map[string]*ClientStats, len(keys))
-	for i := range agg.NewBlockedClients {
-		byLabel[agg.NewBlockedClients[i].Client] = &agg.NewBlockedClients[i]
-	}
-	for rows.Next() {
-		var (
-			k       clientKey
-			paths   uint64
-			reasons []string
-		)
-		if err := rows.Scan(&k.user, &k.ip, &paths, &reasons); err != nil {
-			return err
-		}
-		if c, ok := byLabel[k.label()]; ok {
-			c.Paths, c.Reasons = paths, reasons
-		}
-	}
 	return rows.Err()
 }
 
@@ -543,3 +519,214 @@ func finite(f float64) float64 {
 }
 
 func round2(f float64) float64 { return math.Round(f*100) / 100 }
+
+// timeline counts the day hour by hour.
+func (a *aggregator) timeline(ctx context.Context, agg *Aggregates) error {
+	s := span{a.day, a.day}
+	q := a.sql(`SELECT ` + hourExpr + ` AS h, count(), countIf(blocked = 1), ` + errorsExpr + `,
+	countIf(` + failOpenCond + `), countIf(decision = 'shadow')
+	FROM {t} WHERE ` + s.where() + ` GROUP BY h ORDER BY h`)
+	rows, err := a.conn.Query(ctx, q, a.args(s)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	agg.Timeline = make([]HourStats, 24)
+	for h := range agg.Timeline {
+		agg.Timeline[h].Hour = h
+	}
+	for rows.Next() {
+		var (
+			h  uint8
+			hs HourStats
+		)
+		if err := rows.Scan(&h, &hs.Requests, &hs.Blocked, &hs.Errors, &hs.FailedOpen, &hs.Shadow); err != nil {
+			return err
+		}
+		if h < 24 {
+			hs.Hour = int(h)
+			agg.Timeline[h] = hs
+		}
+	}
+	return rows.Err()
+}
+
+// failOpen lists the requests that passed unchecked by reason and hour.
+func (a *aggregator) failOpen(ctx context.Context, agg *Aggregates) error {
+	if agg.Totals.FailedOpen == 0 {
+		return nil
+	}
+	s := span{a.day, a.day}
+	q := a.sql(`SELECT ` + failOpenReason + ` AS reason, ` + hourExpr + ` AS h, count() AS n
+	FROM {t} WHERE ` + s.where() + ` AND ` + failOpenCond + `
+	GROUP BY reason, h ORDER BY h, n DESC, reason LIMIT 240`)
+	rows, err := a.conn.Query(ctx, q, a.args(s)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	sums := map[string]uint64{}
+	for rows.Next() {
+		var (
+			c FailOpenCount
+			h uint8
+		)
+		if err := rows.Scan(&c.Reason, &h, &c.Requests); err != nil {
+			return err
+		}
+		c.Hour = int(h)
+		agg.FailOpen = append(agg.FailOpen, c)
+		sums[c.Reason] += c.Requests
+	}
+	for reason, n := range sums {
+		agg.FailOpenReasons = append(agg.FailOpenReasons, FailOpenCount{Reason: reason, Hour: -1, Requests: n})
+	}
+	slices.SortFunc(agg.FailOpenReasons, func(x, y FailOpenCount) int {
+		if x.Requests != y.Requests {
+			return cmpDesc(x.Requests, y.Requests)
+		}
+		return strings.Compare(x.Reason, y.Reason)
+	})
+	return rows.Err()
+}
+
+func isNoRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+func cmpDesc(x, y uint64) int {
+	switch {
+	case x > y:
+		return -1
+	case x < y:
+		return 1
+	}
+	return 0
+}
+
+// reasonBanned is the reason of a denial because the client is banned; the
+// ban's cause is the block before it.
+const reasonBanned = "behavior.banned"
+
+// banTriggers finds, for each client denied as banned on the day, the block
+// that banned it (its first block of the day with another reason) and
+// groups the clients by that trigger.
+func (a *aggregator) banTriggers(ctx context.Context, agg *Aggregates) error {
+	s := span{a.day, a.day}
+	q := a.sql(`SELECT trigger, count() AS clients, sum(banned) AS b, sum(triggers) AS tr
+	FROM (
+		SELECT user_id, ` + anonIP + ` AS anon_ip,
+		argMinIf(block_reason, toUInt64(timestamp) * 1000 + timestamp_ms, block_reason != @banned) AS trigger,
+		countIf(block_reason = @banned) AS banned, countIf(block_reason != @banned) AS triggers
+		FROM {t} WHERE ` + s.where() + ` AND decision = 'denied'
+		GROUP BY user_id, anon_ip HAVING banned > 0
+	)
+	GROUP BY trigger ORDER BY clients DESC, b DESC, trigger LIMIT @top`)
+	rows, err := a.conn.Query(ctx, q, a.args(s, clickhouse.Named("banned", reasonBanned), clickhouse.Named("top", a.cfg.TopN))...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b BanTrigger
+		if err := rows.Scan(&b.Trigger, &b.Clients, &b.BannedRequests, &b.TriggerRequests); err != nil {
+			return err
+		}
+		agg.BanTriggers = append(agg.BanTriggers, b)
+	}
+	return rows.Err()
+}
+
+// genericRouteShare: a route name carrying at least this share of the
+// day's requests is a catch-all (Envoy's single "prefix: /" route under
+// whatever name), not an endpoint.
+const genericRouteShare = 0.9
+
+// routeGrouping decides which route names are generic: the configured ones,
+// the empty name, and a name that carries genericRouteShare of the day's
+// requests.
+func (a *aggregator) routeGrouping(ctx context.Context, agg *Aggregates) error {
+	generic := append([]string{""}, a.cfg.GenericRouteNames...)
+	if agg.Totals.Requests > 0 {
+		s := span{a.day, a.day}
+		q := a.sql(`SELECT route_name, count() AS n FROM {t} WHERE ` + s.where() + `
+		GROUP BY route_name HAVING n >= @total ORDER BY n DESC LIMIT 1`)
+		var (
+			name string
+			n    uint64
+		)
+		err := a.conn.QueryRow(ctx, q, a.args(s, clickhouse.Named("total", uint64(math.Ceil(genericRouteShare*float64(agg.Totals.Requests)))))...).Scan(&name, &n)
+		switch {
+		case err == nil:
+			if !slices.Contains(generic, name) {
+				generic = append(generic, name)
+			}
+		case !isNoRows(err):
+			return err
+		}
+	}
+	agg.GenericRouteNames = generic
+	return nil
+}
+
+// clientDetails fills the client tables from one query over the day, so a
+// client has the same numbers in every table: all its requests, its blocks,
+// distinct paths, top block reasons, ban trigger, first and last seen, and
+// blocks per hour.
+func (a *aggregator) clientDetails(ctx context.Context, agg *Aggregates) error {
+	if len(a.clients) == 0 {
+		return nil
+	}
+	s := span{a.day, a.day}
+	filter, fargs := clientFilter(a.clients)
+	rows, err := a.conn.Query(ctx, a.sql(`SELECT user_id, `+anonIP+` AS anon_ip, count(), countIf(blocked = 1), uniqExact(path),
+	topKIf(3)(block_reason, blocked = 1),
+	argMinIf(block_reason, toUInt64(timestamp) * 1000 + timestamp_ms, decision = 'denied' AND block_reason != @banned),
+	toUInt32(min(timestamp)), toUInt32(max(timestamp)),
+	tupleElement(sumMap([toUInt8(`+hourExpr+`)], [toUInt64(blocked)]) AS hourly, 1), tupleElement(hourly, 2),
+	countIf(block_reason = @banned)
+	FROM {t} WHERE `+s.where()+` AND `+filter+` GROUP BY user_id, anon_ip`),
+		a.args(s, append(fargs, clickhouse.Named("banned", reasonBanned))...)...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	byLabel := map[string][]*ClientStats{}
+	for _, l := range []*[]ClientStats{&agg.TopBlockedClients, &agg.NewBlockedClients} {
+		for i := range *l {
+			c := &(*l)[i]
+			byLabel[c.Client] = append(byLabel[c.Client], c)
+		}
+	}
+	loc := a.cfg.Location
+	for rows.Next() {
+		var (
+			k           clientKey
+			d           ClientStats
+			first, last uint32
+			hours       []uint8
+			counts      []uint64
+			banned      uint64
+		)
+		if err := rows.Scan(&k.user, &k.ip, &d.Requests, &d.Blocked, &d.Paths, &d.Reasons, &d.Trigger,
+			&first, &last, &hours, &counts, &banned); err != nil {
+			return err
+		}
+		if banned == 0 {
+			d.Trigger = "" // not banned: no trigger to tell
+		}
+		d.FirstSeen = time.Unix(int64(first), 0).In(loc).Format(time.TimeOnly)
+		d.LastSeen = time.Unix(int64(last), 0).In(loc).Format(time.TimeOnly)
+		d.HourlyBlocked = make([]uint64, 24)
+		for i, h := range hours {
+			if h < 24 && i < len(counts) {
+				d.HourlyBlocked[h] = counts[i]
+			}
+		}
+		for _, c := range byLabel[k.label()] {
+			d.Client = c.Client
+			*c = d
+			c.Reasons = slices.Clone(d.Reasons)
+			c.HourlyBlocked = slices.Clone(d.HourlyBlocked)
+		}
+	}
+	return rows.Err()
+}

@@ -59,6 +59,79 @@ func errorMeaning(t Totals) string {
 		pct(t.ErrorRate), pct(t.ClientErrorRate), pct(t.ServerErrorRate), t.Blocked, pct(t.BlockedRate))
 }
 
+// keyRow is one line of the key numbers: today, previous day, 7-day
+// average, each already formatted ("n/a" without a baseline).
+type keyRow struct{ Name, Today, Prev, Avg string }
+
+func keyRows(a *Aggregates) []keyRow {
+	t := a.Totals
+	rows := []struct {
+		name  string
+		today string
+		f     func(*DaySummary) string
+	}{
+		{"Requests", fmt.Sprint(t.Requests), func(d *DaySummary) string { return fmt.Sprintf("%.0f", d.Requests) }},
+		{"Unique clients", fmt.Sprint(t.UniqueClients), func(d *DaySummary) string { return fmt.Sprintf("%.0f", d.UniqueClients) }},
+		{"Error rate", pct(t.ErrorRate), func(d *DaySummary) string { return pct(d.ErrorRate) }},
+		{"5xx rate", pct(t.ServerErrorRate), func(d *DaySummary) string { return pct(d.ServerErrorRate) }},
+		{"Blocked rate", pct(t.BlockedRate), func(d *DaySummary) string { return pct(d.BlockedRate) }},
+		{"p95 latency", ms(t.P95Ms), func(d *DaySummary) string { return ms(d.P95Ms) }},
+	}
+	out := make([]keyRow, 0, len(rows)+1)
+	for _, r := range rows {
+		out = append(out, keyRow{r.name, r.today, orNA(a.PreviousDay, r.f), orNA(a.SevenDayAverage, r.f)})
+	}
+	// Fail-open has no history in DaySummary: its own line, today only.
+	out = append(out, keyRow{"Fail-open (unchecked)", fmt.Sprintf("%s (%d)", pct(t.FailOpenRatio), t.FailedOpen), "", ""})
+	return out
+}
+
+func orNA(d *DaySummary, f func(*DaySummary) string) string {
+	if d == nil {
+		return "n/a"
+	}
+	return f(d)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// failOpenMeaning explains the fail-open count in words.
+func failOpenMeaning(t Totals) string {
+	if t.FailedOpen == 0 {
+		return "None: every request got a decision from smartlayer."
+	}
+	s := fmt.Sprintf("%s (%s of the day) passed WITHOUT a check: smartlayer did not protect the API for them. "+
+		"failmode.* reasons are authz's fail mode (server.fail_mode: allow) — a budget overrun, a store error, an unparsable request; "+
+		"\"unchecked\" means Envoy served the request with no ext_authz answer at all (failure_mode_allow while authz was unreachable or too slow).",
+		plural(t.FailedOpen, "request"), pct(t.FailOpenRatio))
+	if t.FailedClosed > 0 {
+		s += fmt.Sprintf(" Another %s got the fail mode's 503 (fail_mode: deny).", plural(t.FailedClosed, "request"))
+	}
+	return s
+}
+
+// groupingNote says how the endpoint tables group requests.
+func groupingNote(a *Aggregates) string {
+	var named []string
+	for _, n := range a.GenericRouteNames {
+		if n != "" {
+			named = append(named, `"`+n+`"`)
+		}
+	}
+	note := "Endpoints are Envoy route names where a name identifies one; requests on an empty"
+	if len(named) > 0 {
+		note += " or generic route name (" + strings.Join(named, ", ") + ")"
+	} else {
+		note += " route name"
+	}
+	return note + " are grouped by path template (ids, UUIDs and hashes as {id})."
+}
+
 // renderMarkdown writes the report as Markdown. Every string that comes from
 // the logs or the model goes through md().
 func renderMarkdown(r *Report) string {
@@ -72,28 +145,56 @@ func renderMarkdown(r *Report) string {
 	w("## Summary\n\n%s\n\n_%s_\n\n", md(n.Summary), sourceNote(r.Source))
 
 	w("## Key numbers\n\n| | %s | previous day | 7-day average (%d days) |\n|---|---:|---:|---:|\n", a.Date, a.BaselineDays)
-	p, s := a.PreviousDay, a.SevenDayAverage
-	w("| Requests | %d | %.0f | %.0f |\n", t.Requests, p.Requests, s.Requests)
-	w("| Unique clients | %d | %.0f | %.0f |\n", t.UniqueClients, p.UniqueClients, s.UniqueClients)
-	w("| Error rate | %s | %s | %s |\n", pct(t.ErrorRate), pct(p.ErrorRate), pct(s.ErrorRate))
-	w("| 5xx rate | %s | %s | %s |\n", pct(t.ServerErrorRate), pct(p.ServerErrorRate), pct(s.ServerErrorRate))
-	w("| Blocked rate | %s | %s | %s |\n", pct(t.BlockedRate), pct(p.BlockedRate), pct(s.BlockedRate))
-	w("| p95 latency | %s | %s | %s |\n\n", ms(t.P95Ms), ms(p.P95Ms), ms(s.P95Ms))
-	w("Unique users %d · 2xx %d · 3xx %d · 4xx %d · 5xx %d · blocked %d (shadow %d) · p50 %s · p99 %s\n\n",
-		t.UniqueUsers, t.Status2xx, t.Status3xx, t.Status4xx, t.Status5xx, t.Blocked, t.ShadowBlocked, ms(t.P50Ms), ms(t.P99Ms))
+	for _, row := range keyRows(a) {
+		w("| %s | %s | %s | %s |\n", row.Name, row.Today, row.Prev, row.Avg)
+	}
+	w("\nUnique users %d · 2xx %d · 3xx %d · 4xx %d · 5xx %d · blocked %d · shadow %d · failed open %d · failed closed %d · p50 %s · p99 %s\n\n",
+		t.UniqueUsers, t.Status2xx, t.Status3xx, t.Status4xx, t.Status5xx, t.Blocked, t.ShadowBlocked, t.FailedOpen, t.FailedClosed, ms(t.P50Ms), ms(t.P99Ms))
+
+	w("## Timeline\n\nPer hour (%s), 00 → 23, each line scaled to its own peak.\n\n```\n", md(a.Timezone))
+	for _, sr := range []struct {
+		name string
+		f    func(HourStats) uint64
+	}{
+		{"requests ", func(h HourStats) uint64 { return h.Requests }},
+		{"blocked  ", func(h HourStats) uint64 { return h.Blocked }},
+		{"errors   ", func(h HourStats) uint64 { return h.Errors }},
+		{"fail-open", func(h HourStats) uint64 { return h.FailedOpen }},
+	} {
+		v := series(a.Timeline, sr.f)
+		var peak uint64
+		for _, x := range v {
+			peak = max(peak, x)
+		}
+		w("%s %s  peak %d\n", sr.name, sparkText(v), peak)
+	}
+	w("```\n\n")
+
+	w("## Unchecked requests (fail-open)\n\n%s\n\n", failOpenMeaning(t))
+	if len(a.FailOpenReasons) > 0 {
+		w("| Reason | Requests | Share of the day |\n|---|---:|---:|\n")
+		for _, r := range a.FailOpenReasons {
+			w("| %s | %d | %s |\n", md(r.Reason), r.Requests, pct(ratio(r.Requests, t.Requests)))
+		}
+		w("\n| Hour | Reason | Requests |\n|---|---|---:|\n")
+		for _, r := range a.FailOpen {
+			w("| %02d:00 | %s | %d |\n", r.Hour, md(r.Reason), r.Requests)
+		}
+		w("\n")
+	}
 
 	w("## Error rate\n\n%s\n\n", errorMeaning(t))
 	if len(a.ErrorRoutes) > 0 {
-		w("| Route | Requests | Errors | 5xx | Error rate |\n|---|---:|---:|---:|---:|\n")
+		w("| Endpoint | Requests | Errors | 5xx | Error rate |\n|---|---:|---:|---:|---:|\n")
 		for _, r := range a.ErrorRoutes {
 			w("| %s | %d | %d | %d | %s |\n", md(r.Route), r.Requests, r.Errors, r.ServerErrors, pct(r.ErrorRate))
 		}
 		w("\n")
 	}
 
-	w("## Slowest endpoints\n\nBy p95 over unblocked requests, routes with at least the configured minimum of requests.\n\n")
+	w("## Slowest endpoints\n\n%s By p95 over unblocked requests, endpoints with at least the configured minimum of requests.\n\n", md(groupingNote(a)))
 	mdRoutes(&b, a.SlowestRoutes, true)
-	w("## Busiest routes\n\n")
+	w("## Busiest endpoints\n\n")
 	mdRoutes(&b, a.BusiestRoutes, false)
 
 	w("## Suspicious activity\n\n### Blocks by module and reason\n\n")
@@ -107,6 +208,16 @@ func renderMarkdown(r *Report) string {
 				mode = "shadow"
 			}
 			w("| %s | %s | %s | %d | %d |\n", md(orNone(bl.Module)), md(orNone(bl.Reason)), mode, bl.Requests, bl.Clients)
+		}
+		w("\n")
+	}
+	w("### Ban triggers\n\nThe rule that banned each client (its first block of the day other than behavior.banned), and what its ban then denied.\n\n")
+	if len(a.BanTriggers) == 0 {
+		w("None.\n\n")
+	} else {
+		w("| Trigger | Clients banned | Trigger requests | Denied while banned |\n|---|---:|---:|---:|\n")
+		for _, bt := range a.BanTriggers {
+			w("| %s | %d | %d | %d |\n", md(triggerLabel(bt.Trigger)), bt.Clients, bt.TriggerRequests, bt.BannedRequests)
 		}
 		w("\n")
 	}
@@ -150,9 +261,9 @@ func mdRoutes(b *strings.Builder, rs []RouteStats, cause bool) {
 		return
 	}
 	if cause {
-		b.WriteString("| Route | Requests | p50 | p95 | p99 | 5xx | Likely cause |\n|---|---:|---:|---:|---:|---:|---|\n")
+		b.WriteString("| Endpoint | Requests | p50 | p95 | p99 | 5xx | Likely cause |\n|---|---:|---:|---:|---:|---:|---|\n")
 	} else {
-		b.WriteString("| Route | Requests | p50 | p95 | p99 | Error rate |\n|---|---:|---:|---:|---:|---:|\n")
+		b.WriteString("| Endpoint | Requests | p50 | p95 | p99 | Error rate |\n|---|---:|---:|---:|---:|---:|\n")
 	}
 	for _, r := range rs {
 		if cause {
@@ -169,9 +280,10 @@ func mdClients(b *strings.Builder, cs []ClientStats) {
 		b.WriteString("None.\n\n")
 		return
 	}
-	b.WriteString("| Client | Blocked | Requests | Distinct paths | Reasons |\n|---|---:|---:|---:|---|\n")
+	b.WriteString("| Client | Blocked | Requests | Distinct paths | Ban trigger | Reasons | First seen | Last seen | Blocks 00→23 |\n|---|---:|---:|---:|---|---|---|---|---|\n")
 	for _, c := range cs {
-		fmt.Fprintf(b, "| %s | %d | %d | %d | %s |\n", md(c.Client), c.Blocked, c.Requests, c.Paths, mdList(c.Reasons))
+		fmt.Fprintf(b, "| %s | %d | %d | %d | %s | %s | %s | %s | %s |\n", md(c.Client), c.Blocked, c.Requests, c.Paths,
+			md(orDash(c.Trigger)), mdList(c.Reasons), c.FirstSeen, c.LastSeen, sparkText(c.HourlyBlocked))
 	}
 	b.WriteString("\n")
 }
@@ -180,15 +292,25 @@ func mdClients(b *strings.Builder, cs []ClientStats) {
 var htmlSource string
 
 var htmlTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct":     pct,
-	"ms":      ms,
-	"upper":   strings.ToUpper,
-	"orNone":  orNone,
-	"join":    strings.Join,
-	"meaning": errorMeaning,
-	"note":    sourceNote,
-	"inc":     func(i int) int { return i + 1 },
-	"utc":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"pct":       pct,
+	"ms":        ms,
+	"upper":     strings.ToUpper,
+	"orNone":    orNone,
+	"join":      strings.Join,
+	"meaning":   errorMeaning,
+	"note":      sourceNote,
+	"inc":       func(i int) int { return i + 1 },
+	"utc":       func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"keyRows":   keyRows,
+	"timeline":  timelineSVG,
+	"spark":     sparkSVG,
+	"sparkText": sparkText,
+	"foMeaning": failOpenMeaning,
+	"grouping":  groupingNote,
+	"trigger":   triggerLabel,
+	"dash":      orDash,
+	"share":     func(n, total uint64) string { return pct(ratio(n, total)) },
+	"hour":      func(h int) string { return fmt.Sprintf("%02d:00", h) },
 }).Parse(htmlSource))
 
 // renderHTML writes the report as a standalone HTML page; html/template

@@ -429,8 +429,24 @@ func TestTimezoneDays(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if agg.Totals.Requests != tc.want || agg.PreviousDay.Requests != tc.wantPrev {
-				t.Errorf("requests %d (previous day %g), want %d (%g)", agg.Totals.Requests, agg.PreviousDay.Requests, tc.want, tc.wantPrev)
+			prev := 0.0
+			if agg.PreviousDay != nil {
+				prev = agg.PreviousDay.Requests
+			}
+			if agg.Totals.Requests != tc.want || prev != tc.wantPrev {
+				t.Errorf("requests %d (previous day %g), want %d (%g)", agg.Totals.Requests, prev, tc.want, tc.wantPrev)
+			}
+			// A day without traffic before it is no baseline: n/a, not 0.
+			if (tc.wantPrev == 0) != (agg.PreviousDay == nil) {
+				t.Errorf("previous day %+v, want nil exactly when it had no traffic", agg.PreviousDay)
+			}
+			// The timeline counts the same requests, hour by hour in tz.
+			var sum uint64
+			for _, h := range agg.Timeline {
+				sum += h.Requests
+			}
+			if len(agg.Timeline) != 24 || sum != tc.want {
+				t.Errorf("timeline %d hours, %d requests, want 24 and %d", len(agg.Timeline), sum, tc.want)
 			}
 		})
 	}

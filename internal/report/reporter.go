@@ -174,7 +174,11 @@ func normalise(a *Aggregates) {
 	for _, l := range [][]ClientStats{a.TopBlockedClients, a.NewBlockedClients} {
 		for i := range l {
 			l[i].Client = clipData(l[i].Client)
+			l[i].Trigger = clipData(l[i].Trigger)
 			clipAll(l[i].Reasons)
+			if l[i].HourlyBlocked == nil {
+				l[i].HourlyBlocked = []uint64{}
+			}
 		}
 	}
 	for i := range a.Blocks {
@@ -209,6 +213,26 @@ func normalise(a *Aggregates) {
 	}
 	if a.Blocks == nil {
 		a.Blocks = []BlockCount{}
+	}
+	for i := range a.BanTriggers {
+		a.BanTriggers[i].Trigger = clipData(a.BanTriggers[i].Trigger)
+	}
+	if a.BanTriggers == nil {
+		a.BanTriggers = []BanTrigger{}
+	}
+	for _, l := range []*[]FailOpenCount{&a.FailOpen, &a.FailOpenReasons} {
+		for i := range *l {
+			(*l)[i].Reason = clipData((*l)[i].Reason)
+		}
+		if *l == nil {
+			*l = []FailOpenCount{}
+		}
+	}
+	if a.Timeline == nil {
+		a.Timeline = []HourStats{}
+	}
+	if a.GenericRouteNames == nil {
+		a.GenericRouteNames = []string{}
 	}
 	if a.SlowDrip == nil {
 		a.SlowDrip = []SlowDripClient{}

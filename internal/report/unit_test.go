@@ -26,6 +26,9 @@ func TestConfigValidate(t *testing.T) {
 		"error ratio":         {func(c *Config) { c.SlowDrip.MinErrorRatio = 1.5 }, "report.slow_drip.min_error_ratio"},
 		"thresholds swapped":  {func(c *Config) { c.Health.CriticalP95 = time.Millisecond }, "report.health.p95"},
 		"top n":               {func(c *Config) { c.TopN = 0 }, "report.top_n"},
+		"fail-open swapped":   {func(c *Config) { c.Health.CriticalFailOpenRatio = 0.0001 }, "report.health.degraded_fail_open_ratio"},
+		"fail-open zero":      {func(c *Config) { c.Health.DegradedFailOpenRatio = 0 }, "report.health.degraded_fail_open_ratio"},
+		"route name spaces":   {func(c *Config) { c.GenericRouteNames = []string{" app"} }, "report.generic_route_names"},
 		"local timezone":      {func(c *Config) { c.Location = time.Local }, "report.timezone"},
 	}
 	for name, tc := range tests {
