@@ -44,9 +44,7 @@ type prometheusRule struct {
 
 // pendingMetrics are used by a rule before any build registers them; the
 // rule is then silent. Remove a name once the code registers it.
-var pendingMetrics = map[string]string{
-	"smartlayer_config_reloads_total": "config hot reload counter (cmd/authz, internal/app)",
-}
+var pendingMetrics = map[string]string{}
 
 // registeredMetrics reads every prometheus.*Opts literal in the module's Go
 // sources (tests excluded) and returns the full metric names, with
