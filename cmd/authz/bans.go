@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -75,10 +73,10 @@ func runBans(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
-	c := &banClient{base: base.String(), token: *token, http: http.DefaultClient}
+	c := admin.NewClient(base.String(), *token, http.DefaultClient)
 	switch pos[0] {
 	case "list":
-		bans, raw, err := c.list(ctx)
+		bans, raw, err := c.List(ctx)
 		if err != nil {
 			return err
 		}
@@ -92,14 +90,14 @@ func runBans(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *ttl != 0 {
 			req.TTL = ttl.String()
 		}
-		ban, err := c.add(ctx, req)
+		ban, err := c.Add(ctx, req)
 		if err != nil {
 			return err
 		}
 		_, err = fmt.Fprintf(stdout, "banned %s until %s (%s)\n", ban.ClientKey, ban.Expires.UTC().Format(time.RFC3339), ban.Reason)
 		return err
 	default:
-		if err := c.delete(ctx, pos[1]); err != nil {
+		if err := c.Delete(ctx, pos[1]); err != nil {
 			return err
 		}
 		_, err := fmt.Fprintf(stdout, "unbanned %s\n", pos[1])
@@ -119,92 +117,4 @@ func printBans(w io.Writer, bans []scoring.Ban, now time.Time) error {
 			b.Expires.UTC().Format(time.RFC3339), b.Expires.Sub(now).Round(time.Second))
 	}
 	return tw.Flush()
-}
-
-// banClient calls the admin API.
-type banClient struct {
-	base, token string
-	http        *http.Client
-}
-
-// apiError is an error answer of the admin API.
-type apiError struct {
-	Status int
-	Body   admin.ErrorBody
-}
-
-func (e *apiError) Error() string {
-	msg := e.Body.Message
-	if msg == "" {
-		msg = e.Body.Error
-	}
-	return fmt.Sprintf("admin API: %d %s: %s", e.Status, http.StatusText(e.Status), msg)
-}
-
-func (c *banClient) do(ctx context.Context, method, path string, body any, want int) ([]byte, error) {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return nil, err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
-	if err != nil {
-		return nil, fmt.Errorf("admin API request: %w", err)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("admin API %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, fmt.Errorf("admin API %s %s: read answer: %w", method, path, err)
-	}
-	if resp.StatusCode != want {
-		e := &apiError{Status: resp.StatusCode}
-		if json.Unmarshal(raw, &e.Body) != nil || e.Body.Error == "" {
-			e.Body.Message = strings.TrimSpace(string(raw))
-		}
-		return nil, e
-	}
-	return raw, nil
-}
-
-func (c *banClient) list(ctx context.Context) ([]scoring.Ban, []byte, error) {
-	raw, err := c.do(ctx, http.MethodGet, "/v1/bans", nil, http.StatusOK)
-	if err != nil {
-		return nil, nil, err
-	}
-	var l admin.BanList
-	if err := json.Unmarshal(raw, &l); err != nil {
-		return nil, nil, fmt.Errorf("admin API list: decode answer: %w", err)
-	}
-	return l.Bans, raw, nil
-}
-
-func (c *banClient) add(ctx context.Context, r admin.BanRequest) (scoring.Ban, error) {
-	raw, err := c.do(ctx, http.MethodPost, "/v1/bans", r, http.StatusCreated)
-	if err != nil {
-		return scoring.Ban{}, err
-	}
-	var b scoring.Ban
-	if err := json.Unmarshal(raw, &b); err != nil {
-		return scoring.Ban{}, fmt.Errorf("admin API add: decode answer: %w", err)
-	}
-	return b, nil
-}
-
-func (c *banClient) delete(ctx context.Context, ip string) error {
-	// The path keeps a network's slash: the server matches {ip...}.
-	_, err := c.do(ctx, http.MethodDelete, "/v1/bans/"+url.PathEscape(ip), nil, http.StatusNoContent)
-	return err
 }

@@ -29,11 +29,12 @@ func main() {
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }
 
-const usage = `usage: authz [serve|check-config|bans|version] [flags]
+const usage = `usage: authz [serve|check-config|bans|explain|version] [flags]
 
   serve          run the ext_authz, access-log and admin servers (default)
   check-config   load and validate the configuration, print it, exit
   bans           list, add or delete bans through the admin API (authz bans -h)
+  explain        decide one request (curl-like flags or a CheckRequest JSON) and print every signal
   version        print the version (also --version)
 
 authz <command> -h lists the command's flags.
@@ -52,6 +53,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cmd = "help"
 	}
 	switch cmd {
+	case "explain":
+		if err := runExplain(ctx, args, stdout, stderr); err != nil {
+			fmt.Fprintln(stderr, "authz explain:", err)
+			return 1
+		}
+		return 0
 	case "version":
 		fmt.Fprintln(stdout, "smartlayer authz", version.String())
 		return 0

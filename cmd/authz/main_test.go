@@ -107,3 +107,43 @@ func TestCheckConfigAndServeRejectTheSame(t *testing.T) {
 		})
 	}
 }
+
+// authz explain decides one request as serve would and prints the signals
+// an operator needs to understand (or exempt) a denial.
+func TestExplain(t *testing.T) {
+	dir := t.TempDir()
+	checkReq := filepath.Join(dir, "check.json")
+	_ = os.WriteFile(checkReq, []byte(`{"attributes":{"source":{"address":{"socketAddress":{"address":"198.51.100.7"}}},
+		"request":{"http":{"method":"GET","path":"/files?name=../../etc/passwd","host":"api.example.com",
+		"headers":{"user-agent":"Mozilla/5.0"}}}}}`), 0o600)
+	tests := map[string]struct {
+		args []string
+		code int
+		out  []string
+	}{
+		"sqli in the query": {[]string{"explain", "http://api.example.com/search?q=1%27%20union%20select%20password%20from%20users--"}, 0,
+			[]string{"decision", "deny", "payload.sqli", "query:q", "union select", "weight 3"}},
+		"benign with a tool's user agent": {[]string{"explain", "-H", "User-Agent: curl/8", "http://api.example.com/products/7"}, 0,
+			[]string{"allow", "suspicious_user_agent", "score 0"}},
+		"json body and claims": {[]string{"explain", "-H", "Content-Type: application/json", "-d", `{"c":"<script>alert(1)</script>"}`,
+			"--claims", `{"sub":"u1","plan":"free"}`, "http://api.example.com/comments"}, 0,
+			[]string{`user "u1"`, "plan free", "payload.xss", "body:$.c"}},
+		"a CheckRequest file": {[]string{"explain", "--check-request", checkReq}, 0, []string{"client 198.51.100.7", "path_traversal"}},
+		"no url":              {[]string{"explain"}, 1, []string{"one URL"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			out := stdout.String() + stderr.String()
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d:\n%s", code, tc.code, out)
+			}
+			for _, w := range tc.out {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}

@@ -32,6 +32,13 @@ type Row struct {
 
 	// Decision is what authz answered, one of the Decision* values.
 	Decision string
+
+	// Rule, Field and Excerpt explain a denial (or shadow denial): the
+	// rule that fired, where, and a short redacted piece of the value.
+	// BehaviorScore and PayloadScore are each module's own score (Score is
+	// the deciding one).
+	Rule, Field, Excerpt        string
+	BehaviorScore, PayloadScore uint16
 }
 
 // The values of the decision column: what smartlayer answered for a request.
@@ -92,6 +99,9 @@ const (
 	maxQueryBytes = 4096
 	maxLongField  = 1024 // user agent, referer
 	maxShortField = 256  // everything else
+	// maxExcerptField: authz sends at most 64 bytes; a forged entry gets
+	// no more room than that.
+	maxExcerptField = 128
 )
 
 // DateTime and Date are unsigned on the server; starts outside that range

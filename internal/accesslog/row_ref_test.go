@@ -89,6 +89,11 @@ func (m mapper) toRow(nodeID string, e *datav3.HTTPAccessLogEntry, received time
 		r.BlockModule = capString(fields["module"].GetStringValue(), maxShortField)
 		r.BlockReason = capString(fields["reason"].GetStringValue(), maxShortField)
 		r.Score = clampScore(fields["score"].GetNumberValue())
+		r.Rule = capString(fields["rule"].GetStringValue(), maxShortField)
+		r.Field = capString(fields["field"].GetStringValue(), maxShortField)
+		r.Excerpt = capString(fields["excerpt"].GetStringValue(), maxExcerptField)
+		r.BehaviorScore = clampScore(fields["behavior_score"].GetNumberValue())
+		r.PayloadScore = clampScore(fields["payload_score"].GetNumberValue())
 		// Spelled out here rather than through decisionOf, so that the
 		// reference does not share the code it checks.
 		switch {

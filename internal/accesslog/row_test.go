@@ -67,7 +67,9 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 						NoHealthyUpstream:          true,
 					},
 					Metadata: authzMeta(t, map[string]any{"decision": "deny", "module": "behavior",
-						"reason": "behavior.empty_user_agent", "score": 9.0, "status": 403.0, "shadow": false, "plan": "free"}),
+						"reason": "behavior.empty_user_agent", "score": 9.0, "status": 403.0, "shadow": false, "plan": "free",
+						"rule": "behavior.empty_user_agent", "field": "header:user-agent", "excerpt": "",
+						"behavior_score": 9.0, "payload_score": 2.0}),
 				},
 				Request: &datav3.HTTPRequestProperties{
 					RequestMethod: corev3.RequestMethod_POST, Scheme: "https", Authority: "api.example.com",
@@ -83,6 +85,7 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 				// authz decided without a user: a client-sent x-user-plan
 				// is not the row's plan.
 				Status: 403, DurationMs: 1234, BytesIn: 1300, BytesOut: 200, ClientIP: "203.0.113.7",
+				Rule: "behavior.empty_user_agent", Field: "header:user-agent", BehaviorScore: 9, PayloadScore: 2,
 				UserAgent: "curl/8.0", Referer: "https://example.com/", RequestID: "req-full",
 				UpstreamCluster: "backend", UpstreamHost: "10.1.2.3:8080", ResponseFlags: "UH,UAEX,URX",
 				Blocked: true, BlockModule: "behavior", BlockReason: "behavior.empty_user_agent", Score: 9,
@@ -338,7 +341,8 @@ func readRows(t testing.TB, conn driver.Conn, db string) map[string]storedRow {
 	rows, err := conn.Query(testCtx(t), `SELECT toUInt32(timestamp), timestamp_ms, toString(date), node_id, method,
 		scheme, authority, path, query, route_name, status, duration_ms, bytes_in, bytes_out, client_ip, user_id,
 		plan, user_agent, referer, request_id, upstream_cluster, upstream_host, response_flags, blocked,
-		block_module, block_reason, score, decision FROM `+db+`.access_log`)
+		block_module, block_reason, score, decision, rule, field, excerpt, behavior_score, payload_score
+		FROM `+db+`.access_log`)
 	if err != nil {
 		t.Fatalf("read rows: %v", err)
 	}
@@ -351,7 +355,8 @@ func readRows(t testing.TB, conn driver.Conn, db string) map[string]storedRow {
 		if err := rows.Scan(&unix, &r.Millis, &r.date, &r.NodeID, &r.Method, &r.Scheme, &r.Authority, &r.Path,
 			&r.Query, &r.RouteName, &r.Status, &r.DurationMs, &r.BytesIn, &r.BytesOut, &r.ClientIP, &r.UserID,
 			&r.Plan, &r.UserAgent, &r.Referer, &r.RequestID, &r.UpstreamCluster, &r.UpstreamHost, &r.ResponseFlags,
-			&blocked, &r.BlockModule, &r.BlockReason, &r.Score, &r.Decision); err != nil {
+			&blocked, &r.BlockModule, &r.BlockReason, &r.Score, &r.Decision,
+			&r.Rule, &r.Field, &r.Excerpt, &r.BehaviorScore, &r.PayloadScore); err != nil {
 			t.Fatalf("scan: %v", err)
 		}
 		r.Unix, r.Blocked = int64(unix), blocked == 1
@@ -377,15 +382,16 @@ func TestSpoolVersion1(t *testing.T) {
 		{Unix: 1795564798, Path: "/e"},
 	}
 	want := []string{DecisionDenied, DecisionFailedOpen, DecisionFailedClosed, DecisionShadow, DecisionAllowed}
-	// Version 1 rows are version 2 rows without the trailing decision: an
-	// empty decision is one zero byte.
+	// Version 1 rows are current rows without the trailing decision (v2)
+	// and explanation (v3): six fields that are one zero byte each when
+	// empty.
 	buf := make([]byte, spoolHeaderLen)
 	copy(buf, spoolMagic)
 	buf[4] = 1
 	binary.LittleEndian.PutUint32(buf[22:26], uint32(len(rows)))
 	for i := range rows {
 		r := appendRow(nil, &rows[i])
-		buf = append(buf, r[:len(r)-1]...)
+		buf = append(buf, r[:len(r)-6]...)
 	}
 	binary.LittleEndian.PutUint32(buf[26:30], uint32(len(buf)-spoolHeaderLen))
 	buf = binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
@@ -398,10 +404,12 @@ func TestSpoolVersion1(t *testing.T) {
 			t.Errorf("row %d: path %q decision %q, want %q %q", i, r.Path, r.Decision, rows[i].Path, want[i])
 		}
 	}
-	// And the current version round-trips the column.
+	// And the current version round-trips the columns.
 	rows[0].Decision = DecisionUnchecked
+	rows[0].Rule, rows[0].Field, rows[0].Excerpt = "payload.sqli.union", "query:q", "1 union select"
+	rows[0].BehaviorScore, rows[0].PayloadScore = 4, 3
 	b, err = decodeBatch(encodeBatch(&batch{rows: rows[:1]}))
-	if err != nil || b.rows[0].Decision != DecisionUnchecked {
-		t.Fatalf("v2 round trip: %v %+v", err, b)
+	if err != nil || b.rows[0] != rows[0] {
+		t.Fatalf("v3 round trip: %v %+v, want %+v", err, b.rows, rows[0])
 	}
 }

@@ -36,6 +36,11 @@ func appendRow(b []byte, r *Row) []byte {
 	b = appendString(b, r.BlockReason)
 	b = binary.AppendUvarint(b, uint64(r.Score))
 	b = appendString(b, r.Decision) // spool version 2
+	b = appendString(b, r.Rule)     // spool version 3 …
+	b = appendString(b, r.Field)
+	b = appendString(b, r.Excerpt)
+	b = binary.AppendUvarint(b, uint64(r.BehaviorScore))
+	b = binary.AppendUvarint(b, uint64(r.PayloadScore))
 	return b
 }
 
@@ -125,6 +130,11 @@ func (d *rowDecoder) row(r *Row) error {
 		r.Decision = d.string()
 	} else {
 		r.Decision = legacyDecision(r)
+	}
+	if d.version >= 3 {
+		r.Rule, r.Field, r.Excerpt = d.string(), d.string(), d.string()
+		r.BehaviorScore = uint16(d.uvarint(math.MaxUint16))
+		r.PayloadScore = uint16(d.uvarint(math.MaxUint16))
 	}
 	if d.err == nil && (r.Unix < 0 || r.Unix >= maxUnix) {
 		d.err = fmt.Errorf("timestamp %d out of range", r.Unix)

@@ -56,6 +56,8 @@ var accessLogColumns = []column{
 	{"upstream_host", "String"}, {"response_flags", "String"}, {"blocked", "UInt8"},
 	{"block_module", "String"}, {"block_reason", "String"}, {"score", "UInt16"},
 	{"decision", "String"},
+	{"rule", "String"}, {"field", "String"}, {"excerpt", "String"},
+	{"behavior_score", "UInt16"}, {"payload_score", "UInt16"},
 }
 
 // dailyReportsColumns is the contract column set of daily_reports.
@@ -102,6 +104,12 @@ var migrations = []migration{
 	// on read for parts that lack the column.
 	{version: 3, addColumn: &addColumn{Table: "access_log", Name: "decision",
 		Type: "String DEFAULT " + decisionDefault, Modern: "LowCardinality(String) DEFAULT " + decisionDefault}},
+	// Why a request was denied: rule, field, excerpt, each module's score.
+	{version: 4, addColumn: &addColumn{Table: "access_log", Name: "rule", Type: "String", Modern: "LowCardinality(String)"}},
+	{version: 5, addColumn: &addColumn{Table: "access_log", Name: "field", Type: "String"}},
+	{version: 6, addColumn: &addColumn{Table: "access_log", Name: "excerpt", Type: "String"}},
+	{version: 7, addColumn: &addColumn{Table: "access_log", Name: "behavior_score", Type: "UInt16"}},
+	{version: 8, addColumn: &addColumn{Table: "access_log", Name: "payload_score", Type: "UInt16"}},
 }
 
 // decisionDefault derives the decision of a row stored before the column

@@ -27,9 +27,10 @@ import (
 
 const (
 	spoolMagic = "SLAL"
-	// spoolVersion 2 added the decision column; version 1 files (written
-	// by an older build) are still read.
-	spoolVersion    = 2
+	// spoolVersion 2 added the decision column, 3 rule, field, excerpt
+	// and the two module scores; older files (written by an older build)
+	// are still read.
+	spoolVersion    = 3
 	spoolHeaderLen  = 4 + 1 + 1 + 16 + 4 + 4
 	spoolTrailerLen = 4
 	spoolExt        = ".batch"
@@ -90,7 +91,7 @@ func decodeBatch(data []byte) (*batch, error) {
 	if string(data[:4]) != spoolMagic {
 		return nil, errors.New("bad magic")
 	}
-	if data[4] != spoolVersion && data[4] != 1 {
+	if data[4] < 1 || data[4] > spoolVersion {
 		return nil, fmt.Errorf("unknown version %d", data[4])
 	}
 	n := binary.LittleEndian.Uint32(data[22:26])

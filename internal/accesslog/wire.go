@@ -293,6 +293,7 @@ func (v wireValue) numberValue() float64 {
 // authzFields are the ext_authz dynamic metadata fields a row keeps.
 type authzFields struct {
 	decision, module, reason, score, shadow, user, plan wireValue
+	rule, field, excerpt, behaviorScore, payloadScore   wireValue
 }
 
 func (e *wireEntry) decode(b []byte) error {
@@ -444,6 +445,16 @@ func (st *authzFields) decodeStruct(b []byte) error {
 			st.score = v
 		case "shadow":
 			st.shadow = v
+		case "rule":
+			st.rule = v
+		case "field":
+			st.field = v
+		case "excerpt":
+			st.excerpt = v
+		case "behavior_score":
+			st.behaviorScore = v
+		case "payload_score":
+			st.payloadScore = v
 		case "user":
 			st.user = v
 		case "plan":

@@ -82,6 +82,11 @@ func (f *frame) row(e *wireEntry) (r Row, peerIP string) {
 		r.BlockReason = s.get(e.authz.reason.stringValue(), maxShortField)
 		r.Score = clampScore(e.authz.score.numberValue())
 		r.Decision = decisionOf(r.Blocked, r.BlockModule, e.authz.shadow.boolValue())
+		r.Rule = s.get(e.authz.rule.stringValue(), maxShortField)
+		r.Field = toString(e.authz.field.stringValue(), maxShortField)
+		r.Excerpt = toString(e.authz.excerpt.stringValue(), maxExcerptField)
+		r.BehaviorScore = clampScore(e.authz.behaviorScore.numberValue())
+		r.PayloadScore = clampScore(e.authz.payloadScore.numberValue())
 	} else if e.uaex && (r.Status == 403 || r.Status == 429) {
 		r.Blocked = true
 		r.BlockReason = reasonExtAuthzDenied

@@ -157,10 +157,11 @@ func (w *chWriter) insert(ctx context.Context, b *batch) error {
 type columns struct {
 	ts, dates         []time.Time
 	ms, status, score []uint16
+	bScore, pScore    []uint16
 	dur               []uint32
 	bytesIn, bytesOut []uint64
 	blocked           []uint8
-	str               [19][]string // string columns in accessLogColumns order
+	str               [22][]string // string columns in accessLogColumns order
 	values            []any
 }
 
@@ -170,6 +171,7 @@ var columnsPool = sync.Pool{New: func() any { return new(columns) }}
 func (c *columns) resize(n int) {
 	c.ts, c.dates = grow(c.ts, n), grow(c.dates, n)
 	c.ms, c.status, c.score = grow(c.ms, n), grow(c.status, n), grow(c.score, n)
+	c.bScore, c.pScore = grow(c.bScore, n), grow(c.pScore, n)
 	c.dur = grow(c.dur, n)
 	c.bytesIn, c.bytesOut = grow(c.bytesIn, n), grow(c.bytesOut, n)
 	c.blocked = grow(c.blocked, n)
@@ -208,6 +210,7 @@ func appendColumns(pb driver.Batch, rows []Row) error {
 		c.ts[i] = time.Unix(r.Unix, 0)
 		c.dates[i] = r.date()
 		c.ms[i], c.status[i], c.score[i] = r.Millis, r.Status, r.Score
+		c.bScore[i], c.pScore[i] = r.BehaviorScore, r.PayloadScore
 		c.dur[i], c.bytesIn[i], c.bytesOut[i] = r.DurationMs, r.BytesIn, r.BytesOut
 		c.blocked[i] = 0
 		if r.Blocked {
@@ -215,7 +218,8 @@ func appendColumns(pb driver.Batch, rows []Row) error {
 		}
 		for j, s := range [...]string{r.NodeID, r.Method, r.Scheme, r.Authority, r.Path, r.Query, r.RouteName,
 			r.ClientIP, r.UserID, r.Plan, r.UserAgent, r.Referer, r.RequestID, r.UpstreamCluster,
-			r.UpstreamHost, r.ResponseFlags, r.BlockModule, r.BlockReason, r.Decision} {
+			r.UpstreamHost, r.ResponseFlags, r.BlockModule, r.BlockReason, r.Decision,
+			r.Rule, r.Field, r.Excerpt} {
 			c.str[j][i] = s
 		}
 	}
@@ -225,7 +229,8 @@ func appendColumns(pb driver.Batch, rows []Row) error {
 		str[0], str[1], str[2], str[3], str[4], str[5], str[6],
 		c.status, c.dur, c.bytesIn, c.bytesOut,
 		str[7], str[8], str[9], str[10], str[11], str[12], str[13], str[14], str[15],
-		c.blocked, str[16], str[17], c.score, str[18])
+		c.blocked, str[16], str[17], c.score, str[18],
+		str[19], str[20], str[21], c.bScore, c.pScore)
 	for i, v := range c.values {
 		if err := pb.Column(i).Append(v); err != nil {
 			return fmt.Errorf("column %s: %w", accessLogColumns[i].Name, err)

@@ -39,6 +39,12 @@ type Verdict struct {
 	// Reason is from the stage's closed set, e.g. "behavior.request_burst".
 	Reason string
 	Score  int
+	// Rule names the rule that fired within Reason's family
+	// ("payload.sqli.tautology"); Field says where ("query.q",
+	// "body.$.items[3].name", "header.referer"); Excerpt is a short,
+	// redacted piece of the value. They explain a denial in the logs,
+	// the metadata and the access log — never to the client.
+	Rule, Field, Excerpt string
 	// Headers go to the client on denial and, for allowed requests, are
 	// added to the upstream's response (e.g. RateLimit-* headers).
 	Headers []Header
@@ -79,6 +85,11 @@ type Decision struct {
 	Shadow       bool
 	ShadowModule string
 	ShadowReason string
+	// Rule, Field and Excerpt explain the denial (or the shadow denial).
+	Rule, Field, Excerpt string
+	// BehaviorScore and PayloadScore are each module's own score (Score
+	// is the one that decided).
+	BehaviorScore, PayloadScore int
 
 	// User and Plan are the identity authz decided with (from verified
 	// sources); the access log stores them from the metadata.

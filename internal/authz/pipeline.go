@@ -61,6 +61,12 @@ func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, er
 		if s.Module == ModuleBehavior || d.Score == 0 {
 			d.Score = v.Score
 		}
+		switch s.Module {
+		case ModuleBehavior:
+			d.BehaviorScore = v.Score
+		case ModulePayload:
+			d.PayloadScore = v.Score
+		}
 		if !v.Deny {
 			allowHeaders = append(allowHeaders, v.Headers...)
 			continue
@@ -69,6 +75,7 @@ func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, er
 			// Dry run flips the verdict last: record, then carry on.
 			if !d.Shadow {
 				d.Shadow, d.ShadowModule, d.ShadowReason = true, s.Module, v.Reason
+				d.Rule, d.Field, d.Excerpt = v.Rule, v.Field, v.Excerpt
 			}
 			continue
 		}
@@ -84,6 +91,7 @@ func (d *Decision) deny(module string, v Verdict) {
 	d.Module = module
 	d.Reason = v.Reason
 	d.Status = v.Status
+	d.Rule, d.Field, d.Excerpt = v.Rule, v.Field, v.Excerpt
 	if v.Score != 0 {
 		d.Score = v.Score
 	}

@@ -285,3 +285,9 @@ func firstNonEmpty(a, b string) string {
 	}
 	return b
 }
+
+// ParseRequest is toRequest for tools (authz explain): the Request the
+// pipeline would see for req, and false when req has no HTTP attributes.
+func ParseRequest(req *authv3.CheckRequest, id Identity, now time.Time) (*scoring.Request, bool) {
+	return toRequest(req, &id, now)
+}

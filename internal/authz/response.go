@@ -131,14 +131,19 @@ func metadata(d *Decision) *structpb.Struct {
 		module, reason = d.ShadowModule, d.ShadowReason
 	}
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
-		"decision":   structpb.NewStringValue(decision),
-		"module":     structpb.NewStringValue(module),
-		"reason":     structpb.NewStringValue(reason),
-		"score":      structpb.NewNumberValue(float64(d.Score)),
-		"status":     structpb.NewNumberValue(float64(d.status())),
-		"shadow":     structpb.NewBoolValue(d.Shadow),
-		"user":       structpb.NewStringValue(strings.ToValidUTF8(d.User, "\uFFFD")),
-		"plan":       structpb.NewStringValue(strings.ToValidUTF8(d.Plan, "\uFFFD")),
-		"request_id": structpb.NewStringValue(strings.ToValidUTF8(d.RequestID, "\uFFFD")),
+		"decision":       structpb.NewStringValue(decision),
+		"module":         structpb.NewStringValue(module),
+		"reason":         structpb.NewStringValue(reason),
+		"score":          structpb.NewNumberValue(float64(d.Score)),
+		"status":         structpb.NewNumberValue(float64(d.status())),
+		"shadow":         structpb.NewBoolValue(d.Shadow),
+		"user":           structpb.NewStringValue(strings.ToValidUTF8(d.User, "\uFFFD")),
+		"rule":           structpb.NewStringValue(d.Rule),
+		"field":          structpb.NewStringValue(strings.ToValidUTF8(d.Field, "\uFFFD")),
+		"excerpt":        structpb.NewStringValue(strings.ToValidUTF8(d.Excerpt, "\uFFFD")),
+		"behavior_score": structpb.NewNumberValue(float64(d.BehaviorScore)),
+		"payload_score":  structpb.NewNumberValue(float64(d.PayloadScore)),
+		"plan":           structpb.NewStringValue(strings.ToValidUTF8(d.Plan, "\uFFFD")),
+		"request_id":     structpb.NewStringValue(strings.ToValidUTF8(d.RequestID, "\uFFFD")),
 	}}
 }

@@ -34,6 +34,7 @@ type Server struct {
 	m        *metrics
 	decided  DecisionRecorder
 	warns    *logging.Sampler
+	denials  *logging.Sampler
 	// denyDetail shows the client the deny reason (body and
 	// x-smartlayer-reason); off by default.
 	denyDetail bool
@@ -68,7 +69,8 @@ func WithRegisterer(r prometheus.Registerer) Option {
 
 // NewServer returns a Server running p with the given decision budget.
 func NewServer(p *Pipeline, budget time.Duration, opts ...Option) *Server {
-	s := &Server{now: time.Now, logger: slog.New(slog.DiscardHandler), warns: logging.NewSampler(10 * time.Second)}
+	s := &Server{now: time.Now, logger: slog.New(slog.DiscardHandler), warns: logging.NewSampler(10 * time.Second),
+		denials: logging.NewSampler(time.Second)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -119,6 +121,17 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 	d.Strip = ownHeadersSent(r.Headers)
 	if d.Allow && s.decided != nil {
 		s.decided.Record(r.ID, r.ClientKey)
+	}
+	if !d.Allow && err == nil {
+		// Why a request was denied, for the operator (the client is told
+		// only its status): one line per reason per second, with how many
+		// like it were not logged.
+		if ok, held := s.denials.Allow(d.Reason, now); ok {
+			s.logger.Info("request denied", "module", d.Module, "reason", d.Reason, "rule", d.Rule,
+				"field", d.Field, "excerpt", d.Excerpt, "behavior_score", d.BehaviorScore,
+				"payload_score", d.PayloadScore, "client", r.ClientKey, "request_id", r.ID,
+				"similar_suppressed", held)
+		}
 	}
 	if err != nil {
 		kind := "stage"

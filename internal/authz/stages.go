@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/smartlayer/smartlayer/internal/quota"
@@ -51,13 +52,49 @@ func PayloadStage(p PayloadInspector) Stage {
 			Path: r.Path, RawQuery: r.RawQuery, Headers: r.Headers, Body: r.Body,
 			ContentType: r.ContentType(), Client: r.ClientKey,
 		})
-		v := Verdict{Score: res.Score}
+		v := Verdict{Score: res.Score, Rule: res.Rule}
+		if f, ok := strongest(res.Findings); ok {
+			v.Field, v.Excerpt = f.Location, redactedExcerpt(f.Location, f.Excerpt)
+		}
 		if res.Action != payload.Block {
 			return v, nil
 		}
 		v.Deny, v.Status, v.Reason = true, http.StatusForbidden, res.Reason
 		return v, nil
 	})
+}
+
+// strongest is the finding with the highest weight (the first of equals).
+func strongest(fs []payload.Finding) (payload.Finding, bool) {
+	if len(fs) == 0 {
+		return payload.Finding{}, false
+	}
+	best := fs[0]
+	for _, f := range fs[1:] {
+		if f.Weight > best.Weight {
+			best = f
+		}
+	}
+	return best, true
+}
+
+// maxExcerpt bounds the excerpt kept in logs, metadata and the access log.
+const maxExcerpt = 64
+
+// redactedExcerpt keeps a short piece of the value that fired, except where
+// values are credentials: the authorization and cookie headers and
+// anything that looks like a password field only name the field.
+func redactedExcerpt(field, excerpt string) string {
+	lf := strings.ToLower(field)
+	for _, secret := range []string{"authorization", "cookie", "password", "passwd", "secret", "token", "api_key", "apikey"} {
+		if strings.Contains(lf, secret) {
+			return "[redacted]"
+		}
+	}
+	if len(excerpt) > maxExcerpt {
+		excerpt = strings.ToValidUTF8(excerpt[:maxExcerpt], "")
+	}
+	return excerpt
 }
 
 // QuotaTaker is what the quota stage needs from internal/quota.
