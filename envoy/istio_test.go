@@ -6,10 +6,13 @@ import (
 	"testing"
 	"time"
 
+	headermutationv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/header_mutation/v3"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	networkingv1alpha3 "istio.io/api/networking/v1alpha3"
 	securityv1 "istio.io/api/security/v1"
 	telemetryv1 "istio.io/api/telemetry/v1"
+	typev1beta1 "istio.io/api/type/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/smartlayer/smartlayer/deploy/kube"
@@ -167,8 +170,61 @@ func TestIstioResources(t *testing.T) {
 		t.Error("Telemetry enables no access log provider")
 	}
 	// The workloads whose requests are checked must be the ones whose results are logged
-	// (the error-rate signal comes from the access log).
-	if len(pol.GetSelector().GetMatchLabels()) == 0 || !proto.Equal(pol.GetSelector(), tel.GetSelector()) {
-		t.Errorf("selectors differ: AuthorizationPolicy %v, Telemetry %v", pol.GetSelector(), tel.GetSelector())
+	// (the error-rate signal comes from the access log) and whose headers are cleaned.
+	_, ef := spec[*networkingv1alpha3.EnvoyFilter](t, objs)
+	sel := pol.GetSelector().GetMatchLabels()
+	if len(sel) == 0 || !proto.Equal(pol.GetSelector(), tel.GetSelector()) ||
+		!proto.Equal(pol.GetSelector(), &typev1beta1.WorkloadSelector{MatchLabels: ef.GetWorkloadSelector().GetLabels()}) {
+		t.Errorf("selectors differ: AuthorizationPolicy %v, Telemetry %v, EnvoyFilter %v", pol.GetSelector(), tel.GetSelector(), ef.GetWorkloadSelector())
+	}
+}
+
+// TestIstioStripsSmartlayerHeaders: the EnvoyFilter puts a header_mutation that
+// removes client-sent x-smartlayer-* headers right before ext_authz, for
+// sidecars and gateways alike.
+func TestIstioStripsSmartlayerHeaders(t *testing.T) {
+	cfg := loadSmartlayerConfig(t)
+	// A trusted identity header would have to be stripped before Istio's JWT filter, not
+	// here (see envoy/istio/envoyfilter.yaml): the shipped config trusts none.
+	if h := nonEmpty(cfg.Identity.UserHeader, cfg.Identity.PlanHeader); len(h) > 0 {
+		t.Errorf("the shipped config trusts identity headers %v; envoy/istio strips none of them", h)
+	}
+	_, ef := spec[*networkingv1alpha3.EnvoyFilter](t, istioFiles(t))
+	want := []string{"x-smartlayer-plan", "x-smartlayer-score", "x-smartlayer-reason"}
+	contexts := map[networkingv1alpha3.EnvoyFilter_PatchContext]bool{}
+	for i, p := range ef.GetConfigPatches() {
+		m := p.GetMatch()
+		hcm := m.GetListener().GetFilterChain().GetFilter()
+		if p.GetApplyTo() != networkingv1alpha3.EnvoyFilter_HTTP_FILTER ||
+			p.GetPatch().GetOperation() != networkingv1alpha3.EnvoyFilter_Patch_INSERT_BEFORE ||
+			hcm.GetName() != "envoy.filters.network.http_connection_manager" ||
+			hcm.GetSubFilter().GetName() != "envoy.filters.http.ext_authz" {
+			t.Errorf("patch %d: want HTTP_FILTER INSERT_BEFORE envoy.filters.http.ext_authz, got %v", i, p)
+			continue
+		}
+		f, err := kube.HTTPFilter(p)
+		if err != nil {
+			t.Fatalf("patch %d: %v", i, err)
+		}
+		var hm headermutationv3.HeaderMutation
+		if f.GetName() != "envoy.filters.http.header_mutation" || f.GetTypedConfig().UnmarshalTo(&hm) != nil {
+			t.Errorf("patch %d inserts %s (%s), want a header_mutation", i, f.GetName(), f.GetTypedConfig().GetTypeUrl())
+			continue
+		}
+		var removed []string
+		for _, rm := range hm.GetMutations().GetRequestMutations() {
+			removed = append(removed, rm.GetRemove())
+		}
+		for _, h := range want {
+			if !slices.Contains(removed, h) {
+				t.Errorf("patch %d (%v) does not remove %s (removes %v)", i, m.GetContext(), h, removed)
+			}
+		}
+		contexts[m.GetContext()] = true
+	}
+	for _, c := range []networkingv1alpha3.EnvoyFilter_PatchContext{networkingv1alpha3.EnvoyFilter_SIDECAR_INBOUND, networkingv1alpha3.EnvoyFilter_GATEWAY} {
+		if !contexts[c] {
+			t.Errorf("no header-stripping patch for %v", c)
+		}
 	}
 }
