@@ -87,6 +87,17 @@ type workload struct {
 	pod   corev1.PodSpec
 }
 
+// podSpecOf is the pod template of a Deployment or CronJob, else nil.
+func podSpecOf(obj any) *corev1.PodSpec {
+	switch v := obj.(type) {
+	case *appsv1.Deployment:
+		return &v.Spec.Template.Spec
+	case *batchv1.CronJob:
+		return &v.Spec.JobTemplate.Spec.Template.Spec
+	}
+	return nil
+}
+
 func workloads(m manifests) []workload {
 	var out []workload
 	for _, d := range all[appsv1.Deployment](m) {
@@ -115,7 +126,7 @@ func TestManifestsWellFormed(t *testing.T) {
 	need := map[string]bool{
 		"Namespace": true, "ConfigMap": true, "Secret": true, "Service": true, "Deployment": true,
 		"PodDisruptionBudget": true, "HorizontalPodAutoscaler": true, "CronJob": true,
-		"NetworkPolicy": true, "Kustomization": true,
+		"NetworkPolicy": true, "Kustomization": true, "ServiceMonitor": true, "Component": true,
 	}
 	seen := map[string]bool{}
 	for _, o := range m.objs {
