@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
+
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/store"
 )
@@ -35,47 +37,27 @@ func TestPodLifecycleFitsTheConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := loadManifests(t)
-	var dep struct {
-		Spec struct {
-			Template struct {
-				Spec struct {
-					TerminationGracePeriodSeconds int `json:"terminationGracePeriodSeconds"`
-					Containers                    []struct {
-						Env []struct {
-							Name  string `json:"name"`
-							Value string `json:"value"`
-						} `json:"env"`
-						Lifecycle struct {
-							PreStop struct {
-								Sleep struct {
-									Seconds int `json:"seconds"`
-								} `json:"sleep"`
-							} `json:"preStop"`
-						} `json:"lifecycle"`
-						Resources struct {
-							Limits map[string]string `json:"limits"`
-						} `json:"resources"`
-					} `json:"containers"`
-				} `json:"spec"`
-			} `json:"template"`
-		} `json:"spec"`
-	}
-	decode(t, m.one(t, "Deployment").Raw, &dep)
-	pod := dep.Spec.Template.Spec
+	pod := one[appsv1.Deployment](t, loadManifests(t)).Spec.Template.Spec
 	ctr := pod.Containers[0]
-	need := time.Duration(ctr.Lifecycle.PreStop.Sleep.Seconds)*time.Second + c.Server.DrainDelay + c.Server.ShutdownTimeout
-	if grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second; grace <= need {
-		t.Errorf("terminationGracePeriodSeconds %v must exceed preStop + drain_delay + shutdown_timeout = %v", grace, need)
+	var preStop int64
+	if ctr.Lifecycle != nil && ctr.Lifecycle.PreStop != nil && ctr.Lifecycle.PreStop.Sleep != nil {
+		preStop = ctr.Lifecycle.PreStop.Sleep.Seconds
 	}
-	if ctr.Lifecycle.PreStop.Sleep.Seconds == 0 {
+	if preStop == 0 {
 		t.Error("no preStop sleep: Envoy keeps sending while the pod leaves the endpoints")
 	}
-	limit := parseMi(t, ctr.Resources.Limits["memory"])
+	need := time.Duration(preStop)*time.Second + c.Server.DrainDelay + c.Server.ShutdownTimeout
+	if pod.TerminationGracePeriodSeconds == nil {
+		t.Fatal("no terminationGracePeriodSeconds")
+	}
+	if grace := time.Duration(*pod.TerminationGracePeriodSeconds) * time.Second; grace <= need {
+		t.Errorf("terminationGracePeriodSeconds %v must exceed preStop + drain_delay + shutdown_timeout = %v", grace, need)
+	}
+	limit := ctr.Resources.Limits.Memory()
 	for _, e := range ctr.Env {
 		if e.Name == "GOMEMLIMIT" {
-			if got := parseMi(t, e.Value); got < limit*70/100 || got > limit*90/100 {
-				t.Errorf("GOMEMLIMIT %s is not ~80%% of the %s limit", e.Value, ctr.Resources.Limits["memory"])
+			if got := parseMi(t, e.Value); got < int(limit.Value()>>20)*70/100 || got > int(limit.Value()>>20)*90/100 {
+				t.Errorf("GOMEMLIMIT %s is not ~80%% of the %s limit", e.Value, limit)
 			}
 			return
 		}

@@ -12,18 +12,6 @@ import (
 // repo is the repository root seen from this package's directory.
 const repo = ".."
 
-// decode re-reads part of a document into a typed struct.
-func decode(t *testing.T, v any, into any) {
-	t.Helper()
-	b, err := yaml.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := yaml.Unmarshal(b, into); err != nil {
-		t.Fatalf("decode: %v", err)
-	}
-}
-
 func mustReadYAML(t *testing.T, path string, into any) {
 	t.Helper()
 	data, err := os.ReadFile(path)
