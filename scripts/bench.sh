@@ -182,7 +182,7 @@ measure "smartlayer, memory store" "$addr" "$work/get.json" authz
 measure "smartlayer, memory, 8 KiB JSON body" "$addr" "$work/body.json" authz
 stop_pid "$apid"
 
-start_authz redis "store: {backend: redis, redis: {addr: \"$SMARTLAYER_TEST_REDIS_ADDR\"}}
+start_authz redis "store: {backend: redis, redis: {addrs: [\"$SMARTLAYER_TEST_REDIS_ADDR\"]}}
 log: {level: warn}"
 measure "smartlayer, Redis store" "$addr" "$work/get.json" authz
 measure "smartlayer, Redis, 8 KiB JSON body" "$addr" "$work/body.json" authz
