@@ -232,4 +232,3 @@ func waitUntil(t testing.TB, timeout time.Duration, what string, f func(context.
 		time.Sleep(100 * time.Millisecond)
 	}
 }
-
