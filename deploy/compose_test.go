@@ -249,8 +249,11 @@ func TestComposePortsAgree(t *testing.T) {
 	if cfg.Store.Backend != "redis" {
 		t.Errorf("store.backend %q: the compose/k8s config shares state through Redis", cfg.Store.Backend)
 	}
-	if h, p := hostPort(t, cfg.Store.Redis.Addr); c.Services[h].Image == "" || p != 6379 {
-		t.Errorf("store.redis.addr %s: want the compose redis service on 6379", cfg.Store.Redis.Addr)
+	if len(cfg.Store.Redis.Addrs) != 1 {
+		t.Fatalf("store.redis.addrs %v: want the compose redis service", cfg.Store.Redis.Addrs)
+	}
+	if h, p := hostPort(t, cfg.Store.Redis.Addrs[0]); c.Services[h].Image == "" || p != 6379 {
+		t.Errorf("store.redis.addrs %v: want the compose redis service on 6379", cfg.Store.Redis.Addrs)
 	}
 	if len(cfg.AccessLog.ClickHouse.Addr) == 0 {
 		t.Fatal("accesslog.clickhouse.addr is empty")

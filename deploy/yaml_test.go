@@ -47,7 +47,7 @@ type smartlayerConfig struct {
 	Store struct {
 		Backend string `json:"backend"`
 		Redis   struct {
-			Addr string `json:"addr"`
+			Addrs []string `json:"addrs"`
 		} `json:"redis"`
 	} `json:"store"`
 	AccessLog struct {

@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh            # ~7 minutes on 2 cores
 #   DURATION=5s ALS_DURATION=20s scripts/bench.sh
-#   PARTS="als report" scripts/bench.sh   # only some parts (ghz als go report)
+#   PARTS="als report" scripts/bench.sh   # only some parts (ghz cluster als go report)
 #
 # Load generator: ghz (github.com/bojand/ghz, installed with `go install`
 # into a temp dir) over loopback gRPC, schema by server reflection. Each
@@ -31,7 +31,7 @@ CONCURRENCY=${CONCURRENCY:-"16 64"}
 BENCHTIME=${BENCHTIME:-1s}
 OUT=${OUT:-bench/RESULTS.md}
 ALS_DURATION=${ALS_DURATION:-60s}
-PARTS=${PARTS:-"ghz als go report"}
+PARTS=${PARTS:-"ghz cluster als go report"}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 if ! command -v jq >/dev/null; then
@@ -56,7 +56,7 @@ trap cleanup EXIT
 echo "bench: building authz, noopauthz, alsload and ghz $GHZ_VERSION" >&2
 go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz
 go build -tags vtprotobuf -o "$work/" ./test/e2e/cmd/alsload
-part ghz && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+{ part ghz || part cluster; } && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 
 port() { spare_port; } # a spare loopback port
 
@@ -182,11 +182,41 @@ measure "smartlayer, memory store" "$addr" "$work/get.json" authz
 measure "smartlayer, memory, 8 KiB JSON body" "$addr" "$work/body.json" authz
 stop_pid "$apid"
 
-start_authz redis "store: {backend: redis, redis: {addr: \"$SMARTLAYER_TEST_REDIS_ADDR\"}}
+start_authz redis "store: {backend: redis, redis: {addrs: [\"$SMARTLAYER_TEST_REDIS_ADDR\"]}}
 log: {level: warn}"
 measure "smartlayer, Redis store" "$addr" "$work/get.json" authz
 measure "smartlayer, Redis, 8 KiB JSON body" "$addr" "$work/body.json" authz
 stop_pid "$apid"
+fi
+
+# The same Check on a 3-master Redis Cluster (every node on these cores):
+# the clients' keys spread over the masters by hash tag.
+start_cluster() { # start_cluster: sets cluster_addrs (YAML list body)
+	local ports=() p
+	for _ in 1 2 3; do
+		p=$(port)
+		mkdir -p "$work/cluster-$p"
+		redis-server --port "$p" --bind 127.0.0.1 --dir "$work/cluster-$p" --save '' --appendonly no \
+			--protected-mode no --cluster-enabled yes --cluster-port "$(port)" \
+			--cluster-config-file "$work/cluster-$p/nodes.conf" >"$work/cluster-$p/out.log" 2>&1 &
+		pids+=($!)
+		ports+=("$p")
+		for _ in $(seq 1 100); do redis-cli -p "$p" ping >/dev/null 2>&1 && break; sleep 0.1; done
+	done
+	redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >"$work/cluster.log" 2>&1
+	for _ in $(seq 1 100); do
+		redis-cli -p "${ports[0]}" cluster info | grep -q 'cluster_state:ok' && break
+		sleep 0.1
+	done
+	cluster_addrs=$(printf '"127.0.0.1:%s", ' "${ports[@]}")
+	cluster_addrs=${cluster_addrs%, }
+}
+if part cluster; then
+	start_cluster
+	start_authz cluster "store: {backend: redis, redis: {addrs: [$cluster_addrs]}}
+log: {level: warn}"
+	measure "smartlayer, Redis Cluster (3 masters)" "$addr" "$work/get.json" authz
+	stop_pid "$apid"
 fi
 
 # Issue 11's targets: measured figure, target, met.
@@ -355,7 +385,7 @@ gotable=$(awk '
 	echo "$gotable"
 } >"$work/RESULTS.md"
 
-if [ "$PARTS" = "ghz als go report" ]; then
+if [ "$PARTS" = "ghz cluster als go report" ]; then
 	mkdir -p "$(dirname "$OUT")"
 	cp "$work/RESULTS.md" "$OUT"
 else

@@ -44,7 +44,7 @@ server: {decision_budget: 200ms}   # generous: the demo shares the CPU with its 
 log: {level: warn}
 store:
   backend: redis
-  redis: {addr: "$SMARTLAYER_TEST_REDIS_ADDR", timeout: 50ms}
+  redis: {addrs: ["$SMARTLAYER_TEST_REDIS_ADDR"], timeout: 50ms}
 quota:
   plans:
     free:    {"/api/generate/": {per_minute: 2, per_day: 100}}

@@ -115,7 +115,7 @@ var flagKeys = []struct{ flag, key, help string }{
 	{"als-addr", "server.als_addr", "access-log (ALS) gRPC listen address"},
 	{"admin-addr", "server.admin_addr", "admin HTTP listen address"},
 	{"store", "store.backend", "state store: memory or redis"},
-	{"redis-addr", "store.redis.addr", "Redis address"},
+	{"redis-addr", "store.redis.addrs", "Redis address(es), comma-separated: one Redis, Cluster seeds, or Sentinels with store.redis.master_name"},
 	{"log-level", "log.level", "debug, info, warn or error"},
 }
 

@@ -45,7 +45,12 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 		logger.Warn("configuration: " + n)
 	}
 	if cfg.Store.Backend == store.BackendRedis {
-		a.redis = store.NewRedisClient(cfg.Store.Redis)
+		rc, err := store.NewRedisClient(cfg.Store.Redis)
+		if err != nil {
+			return err
+		}
+		a.redis = rc
+		logger.Info("redis store", "topology", cfg.Store.Redis.Topology(), "addrs", cfg.Store.Redis.Addrs)
 		// go-redis's own lines (reconnects, pool errors) in our format.
 		redis.SetLogger(logging.Redis{L: logger})
 		defer a.redis.Close()

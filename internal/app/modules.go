@@ -26,7 +26,7 @@ import (
 type app struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
-	redis  *redis.Client // nil with the memory store
+	redis  redis.UniversalClient // nil with the memory store
 
 	behavior *scoring.Behavior
 	quota    *quota.Limiter

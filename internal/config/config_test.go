@@ -49,7 +49,7 @@ quota:
 `)
 	c, err := Load(Source{
 		File:    file,
-		Environ: environ("SMARTLAYER_SERVER_ADMIN_ADDR=:7090", "SMARTLAYER_STORE_REDIS_ADDR=127.0.0.1:6380", "SMARTLAYER_LLM_API_KEY=sk-secret", "SMARTLAYER_BEHAVIOR_ALLOW_CIDRS=10.0.0.0/8, 127.0.0.1", "HOME=/root"),
+		Environ: environ("SMARTLAYER_SERVER_ADMIN_ADDR=:7090", "SMARTLAYER_STORE_REDIS_ADDRS=127.0.0.1:6380", "SMARTLAYER_LLM_API_KEY=sk-secret", "SMARTLAYER_BEHAVIOR_ALLOW_CIDRS=10.0.0.0/8, 127.0.0.1", "HOME=/root"),
 		Flags:   map[string]any{"server.authz_addr": ":8001"},
 	})
 	if err != nil {
@@ -59,7 +59,7 @@ quota:
 		"flag beats file":         {c.Server.AuthzAddr, ":8001"},
 		"file beats default":      {c.Server.DecisionBudget, 20 * time.Millisecond},
 		"env with underscore key": {c.Server.AdminAddr, ":7090"},
-		"env beats file":          {c.Store.Redis.Addr, "127.0.0.1:6380"},
+		"env beats file":          {strings.Join(c.Store.Redis.Addrs, "|"), "127.0.0.1:6380"},
 		"file enum":               {c.Store.Backend, store.BackendRedis},
 		"default kept":            {c.Server.ALSAddr, ":9002"},
 		"secret from env":         {string(c.LLM.APIKey), "sk-secret"},
@@ -98,7 +98,11 @@ func TestLoadErrorsNameTheKey(t *testing.T) {
 		"negative budget":    {yaml: "server: {decision_budget: -1s}", want: []string{"server.decision_budget"}},
 		"bad cidr":           {yaml: "behavior: {deny_cidrs: [10.0.0.0/33]}", want: []string{"behavior.deny_cidrs[0]", "10.0.0.0/33"}},
 		"bad address":        {yaml: "server: {authz_addr: nowhere}", want: []string{"server.authz_addr", "nowhere"}},
-		"redis without addr": {yaml: "store: {backend: redis, redis: {addr: ''}}", want: []string{"store.redis.addr"}},
+		"redis without addr": {yaml: "store: {backend: redis, redis: {addrs: []}}", want: []string{"store.redis.addrs"}},
+		"redis bad addr":     {yaml: "store: {backend: redis, redis: {addrs: [a:1, nope]}}", want: []string{"store.redis.addrs[1]"}},
+		"redis cluster db":   {yaml: "store: {backend: redis, redis: {addrs: [a:1, b:2], db: 3}}", want: []string{"store.redis.db"}},
+		"redis tls half":     {yaml: "store: {redis: {tls: {enabled: true, cert_file: /x.pem}}}", want: []string{"store.redis.tls"}},
+		"redis tls off":      {yaml: "store: {redis: {tls: {ca_file: /ca.pem}}}", want: []string{"store.redis.tls.enabled"}},
 		"llm without model":  {yaml: "llm: {base_url: 'http://127.0.0.1:1/v1'}", want: []string{"llm.model"}},
 		"bad timezone":       {yaml: "report: {timezone: Mars/Olympus}", want: []string{"report.timezone"}},
 		"two errors at once": {yaml: "payload: {mode: loud, block_score: 0}",
@@ -162,6 +166,32 @@ llm: {narrative_timeout: 10s}
 	c, err = Load(Source{Environ: environ("SMARTLAYER_LLM_NARRATIVE_TIMEOUT=5s")})
 	if err != nil || c.Report.NarrativeTimeout != 5*time.Second || len(c.Notices) != 1 {
 		t.Errorf("env deprecated key: %v, %v, %q", err, c.Report.NarrativeTimeout, c.Notices)
+	}
+}
+
+// store.redis.addr, a single address, became the list store.redis.addrs:
+// the old key still loads from the file and the environment, and the
+// --redis-addr flag takes a comma-separated list.
+func TestRedisAddrBecameAddrs(t *testing.T) {
+	for name, src := range map[string]Source{
+		"file": {File: writeFile(t, "store: {backend: redis, redis: {addr: 'r1:6379'}}\n"), Environ: environ()},
+		"env":  {Environ: environ("SMARTLAYER_STORE_BACKEND=redis", "SMARTLAYER_STORE_REDIS_ADDR=r1:6379")},
+	} {
+		c, err := Load(src)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := strings.Join(c.Store.Redis.Addrs, "|"); got != "r1:6379" || len(c.Notices) != 1 ||
+			!strings.Contains(c.Notices[0], "store.redis.addr is deprecated: use store.redis.addrs") {
+			t.Errorf("%s: addrs %q, notices %q", name, got, c.Notices)
+		}
+	}
+	c, err := Load(Source{Environ: environ(), Flags: map[string]any{"store.redis.addrs": "a:1, b:2,c:3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(c.Store.Redis.Addrs, "|"); got != "a:1|b:2|c:3" || c.Store.Redis.Topology() != "cluster" {
+		t.Errorf("flag list: %q (%s)", got, c.Store.Redis.Topology())
 	}
 }
 

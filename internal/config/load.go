@@ -95,7 +95,14 @@ func Load(src Source) (Config, error) {
 		return Config{}, fmt.Errorf("load environment: %w", err)
 	}
 	if len(src.Flags) > 0 {
-		if err := k.Load(confmap.Provider(src.Flags, "."), nil); err != nil {
+		flags := make(map[string]any, len(src.Flags))
+		for key, v := range src.Flags {
+			if s, ok := v.(string); ok && isList(key) {
+				v = splitList(s) // --redis-addr a:1,b:2 as the environment reads it
+			}
+			flags[key] = v
+		}
+		if err := k.Load(confmap.Provider(flags, "."), nil); err != nil {
 			return Config{}, fmt.Errorf("load flags: %w", err)
 		}
 	}
@@ -271,6 +278,8 @@ var deprecatedKeys = []struct{ old, replacement, note string }{
 	{old: "payload.llm_timeout", replacement: "payload.llm.timeout"},
 	{old: "payload.verdict_cache_size", replacement: "payload.llm.cache_size"},
 	{old: "payload.verdict_ttl", replacement: "payload.llm.cache_ttl"},
+	// One address or several (Cluster seeds, Sentinels): a list.
+	{old: "store.redis.addr", replacement: "store.redis.addrs"},
 }
 
 // deprecatedEnv maps the environment spelling of each deprecated key.

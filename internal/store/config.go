@@ -1,6 +1,11 @@
 package store
 
 import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -28,14 +33,71 @@ type Config struct {
 }
 
 // RedisConfig is the shared Redis for several replicas (store.redis.*).
+// The topology follows from the addresses: one address is a single Redis;
+// with MasterName they are Sentinels watching that master; otherwise
+// several addresses (or Cluster with one) are a Redis Cluster's seed nodes.
 type RedisConfig struct {
-	Addr     string         `koanf:"addr"`
+	Addrs []string `koanf:"addrs"`
+	// MasterName is the master the Sentinels in Addrs watch.
+	MasterName string `koanf:"master_name"`
+	// Cluster treats a single address as a Cluster seed (a managed
+	// cluster's configuration endpoint); several addresses imply it.
+	Cluster bool `koanf:"cluster"`
+	// Username and Password authenticate to Redis (ACL user, or the
+	// requirepass password with an empty Username).
 	Username string         `koanf:"username"`
 	Password setting.Secret `koanf:"password"`
-	DB       int            `koanf:"db"`
+	// SentinelUsername and SentinelPassword authenticate to the Sentinels
+	// when they have their own (requirepass in sentinel.conf).
+	SentinelUsername string         `koanf:"sentinel_username"`
+	SentinelPassword setting.Secret `koanf:"sentinel_password"`
+	// DB selects the database; a Cluster has only 0.
+	DB  int            `koanf:"db"`
+	TLS RedisTLSConfig `koanf:"tls"`
 	// Timeout bounds each request-path call; past it the fail mode answers.
 	Timeout  time.Duration `koanf:"timeout"`
 	PoolSize int           `koanf:"pool_size"`
+	// MaxRedirects bounds how often a Cluster command follows MOVED/ASK
+	// (slots moving, a failover) before failing; each hop stays inside
+	// Timeout.
+	MaxRedirects int `koanf:"max_redirects"`
+}
+
+// RedisTLSConfig is TLS to Redis, Sentinels and Cluster nodes alike
+// (store.redis.tls.*): the system roots, or CAFile; a client certificate
+// with CertFile and KeyFile (mTLS).
+type RedisTLSConfig struct {
+	Enabled  bool   `koanf:"enabled"`
+	CAFile   string `koanf:"ca_file"`
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
+	// ServerName overrides the name checked in the server's certificate
+	// (by default the host of the address dialled).
+	ServerName string `koanf:"server_name"`
+	// InsecureSkipVerify accepts any server certificate: tests only.
+	InsecureSkipVerify bool `koanf:"insecure_skip_verify"`
+}
+
+// Topology is how RedisConfig's addresses are used.
+type Topology string
+
+// Redis topologies.
+const (
+	TopologySingle   Topology = "single"
+	TopologyCluster  Topology = "cluster"
+	TopologySentinel Topology = "sentinel"
+)
+
+// Topology reports which client NewRedisClient builds.
+func (c RedisConfig) Topology() Topology {
+	switch {
+	case c.MasterName != "":
+		return TopologySentinel
+	case len(c.Addrs) > 1 || c.Cluster:
+		return TopologyCluster
+	default:
+		return TopologySingle
+	}
 }
 
 // MemoryConfig bounds the in-process store (store.memory.*).
@@ -49,8 +111,9 @@ type MemoryConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Backend: BackendMemory,
-		Redis:   RedisConfig{Addr: "127.0.0.1:6379", Timeout: 5 * time.Millisecond, PoolSize: 64},
-		Memory:  MemoryConfig{MaxTrackedClients: 1_000_000, MaxBans: 100_000},
+		Redis: RedisConfig{Addrs: []string{"127.0.0.1:6379"}, Timeout: 5 * time.Millisecond, PoolSize: 64,
+			MaxRedirects: 2},
+		Memory: MemoryConfig{MaxTrackedClients: 1_000_000, MaxBans: 100_000},
 	}
 }
 
@@ -58,25 +121,57 @@ func DefaultConfig() Config {
 func (c Config) Validate() error {
 	p := setting.Section("store")
 	p.OneOf("backend", string(c.Backend), string(BackendMemory), string(BackendRedis))
-	if c.Backend == BackendRedis {
-		p.Addr("redis.addr", c.Redis.Addr, true)
+	r := c.Redis
+	if c.Backend == BackendRedis && len(r.Addrs) == 0 {
+		p.Add("redis.addrs", nil, "must list at least one host:port")
 	}
-	p.Positive("redis.timeout", c.Redis.Timeout)
-	p.NonNegative("redis.db", c.Redis.DB)
-	p.AtLeast("redis.pool_size", c.Redis.PoolSize, 1)
+	for i, a := range r.Addrs {
+		p.Addr(fmt.Sprintf("redis.addrs[%d]", i), a, true)
+	}
+	if r.Topology() == TopologyCluster && r.DB != 0 {
+		p.Add("redis.db", r.DB, "must be 0 with a Redis Cluster (several addrs or cluster: true)")
+	}
+	if r.MasterName != "" && r.Cluster {
+		p.Add("redis.cluster", r.Cluster, "cannot be set with master_name (Sentinel)")
+	}
+	if r.MasterName == "" && (r.SentinelUsername != "" || r.SentinelPassword != "") {
+		p.Add("redis.sentinel_password", nil, "needs master_name (Sentinel)")
+	}
+	if (r.TLS.CertFile == "") != (r.TLS.KeyFile == "") {
+		p.Add("redis.tls", nil, "cert_file and key_file must be set together")
+	}
+	if !r.TLS.Enabled && (r.TLS.CAFile != "" || r.TLS.CertFile != "" || r.TLS.ServerName != "" || r.TLS.InsecureSkipVerify) {
+		p.Add("redis.tls.enabled", false, "must be true when other redis.tls keys are set")
+	}
+	p.Positive("redis.timeout", r.Timeout)
+	p.NonNegative("redis.db", r.DB)
+	p.AtLeast("redis.pool_size", r.PoolSize, 1)
+	p.Between("redis.max_redirects", r.MaxRedirects, 0, 16)
 	p.AtLeast("memory.max_tracked_clients", c.Memory.MaxTrackedClients, 1)
 	p.AtLeast("memory.max_bans", c.Memory.MaxBans, 1)
 	return p.Err()
 }
 
 // NewRedisClient returns the Redis client behaviour scoring and quotas
-// share. Its settings keep a slow or dead Redis inside the decision budget:
-// deadlines come from each call's context, a failed dial is not retried
-// five times, and a script whose reply was lost is not re-run (it would
-// count a request twice).
-func NewRedisClient(c RedisConfig) *redis.Client {
-	return redis.NewClient(&redis.Options{
-		Addr: c.Addr, Username: c.Username, Password: c.Password.Reveal(), DB: c.DB,
+// share: a *redis.Client, a Sentinel-backed failover client or a
+// *redis.ClusterClient (see RedisConfig.Topology). Its settings keep a slow
+// or dead Redis inside the decision budget: deadlines come from each call's
+// context, a failed dial is not retried five times, and a command whose
+// reply was lost is not sent again (Script also marks its scripts so a
+// Cluster client does not: a re-run script would count a request twice).
+func NewRedisClient(c RedisConfig) (redis.UniversalClient, error) {
+	var tlsConf *tls.Config
+	if c.TLS.Enabled {
+		var err error
+		if tlsConf, err = c.TLS.config(); err != nil {
+			return nil, err
+		}
+	}
+	o := &redis.UniversalOptions{
+		Addrs: c.Addrs, MasterName: c.MasterName, IsClusterMode: c.Topology() == TopologyCluster,
+		Username: c.Username, Password: c.Password.Reveal(), DB: c.DB,
+		SentinelUsername: c.SentinelUsername, SentinelPassword: c.SentinelPassword.Reveal(),
+		TLSConfig:             tlsConf,
 		PoolSize:              c.PoolSize,
 		ContextTimeoutEnabled: true,
 		MaxRetries:            -1,
@@ -84,5 +179,37 @@ func NewRedisClient(c RedisConfig) *redis.Client {
 		DialTimeout:           time.Second,
 		ReadTimeout:           time.Second,
 		WriteTimeout:          time.Second,
-	})
+		// Cluster: MOVED/ASK hops and the one retry on another node after
+		// a connection error, each bounded by the caller's context.
+		MaxRedirects: c.MaxRedirects,
+	}
+	if c.MaxRedirects == 0 {
+		o.MaxRedirects = -1 // go-redis reads 0 as its default (3)
+	}
+	return redis.NewUniversalClient(o), nil
+}
+
+// config builds the tls.Config, reading the files.
+func (t RedisTLSConfig) config() (*tls.Config, error) {
+	conf := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // opt-in, documented as tests only
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("store.redis.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("store.redis.tls.ca_file: no PEM certificate in " + t.CAFile)
+		}
+		conf.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("store.redis.tls.cert_file/key_file: %w", err)
+		}
+		conf.Certificates = []tls.Certificate{cert}
+	}
+	return conf, nil
 }

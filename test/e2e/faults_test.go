@@ -196,7 +196,7 @@ const faultRedisConfig = `
 server: {decision_budget: 50ms, fail_mode: allow}
 store:
   backend: redis
-  redis: {addr: %q, timeout: 5ms}
+  redis: {addrs: [%q], timeout: 5ms}
 `
 
 // TestRedisRestartUnderLoad kills Redis under a steady load of Checks: every

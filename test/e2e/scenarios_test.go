@@ -27,7 +27,7 @@ const e2eConfig = `
 server: {decision_budget: 2s}
 store:
   backend: redis
-  redis: {addr: %q, timeout: 1s}
+  redis: {addrs: [%q], timeout: 1s}
 behavior:
   deny_cidrs: [203.0.113.0/24]
 quota:

@@ -1,0 +1,95 @@
+package state
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/smartlayer/smartlayer/internal/scoring"
+	"github.com/smartlayer/smartlayer/internal/store"
+	"github.com/smartlayer/smartlayer/internal/testenv"
+)
+
+// Every operation of the Redis state on a 3-master Cluster, for clients
+// whose keys land on every node (and whose names hold hash-tag braces): no
+// script touches two slots (CROSSSLOT), the ban list scans every master,
+// and the decision record's pipelines are split by node.
+func TestRedisStateOnCluster(t *testing.T) {
+	rc := testenv.StartRedisCluster(t, 3)
+	cfg := store.DefaultConfig().Redis
+	cfg.Addrs, cfg.Timeout = rc.Addrs, time.Second
+	c, err := store.NewRedisClient(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	r, err := NewRedis(c, RedisOptions{Prefix: "c:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	now := time.Now()
+	clients := []string{"{evil}", "a}b{c", "%7B"}
+	for i := range 30 {
+		clients = append(clients, fmt.Sprintf("10.0.%d.%d", i/250, i%250))
+	}
+	var obs []scoring.ObservedResponse
+	for i, cl := range clients {
+		st, err := r.Check(ctx, scoring.Observation{ClientKey: cl, Now: now, Endpoint: uint64(i), Windows: windows(),
+			HasID: true, Template: 7, ID: int64(i)})
+		if err != nil || st.Requests != 1 {
+			t.Fatalf("check %q: %+v %v", cl, st, err)
+		}
+		obs = append(obs, scoring.ObservedResponse{ClientKey: cl, IsError: true, At: now})
+	}
+	if err := r.ObserveResponses(ctx, obs, windows()); err != nil {
+		t.Fatal(err)
+	}
+	for _, cl := range clients {
+		st, err := r.Check(ctx, scoring.Observation{ClientKey: cl, Now: now.Add(time.Millisecond), Windows: windows()})
+		if err != nil || st.Requests != 2 || st.Errors != 1 {
+			t.Fatalf("check %q after observe: %+v %v", cl, st, err)
+		}
+		if _, err := r.Ban(ctx, cl, scoring.BanRequest{Reason: "t", Now: now, TTL: time.Hour, Escalate: true,
+			Factor: 2, MaxTTL: 4 * time.Hour, OffenceMemory: time.Hour}); err != nil {
+			t.Fatalf("ban %q: %v", cl, err)
+		}
+	}
+	bans, err := r.Bans(ctx, now, 1000)
+	if err != nil || len(bans) != len(clients) {
+		t.Fatalf("bans: %d (%v), want %d", len(bans), err, len(clients))
+	}
+	for _, cl := range clients {
+		if was, err := r.Unban(ctx, cl, now); err != nil || !was {
+			t.Fatalf("unban %q: %v %v", cl, was, err)
+		}
+	}
+
+	d, err := NewRedisDecisions(c, RedisOptions{Prefix: "c:"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []scoring.Decided
+	var ids []string
+	for i, cl := range clients {
+		id := fmt.Sprintf("req-%d}{", i)
+		ds, ids = append(ds, scoring.Decided{RequestID: id, Client: cl}), append(ids, id)
+	}
+	if err := d.Remember(ctx, ds, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	got, err := d.Clients(ctx, append(ids, "unknown"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, cl := range clients {
+		if got[i] != cl {
+			t.Fatalf("decision %s: %q, want %q", ids[i], got[i], cl)
+		}
+	}
+	if got[len(clients)] != "" {
+		t.Fatalf("unknown id: %q", got[len(clients)])
+	}
+}
