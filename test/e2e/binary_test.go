@@ -51,10 +51,12 @@ func TestBinaryDefaults(t *testing.T) {
 		t.Fatalf("want 403, got %v", resp)
 	}
 	var body map[string]string
-	if err := json.Unmarshal([]byte(dr.GetBody()), &body); err != nil || body["reason"] != "lists.deny_cidr" || body["request_id"] != "e2e-1" {
+	// By default the client learns its status and request id, not the rule
+	// (server.deny_detail: none); the reason is in the metadata.
+	if err := json.Unmarshal([]byte(dr.GetBody()), &body); err != nil || body["reason"] != "" || body["request_id"] != "e2e-1" {
 		t.Fatalf("denied body %q: %v", dr.GetBody(), err)
 	}
-	if md := resp.GetDynamicMetadata().AsMap(); md["decision"] != "deny" || md["module"] != "lists" {
+	if md := resp.GetDynamicMetadata().AsMap(); md["decision"] != "deny" || md["module"] != "lists" || md["reason"] != "lists.deny_cidr" {
 		t.Fatalf("dynamic metadata %v", md)
 	}
 
