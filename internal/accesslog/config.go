@@ -153,14 +153,16 @@ func (c Config) Validate() error {
 	if !identRE.MatchString(c.ClickHouse.Database) {
 		p.Add("clickhouse.database", c.ClickHouse.Database, "must be a plain identifier")
 	}
-	p.Positive("clickhouse.dial_timeout", c.ClickHouse.DialTimeout)
+	p.AtLeastDuration("clickhouse.dial_timeout", c.ClickHouse.DialTimeout, 100*time.Millisecond)
 	p.Between("batch_rows", c.BatchRows, 1, 10_000_000)
-	p.Positive("flush_interval", c.FlushInterval)
+	p.AtLeastDuration("flush_interval", c.FlushInterval, 10*time.Millisecond)
 	p.AtLeast("queue_batches", c.QueueBatches, 1)
 	p.AtLeast("max_inflight", c.MaxInflight, 1)
-	p.Positive("insert_timeout", c.InsertTimeout)
+	p.AtLeastDuration("insert_timeout", c.InsertTimeout, 100*time.Millisecond)
 	p.AtLeast("retry_attempts", c.RetryAttempts, 1)
-	if c.RetryMinBackoff <= 0 || c.RetryMaxBackoff < c.RetryMinBackoff {
+	p.AtLeastDuration("retry_min_backoff", c.RetryMinBackoff, time.Millisecond)
+	p.AtLeastDuration("retry_max_backoff", c.RetryMaxBackoff, time.Millisecond)
+	if c.RetryMaxBackoff < c.RetryMinBackoff {
 		p.Add("retry_min_backoff", c.RetryMinBackoff, "need 0 < retry_min_backoff <= retry_max_backoff (%s)", c.RetryMaxBackoff)
 	}
 	if c.SpoolMaxBytes < 0 {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2"
@@ -293,7 +294,8 @@ func ensureSchema(ctx context.Context, conn driver.Conn, cfg config.Config, logg
 			logger.Info("clickhouse schema ready", "database", cfg.AccessLog.ClickHouse.Database)
 			return nil
 		}
-		logger.Warn("clickhouse schema not ready; access log spools meanwhile", "err", err, "retry_in", backoff)
+		logger.Warn("clickhouse schema not ready; access log spools meanwhile", "err", err, "retry_in", backoff,
+			"fix", schemaFix(err))
 		select {
 		case <-ctx.Done():
 			return nil
@@ -315,4 +317,19 @@ func (a feedbackAdapter) ObserveResponses(_ context.Context, rs []accesslog.Resp
 			RequestID: r.RequestID}
 	}
 	a.f.Offer(batch)
+}
+
+// schemaFix says what an operator should do about a schema error.
+func schemaFix(err error) string {
+	msg := strings.ToLower(err.Error())
+	switch {
+	case strings.Contains(msg, "authentication failed") || strings.Contains(msg, "unknown user") ||
+		strings.Contains(msg, "password is incorrect"):
+		return "check accesslog.clickhouse.username/password; create the user with deploy/clickhouse/init/01-smartlayer.sql"
+	case strings.Contains(msg, "not enough privileges") || strings.Contains(msg, "access_denied"):
+		return "grant the user CREATE, ALTER, INSERT and SELECT on the database (deploy/clickhouse/init/01-smartlayer.sql)"
+	case strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") || strings.Contains(msg, "timeout"):
+		return "ClickHouse is unreachable at accesslog.clickhouse.addr: rows spool until it answers"
+	}
+	return "see the error; rows spool until the schema is ready"
 }

@@ -2,10 +2,12 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +135,18 @@ func TestPayloadLLMThroughTheApp(t *testing.T) {
 				t.Fatalf("repeat: %+v, banned %v", again, isBanned("192.0.2.2"))
 			}
 		})
+	}
+}
+
+func TestSchemaFix(t *testing.T) {
+	for msg, want := range map[string]string{
+		"code: 516, message: default: Authentication failed: password is incorrect": "01-smartlayer.sql",
+		"code: 497, message: smartlayer: Not enough privileges":                     "grant",
+		"dial tcp 127.0.0.1:9000: connect: connection refused":                      "unreachable",
+		"something else": "rows spool",
+	} {
+		if got := schemaFix(errors.New(msg)); !strings.Contains(got, want) {
+			t.Errorf("%q: fix %q, want it to mention %q", msg, got, want)
+		}
 	}
 }

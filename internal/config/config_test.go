@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/knadh/koanf/providers/confmap"
+	"github.com/knadh/koanf/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
@@ -467,4 +469,40 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// Every duration has a sane minimum: a value that would disarm a module
+// (a 1ns decision budget allows everything, a 1ns window counts nothing)
+// is an error naming its key.
+func TestEveryDurationHasAMinimum(t *testing.T) {
+	def, err := defaultsMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Durations where zero is a meaningful setting.
+	zeroOK := map[string]bool{"behavior.offence_memory": true, "server.drain_delay": true}
+	for _, key := range k.Keys() {
+		v, ok := k.Get(key).(string)
+		if !ok {
+			continue
+		}
+		if _, err := time.ParseDuration(v); err != nil || zeroOK[key] {
+			continue
+		}
+		t.Run(key, func(t *testing.T) {
+			section, _, _ := strings.Cut(key, ".")
+			flags := map[string]any{key: "1ns"}
+			if section == "llm" { // llm.* is checked once an LLM is configured
+				flags["llm.base_url"], flags["llm.model"] = "http://127.0.0.1:1/v1", "m"
+			}
+			_, err := Load(Source{Environ: environ(), Flags: flags})
+			if err == nil || !strings.Contains(err.Error(), key) {
+				t.Errorf("%s: 1ns loads (err %v); want an error naming the key (section %s)", key, err, section)
+			}
+		})
+	}
 }

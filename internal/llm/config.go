@@ -128,7 +128,7 @@ func (c Config) Validate() error {
 		p.Add("model", nil, "required when llm.base_url is set")
 	}
 	p.AtLeast("breaker_failures", c.BreakerFailures, 1)
-	p.Positive("breaker_cooldown", c.BreakerCooldown)
+	p.AtLeastDuration("breaker_cooldown", c.BreakerCooldown, 100*time.Millisecond)
 	p.NonNegative("max_retries", c.MaxRetries)
 	p.OneOf("output", string(c.Output), string(OutputJSONSchema), string(OutputText))
 	if c.Temperature != nil && (*c.Temperature < 0 || *c.Temperature > 2) {

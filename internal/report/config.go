@@ -160,8 +160,8 @@ func (c Config) Validate() error {
 	if c.RetentionDays < 0 {
 		bad("report.retention_days", "must be >= 0, got %d", c.RetentionDays)
 	}
-	if c.DeliveryTimeout <= 0 {
-		bad("report.delivery_timeout", "must be > 0")
+	if c.DeliveryTimeout < 100*time.Millisecond {
+		bad("report.delivery_timeout", "must be at least 100ms")
 	}
 	if c.WebhookURL != "" && !strings.HasPrefix(c.WebhookURL, "http://") && !strings.HasPrefix(c.WebhookURL, "https://") {
 		bad("report.webhook_url", "%q is not an http(s) URL", c.WebhookURL)
@@ -221,17 +221,20 @@ func (c Config) Validate() error {
 			bad("report.generic_route_names", "%q has leading or trailing spaces", n)
 		}
 	}
-	if h.DegradedP95 <= 0 || h.CriticalP95 < h.DegradedP95 {
-		bad("report.health.p95", "need 0 < degraded (%s) <= critical (%s)", h.DegradedP95, h.CriticalP95)
+	if h.DegradedP95 < time.Millisecond {
+		bad("report.health.degraded_p95", "must be at least 1ms, got %s", h.DegradedP95)
+	}
+	if h.CriticalP95 < h.DegradedP95 {
+		bad("report.health.critical_p95", "must be at least degraded_p95 (%s), got %s", h.DegradedP95, h.CriticalP95)
 	}
 	if c.MaxThreads < 0 || c.MaxThreads > 256 {
 		bad("report.max_threads", "must be 0..256, got %d", c.MaxThreads)
 	}
-	if c.QueryTimeout <= 0 {
-		bad("report.query_timeout", "must be > 0")
+	if c.QueryTimeout < time.Second {
+		bad("report.query_timeout", "must be at least 1s")
 	}
-	if c.NarrativeTimeout <= 0 {
-		bad("report.narrative_timeout", "must be > 0")
+	if c.NarrativeTimeout < time.Second {
+		bad("report.narrative_timeout", "must be at least 1s")
 	}
 	return errors.Join(errs...)
 }

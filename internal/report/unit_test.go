@@ -24,7 +24,7 @@ func TestConfigValidate(t *testing.T) {
 		"sensitive prefix":    {func(c *Config) { c.SensitivePrefixes = []string{"admin"} }, "report.sensitive_paths"},
 		"min days > window":   {func(c *Config) { c.SlowDrip.MinDays = 9 }, "report.slow_drip.min_days"},
 		"error ratio":         {func(c *Config) { c.SlowDrip.MinErrorRatio = 1.5 }, "report.slow_drip.min_error_ratio"},
-		"thresholds swapped":  {func(c *Config) { c.Health.CriticalP95 = time.Millisecond }, "report.health.p95"},
+		"thresholds swapped":  {func(c *Config) { c.Health.CriticalP95 = time.Millisecond }, "report.health.critical_p95"},
 		"top n":               {func(c *Config) { c.TopN = 0 }, "report.top_n"},
 		"fail-open swapped":   {func(c *Config) { c.Health.CriticalFailOpenRatio = 0.0001 }, "report.health.degraded_fail_open_ratio"},
 		"fail-open zero":      {func(c *Config) { c.Health.DegradedFailOpenRatio = 0 }, "report.health.degraded_fail_open_ratio"},

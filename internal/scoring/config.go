@@ -216,14 +216,14 @@ func (c BehaviorConfig) Validate() error {
 	if c.GreyThreshold <= 0 || c.GreyThreshold > c.BlockThreshold {
 		p.Add("grey_threshold", c.GreyThreshold, "must be in 1..block_threshold (%d)", c.BlockThreshold)
 	}
-	p.Positive("rate_window", c.RateWindow)
+	p.AtLeastDuration("rate_window", c.RateWindow, time.Second)
 	p.NonNegative("rate_block", c.RateBlock)
 	p.NonNegative("rate_suspect", c.RateSuspect)
 	p.NonNegative("rate_weight", c.RateWeight)
 	if c.RateBlock > 0 && c.RateSuspect >= c.RateBlock {
 		p.Add("rate_suspect", c.RateSuspect, "must be below rate_block (%d)", c.RateBlock)
 	}
-	p.Positive("error_window", c.ErrorWindow)
+	p.AtLeastDuration("error_window", c.ErrorWindow, time.Second)
 	p.Ratio("error_block_ratio", c.ErrorBlockRatio)
 	p.Ratio("error_suspect_ratio", c.ErrorSuspectRatio)
 	if c.ErrorBlockRatio > 0 && c.ErrorSuspectRatio >= c.ErrorBlockRatio {
@@ -243,7 +243,7 @@ func (c BehaviorConfig) Validate() error {
 		}
 	}
 	p.NonNegative("sensitive_weight", c.SensitiveWeight)
-	p.Positive("distinct_window", c.DistinctWindow)
+	p.AtLeastDuration("distinct_window", c.DistinctWindow, time.Second)
 	p.NonNegative("distinct_endpoints", c.DistinctEndpoints)
 	p.NonNegative("distinct_weight", c.DistinctWeight)
 	if c.TrackedEndpoints < 1 || c.TrackedEndpoints > 1024 {
@@ -254,8 +254,8 @@ func (c BehaviorConfig) Validate() error {
 	p.NonNegative("sequential_run", c.SequentialRun)
 	p.NonNegative("sequential_weight", c.SequentialWeight)
 	p.Between("tracked_templates", c.TrackedTemplates, 1, 256)
-	p.Positive("idle_before", c.IdleBefore)
-	p.Positive("burst_window", c.BurstWindow)
+	p.AtLeastDuration("idle_before", c.IdleBefore, time.Second)
+	p.AtLeastDuration("burst_window", c.BurstWindow, time.Second)
 	p.NonNegative("burst_count", c.BurstCount)
 	p.NonNegative("burst_weight", c.BurstWeight)
 	p.Positive("state_ttl", c.StateTTL)
@@ -292,10 +292,10 @@ func (c BehaviorConfig) Validate() error {
 	p.Ratio("llm.min_confidence", c.LLM.MinConfidence)
 	p.AtLeast("llm.queue_size", c.LLM.QueueSize, 1)
 	p.AtLeast("llm.workers", c.LLM.Workers, 1)
-	p.Positive("llm.timeout", c.LLM.Timeout)
-	p.Positive("llm.cache_ttl", c.LLM.CacheTTL)
+	p.AtLeastDuration("llm.timeout", c.LLM.Timeout, 10*time.Millisecond)
+	p.AtLeastDuration("llm.cache_ttl", c.LLM.CacheTTL, time.Second)
 	p.AtLeast("llm.cache_size", c.LLM.CacheSize, 1)
-	p.Positive("llm.store_timeout", c.LLM.StoreTimeout)
+	p.AtLeastDuration("llm.store_timeout", c.LLM.StoreTimeout, time.Millisecond)
 	return p.Err()
 }
 

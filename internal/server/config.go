@@ -78,7 +78,7 @@ func (c Config) Validate() error {
 	p.Addr("authz_addr", c.AuthzAddr, true)
 	p.Addr("als_addr", c.ALSAddr, false)
 	p.Addr("admin_addr", c.AdminAddr, false)
-	p.Positive("decision_budget", c.DecisionBudget)
+	p.AtLeastDuration("decision_budget", c.DecisionBudget, time.Millisecond)
 	p.AtLeastDuration("shutdown_timeout", c.ShutdownTimeout, time.Second)
 	if c.DrainDelay < 0 || c.DrainDelay > time.Minute {
 		p.Add("drain_delay", c.DrainDelay, "must be in 0s..1m")

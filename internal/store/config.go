@@ -143,7 +143,7 @@ func (c Config) Validate() error {
 	if !r.TLS.Enabled && (r.TLS.CAFile != "" || r.TLS.CertFile != "" || r.TLS.ServerName != "" || r.TLS.InsecureSkipVerify) {
 		p.Add("redis.tls.enabled", false, "must be true when other redis.tls keys are set")
 	}
-	p.Positive("redis.timeout", r.Timeout)
+	p.AtLeastDuration("redis.timeout", r.Timeout, time.Millisecond)
 	p.NonNegative("redis.db", r.DB)
 	p.AtLeast("redis.pool_size", r.PoolSize, 1)
 	p.Between("redis.max_redirects", r.MaxRedirects, 0, 16)

@@ -165,9 +165,9 @@ func (c Config) Validate() error {
 	p.AtLeast("llm.max_excerpt", c.LLM.MaxExcerpt, 64)
 	p.AtLeast("llm.queue_size", c.LLM.QueueSize, 1)
 	p.AtLeast("llm.workers", c.LLM.Workers, 1)
-	p.Positive("llm.timeout", c.LLM.Timeout)
+	p.AtLeastDuration("llm.timeout", c.LLM.Timeout, 10*time.Millisecond)
 	p.AtLeast("llm.cache_size", c.LLM.CacheSize, 1)
-	p.Positive("llm.cache_ttl", c.LLM.CacheTTL)
+	p.AtLeastDuration("llm.cache_ttl", c.LLM.CacheTTL, time.Second)
 	for key, list := range map[string][]string{"headers": c.Headers, "skip_headers": c.SkipHeaders} {
 		for i, h := range list {
 			p.HeaderName(fmt.Sprintf("%s[%d]", key, i), strings.TrimSuffix(h, "*"), false)
