@@ -105,6 +105,14 @@ var crsAttacks = map[string]crsCase{
 	"java serialized":   {in: "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA==", reasons: ReasonDeserialization},
 	"java hex":          {in: "aced0005737200116a6176612e7574696c2e486173684d6170", reasons: ReasonDeserialization},
 	"java runtime":      {in: "java.lang.Runtime.getRuntime().exec(\"id\")", reasons: ReasonDeserialization + "|" + ReasonShellInjection},
+
+	// Java class references (944).
+	"java io class":          {in: "java.io.File", reasons: ReasonDeserialization},
+	"java runtime short":     {in: "java.Runtime", reasons: ReasonDeserialization},
+	"java processbuilder":    {in: "ProcessBuilder.evil.forclosure", reasons: ReasonDeserialization},
+	"java corba":             {in: "org.omg.CORBA", reasons: ReasonDeserialization},
+	"java xmldecoder class":  {in: `<object class="java.lang.Runtime" method="getRuntime">`, reasons: ReasonDeserialization + "|" + ReasonXSS},
+	"xss meta charset alone": {in: `<meta charset="UTF-8">`, reasons: ReasonXSS},
 }
 
 // crsShapes places an attack in a query value, a JSON body field and a

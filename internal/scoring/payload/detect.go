@@ -185,7 +185,7 @@ var keywordTable = func() map[string]uint64 {
 		bitsadmin mshta rundll32 regsvr32 wmic`, kwPowerShell)
 	add(`alert prompt confirm eval settimeout setinterval atob fromcharcode execscript msgbox`, kwJSCall)
 	add(`java javax apache sun codehaus springframework mchange xbean rowset xalan ysoserial bsh
-		clojure getruntime system objectdataprovider typeconfusedelegate windowsidentity claimsidentity`, kwJava)
+		clojure getruntime system objectdataprovider processbuilder omg opensymphony typeconfusedelegate windowsidentity claimsidentity`, kwJava)
 	add(`sleep pg_sleep benchmark waitfor dbms_pipe dbms_lock randomblob`, kwSQLBlind)
 	add(`javascript vbscript livescript`, kwScriptURI)
 	add(`data`, kwDataURI)

@@ -111,6 +111,9 @@ func dropBenignMarkup(v, lower string) string {
 			return " "
 		})
 	}
+	if strings.Contains(lower, "<xml") || strings.Contains(lower, "<meta") || strings.Contains(lower, "<link") {
+		v = renameInertTags(v)
+	}
 	if strings.Contains(lower, "<svg") {
 		for _, d := range svgDanger {
 			if strings.Contains(lower, d) {
@@ -122,6 +125,64 @@ func dropBenignMarkup(v, lower string) string {
 		}
 	}
 	return v
+}
+
+// inertTagDanger: what makes an <xml>, <meta> or <link> element load or
+// run something (IE data islands, refresh redirects, HTML imports, script
+// URLs); without any of these in the value they are document structure.
+var inertTagDanger = []string{"script", "refresh", "import", "data:", "datasrc", "datafld", "cdata", "&#", "\\", "expression", "binding"}
+
+// renameInertTags renames <xml>, <meta> and <link> elements, which
+// libinjection flags by name, when nothing in the value makes them
+// dangerous: every XML document may have an <xml> element, HTML pages
+// start with <meta charset>, Atom and RSS feeds are full of <link href>
+// (these two only in a whole document).
+// The tag rules (xssTagRe) still see the original value.
+func renameInertTags(v string) string {
+	lv := strings.ToLower(v)
+	for _, d := range inertTagDanger {
+		if strings.Contains(lv, d) {
+			return v
+		}
+	}
+	// <meta> and <link> only inside a whole document: a lone
+	// <meta charset=…> injected into a page switches its charset.
+	doc := false
+	for _, d := range [...]string{"<?xml", "<!doctype", "<html", "<head", "<feed", "<rss", "<channel"} {
+		if strings.Contains(lv, d) {
+			doc = true
+			break
+		}
+	}
+	var b []byte
+	last := 0
+	for i := strings.IndexByte(lv, '<'); i >= 0 && i+5 <= len(lv); {
+		j := i + 1
+		if j < len(lv) && lv[j] == '/' {
+			j++
+		}
+		n := 0
+		switch {
+		case strings.HasPrefix(lv[j:], "xml"):
+			n = 3
+		case doc && (strings.HasPrefix(lv[j:], "meta") || strings.HasPrefix(lv[j:], "link")):
+			n = 4
+		}
+		if n > 0 && (j+n == len(lv) || !isAttrByte(lv[j+n]) && lv[j+n] != '.') {
+			b = append(b, v[last:j]...)
+			b = append(b, 'x')
+			last = j
+		}
+		k := strings.IndexByte(lv[i+1:], '<')
+		if k < 0 {
+			break
+		}
+		i += 1 + k
+	}
+	if b == nil {
+		return v
+	}
+	return string(append(b, v[last:]...))
 }
 
 // xssView strips what browsers ignore before libinjection sees the value:
