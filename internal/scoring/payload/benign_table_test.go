@@ -144,6 +144,13 @@ var benignValues = []string{
 	`<?xml version="1.0"?>` + "\n" + `<feed xmlns="http://www.w3.org/2005/Atom"><title>billing</title><link href="https://www.example.org/wiki/SQL?id=99444&sort=name,desc"/></feed>`,
 	`<!DOCTYPE html>` + "\n" + `<html lang="en"><head><meta charset="utf-8"><title>Café</title></head><body><p>Hello!</p></body></html>`,
 	`Exception in thread "main" java.lang.NullPointerException at com.example.Foo.bar(Foo.java:12)`,
+	// Code samples, SQL mentioned in prose, Markdown commands, Windows paths.
+	"def greet(name):\n    return f\"Hello, {name}!\"  # billing",
+	"SELECT COUNT(*) FROM orders WHERE status = 'shipped' -- how many did we ship for billing?",
+	"Is 'OR 1=1' really how people hacked sites in the 2000s? Asking for a history essay.",
+	"Inline code: `git log --oneline | head -5` and `ls -la ~/projects`; also dark mode.",
+	"```bash\ncurl -s https://api.example.com/v1/items | jq '.[] | .name'\n```",
+	`C:\Program Files\Example App\drivers\etc\hosts`,
 }
 
 func TestBenignTable(t *testing.T) {

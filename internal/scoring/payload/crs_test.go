@@ -107,12 +107,15 @@ var crsAttacks = map[string]crsCase{
 	"java runtime":      {in: "java.lang.Runtime.getRuntime().exec(\"id\")", reasons: ReasonDeserialization + "|" + ReasonShellInjection},
 
 	// Java class references (944).
-	"java io class":          {in: "java.io.File", reasons: ReasonDeserialization},
-	"java runtime short":     {in: "java.Runtime", reasons: ReasonDeserialization},
-	"java processbuilder":    {in: "ProcessBuilder.evil.forclosure", reasons: ReasonDeserialization},
-	"java corba":             {in: "org.omg.CORBA", reasons: ReasonDeserialization},
-	"java xmldecoder class":  {in: `<object class="java.lang.Runtime" method="getRuntime">`, reasons: ReasonDeserialization + "|" + ReasonXSS},
-	"xss meta charset alone": {in: `<meta charset="UTF-8">`, reasons: ReasonXSS},
+	"java io class":             {in: "java.io.File", reasons: ReasonDeserialization},
+	"java runtime short":        {in: "java.Runtime", reasons: ReasonDeserialization},
+	"java processbuilder":       {in: "ProcessBuilder.evil.forclosure", reasons: ReasonDeserialization},
+	"java corba":                {in: "org.omg.CORBA", reasons: ReasonDeserialization},
+	"java xmldecoder class":     {in: `<object class="java.lang.Runtime" method="getRuntime">`, reasons: ReasonDeserialization + "|" + ReasonXSS},
+	"xss meta charset alone":    {in: `<meta charset="UTF-8">`, reasons: ReasonXSS},
+	"sqli statement obfuscated": {in: "SELECT id FROM users WHERE id=JsoN_EXTraCT/**/(/**/' {\"a\":1} '/**/,/**/' $.a '/**/);", reasons: ReasonSQLi},
+	"sqli hash no text":         {in: "admin'#", reasons: ReasonSQLi},
+	"cmdi here string subst":    {in: ";`cat<<<$(sh -c whoami)`", reasons: ReasonShellInjection},
 }
 
 // crsShapes places an attack in a query value, a JSON body field and a

@@ -133,6 +133,9 @@ func detectShell(norm, lower string, cls uint64, key bool) hit {
 // and newlines, each followed by a known command.
 func chainScan(lower string) hit {
 	var h hit
+	// inCode: inside a Markdown code span opened in prose or a ``` fence,
+	// where command lines are documentation: borderline at most.
+	inCode := false
 	for i := 0; i < len(lower); i++ {
 		c := lower[i]
 		var sep uint8 // weight if a command follows
@@ -152,11 +155,18 @@ func chainScan(lower string) hit {
 				for i+1 < len(lower) && lower[i+1] == '`' {
 					i++
 				}
+				inCode = !inCode
+				continue
+			}
+			if inCode {
+				inCode = false // a span closed
 				continue
 			}
 			sep, rule = weightWeak, ruleCmdiInline
 			if i == 0 || strings.IndexByte(`'"=(`, lower[i-1]) >= 0 {
 				sep, rule = weightBlock, ruleCmdiSubstitution
+			} else if lower[i-1] == ' ' && strings.IndexByte(lower[i+1:], '`') >= 0 {
+				inCode = true
 			}
 		case ';', '\n', '\r':
 			sep = weightBlock
@@ -172,7 +182,13 @@ func chainScan(lower string) hit {
 		if sep == 0 {
 			continue
 		}
+		if inCode && c != '`' {
+			sep = min(sep, weightBorderline)
+		}
 		if cw, ok := commandAt(lower, start, sep, rule == ruleCmdiSubstitution); ok {
+			if inCode {
+				cw = min(cw, weightBorderline)
+			}
 			if c == '|' && cw >= weightBlock && pipeTableCell(lower, start) {
 				cw = weightWeak // "| id | name |": a Markdown table
 			}

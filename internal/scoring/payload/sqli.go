@@ -188,6 +188,43 @@ func sqlKeyword(w string) bool {
 	return false
 }
 
+// sqlStatement reports a value that is one whole, well-formed query
+// rather than a fragment breaking out of one: it starts with SELECT (or
+// WITH), reads FROM, has balanced quotes and parentheses, and nothing
+// after a ';', no inline comments (obfuscation). Written in a SQL console or pasted as a code sample, not
+// injected.
+func sqlStatement(lower string) bool {
+	t := strings.TrimSpace(lower)
+	if !strings.HasPrefix(t, "select ") && !strings.HasPrefix(t, "with ") || !strings.Contains(t, " from ") ||
+		strings.Contains(t, "/*") {
+		return false
+	}
+	if i := strings.IndexByte(t, ';'); i >= 0 && strings.TrimSpace(t[i+1:]) != "" {
+		return false
+	}
+	depth, quote := 0, byte(0)
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			if depth--; depth < 0 {
+				return false
+			}
+		case c == '-' && i+1 < len(t) && t[i+1] == '-', c == '#':
+			t = t[:i] // a trailing comment
+		}
+	}
+	return quote == 0 && depth == 0
+}
+
 // sqliGate reports whether libinjection could flag s; it exists because
 // libinjection costs about a microsecond per value and most values are
 // plain words, numbers, dates and identifiers.
@@ -229,6 +266,7 @@ const (
 	ruleSQLiUnion        = "payload.sqli.union"     // union [all] select
 	ruleSQLiBlind        = "payload.sqli.blind"     // sleep(5), waitfor delay, benchmark(
 	ruleSQLiRoutine      = "payload.sqli.routine"   // xp_cmdshell, information_schema., into outfile
+	ruleSQLiStatement    = "payload.sqli.statement" // a whole SELECT … FROM query: borderline
 )
 
 type sqlRule struct {
@@ -250,7 +288,7 @@ var (
 	// sqlCommentRe: a closing quote or parenthesis, then a comment that
 	// runs to the end of the value (admin'-- -, admin' #, ') /*), or
 	// "'--" glued. Anchored at commentCandidate's positions, unwindowed.
-	sqlCommentRe = regexp.MustCompile("^(?:" + "['\"`)]\\s*(?:--[\\s\\-+]*|#[^'\"\\n]{0,40}|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)" + ")")
+	sqlCommentRe = regexp.MustCompile("^(?:" + "['\"`)]\\s*(?:--[\\s\\-+]*|#[\\s#\\-]*|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)" + ")")
 	sqlStackedRe = regexp.MustCompile(`^;\s*(?:drop\s+(?:table|database|schema|view|procedure|function|user)\b|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\b|xp_|sp_)|exec(?:ute)?\s+[\w.]+\s*['"@]|shutdown\b|select\b.{0,80}?(?:\bfrom\b|sleep\s*\(|@@|\bnull\b|\(\s*\d|version)|insert\s+into\b|update\s+\w+\s+set\b|delete\s+from\b|waitfor\s+delay|truncate\s+table\b|create\s+(?:table|user|procedure|function|database)\b|alter\s+(?:table|user|database)\b|set\s+@)`)
 )
 
@@ -265,6 +303,37 @@ func anchoredMatch(s string, re *regexp.Regexp, next func(s string, from int) in
 		}
 	}
 	return false
+}
+
+// anchoredMatchSkip is anchoredMatch without the candidates skip reports.
+func anchoredMatchSkip(s string, re *regexp.Regexp, next func(s string, from int) int, skip func(s string, i int) bool) bool {
+	for i := next(s, 0); i >= 0; i = next(s, i+1) {
+		if !skip(s, i) && re.MatchString(s[i:min(len(s), i+sqlWindow)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// quotedMention reports a quote at i that opens a quotation in prose
+// rather than closing the value's string: a space before it and, within
+// a few words, the matching quote followed by more prose ("Is 'OR 1=1'
+// really how…"). An injection closes the string it sits in: admin' or…
+func quotedMention(s string, i int) bool {
+	q := s[i]
+	if q != '\'' && q != '"' || i == 0 || s[i-1] != ' ' {
+		return false
+	}
+	j := strings.IndexByte(s[i+1:], q)
+	if j < 0 || j > 24 {
+		return false
+	}
+	rest := s[i+1+j+1:]
+	if len(rest) < 2 || rest[0] != ' ' && rest[0] != ',' && rest[0] != '.' && rest[0] != '?' {
+		return false
+	}
+	w, e := nextWord(rest, 0)
+	return w >= 0 && w <= 2 && 'a' <= rest[w] && rest[w] <= 'z' && !sqlKeyword(rest[w:e])
 }
 
 var sqlRules = []sqlRule{
@@ -350,7 +419,7 @@ func sqlRulesMatch(lower string, cls uint64) string {
 			return ruleSQLiComment
 		}
 	}
-	if anchoredMatch(view, sqlTautologyRe, quoteThenOperator) {
+	if anchoredMatchSkip(view, sqlTautologyRe, quoteThenOperator, quotedMention) {
 		return ruleSQLiTautology
 	}
 	if anchoredMatch(view, sqlStackedRe, semicolonThenStatement) {
@@ -383,6 +452,14 @@ func detectSQLi(norm, lower string, cls uint64, key bool) hit {
 		return hit{}
 	}
 	if ok, _ := libinjection.IsSQLi(norm); ok {
+		if sqlStatement(lower) {
+			// A whole query (a SQL console, a report builder, a code
+			// sample): only the attack rules block it.
+			if rule := sqlRulesMatch(lower, cls); rule != "" {
+				return mk(weightBlock, rule)
+			}
+			return mk(weightBorderline, ruleSQLiStatement)
+		}
 		return mk(weightBlock, ruleSQLiLibinjection)
 	}
 	if stripped, ok := stripSQLComments(norm); ok {

@@ -129,8 +129,8 @@ func dropBenignMarkup(v, lower string) string {
 
 // inertTagDanger: what makes an <xml>, <meta> or <link> element load or
 // run something (IE data islands, refresh redirects, HTML imports, script
-// URLs); without any of these in the value they are document structure.
-var inertTagDanger = []string{"script", "refresh", "import", "data:", "datasrc", "datafld", "cdata", "&#", "\\", "expression", "binding"}
+// URLs; HTML imports are xssTagRe's); without any of these in the value they are document structure.
+var inertTagDanger = []string{"script", "refresh", "data:", "datasrc", "datafld", "cdata", "&#", "\\", "expression", "binding"}
 
 // renameInertTags renames <xml>, <meta> and <link> elements, which
 // libinjection flags by name, when nothing in the value makes them
