@@ -151,6 +151,8 @@ var benignValues = []string{
 	"Inline code: `git log --oneline | head -5` and `ls -la ~/projects`; also dark mode.",
 	"```bash\ncurl -s https://api.example.com/v1/items | jq '.[] | .name'\n```",
 	`C:\Program Files\Example App\drivers\etc\hosts`,
+	"Math.pow(2, 8)", "if (a == b) { x() }", "for each item in (list) do",
+	"my mysql server", "Northwind Traders is a sample database",
 }
 
 func TestBenignTable(t *testing.T) {

@@ -116,6 +116,14 @@ var crsAttacks = map[string]crsCase{
 	"sqli statement obfuscated": {in: "SELECT id FROM users WHERE id=JsoN_EXTraCT/**/(/**/' {\"a\":1} '/**/,/**/' $.a '/**/);", reasons: ReasonSQLi},
 	"sqli hash no text":         {in: "admin'#", reasons: ReasonSQLi},
 	"cmdi here string subst":    {in: ";`cat<<<$(sh -c whoami)`", reasons: ReasonShellInjection},
+	"sqli db name alone":        {in: "information_schema", reasons: ReasonSQLi},
+	"sqli tempdb":               {in: "tempdb", reasons: ReasonSQLi},
+	"sqli group_concat call":    {in: ", GROUP_CONCAT(password)", reasons: ReasonSQLi},
+	"sqli lone concat probe":    {in: "concat (", reasons: ReasonSQLi},
+	"sqli sleep of a function":  {in: "SeleCT sLeEp (mOD(10,5))", reasons: ReasonSQLi},
+	"cmdi batch for":            {in: `FOR /F "tokens=1-3" %A IN ("a b") DO @echo pwnd`, reasons: ReasonShellInjection},
+	"cmdi batch if exist":       {in: "IF EXIST C:\\pagefile.sys (CMD) ELSE (CMD)", reasons: ReasonShellInjection},
+	"cmdi batch if compare":     {in: `if %n1% gtr %n2% echo %n1%`, reasons: ReasonShellInjection},
 }
 
 // crsShapes places an attack in a query value, a JSON body field and a

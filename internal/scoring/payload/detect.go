@@ -171,6 +171,8 @@ const (
 	kwMetadata                             // metadata, instance, jar, netdoc (SSRF words)
 	kwSerial                               // a word starting rO0AB or aced0005 (Java streams)
 	kwCodeExec                             // system, shell_exec, passthru, popen…
+	kwSQLFunc                              // group_concat, extractvalue, updatexml… (sqlFuncRe)
+	kwSQLCatalog                           // information_schema, pg_catalog, tempdb… (sqlDBNames)
 )
 
 var keywordTable = func() map[string]uint64 {
@@ -197,6 +199,11 @@ var keywordTable = func() map[string]uint64 {
 		sys lo_import program`, kwSQLRoutine)
 	add(`nc ncat netcat socat socket mkfifo fsockopen proc_open pty sh bash zsh ksh tcp udp`, kwRevShell)
 	add(`expression binding behavior import`, kwCSS)
+	add(`concat_ws group_concat extractvalue updatexml xmltype name_const make_set unhex ifnull pg_sleep
+		sysdate db_name schema_name find_in_set jsonb_pretty json_build_object unistr lo_get strcmp
+		char_length sys_context utl_inaddr`, kwSQLFunc)
+	add(`information_schema pg_catalog msysaccessobjects msysobjects sysobjects syscolumns tempdb msdb
+		northwind schema_name pg_shadow pg_user mysql sqlite_master all_tables user_tables`, kwSQLCatalog)
 	return m
 }()
 

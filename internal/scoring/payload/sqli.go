@@ -267,6 +267,8 @@ const (
 	ruleSQLiBlind        = "payload.sqli.blind"     // sleep(5), waitfor delay, benchmark(
 	ruleSQLiRoutine      = "payload.sqli.routine"   // xp_cmdshell, information_schema., into outfile
 	ruleSQLiStatement    = "payload.sqli.statement" // a whole SELECT … FROM query: borderline
+	ruleSQLiFunction     = "payload.sqli.function"  // group_concat(, extractvalue(, a lone concat(
+	ruleSQLiDBName       = "payload.sqli.db_name"   // information_schema, pg_catalog, tempdb, msdb
 )
 
 type sqlRule struct {
@@ -276,6 +278,78 @@ type sqlRule struct {
 	need []string
 	kw   uint64
 	re   *regexp.Regexp
+}
+
+// sqlFuncRe: functions that only SQL has (string aggregation, XML error
+// channels, catalog and session functions), called.
+var sqlFuncRe = regexp.MustCompile(`(?:^|[^\w.$])(?:concat_ws|group_concat|extractvalue|updatexml|xmltype|name_const|make_set|unhex|ifnull|pg_sleep|sysdate|db_name|schema_name|find_in_set|jsonb_pretty|json_build_object|unistr|lo_get|strcmp|char_length|sys_context|utl_inaddr)\s*\(`)
+
+// sqlProbeFuncs are SQL functions with common names: a value that is
+// nothing but one of them and an open parenthesis ("concat(", "select
+// rand (") is a probe for an injection point, not code (which closes it).
+var sqlProbeFuncs = map[string]bool{
+	"concat": true, "compress": true, "uncompress": true, "cos": true, "sin": true, "decode": true,
+	"encode": true, "hex": true, "insert": true, "trim": true, "rtrim": true, "ltrim": true, "md5": true,
+	"mid": true, "ord": true, "pow": true, "rand": true, "substr": true, "substring": true, "char": true,
+	"user": true, "database": true, "current_user": true, "if": true, "div": true, "coalesce": true,
+	"benchmark": true, "sleep": true, "version": true, "ascii": true, "length": true, "count": true,
+}
+
+// sqlFuncProbe reports a value ending in an unclosed call of a
+// sqlProbeFuncs function, with at most one SQL keyword before it.
+func sqlFuncProbe(t string) bool {
+	t = strings.TrimRight(t, " \t\r\n")
+	if !strings.HasSuffix(t, "(") || len(t) > 40 {
+		return false
+	}
+	t = strings.TrimRight(t[:len(t)-1], " ")
+	i := len(t)
+	for i > 0 && (isLetterOrUnderscore(t[i-1]) || '0' <= t[i-1] && t[i-1] <= '9') {
+		i--
+	}
+	if !sqlProbeFuncs[t[i:]] {
+		return false
+	}
+	head := strings.TrimSpace(t[:i])
+	return head == "" || head == "select" || head == "(" || head == "select(" || head == ","
+}
+
+// sqlDBNames: system catalogs and sample databases that only a query
+// exploring a server names.
+var sqlDBNames = map[string]bool{
+	"information_schema": true, "pg_catalog": true, "msysaccessobjects": true, "msysobjects": true,
+	"sysobjects": true, "syscolumns": true, "tempdb": true, "msdb": true, "northwind": true,
+	"schema_name": true, "pg_shadow": true, "pg_user": true, "mysql.db": true, "mysql.user": true,
+	"sqlite_master": true, "all_tables": true, "user_tables": true,
+}
+
+var sqlDBNameAmbiguous = map[string]bool{"northwind": true, "tempdb": true, "msdb": true, "all_tables": true, "user_tables": true}
+
+// sqlDBName reports a word of lower (letters, digits, '_' and one '.'
+// for mysql.db) in sqlDBNames.
+func sqlDBName(lower string) bool {
+	for i := 0; i < len(lower); {
+		st, en := nextWord(lower, i)
+		if st < 0 {
+			return false
+		}
+		if en-st >= 4 && en-st <= 18 {
+			w := lower[st:en]
+			if en+1 < len(lower) && lower[en] == '.' && w == "mysql" {
+				_, e2 := nextWord(lower, en+1)
+				w = lower[st:e2]
+			}
+			if sqlDBNames[w] {
+				// A sample database or a generic catalog name in prose
+				// ("Northwind Traders") counts only alone or qualified.
+				if !sqlDBNameAmbiguous[w] || strings.TrimSpace(lower) == w || en < len(lower) && lower[en] == '.' {
+					return true
+				}
+			}
+		}
+		i = en
+	}
+	return false
 }
 
 // sqlRules run on the lowercased value with /* comments */ replaced by a
@@ -340,7 +414,7 @@ var sqlRules = []sqlRule{
 	{ruleSQLiUnion, []string{"union"}, 0,
 		regexp.MustCompile(`\bunion(?:\s+(?:all|distinct))?[\s(]*select\b.{0,100}?(?:\bnull\b|\bfrom\b|,|@@|\d|\*|--|#|\(|$)`)},
 	{ruleSQLiBlind, nil, kwSQLBlind,
-		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*\d|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
+		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*(?:\d|[a-z_]+\s*\()|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
 	{ruleSQLiRoutine, []string{"@@version"}, kwSQLRoutine,
 		regexp.MustCompile(`\bxp_(?:cmdshell|regread|regwrite|dirtree|fileexist)\b|\bsp_(?:oacreate|oamethod|executesql|makewebtask|password|configure)\b|\butl_(?:http|inaddr|file)\.|\bload_file\s*\(|\binto\s+(?:out|dump)file\b|\binformation_schema\.|\bpg_(?:read_file|ls_dir|read_binary_file)\s*\(|\bsqlite_master\b|\bsys\.(?:dm_|sql_logins)|\blo_import\s*\(|\bfrom\s+program\b|@@version\b`)},
 }
@@ -425,6 +499,9 @@ func sqlRulesMatch(lower string, cls uint64) string {
 	if anchoredMatch(view, sqlStackedRe, semicolonThenStatement) {
 		return ruleSQLiStacked
 	}
+	if cls&kwSQLFunc != 0 && sqlFuncRe.MatchString(view) {
+		return ruleSQLiFunction
+	}
 	for i := range sqlRules {
 		r := &sqlRules[i]
 		need := cls&r.kw != 0
@@ -445,6 +522,12 @@ func sqlRulesMatch(lower string, cls uint64) string {
 // heuristics add weightWeak, except on keys, where "limit" or "order" are
 // field names.
 func detectSQLi(norm, lower string, cls uint64, key bool) hit {
+	if cls&kwSQLCatalog != 0 && sqlDBName(lower) {
+		return mk(weightBlock, ruleSQLiDBName)
+	}
+	if cls&cParen != 0 && sqlFuncProbe(lower) {
+		return mk(weightBlock, ruleSQLiFunction)
+	}
 	if !sqliGate(lower, cls) {
 		if t := strings.TrimSpace(lower); !key && t != "" && sqlProbeShort(t) {
 			return mk(weightWeak, ruleSQLiProbe)
