@@ -153,6 +153,7 @@ var benignValues = []string{
 	`C:\Program Files\Example App\drivers\etc\hosts`,
 	"Math.pow(2, 8)", "if (a == b) { x() }", "for each item in (list) do",
 	"my mysql server", "Northwind Traders is a sample database",
+	"Open the top drawer.", "set window.location to the login page", "[x] done (!)", "/get/javascript-manual/document.cookie",
 }
 
 func TestBenignTable(t *testing.T) {

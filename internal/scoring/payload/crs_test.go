@@ -124,6 +124,9 @@ var crsAttacks = map[string]crsCase{
 	"cmdi batch for":            {in: `FOR /F "tokens=1-3" %A IN ("a b") DO @echo pwnd`, reasons: ReasonShellInjection},
 	"cmdi batch if exist":       {in: "IF EXIST C:\\pagefile.sys (CMD) ELSE (CMD)", reasons: ReasonShellInjection},
 	"cmdi batch if compare":     {in: `if %n1% gtr %n2% echo %n1%`, reasons: ReasonShellInjection},
+	"xss document cookie":       {in: "document /*foo*/ .     cookie", reasons: ReasonXSS},
+	"xss window bracket":        {in: `window["alert"](window["document"]["cookie"])`, reasons: ReasonXSS},
+	"xss jsfuck":                {in: "(![]+[])[+!+[]]", reasons: ReasonXSS},
 }
 
 // crsShapes places an attack in a query value, a JSON body field and a

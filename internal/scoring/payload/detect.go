@@ -173,6 +173,7 @@ const (
 	kwCodeExec                             // system, shell_exec, passthru, popen…
 	kwSQLFunc                              // group_concat, extractvalue, updatexml… (sqlFuncRe)
 	kwSQLCatalog                           // information_schema, pg_catalog, tempdb… (sqlDBNames)
+	kwDOM                                  // document, window, self… (xssDOMRe)
 )
 
 var keywordTable = func() map[string]uint64 {
@@ -199,6 +200,7 @@ var keywordTable = func() map[string]uint64 {
 		sys lo_import program`, kwSQLRoutine)
 	add(`nc ncat netcat socat socket mkfifo fsockopen proc_open pty sh bash zsh ksh tcp udp`, kwRevShell)
 	add(`expression binding behavior import`, kwCSS)
+	add(`document window self top parent frames globalthis`, kwDOM)
 	add(`concat_ws group_concat extractvalue updatexml xmltype name_const make_set unhex ifnull pg_sleep
 		sysdate db_name schema_name find_in_set jsonb_pretty json_build_object unistr lo_get strcmp
 		char_length sys_context utl_inaddr`, kwSQLFunc)

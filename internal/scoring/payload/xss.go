@@ -56,6 +56,8 @@ const (
 	ruleXSSCSS          = "payload.xss.css"           // expression(, -moz-binding, CSS-escaped js
 	ruleXSSBreakout     = "payload.xss.js_breakout"   // ';alert(1)//, alert`1`
 	ruleXSSJSCall       = "payload.xss.js_call"       // alert(…) in text: borderline
+	ruleXSSDOM          = "payload.xss.dom"           // document.cookie, window["alert"], createElement(
+	ruleXSSJSFuck       = "payload.xss.jsfuck"        // (![]+[])[+!+[]]: JavaScript from six characters
 )
 
 var (
@@ -212,7 +214,7 @@ func xssView(norm, lower string, cls uint64) string {
 }
 
 func detectXSS(norm, lower string, cls uint64) hit {
-	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen) == 0 {
+	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen|cBracket|kwDOM) == 0 {
 		return hit{}
 	}
 	if cls&(cLT|cGT|cEq|cBacktick|cColon) != 0 && xssGate(lower, cls) {
@@ -254,6 +256,24 @@ func detectXSS(norm, lower string, cls uint64) hit {
 	} else if cls&cParen != 0 && cls&kwCSS != 0 && xssCSSRe.MatchString(lower) {
 		return mk(weightBlock, ruleXSSCSS)
 	}
+	if cls&kwDOM != 0 && cls&(cDot|cBracket) != 0 {
+		view := lower
+		if strings.Contains(view, "/*") {
+			view, _ = stripSQLComments(view)
+		}
+		view = strings.NewReplacer(" ", "", "\t", "", "\n", "", "\r", "").Replace(view)
+		if xssDOMRe.MatchString(view) {
+			// Code around it, or the expression alone; in prose
+			// ("set window.location to…") the LLM decides.
+			if cls&(cEq|cParen|cBracket|cSemi|cQuote) != 0 || !strings.Contains(strings.TrimSpace(stripControls(lower)), " ") || strings.Contains(lower, "/*") {
+				return mk(weightBlock, ruleXSSDOM)
+			}
+			h = h.or(mk(weightBorderline, ruleXSSDOM))
+		}
+	}
+	if cls&cBracket != 0 && cls&cBang != 0 && jsFuck(lower) {
+		return mk(weightBlock, ruleXSSJSFuck)
+	}
 	if cls&(cParen|cBacktick) != 0 && cls&kwJSCall != 0 {
 		if m := xssCallRe.FindStringSubmatchIndex(lower); m != nil {
 			if lower[m[2]] == '`' || xssBreakoutRe.MatchString(lower) {
@@ -263,6 +283,29 @@ func detectXSS(norm, lower string, cls uint64) hit {
 		}
 	}
 	return h
+}
+
+// xssDOMRe: a script reaching for the page's secrets or sinks through a
+// global object: document.cookie, window.location, self["alert"].
+// It reads the value with /* comments */ and spaces removed; a path
+// segment (/manual/document.cookie) is not a script.
+var xssDOMRe = regexp.MustCompile(`(?:^|[^\w/$.\-])(?:document|window|self|top|parent|frames|globalthis)(?:\.(?:cookie|domain|location|write|writeln|createelement|queryselector\w*|getelementby\w+|body\.appendchild|execcommand|defaultview)\b|\)?\[['"\x60])`)
+
+// jsFuck reports a value written only with []()!+ that contains a "![]"
+// or "[]+[]": JSFuck, JavaScript encoded in six characters.
+func jsFuck(s string) bool {
+	t := strings.TrimSpace(s)
+	if len(t) < 5 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '[', ']', '(', ')', '!', '+':
+		default:
+			return false
+		}
+	}
+	return strings.Contains(t, "![]") || strings.Contains(t, "[]+[]")
 }
 
 // handlerShape: "on" + letters + optional spaces + '=' somewhere, the
