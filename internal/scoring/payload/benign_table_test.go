@@ -137,6 +137,23 @@ var benignValues = []string{
 	`Q&A: what's new in v3?`,
 	`#{hashtag} style is used by our CMS`,
 	`The password must contain $, # or ! characters`,
+	// XML documents naming Java classes as elements and attributes, a
+	// feed with <link href>, an HTML page with <meta charset>, a stack trace.
+	`<?xml version="1.0"?><xml><java.lang.Runtime attribute_name="attribute_value">value</java.lang.Runtime></xml>`,
+	`<?xml version="1.0"?><xml><element java.lang.ProcessBuilder="attribute_value">element_value</element></xml>`,
+	`<?xml version="1.0"?>` + "\n" + `<feed xmlns="http://www.w3.org/2005/Atom"><title>billing</title><link href="https://www.example.org/wiki/SQL?id=99444&sort=name,desc"/></feed>`,
+	`<!DOCTYPE html>` + "\n" + `<html lang="en"><head><meta charset="utf-8"><title>Café</title></head><body><p>Hello!</p></body></html>`,
+	`Exception in thread "main" java.lang.NullPointerException at com.example.Foo.bar(Foo.java:12)`,
+	// Code samples, SQL mentioned in prose, Markdown commands, Windows paths.
+	"def greet(name):\n    return f\"Hello, {name}!\"  # billing",
+	"SELECT COUNT(*) FROM orders WHERE status = 'shipped' -- how many did we ship for billing?",
+	"Is 'OR 1=1' really how people hacked sites in the 2000s? Asking for a history essay.",
+	"Inline code: `git log --oneline | head -5` and `ls -la ~/projects`; also dark mode.",
+	"```bash\ncurl -s https://api.example.com/v1/items | jq '.[] | .name'\n```",
+	`C:\Program Files\Example App\drivers\etc\hosts`,
+	"Math.pow(2, 8)", "if (a == b) { x() }", "for each item in (list) do",
+	"my mysql server", "Northwind Traders is a sample database",
+	"Open the top drawer.", "set window.location to the login page", "[x] done (!)", "/get/javascript-manual/document.cookie",
 }
 
 func TestBenignTable(t *testing.T) {

@@ -105,6 +105,28 @@ var crsAttacks = map[string]crsCase{
 	"java serialized":   {in: "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA==", reasons: ReasonDeserialization},
 	"java hex":          {in: "aced0005737200116a6176612e7574696c2e486173684d6170", reasons: ReasonDeserialization},
 	"java runtime":      {in: "java.lang.Runtime.getRuntime().exec(\"id\")", reasons: ReasonDeserialization + "|" + ReasonShellInjection},
+
+	// Java class references (944).
+	"java io class":             {in: "java.io.File", reasons: ReasonDeserialization},
+	"java runtime short":        {in: "java.Runtime", reasons: ReasonDeserialization},
+	"java processbuilder":       {in: "ProcessBuilder.evil.forclosure", reasons: ReasonDeserialization},
+	"java corba":                {in: "org.omg.CORBA", reasons: ReasonDeserialization},
+	"java xmldecoder class":     {in: `<object class="java.lang.Runtime" method="getRuntime">`, reasons: ReasonDeserialization + "|" + ReasonXSS},
+	"xss meta charset alone":    {in: `<meta charset="UTF-8">`, reasons: ReasonXSS},
+	"sqli statement obfuscated": {in: "SELECT id FROM users WHERE id=JsoN_EXTraCT/**/(/**/' {\"a\":1} '/**/,/**/' $.a '/**/);", reasons: ReasonSQLi},
+	"sqli hash no text":         {in: "admin'#", reasons: ReasonSQLi},
+	"cmdi here string subst":    {in: ";`cat<<<$(sh -c whoami)`", reasons: ReasonShellInjection},
+	"sqli db name alone":        {in: "information_schema", reasons: ReasonSQLi},
+	"sqli tempdb":               {in: "tempdb", reasons: ReasonSQLi},
+	"sqli group_concat call":    {in: ", GROUP_CONCAT(password)", reasons: ReasonSQLi},
+	"sqli lone concat probe":    {in: "concat (", reasons: ReasonSQLi},
+	"sqli sleep of a function":  {in: "SeleCT sLeEp (mOD(10,5))", reasons: ReasonSQLi},
+	"cmdi batch for":            {in: `FOR /F "tokens=1-3" %A IN ("a b") DO @echo pwnd`, reasons: ReasonShellInjection},
+	"cmdi batch if exist":       {in: "IF EXIST C:\\pagefile.sys (CMD) ELSE (CMD)", reasons: ReasonShellInjection},
+	"cmdi batch if compare":     {in: `if %n1% gtr %n2% echo %n1%`, reasons: ReasonShellInjection},
+	"xss document cookie":       {in: "document /*foo*/ .     cookie", reasons: ReasonXSS},
+	"xss window bracket":        {in: `window["alert"](window["document"]["cookie"])`, reasons: ReasonXSS},
+	"xss jsfuck":                {in: "(![]+[])[+!+[]]", reasons: ReasonXSS},
 }
 
 // crsShapes places an attack in a query value, a JSON body field and a

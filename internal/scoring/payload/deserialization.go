@@ -9,6 +9,7 @@ import (
 const (
 	ruleDeserJava      = "payload.deserialization.java"       // rO0AB…, aced0005…
 	ruleDeserJavaClass = "payload.deserialization.java_class" // java.lang.Runtime, ysoserial gadgets
+	ruleDeserJavaRef   = "payload.deserialization.java_ref"   // java.io.File, java.Runtime, org.omg.CORBA
 	ruleDeserPHP       = "payload.deserialization.php"        // O:8:"stdClass":1:{
 	ruleDeserDotNet    = "payload.deserialization.dotnet"     // AAEAAAD/////, "$type":"System.…"
 	ruleDeserPython    = "payload.deserialization.python"     // pickle: cos\nsystem, __reduce__
@@ -22,6 +23,50 @@ var javaGadgetClasses = []string{
 	"com.sun.rowset.jdbcrowsetimpl", "org.codehaus.groovy.runtime", "java.net.urlclassloader",
 	"java.lang.classloader", "com.mchange.v2.c3p0", "org.springframework.beans.factory.objectfactory",
 	"javax.management.", "java.rmi.server", "clojure.core$", "org.apache.xbean.naming",
+}
+
+// javaClassPrefixes: packages whose classes a request value names only
+// to have a deserialiser, an expression language or a scripting engine
+// load them (Struts OGNL, XStream, SpEL).
+var javaClassPrefixes = []string{
+	"java.lang.", "java.io.", "java.nio.", "javax.script.", "javax.naming.", "org.apache.commons.",
+	"org.omg.corba", "com.sun.org.apache", "com.opensymphony.xwork2", "processbuilder.",
+}
+
+// javaClassRef weighs a reference to a Java class that exploits load:
+// weightBlock for a bare reference (java.io.File, java.Runtime,
+// ProcessBuilder.evil…), weightBorderline inside a stack trace, where
+// "at java.lang.Thread.run(Thread.java:748)" is what users paste.
+func javaClassRef(lower string) uint8 {
+	found := false
+	for _, p := range javaClassPrefixes {
+		if containsOutsideMarkupName(lower, p) {
+			found = true
+			break
+		}
+	}
+	for i := strings.Index(lower, "java."); !found && i >= 0; {
+		// java.Runtime, java.x.ProcessBuilder: one dotted name.
+		end := i + 5
+		for end < len(lower) && (isWordByte(lower[end]) || lower[end] == '.') {
+			end++
+		}
+		if tok := lower[i:end]; strings.Contains(tok, "runtime") || strings.Contains(tok, "processbuilder") {
+			found = containsOutsideMarkupName(lower, tok)
+		}
+		j := strings.Index(lower[end:], "java.")
+		if j < 0 {
+			break
+		}
+		i = end + j
+	}
+	if !found {
+		return 0
+	}
+	if strings.Contains(lower, ".java:") || strings.Contains(lower, "at java.") || strings.Contains(lower, "exception") {
+		return weightBorderline
+	}
+	return weightBlock
 }
 
 var (
@@ -57,9 +102,14 @@ func detectDeserialization(norm, lower string, cls uint64) hit {
 	}
 	if cls&cDot != 0 && cls&kwJava != 0 {
 		for _, c := range javaGadgetClasses {
-			if strings.Contains(lower, c) {
+			if containsOutsideMarkupName(lower, c) {
 				return mk(weightBlock, ruleDeserJavaClass)
 			}
+		}
+	}
+	if cls&cDot != 0 && cls&kwJava != 0 {
+		if w := javaClassRef(lower); w > 0 {
+			return mk(w, ruleDeserJavaRef)
 		}
 	}
 	if cls&kwJava != 0 && dotnetRe.MatchString(lower) {
@@ -72,4 +122,28 @@ func detectDeserialization(norm, lower string, cls uint64) hit {
 		return mk(weightBlock, ruleDeserPython)
 	}
 	return hit{}
+}
+
+// containsOutsideMarkupName reports an occurrence of c in s that is not
+// an XML element or attribute name (<java.lang.Runtime>, </…>, a
+// java.lang.Runtime="…" attribute): names in a document are structure,
+// not a class the server loads; class="java.lang.Runtime" still counts.
+func containsOutsideMarkupName(s, c string) bool {
+	for i := strings.Index(s, c); i >= 0; {
+		end := i + len(c)
+		for end < len(s) && (isWordByte(s[end]) || s[end] == '.' || s[end] == '$') {
+			end++
+		}
+		element := i > 0 && (s[i-1] == '<' || s[i-1] == '/' && i > 1 && s[i-2] == '<')
+		attr := i > 0 && s[i-1] == ' ' && end < len(s) && s[end] == '=' && strings.LastIndexByte(s[:i], '<') > strings.LastIndexByte(s[:i], '>')
+		if !element && !attr {
+			return true
+		}
+		j := strings.Index(s[i+1:], c)
+		if j < 0 {
+			return false
+		}
+		i += 1 + j
+	}
+	return false
 }

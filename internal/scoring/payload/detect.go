@@ -171,6 +171,9 @@ const (
 	kwMetadata                             // metadata, instance, jar, netdoc (SSRF words)
 	kwSerial                               // a word starting rO0AB or aced0005 (Java streams)
 	kwCodeExec                             // system, shell_exec, passthru, popen…
+	kwSQLFunc                              // group_concat, extractvalue, updatexml… (sqlFuncRe)
+	kwSQLCatalog                           // information_schema, pg_catalog, tempdb… (sqlDBNames)
+	kwDOM                                  // document, window, self… (xssDOMRe)
 )
 
 var keywordTable = func() map[string]uint64 {
@@ -185,7 +188,7 @@ var keywordTable = func() map[string]uint64 {
 		bitsadmin mshta rundll32 regsvr32 wmic`, kwPowerShell)
 	add(`alert prompt confirm eval settimeout setinterval atob fromcharcode execscript msgbox`, kwJSCall)
 	add(`java javax apache sun codehaus springframework mchange xbean rowset xalan ysoserial bsh
-		clojure getruntime system objectdataprovider typeconfusedelegate windowsidentity claimsidentity`, kwJava)
+		clojure getruntime system objectdataprovider processbuilder omg opensymphony typeconfusedelegate windowsidentity claimsidentity`, kwJava)
 	add(`sleep pg_sleep benchmark waitfor dbms_pipe dbms_lock randomblob`, kwSQLBlind)
 	add(`javascript vbscript livescript`, kwScriptURI)
 	add(`data`, kwDataURI)
@@ -197,6 +200,12 @@ var keywordTable = func() map[string]uint64 {
 		sys lo_import program`, kwSQLRoutine)
 	add(`nc ncat netcat socat socket mkfifo fsockopen proc_open pty sh bash zsh ksh tcp udp`, kwRevShell)
 	add(`expression binding behavior import`, kwCSS)
+	add(`document window self top parent frames globalthis`, kwDOM)
+	add(`concat_ws group_concat extractvalue updatexml xmltype name_const make_set unhex ifnull pg_sleep
+		sysdate db_name schema_name find_in_set jsonb_pretty json_build_object unistr lo_get strcmp
+		char_length sys_context utl_inaddr`, kwSQLFunc)
+	add(`information_schema pg_catalog msysaccessobjects msysobjects sysobjects syscolumns tempdb msdb
+		northwind schema_name pg_shadow pg_user mysql sqlite_master all_tables user_tables`, kwSQLCatalog)
 	return m
 }()
 

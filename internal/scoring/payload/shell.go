@@ -15,6 +15,7 @@ const (
 	ruleCmdiLeading      = "payload.cmdi.leading_command" // the value is a command line: weak
 	ruleCmdiCodeExec     = "payload.cmdi.code_exec"       // system('id'), shell_exec(, passthru(
 	ruleCmdiInline       = "payload.cmdi.inline_code"     // `cmd` in prose: weak
+	ruleCmdiBatch        = "payload.cmdi.batch"           // FOR %a IN (…) DO, IF EXIST/DEFINED/ERRORLEVEL
 )
 
 // cmdProse marks commands that are also English words ("cat", "head",
@@ -47,6 +48,26 @@ var (
 	reverseShellRe = regexp.MustCompile(`/dev/(?:tcp|udp)/|\bn(?:et)?cat\b.{0,40}?\s-[a-z]*[ec]\b|\bnc\s+(?:-\w+\s+)*-[a-z]*[ec]\b|\b(?:ba|z|k)?sh\s+-i\b|\bmkfifo\s+/tmp|\bsocat\b.{0,60}?\bexec:|\bsocket\.socket\s*\(|\bpty\.spawn\s*\(|\bfsockopen\s*\(|\bproc_open\s*\(`)
 	powershellRe   = regexp.MustCompile(`\biex\s*[(\$'"]|\b(?:iwr|irm)\s+(?:-uri\s+)?['"]?(?:https?:|\\\\)|\binvoke-(?:expression|webrequest|restmethod|command|item|shellcode|mimikatz|wmimethod)\b|\bdownload(?:string|file|data)\s*\(|net\.webclient|\bstart-process\b|\s-(?:e|ec|enc|encodedcommand)\s+[a-z0-9+/=]{16,}|-executionpolicy\s+bypass|-ep\s+bypass|frombase64string\s*\(|\b(?:powershell|pwsh)(?:\.exe)?\s+-|\bcmd(?:\.exe)?\s+/[ck]\b|\bcertutil(?:\.exe)?\s+-(?:urlcache|decode)|\bbitsadmin(?:\.exe)?\s+/transfer|\bmshta(?:\.exe)?\s+(?:https?|vbscript|javascript):|\brundll32(?:\.exe)?\s+\S+,|\bregsvr32(?:\.exe)?\s+/s|\bwmic(?:\.exe)?\s+(?:process|os|shadowcopy)\b`)
 )
+
+// Windows batch control flow at the start of a value (or after '&'):
+// FOR loops with a %variable, IF with cmd.exe's conditions.
+var (
+	batchForRe = regexp.MustCompile(`^for\s+(?:/[dlrf]\s+)*(?:"[^"]*"\s+|[a-z]:\\\S*\s+)*%%?\S{1,24}\s+in\s*\(`)
+	batchIfRe  = regexp.MustCompile(`^if(?:\s+|\s*/i\s+)(?:not\s+)?(?:(?:exist|defined)\s+\S|(?:errorlevel|cmdextversion)\s+\d|(?:%[\w~]+%|"[^"]*"|\[[^\]]*\]|\(%[^)]*\)|\(\s*\d+|[^\s("]+)(?:\s*==|\s+(?:equ|neq|lss|leq|gtr|geq)\s))`)
+)
+
+// batchControl reports a value that starts (after '&' or '|') with a
+// Windows batch FOR or IF statement.
+func batchControl(lower string) bool {
+	t := strings.TrimLeft(lower, " \t&|")
+	switch {
+	case strings.HasPrefix(t, "for ") || strings.HasPrefix(t, "for\t"):
+		return strings.IndexByte(t, '%') >= 0 && batchForRe.MatchString(t)
+	case strings.HasPrefix(t, "if ") || strings.HasPrefix(t, "if\t") || strings.HasPrefix(t, "if/"):
+		return batchIfRe.MatchString(t)
+	}
+	return false
+}
 
 // codeExecRe: a script-language call that runs a shell command with a
 // string argument (PHP, Perl, Python, Ruby, Node).
@@ -121,6 +142,9 @@ func detectShell(norm, lower string, cls uint64, key bool) hit {
 	if cls&kwPowerShell != 0 && powershellRe.MatchString(lower) {
 		return mk(weightBlock, ruleCmdiPowerShell)
 	}
+	if !key && batchControl(lower) {
+		return mk(weightBlock, ruleCmdiBatch)
+	}
 	if !key && h.w == 0 {
 		if w, ok := commandAt(lower, 0, 0, false); ok && w > 0 {
 			h = mk(weightWeak, ruleCmdiLeading)
@@ -133,6 +157,9 @@ func detectShell(norm, lower string, cls uint64, key bool) hit {
 // and newlines, each followed by a known command.
 func chainScan(lower string) hit {
 	var h hit
+	// inCode: inside a Markdown code span opened in prose or a ``` fence,
+	// where command lines are documentation: borderline at most.
+	inCode := false
 	for i := 0; i < len(lower); i++ {
 		c := lower[i]
 		var sep uint8 // weight if a command follows
@@ -152,11 +179,18 @@ func chainScan(lower string) hit {
 				for i+1 < len(lower) && lower[i+1] == '`' {
 					i++
 				}
+				inCode = !inCode
+				continue
+			}
+			if inCode {
+				inCode = false // a span closed
 				continue
 			}
 			sep, rule = weightWeak, ruleCmdiInline
 			if i == 0 || strings.IndexByte(`'"=(`, lower[i-1]) >= 0 {
 				sep, rule = weightBlock, ruleCmdiSubstitution
+			} else if lower[i-1] == ' ' && strings.IndexByte(lower[i+1:], '`') >= 0 {
+				inCode = true
 			}
 		case ';', '\n', '\r':
 			sep = weightBlock
@@ -172,7 +206,13 @@ func chainScan(lower string) hit {
 		if sep == 0 {
 			continue
 		}
+		if inCode && c != '`' {
+			sep = min(sep, weightBorderline)
+		}
 		if cw, ok := commandAt(lower, start, sep, rule == ruleCmdiSubstitution); ok {
+			if inCode {
+				cw = min(cw, weightBorderline)
+			}
 			if c == '|' && cw >= weightBlock && pipeTableCell(lower, start) {
 				cw = weightWeak // "| id | name |": a Markdown table
 			}

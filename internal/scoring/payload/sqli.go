@@ -188,6 +188,43 @@ func sqlKeyword(w string) bool {
 	return false
 }
 
+// sqlStatement reports a value that is one whole, well-formed query
+// rather than a fragment breaking out of one: it starts with SELECT (or
+// WITH), reads FROM, has balanced quotes and parentheses, and nothing
+// after a ';', no inline comments (obfuscation). Written in a SQL console or pasted as a code sample, not
+// injected.
+func sqlStatement(lower string) bool {
+	t := strings.TrimSpace(lower)
+	if !strings.HasPrefix(t, "select ") && !strings.HasPrefix(t, "with ") || !strings.Contains(t, " from ") ||
+		strings.Contains(t, "/*") {
+		return false
+	}
+	if i := strings.IndexByte(t, ';'); i >= 0 && strings.TrimSpace(t[i+1:]) != "" {
+		return false
+	}
+	depth, quote := 0, byte(0)
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		switch {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"' || c == '`':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			if depth--; depth < 0 {
+				return false
+			}
+		case c == '-' && i+1 < len(t) && t[i+1] == '-', c == '#':
+			t = t[:i] // a trailing comment
+		}
+	}
+	return quote == 0 && depth == 0
+}
+
 // sqliGate reports whether libinjection could flag s; it exists because
 // libinjection costs about a microsecond per value and most values are
 // plain words, numbers, dates and identifiers.
@@ -229,6 +266,9 @@ const (
 	ruleSQLiUnion        = "payload.sqli.union"     // union [all] select
 	ruleSQLiBlind        = "payload.sqli.blind"     // sleep(5), waitfor delay, benchmark(
 	ruleSQLiRoutine      = "payload.sqli.routine"   // xp_cmdshell, information_schema., into outfile
+	ruleSQLiStatement    = "payload.sqli.statement" // a whole SELECT … FROM query: borderline
+	ruleSQLiFunction     = "payload.sqli.function"  // group_concat(, extractvalue(, a lone concat(
+	ruleSQLiDBName       = "payload.sqli.db_name"   // information_schema, pg_catalog, tempdb, msdb
 )
 
 type sqlRule struct {
@@ -238,6 +278,78 @@ type sqlRule struct {
 	need []string
 	kw   uint64
 	re   *regexp.Regexp
+}
+
+// sqlFuncRe: functions that only SQL has (string aggregation, XML error
+// channels, catalog and session functions), called.
+var sqlFuncRe = regexp.MustCompile(`(?:^|[^\w.$])(?:concat_ws|group_concat|extractvalue|updatexml|xmltype|name_const|make_set|unhex|ifnull|pg_sleep|sysdate|db_name|schema_name|find_in_set|jsonb_pretty|json_build_object|unistr|lo_get|strcmp|char_length|sys_context|utl_inaddr)\s*\(`)
+
+// sqlProbeFuncs are SQL functions with common names: a value that is
+// nothing but one of them and an open parenthesis ("concat(", "select
+// rand (") is a probe for an injection point, not code (which closes it).
+var sqlProbeFuncs = map[string]bool{
+	"concat": true, "compress": true, "uncompress": true, "cos": true, "sin": true, "decode": true,
+	"encode": true, "hex": true, "insert": true, "trim": true, "rtrim": true, "ltrim": true, "md5": true,
+	"mid": true, "ord": true, "pow": true, "rand": true, "substr": true, "substring": true, "char": true,
+	"user": true, "database": true, "current_user": true, "if": true, "div": true, "coalesce": true,
+	"benchmark": true, "sleep": true, "version": true, "ascii": true, "length": true, "count": true,
+}
+
+// sqlFuncProbe reports a value ending in an unclosed call of a
+// sqlProbeFuncs function, with at most one SQL keyword before it.
+func sqlFuncProbe(t string) bool {
+	t = strings.TrimRight(t, " \t\r\n")
+	if !strings.HasSuffix(t, "(") || len(t) > 40 {
+		return false
+	}
+	t = strings.TrimRight(t[:len(t)-1], " ")
+	i := len(t)
+	for i > 0 && (isLetterOrUnderscore(t[i-1]) || '0' <= t[i-1] && t[i-1] <= '9') {
+		i--
+	}
+	if !sqlProbeFuncs[t[i:]] {
+		return false
+	}
+	head := strings.TrimSpace(t[:i])
+	return head == "" || head == "select" || head == "(" || head == "select(" || head == ","
+}
+
+// sqlDBNames: system catalogs and sample databases that only a query
+// exploring a server names.
+var sqlDBNames = map[string]bool{
+	"information_schema": true, "pg_catalog": true, "msysaccessobjects": true, "msysobjects": true,
+	"sysobjects": true, "syscolumns": true, "tempdb": true, "msdb": true, "northwind": true,
+	"schema_name": true, "pg_shadow": true, "pg_user": true, "mysql.db": true, "mysql.user": true,
+	"sqlite_master": true, "all_tables": true, "user_tables": true,
+}
+
+var sqlDBNameAmbiguous = map[string]bool{"northwind": true, "tempdb": true, "msdb": true, "all_tables": true, "user_tables": true}
+
+// sqlDBName reports a word of lower (letters, digits, '_' and one '.'
+// for mysql.db) in sqlDBNames.
+func sqlDBName(lower string) bool {
+	for i := 0; i < len(lower); {
+		st, en := nextWord(lower, i)
+		if st < 0 {
+			return false
+		}
+		if en-st >= 4 && en-st <= 18 {
+			w := lower[st:en]
+			if en+1 < len(lower) && lower[en] == '.' && w == "mysql" {
+				_, e2 := nextWord(lower, en+1)
+				w = lower[st:e2]
+			}
+			if sqlDBNames[w] {
+				// A sample database or a generic catalog name in prose
+				// ("Northwind Traders") counts only alone or qualified.
+				if !sqlDBNameAmbiguous[w] || strings.TrimSpace(lower) == w || en < len(lower) && lower[en] == '.' {
+					return true
+				}
+			}
+		}
+		i = en
+	}
+	return false
 }
 
 // sqlRules run on the lowercased value with /* comments */ replaced by a
@@ -250,7 +362,7 @@ var (
 	// sqlCommentRe: a closing quote or parenthesis, then a comment that
 	// runs to the end of the value (admin'-- -, admin' #, ') /*), or
 	// "'--" glued. Anchored at commentCandidate's positions, unwindowed.
-	sqlCommentRe = regexp.MustCompile("^(?:" + "['\"`)]\\s*(?:--[\\s\\-+]*|#[^'\"\\n]{0,40}|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)" + ")")
+	sqlCommentRe = regexp.MustCompile("^(?:" + "['\"`)]\\s*(?:--[\\s\\-+]*|#[\\s#\\-]*|/\\*.*)$|['\"`]\\)*--(?:[\\s]|$)" + ")")
 	sqlStackedRe = regexp.MustCompile(`^;\s*(?:drop\s+(?:table|database|schema|view|procedure|function|user)\b|declare\s+@|exec(?:ute)?\s*(?:\(|@|master\b|xp_|sp_)|exec(?:ute)?\s+[\w.]+\s*['"@]|shutdown\b|select\b.{0,80}?(?:\bfrom\b|sleep\s*\(|@@|\bnull\b|\(\s*\d|version)|insert\s+into\b|update\s+\w+\s+set\b|delete\s+from\b|waitfor\s+delay|truncate\s+table\b|create\s+(?:table|user|procedure|function|database)\b|alter\s+(?:table|user|database)\b|set\s+@)`)
 )
 
@@ -267,11 +379,42 @@ func anchoredMatch(s string, re *regexp.Regexp, next func(s string, from int) in
 	return false
 }
 
+// anchoredMatchSkip is anchoredMatch without the candidates skip reports.
+func anchoredMatchSkip(s string, re *regexp.Regexp, next func(s string, from int) int, skip func(s string, i int) bool) bool {
+	for i := next(s, 0); i >= 0; i = next(s, i+1) {
+		if !skip(s, i) && re.MatchString(s[i:min(len(s), i+sqlWindow)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// quotedMention reports a quote at i that opens a quotation in prose
+// rather than closing the value's string: a space before it and, within
+// a few words, the matching quote followed by more prose ("Is 'OR 1=1'
+// really how…"). An injection closes the string it sits in: admin' or…
+func quotedMention(s string, i int) bool {
+	q := s[i]
+	if q != '\'' && q != '"' || i == 0 || s[i-1] != ' ' {
+		return false
+	}
+	j := strings.IndexByte(s[i+1:], q)
+	if j < 0 || j > 24 {
+		return false
+	}
+	rest := s[i+1+j+1:]
+	if len(rest) < 2 || rest[0] != ' ' && rest[0] != ',' && rest[0] != '.' && rest[0] != '?' {
+		return false
+	}
+	w, e := nextWord(rest, 0)
+	return w >= 0 && w <= 2 && 'a' <= rest[w] && rest[w] <= 'z' && !sqlKeyword(rest[w:e])
+}
+
 var sqlRules = []sqlRule{
 	{ruleSQLiUnion, []string{"union"}, 0,
 		regexp.MustCompile(`\bunion(?:\s+(?:all|distinct))?[\s(]*select\b.{0,100}?(?:\bnull\b|\bfrom\b|,|@@|\d|\*|--|#|\(|$)`)},
 	{ruleSQLiBlind, nil, kwSQLBlind,
-		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*\d|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
+		regexp.MustCompile(`\b(?:(?:pg_)?sleep|benchmark)\s*\(\s*(?:\d|[a-z_]+\s*\()|waitfor\s+(?:delay|time)\s*['"]?\d|dbms_pipe\.receive_message\s*\(|dbms_lock\.sleep\s*\(|randomblob\s*\(\s*\d{5}`)},
 	{ruleSQLiRoutine, []string{"@@version"}, kwSQLRoutine,
 		regexp.MustCompile(`\bxp_(?:cmdshell|regread|regwrite|dirtree|fileexist)\b|\bsp_(?:oacreate|oamethod|executesql|makewebtask|password|configure)\b|\butl_(?:http|inaddr|file)\.|\bload_file\s*\(|\binto\s+(?:out|dump)file\b|\binformation_schema\.|\bpg_(?:read_file|ls_dir|read_binary_file)\s*\(|\bsqlite_master\b|\bsys\.(?:dm_|sql_logins)|\blo_import\s*\(|\bfrom\s+program\b|@@version\b`)},
 }
@@ -350,11 +493,14 @@ func sqlRulesMatch(lower string, cls uint64) string {
 			return ruleSQLiComment
 		}
 	}
-	if anchoredMatch(view, sqlTautologyRe, quoteThenOperator) {
+	if anchoredMatchSkip(view, sqlTautologyRe, quoteThenOperator, quotedMention) {
 		return ruleSQLiTautology
 	}
 	if anchoredMatch(view, sqlStackedRe, semicolonThenStatement) {
 		return ruleSQLiStacked
+	}
+	if cls&kwSQLFunc != 0 && sqlFuncRe.MatchString(view) {
+		return ruleSQLiFunction
 	}
 	for i := range sqlRules {
 		r := &sqlRules[i]
@@ -376,6 +522,12 @@ func sqlRulesMatch(lower string, cls uint64) string {
 // heuristics add weightWeak, except on keys, where "limit" or "order" are
 // field names.
 func detectSQLi(norm, lower string, cls uint64, key bool) hit {
+	if cls&kwSQLCatalog != 0 && sqlDBName(lower) {
+		return mk(weightBlock, ruleSQLiDBName)
+	}
+	if cls&cParen != 0 && sqlFuncProbe(lower) {
+		return mk(weightBlock, ruleSQLiFunction)
+	}
 	if !sqliGate(lower, cls) {
 		if t := strings.TrimSpace(lower); !key && t != "" && sqlProbeShort(t) {
 			return mk(weightWeak, ruleSQLiProbe)
@@ -383,6 +535,14 @@ func detectSQLi(norm, lower string, cls uint64, key bool) hit {
 		return hit{}
 	}
 	if ok, _ := libinjection.IsSQLi(norm); ok {
+		if sqlStatement(lower) {
+			// A whole query (a SQL console, a report builder, a code
+			// sample): only the attack rules block it.
+			if rule := sqlRulesMatch(lower, cls); rule != "" {
+				return mk(weightBlock, rule)
+			}
+			return mk(weightBorderline, ruleSQLiStatement)
+		}
 		return mk(weightBlock, ruleSQLiLibinjection)
 	}
 	if stripped, ok := stripSQLComments(norm); ok {

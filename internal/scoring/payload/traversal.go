@@ -114,7 +114,10 @@ func detectTraversal(lower string, cls uint64, inPath bool) hit {
 	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
 	traversal := h.w > 0
 	findSensitive(s, func(i int, file string) bool {
-		if traversal || (i == 0 || drive || s[0] == '/' && i <= 1) && !sensitiveDirs[file] {
+		// Under a drive letter a Unix file counts only at the drive's
+		// root: "C:\Program Files\App\drivers\etc\hosts" is a path.
+		atDrive := drive && (i == 2 || file[0] != '/')
+		if traversal || (i == 0 || atDrive || s[0] == '/' && i <= 1) && !sensitiveDirs[file] {
 			// After a traversal, at the start of the value, or after a
 			// drive letter: the value names the file.
 			h = mk(weightBlock, ruleTraversalFile)

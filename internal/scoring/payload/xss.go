@@ -56,6 +56,8 @@ const (
 	ruleXSSCSS          = "payload.xss.css"           // expression(, -moz-binding, CSS-escaped js
 	ruleXSSBreakout     = "payload.xss.js_breakout"   // ';alert(1)//, alert`1`
 	ruleXSSJSCall       = "payload.xss.js_call"       // alert(…) in text: borderline
+	ruleXSSDOM          = "payload.xss.dom"           // document.cookie, window["alert"], createElement(
+	ruleXSSJSFuck       = "payload.xss.jsfuck"        // (![]+[])[+!+[]]: JavaScript from six characters
 )
 
 var (
@@ -111,6 +113,9 @@ func dropBenignMarkup(v, lower string) string {
 			return " "
 		})
 	}
+	if strings.Contains(lower, "<xml") || strings.Contains(lower, "<meta") || strings.Contains(lower, "<link") {
+		v = renameInertTags(v)
+	}
 	if strings.Contains(lower, "<svg") {
 		for _, d := range svgDanger {
 			if strings.Contains(lower, d) {
@@ -122,6 +127,64 @@ func dropBenignMarkup(v, lower string) string {
 		}
 	}
 	return v
+}
+
+// inertTagDanger: what makes an <xml>, <meta> or <link> element load or
+// run something (IE data islands, refresh redirects, HTML imports, script
+// URLs; HTML imports are xssTagRe's); without any of these in the value they are document structure.
+var inertTagDanger = []string{"script", "refresh", "data:", "datasrc", "datafld", "cdata", "&#", "\\", "expression", "binding"}
+
+// renameInertTags renames <xml>, <meta> and <link> elements, which
+// libinjection flags by name, when nothing in the value makes them
+// dangerous: every XML document may have an <xml> element, HTML pages
+// start with <meta charset>, Atom and RSS feeds are full of <link href>
+// (these two only in a whole document).
+// The tag rules (xssTagRe) still see the original value.
+func renameInertTags(v string) string {
+	lv := strings.ToLower(v)
+	for _, d := range inertTagDanger {
+		if strings.Contains(lv, d) {
+			return v
+		}
+	}
+	// <meta> and <link> only inside a whole document: a lone
+	// <meta charset=…> injected into a page switches its charset.
+	doc := false
+	for _, d := range [...]string{"<?xml", "<!doctype", "<html", "<head", "<feed", "<rss", "<channel"} {
+		if strings.Contains(lv, d) {
+			doc = true
+			break
+		}
+	}
+	var b []byte
+	last := 0
+	for i := strings.IndexByte(lv, '<'); i >= 0 && i+5 <= len(lv); {
+		j := i + 1
+		if j < len(lv) && lv[j] == '/' {
+			j++
+		}
+		n := 0
+		switch {
+		case strings.HasPrefix(lv[j:], "xml"):
+			n = 3
+		case doc && (strings.HasPrefix(lv[j:], "meta") || strings.HasPrefix(lv[j:], "link")):
+			n = 4
+		}
+		if n > 0 && (j+n == len(lv) || !isAttrByte(lv[j+n]) && lv[j+n] != '.') {
+			b = append(b, v[last:j]...)
+			b = append(b, 'x')
+			last = j
+		}
+		k := strings.IndexByte(lv[i+1:], '<')
+		if k < 0 {
+			break
+		}
+		i += 1 + k
+	}
+	if b == nil {
+		return v
+	}
+	return string(append(b, v[last:]...))
 }
 
 // xssView strips what browsers ignore before libinjection sees the value:
@@ -151,7 +214,7 @@ func xssView(norm, lower string, cls uint64) string {
 }
 
 func detectXSS(norm, lower string, cls uint64) hit {
-	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen) == 0 {
+	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen|cBracket|kwDOM) == 0 {
 		return hit{}
 	}
 	if cls&(cLT|cGT|cEq|cBacktick|cColon) != 0 && xssGate(lower, cls) {
@@ -193,6 +256,24 @@ func detectXSS(norm, lower string, cls uint64) hit {
 	} else if cls&cParen != 0 && cls&kwCSS != 0 && xssCSSRe.MatchString(lower) {
 		return mk(weightBlock, ruleXSSCSS)
 	}
+	if cls&kwDOM != 0 && cls&(cDot|cBracket) != 0 {
+		view := lower
+		if strings.Contains(view, "/*") {
+			view, _ = stripSQLComments(view)
+		}
+		view = strings.NewReplacer(" ", "", "\t", "", "\n", "", "\r", "").Replace(view)
+		if xssDOMRe.MatchString(view) {
+			// Code around it, or the expression alone; in prose
+			// ("set window.location to…") the LLM decides.
+			if cls&(cEq|cParen|cBracket|cSemi|cQuote) != 0 || !strings.Contains(strings.TrimSpace(stripControls(lower)), " ") || strings.Contains(lower, "/*") {
+				return mk(weightBlock, ruleXSSDOM)
+			}
+			h = h.or(mk(weightBorderline, ruleXSSDOM))
+		}
+	}
+	if cls&cBracket != 0 && cls&cBang != 0 && jsFuck(lower) {
+		return mk(weightBlock, ruleXSSJSFuck)
+	}
 	if cls&(cParen|cBacktick) != 0 && cls&kwJSCall != 0 {
 		if m := xssCallRe.FindStringSubmatchIndex(lower); m != nil {
 			if lower[m[2]] == '`' || xssBreakoutRe.MatchString(lower) {
@@ -202,6 +283,29 @@ func detectXSS(norm, lower string, cls uint64) hit {
 		}
 	}
 	return h
+}
+
+// xssDOMRe: a script reaching for the page's secrets or sinks through a
+// global object: document.cookie, window.location, self["alert"].
+// It reads the value with /* comments */ and spaces removed; a path
+// segment (/manual/document.cookie) is not a script.
+var xssDOMRe = regexp.MustCompile(`(?:^|[^\w/$.\-])(?:document|window|self|top|parent|frames|globalthis)(?:\.(?:cookie|domain|location|write|writeln|createelement|queryselector\w*|getelementby\w+|body\.appendchild|execcommand|defaultview)\b|\)?\[['"\x60])`)
+
+// jsFuck reports a value written only with []()!+ that contains a "![]"
+// or "[]+[]": JSFuck, JavaScript encoded in six characters.
+func jsFuck(s string) bool {
+	t := strings.TrimSpace(s)
+	if len(t) < 5 {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '[', ']', '(', ')', '!', '+':
+		default:
+			return false
+		}
+	}
+	return strings.Contains(t, "![]") || strings.Contains(t, "[]+[]")
 }
 
 // handlerShape: "on" + letters + optional spaces + '=' somewhere, the
