@@ -173,7 +173,10 @@ func TestScenarios(t *testing.T) {
 			}
 		}},
 		{"sensitive path scanner with curl", func(t *testing.T, s *scenario) {
-			paths := []string{"/admin", "/.env", "/api/token", "/admin/login", "/.env.bak", "/api/token/refresh"}
+			// Admin and token paths are the behaviour rule's; /.env-style
+			// restricted files are blocked at once by the payload check
+			// (CRS 930130's family), asserted below.
+			paths := []string{"/admin", "/wp-admin", "/api/token", "/admin/login", "/admin/users", "/api/token/refresh"}
 			var res envoysim.Result
 			for i := range 30 {
 				res = s.do(get("192.0.2.40", paths[i%len(paths)], "curl/8.5.0"))
@@ -183,6 +186,7 @@ func TestScenarios(t *testing.T) {
 				time.Sleep(40 * time.Millisecond)
 			}
 			wantDenied(t, res, 403, "behavior.score")
+			wantDenied(t, s.do(get("192.0.2.41", "/.env", browserUA)), 403, "payload.path_traversal")
 		}},
 		{"sqli in query", func(t *testing.T, s *scenario) {
 			wantDenied(t, s.do(get("192.0.2.50", "/search?q=1%27%20OR%20%271%27%3D%271", browserUA)), 403, "payload.sqli")
@@ -319,11 +323,18 @@ func TestScenarios(t *testing.T) {
 			}
 		}},
 		{"error responses feed back through the access log", func(t *testing.T, s *scenario) {
+			var last envoysim.Result
 			for range 12 {
-				if res := s.do(get("192.0.2.70", "/missing/page", browserUA)); !res.Allowed {
-					t.Fatalf("denied before any error was reported: %s", res.Reason)
+				if last = s.do(get("192.0.2.70", "/missing/page", browserUA)); !last.Allowed {
+					t.Fatalf("denied before any error was reported: %s", last.Reason)
 				}
 			}
+			// Attack: the client re-sends one of its own entries dated
+			// 2149 to push its error window into the future and dodge the
+			// rule. Times are clamped to now: the ban still comes.
+			s.env.ForgeAt(get("192.0.2.70", "/products", browserUA), last.RequestID, 200,
+				time.Date(2149, 1, 1, 0, 0, 0, 0, time.UTC))
+			s.n.forged.Add(1)
 			if err := s.env.Flush(ctxFor(t, 10*time.Second)); err != nil {
 				t.Fatal(err)
 			}

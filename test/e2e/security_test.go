@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,5 +93,59 @@ func TestListenersAndAdminNeedTheirTokens(t *testing.T) {
 		if code, body := admin(tc.method, tc.path, tc.token, tc.body); code != tc.want || !strings.Contains(body, tc.wantBody) {
 			t.Errorf("%s: %d %q, want %d containing %q", tc.name, code, body, tc.want, tc.wantBody)
 		}
+	}
+}
+
+const floodConfig = `
+store: {backend: memory, memory: {max_bans: 64}}
+quota:
+  plans:
+    anonymous: {"/api/items": {per_minute: 2}}
+`
+
+// Two attacks on what must not be flushed or multiplied: rotating
+// addresses inside one IPv6 /64 for fresh anonymous quota, and a flood of
+// instantly banned clients from distinct /64s to evict an operator's ban.
+func TestCountersAndBansCannotBeFlushed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	p := startAuthz(t, floodConfig+"server: {admin_token: admin-secret}\n")
+	env := envoysim.New(p.authzConn, nil, func(*envoysim.Request) (int, time.Duration) { return 200, 0 }, "edge-flood")
+	ctx := ctxFor(t, 60*time.Second)
+	do := func(r *envoysim.Request) envoysim.Result {
+		t.Helper()
+		res, err := env.Do(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+
+	// Quota: three addresses of one /64 share the anonymous quota.
+	for i, ip := range []string{"2001:db8:7:1::1", "2001:db8:7:1::2", "2001:db8:7:1:ffff::3"} {
+		res := do(get(ip, "/api/items", browserUA))
+		if allowed := i < 2; res.Allowed != allowed {
+			t.Fatalf("request %d from %s: allowed=%v (%s), want %v", i+1, ip, res.Allowed, res.Reason, allowed)
+		}
+	}
+
+	// Bans: an operator bans a host, then 500 empty-user-agent clients
+	// from distinct /64s are banned instantly, far more than max_bans.
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://"+p.admin+"/v1/bans", strings.NewReader(`{"ip":"192.0.2.250","ttl":"1h"}`))
+	req.Header.Set("Authorization", "Bearer admin-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("manual ban: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	for i := range 500 {
+		do(get(fmt.Sprintf("2001:db8:%x:%x::1", 100+i/256, i%256), "/", ""))
+	}
+	if res := do(get("192.0.2.250", "/", browserUA)); res.Allowed || res.Reason != "behavior.banned" {
+		t.Fatalf("the operator's ban was flushed by the flood: allowed=%v reason %q", res.Allowed, res.Reason)
+	}
+	if got := metric(t, p, "smartlayer_store_ban_evictions_total", `kind="ban"`); got == 0 {
+		t.Errorf("a full ban table evicted nothing that it counted (%v)", got)
 	}
 }

@@ -224,10 +224,15 @@ func (e *Envoy) Do(ctx context.Context, r *Request) (Result, error) {
 // one; passing a real request's id with another client forges a
 // response for someone else's request.
 func (e *Envoy) Forge(r *Request, requestID string, status int) {
+	e.ForgeAt(r, requestID, status, time.Now())
+}
+
+// ForgeAt is Forge with the entry's start time chosen by the forger.
+func (e *Envoy) ForgeAt(r *Request, requestID string, status int, at time.Time) {
 	if requestID == "" {
 		requestID = NewRequestID()
 	}
-	e.queue(e.entry(r, requestID, time.Now(), Result{Allowed: true, Status: status}, time.Millisecond,
+	e.queue(e.entry(r, requestID, at, Result{Allowed: true, Status: status}, time.Millisecond,
 		&alsdatav3.ResponseFlags{}, nil))
 }
 
