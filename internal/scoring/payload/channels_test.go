@@ -146,6 +146,8 @@ func channelCases(t testing.TB) []channelCase {
 			`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Body><m:GetUser xmlns:m="https://ex.com/u"><m:Name>` + sqliAttack + `</m:Name></m:GetUser></soap:Body></soap:Envelope>`)}},
 		{name: "soap benign", in: Input{ContentType: "application/soap+xml", Body: []byte(
 			`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://www.w3.org/2003/05/soap-envelope"><soap:Header/><soap:Body><m:GetPrice xmlns:m="https://www.w3schools.com/prices"><m:Item>Apples &amp; Pears</m:Item><m:Note><![CDATA[Tom's "best" price]]></m:Note></m:GetPrice></soap:Body></soap:Envelope>`)}},
+		{name: "xstream gadget element", reason: ReasonDeserialization, loc: "body-key:$.java.lang.ProcessBuilder", in: Input{ContentType: "application/xml", Body: []byte(
+			`<java.lang.ProcessBuilder><command><string>calc</string></command></java.lang.ProcessBuilder>`)}},
 		{name: "xml cdata", reason: ReasonXSS, in: Input{ContentType: "application/xml", Body: []byte(`<r><![CDATA[` + xssAttack + `]]></r>`)}},
 		{name: "xhtml doctype benign", in: Input{ContentType: "application/xhtml+xml", Body: []byte(`<?xml version="1.0" encoding="ISO-8859-1"?>` + "\n" +
 			`<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" "http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd"><html xmlns="http://www.w3.org/1999/xhtml" xml:lang="en"><head><title>Caf\xe9</title></head><body><p class="x">Hello -- world</p></body></html>`)}},

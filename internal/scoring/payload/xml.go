@@ -11,7 +11,7 @@ import (
 // (CDATA included, the predefined and numeric entities decoded) and
 // attribute values, each on its own, at "body:$.root.child" and
 // "body:$.root.child.@attr" — the JSON path spelling, so one exclusion
-// syntax covers both. The prolog, processing instructions and comments
+// syntax covers both — and element names as keys ("body-key:$.root"). The prolog, processing instructions and comments
 // carry no data and are not inspected; of a DOCTYPE only what a
 // DTD-processing parser would fetch or substitute is: SYSTEM identifiers
 // and entity replacement texts, at "body:!DOCTYPE". Entities are never
@@ -48,6 +48,9 @@ func (s *scan) xml(text string) {
 			} else {
 				p.frames = append(p.frames, jsonFrame{key: xmlName(t.Name)})
 			}
+			// Element names are data to XStream and XMLDecoder (class
+			// names: <java.lang.ProcessBuilder>): inspected as keys.
+			s.field(locBodyKey, "", p, xmlName(t.Name), false)
 			for _, a := range t.Attr {
 				p.frames = append(p.frames, jsonFrame{key: "@" + xmlName(a.Name)})
 				s.field(locBody, "", p, a.Value, false)
