@@ -128,11 +128,16 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	if err := a.behavior.SetConfig(cfg.Behavior); err != nil {
 		return nil, err
 	}
+	// payload.* except payload.llm.* (queue, workers, cache) reloads,
+	// exclusions included.
+	if err := a.payload.SetConfig(cfg.Payload); err != nil {
+		return nil, err
+	}
 	p.Stages = append(p.Stages,
 		authz.NamedStage{Module: authz.ModuleBehavior, Mode: mode(cfg.Behavior.Mode), SkipAllowListed: true,
 			Stage: authz.BehaviorStage(a.behavior, storeTimeout)},
 		authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
-			Stage: authz.PayloadStage(a.payload)})
+			SkipAllowListed: cfg.Behavior.AllowCIDRsSkipPayload, Stage: authz.PayloadStage(a.payload)})
 
 	table, err := cfg.Quota.Compile()
 	if err != nil {

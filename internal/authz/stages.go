@@ -50,7 +50,7 @@ func PayloadStage(p PayloadInspector) Stage {
 	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
 		res := p.Inspect(ctx, &payload.Input{
 			Path: r.Path, RawQuery: r.RawQuery, Headers: r.Headers, Body: r.Body,
-			ContentType: r.ContentType(), Client: r.ClientKey,
+			ContentType: r.ContentType(), Client: r.ClientKey, PartialBody: r.BodyTruncated,
 		})
 		v := Verdict{Score: res.Score, Rule: res.Rule}
 		if f, ok := strongest(res.Findings); ok {

@@ -111,6 +111,11 @@ type BehaviorConfig struct {
 	// or a bare address.
 	AllowCIDRs []string `koanf:"allow_cidrs"`
 	DenyCIDRs  []string `koanf:"deny_cidrs"`
+	// AllowCIDRsSkipPayload also skips payload inspection for AllowCIDRs
+	// (behavior.allow_cidrs_skip_payload): scanners and partners the
+	// operator trusts. Off by default: an allow-listed host that is
+	// compromised still has its payloads inspected.
+	AllowCIDRsSkipPayload bool `koanf:"allow_cidrs_skip_payload"`
 
 	// LLM grey-zone questions.
 	LLM LLMConfig `koanf:"llm"`

@@ -88,8 +88,45 @@ type Config struct {
 	// (payload.skip_headers); a trailing '*' matches a prefix.
 	SkipHeaders []string `koanf:"skip_headers"`
 
+	// PartialBody says what a body that was not seen whole does
+	// (payload.partial_body): Envoy cut it at with_request_body's
+	// max_request_bytes (x-envoy-auth-partial-body: true) or it is longer
+	// than MaxBodyBytes. PartialInspectPrefix inspects what arrived;
+	// PartialDeny also denies with payload.partial_body.
+	PartialBody string `koanf:"partial_body"`
+	// MaxPartBytes caps the bytes inspected of one multipart part
+	// (payload.max_part_bytes); the whole body stays within MaxBodyBytes.
+	MaxPartBytes int `koanf:"max_part_bytes"`
+	// Exclusions switch detectors off for named fields of named routes
+	// (payload.exclusions); see Exclusion.
+	Exclusions []Exclusion `koanf:"exclusions"`
+
 	// LLM tunes the second opinion on borderline payloads (payload.llm.*).
 	LLM LLMConfig `koanf:"llm"`
+}
+
+// PartialBody policies (payload.partial_body).
+const (
+	PartialInspectPrefix = "inspect-prefix"
+	PartialDeny          = "deny"
+)
+
+// Exclusion is one payload.exclusions entry: on requests whose path
+// matches Route, findings at one of Fields by one of Rules are dropped.
+type Exclusion struct {
+	// Route is a path ("/cms/pages") or a prefix ending in '*'
+	// ("/cms/pages/*"), matched against the normalised path
+	// (internal/pathnorm: dot segments, repeated slashes, case).
+	Route string `koanf:"route"`
+	// Fields are Finding.Location spellings ("body:$.html", "query:q",
+	// "header:user-agent", "cookie:session", "body:comment"); a trailing
+	// '*' matches a prefix ("body:$.blocks*", "header:*"). Empty: every
+	// field.
+	Fields []string `koanf:"fields"`
+	// Rules are detector names ("xss", "sqli"), reasons ("payload.xss")
+	// or rule names ("payload.xss.tag"); "partial_body" and
+	// "undecodable_charset" waive those denials. Empty: every rule.
+	Rules []string `koanf:"rules"`
 }
 
 // LLMConfig tunes the LLM questions about borderline payloads; like
@@ -128,13 +165,14 @@ func DefaultConfig() Config {
 		BlockScore:   3,
 		MaxBodyBytes: 65536,
 		MaxJSONDepth: 32,
-		Headers:      []string{"user-agent", "referer", "cookie", "x-*"},
-		SkipHeaders: []string{
-			"x-request-id", "x-forwarded-*", "x-real-ip", "x-envoy-*",
-			"x-b3-*", "x-ot-span-context", "x-amzn-trace-id",
-			"x-cloud-trace-context", "x-datadog-*", "x-user-id", "x-user-plan",
-			"x-smartlayer-*", "x-client-trace-id",
-		},
+		Headers:      []string{"*"},
+		// Only what Envoy itself writes: the request id it generates, its
+		// own x-envoy-* headers (stripped from external requests), and the
+		// pseudo-header :path (inspected as path and query already).
+		SkipHeaders:  []string{":path", "x-request-id", "x-envoy-*"},
+		PartialBody:  PartialInspectPrefix,
+		MaxPartBytes: 65536,
+		Exclusions:   []Exclusion{},
 		LLM: LLMConfig{
 			Mode:          LLMAsync,
 			MinConfidence: 0.85,
@@ -170,9 +208,16 @@ func (c Config) Validate() error {
 	p.AtLeastDuration("llm.cache_ttl", c.LLM.CacheTTL, time.Second)
 	for key, list := range map[string][]string{"headers": c.Headers, "skip_headers": c.SkipHeaders} {
 		for i, h := range list {
-			p.HeaderName(fmt.Sprintf("%s[%d]", key, i), strings.TrimSuffix(h, "*"), false)
+			if h == "*" {
+				continue
+			}
+			// Pseudo-headers (":authority", ":method") are names too.
+			p.HeaderName(fmt.Sprintf("%s[%d]", key, i), strings.TrimPrefix(strings.TrimSuffix(h, "*"), ":"), false)
 		}
 	}
+	p.OneOf("partial_body", c.PartialBody, PartialInspectPrefix, PartialDeny)
+	p.AtLeast("max_part_bytes", c.MaxPartBytes, 0)
+	validateExclusions(p, c.Exclusions)
 	return p.Err()
 }
 

@@ -61,17 +61,26 @@ const (
 // deeper than maxDepth are handed to visit whole, as raw text. It returns
 // false when s is not JSON at all (does not start with a value).
 func walkJSON(s string, maxDepth int, path *jsonPath, visit jsonVisitor) bool {
+	_, _, ok := walkJSONDoc(s, maxDepth, path, visit)
+	return ok
+}
+
+// walkJSONDoc is walkJSON reporting where it stopped: end is the index
+// just past the top-level value when complete, the index of the syntax
+// error otherwise (len(s) for a truncated document). isJSON is false when
+// s does not start with an object, an array or a string.
+func walkJSONDoc(s string, maxDepth int, path *jsonPath, visit jsonVisitor) (end int, complete, isJSON bool) {
 	path.frames = path.frames[:0]
 	path.deep = false
 	i := skipWS(s, 0)
 	if i >= len(s) || strings.IndexByte(`{["`, s[i]) < 0 {
-		return false
+		return i, false, false
 	}
 	state := stValue
 	for {
 		i = skipWS(s, i)
 		if i >= len(s) {
-			return true
+			return i, len(path.frames) == 0 && state == stAfter, true
 		}
 		c := s[i]
 		switch state {
@@ -114,7 +123,7 @@ func walkJSON(s string, maxDepth int, path *jsonPath, visit jsonVisitor) bool {
 					j++
 				}
 				if j == i {
-					return true // syntax error
+					return i, false, true // syntax error
 				}
 				i = j
 				state = stAfter
@@ -127,7 +136,7 @@ func walkJSON(s string, maxDepth int, path *jsonPath, visit jsonVisitor) bool {
 				continue
 			}
 			if c != '"' {
-				return true
+				return i, false, true
 			}
 			key, next := jsonString(s, i)
 			top := &path.frames[len(path.frames)-1]
@@ -135,13 +144,13 @@ func walkJSON(s string, maxDepth int, path *jsonPath, visit jsonVisitor) bool {
 			visit(path, true, key)
 			i = skipWS(s, next)
 			if i >= len(s) || s[i] != ':' {
-				return true
+				return i, false, true
 			}
 			i++
 			state = stValue
 		case stAfter:
 			if len(path.frames) == 0 {
-				return true // trailing data after the document is ignored
+				return i, true, true // trailing data after the document is ignored
 			}
 			top := &path.frames[len(path.frames)-1]
 			switch {
@@ -157,7 +166,7 @@ func walkJSON(s string, maxDepth int, path *jsonPath, visit jsonVisitor) bool {
 				path.frames = path.frames[:len(path.frames)-1]
 				i++
 			default:
-				return true
+				return i, false, true
 			}
 		}
 	}

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		truncated: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "bodies_truncated_total", Help: "Bodies longer than max_body_bytes, inspected up to the cap."}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "bodies_skipped_total", Help: "Bodies not inspected, by reason (multipart, binary)."}, []string{"reason"}),
+			Name: "bodies_skipped_total", Help: "Bodies not inspected, by reason (binary: a binary content type whose bytes are not text)."}, []string{"reason"}),
 		asks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
 			Name: "llm_asks_total", Help: "Borderline payloads sent to the LLM, by mode (async, sync)."}, []string{"mode"}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, d := range detectorNames {
 		m.findings.WithLabelValues(d)
 	}
-	for _, r := range []string{"multipart", "binary"} {
+	for _, r := range []string{"binary"} {
 		m.skipped.WithLabelValues(r)
 	}
 	for _, v := range []string{"malicious", "benign", "error"} {

@@ -36,6 +36,10 @@ type Input struct {
 	// VerdictEvent so the caller can ban whoever sent a payload that the
 	// background LLM ask later found malicious. Not inspected.
 	Client string
+	// PartialBody: Body is only the start of the request's body (Envoy
+	// cut it: x-envoy-auth-partial-body, or the caller's own cap). The
+	// header itself in Headers counts too. See payload.partial_body.
+	PartialBody bool
 }
 
 // Action is the validator's decision.
@@ -82,7 +86,8 @@ func Reasons() []string {
 	return []string{ReasonSQLi, ReasonXSS, ReasonShellInjection, ReasonPathTraversal,
 		ReasonJNDI, ReasonSSTI, ReasonNoSQLi, ReasonLDAPi, ReasonSSRF, ReasonCRLF,
 		ReasonPHPWrapper, ReasonDeserialization,
-		ReasonPromptInjection, ReasonNullByte, ReasonEncodingTrick, ReasonLLM}
+		ReasonPromptInjection, ReasonNullByte, ReasonEncodingTrick, ReasonLLM,
+		ReasonPartialBody, ReasonUndecodableCharset}
 }
 
 var detectorReasons = [numDetectors]string{
@@ -99,8 +104,12 @@ type Finding struct {
 	// Detector is the detector name ("sqli", "path_traversal", …).
 	Detector string
 	// Location names where: "path", "query:q", "query-key:q",
-	// "header:referer", "cookie:session", "body", "body:$.a.b",
-	// "body-key:$.a.b", "body:field" (form bodies).
+	// "header:referer", "header:authorization.user",
+	// "header:authorization.jwt:$.sub", "cookie:session", "body",
+	// "body:$.a.b" (JSON, and XML: "body:$.root.el.@attr"),
+	// "body-key:$.a.b", "body:field" and "body-key:field" (urlencoded and
+	// multipart forms), "body-filename:field" (multipart file names),
+	// "body:!DOCTYPE". payload.exclusions use these spellings.
 	Location string
 	// Excerpt is the start of the normalised value (at most 64 bytes).
 	Excerpt string
@@ -202,6 +211,8 @@ type scan struct {
 	// detected. Plain string keys use the runtime's fast string hash.
 	clean    [4]map[string]struct{}
 	urlDepth int
+	// ch is the channel parsers' state (channels.go).
+	ch chanState
 }
 
 const maxMemoLen = 128
@@ -213,6 +224,7 @@ func (s *scan) reset() {
 	for _, m := range s.clean {
 		clear(m)
 	}
+	s.ch.reset()
 }
 
 // field inspects one value. prefix/name (or jp for JSON) name the
@@ -358,6 +370,9 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	case name != "":
 		loc = prefix + ":" + truncateUTF8(name, maxLocNameLen)
 	}
+	if s.ch.excl != nil && s.waive(loc, &w) {
+		return norm, true // waived here, but not clean: no memo
+	}
 	ex := strings.Clone(truncateUTF8(norm, excerptLen))
 	for d, x := range w {
 		if x.w == 0 {
@@ -398,7 +413,7 @@ func (s *scan) pairs(data string, sep byte, prefix, keyPrefix string, plus bool)
 
 func (s *scan) headers(h map[string]string) {
 	// Sorted, so Findings, Excerpt and Hash do not depend on map order.
-	var buf [16]string
+	var buf [32]string
 	names := buf[:0]
 	for name := range h {
 		if headerMatch(s.cfg.Headers, name) && !headerMatch(s.cfg.SkipHeaders, name) {
@@ -407,15 +422,12 @@ func (s *scan) headers(h map[string]string) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if name == "cookie" {
-			s.pairs(h[name], ';', locCookie, locCookie, false)
-			continue
-		}
-		s.field(locHeader, name, nil, h[name], false)
+		s.header(name, h[name])
 	}
 }
 
-// body inspects the body by content type and reports truncation/skips.
+// body inspects the body by content type (content, channels.go) and
+// reports truncation and skips.
 func (s *scan) body(in *Input, res *Result) {
 	if len(in.Body) == 0 {
 		return
@@ -424,33 +436,18 @@ func (s *scan) body(in *Input, res *Result) {
 	if ct == "" {
 		ct = in.Headers["content-type"]
 	}
-	media, _, _ := strings.Cut(ct, ";")
-	media = strings.ToLower(strings.TrimSpace(media))
-	switch {
-	case strings.HasPrefix(media, "multipart/"):
-		res.BodySkipped = "multipart"
-		return
-	case isBinary(media):
-		res.BodySkipped = "binary"
-		return
-	}
 	b := in.Body
 	if len(b) > s.cfg.MaxBodyBytes {
 		b = b[:s.cfg.MaxBodyBytes]
 		res.BodyTruncated = true
 	}
-	// One copy: every value below is a substring of it.
-	text := string(b)
-	switch {
-	case strings.Contains(media, "json"):
-		if walkJSON(text, s.cfg.MaxJSONDepth, &s.jpath, s.jsonVisit) {
-			return
-		}
-	case media == "application/x-www-form-urlencoded":
-		s.pairs(text, '&', locBody, locBodyKey, true)
-		return
+	if in.PartialBody || in.Headers[partialBodyHeader] == "true" {
+		res.BodyTruncated = true
 	}
-	s.field(locBody, "", nil, text, false)
+	if res.BodyTruncated && s.cfg.PartialBody == PartialDeny {
+		s.policy(policyPartialBody, locBody)
+	}
+	s.content(ct, b, "", 0, res)
 }
 
 func (s *scan) jsonVisit(p *jsonPath, isKey bool, v string) {
@@ -496,10 +493,14 @@ func (s *scan) run(in *Input, maxExcerpt int) Result {
 			best = d
 		}
 	}
-	if res.Score == 0 {
+	if res.Score == 0 && s.ch.deny == "" {
 		return res
 	}
 	res.Findings = s.findings
+	if best < 0 { // only a policy denial
+		s.policyVerdict(&res)
+		return res
+	}
 	res.Reason = detectorReasons[best]
 	res.Rule = s.rules[best]
 	res.Hash, res.Excerpt = digest(s.suspects, maxExcerpt)
@@ -509,6 +510,7 @@ func (s *scan) run(in *Input, maxExcerpt int) Result {
 		res.Borderline = true
 		res.Reason = ""
 	}
+	s.policyVerdict(&res)
 	return res
 }
 

@@ -73,14 +73,17 @@ func TestInspectHeaderSelection(t *testing.T) {
 		headers map[string]string
 		flagged bool
 	}{
-		"request id skipped":  {headers: map[string]string{"x-request-id": attack}},
-		"xff skipped":         {headers: map[string]string{"x-forwarded-for": attack}},
-		"envoy skipped":       {headers: map[string]string{"x-envoy-original-path": attack}},
-		"authorization never": {headers: map[string]string{"authorization": attack}},
-		"custom x inspected":  {headers: map[string]string{"x-search": attack}, flagged: true},
-		"configured header":   {cfg: func(c *Config) { c.Headers = []string{"accept-language"} }, headers: map[string]string{"accept-language": attack}, flagged: true},
-		"configured skip":     {cfg: func(c *Config) { c.SkipHeaders = []string{"x-search"} }, headers: map[string]string{"x-search": attack}},
-		"no headers":          {cfg: func(c *Config) { c.Headers = nil }, headers: map[string]string{"user-agent": attack}},
+		"request id skipped": {headers: map[string]string{"x-request-id": attack}},
+		"xff entries":        {headers: map[string]string{"x-forwarded-for": "203.0.113.9, " + attack}, flagged: true},
+		"xff addresses":      {headers: map[string]string{"x-forwarded-for": "203.0.113.9, [2001:db8::1]:443, 10.0.0.1"}},
+		"envoy skipped":      {headers: map[string]string{"x-envoy-original-path": attack}},
+		"authorization":      {headers: map[string]string{"authorization": attack}, flagged: true},
+		"accept-language":    {headers: map[string]string{"accept-language": attack}, flagged: true},
+		"custom x inspected": {headers: map[string]string{"x-search": attack}, flagged: true},
+		"configured header":  {cfg: func(c *Config) { c.Headers = []string{"accept-language"} }, headers: map[string]string{"accept-language": attack}, flagged: true},
+		"not configured":     {cfg: func(c *Config) { c.Headers = []string{"user-agent"} }, headers: map[string]string{"accept-language": attack}},
+		"configured skip":    {cfg: func(c *Config) { c.SkipHeaders = []string{"x-search"} }, headers: map[string]string{"x-search": attack}},
+		"no headers":         {cfg: func(c *Config) { c.Headers = nil }, headers: map[string]string{"user-agent": attack}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -108,12 +111,13 @@ func TestInspectBodies(t *testing.T) {
 		truncated bool
 		skipped   string
 	}{
-		"multipart skipped": {in: Input{ContentType: "multipart/form-data; boundary=x", Body: []byte("--x\r\n\r\n" + attack)}, skipped: "multipart"},
-		"image skipped":     {in: Input{ContentType: "image/png", Body: []byte(attack)}, skipped: "binary"},
-		"attack before cap": {in: Input{ContentType: "text/plain", Body: []byte(attack + " " + pad)}, block: true, truncated: true},
-		"attack after cap":  {in: Input{ContentType: "text/plain", Body: []byte(pad + " " + attack)}, truncated: true},
-		"json cut at cap":   {in: Input{ContentType: "application/json", Body: []byte(`{"q":"` + attack + `","pad":"` + pad + `"}`)}, block: true, truncated: true},
-		"within cap":        {in: Input{ContentType: "text/plain", Body: []byte(attack)}, block: true},
+		"multipart inspected": {in: Input{ContentType: "multipart/form-data; boundary=x", Body: []byte("--x\r\n\r\n" + attack)}, block: true},
+		"image skipped":       {in: Input{ContentType: "image/png", Body: []byte("\x89PNG\r\n\x1a\n\x00\x00" + attack)}, skipped: "binary"},
+		"text labelled image": {in: Input{ContentType: "image/png", Body: []byte(attack)}, block: true},
+		"attack before cap":   {in: Input{ContentType: "text/plain", Body: []byte(attack + " " + pad)}, block: true, truncated: true},
+		"attack after cap":    {in: Input{ContentType: "text/plain", Body: []byte(pad + " " + attack)}, truncated: true},
+		"json cut at cap":     {in: Input{ContentType: "application/json", Body: []byte(`{"q":"` + attack + `","pad":"` + pad + `"}`)}, block: true, truncated: true},
+		"within cap":          {in: Input{ContentType: "text/plain", Body: []byte(attack)}, block: true},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

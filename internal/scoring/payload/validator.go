@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -103,6 +104,10 @@ type Validator struct {
 	malicious func(context.Context, Malicious)
 	m         *metrics
 
+	// live is what SetConfig last applied (detection settings and
+	// exclusions; payload.llm.* keep their startup values).
+	live atomic.Pointer[liveConfig]
+
 	pool sync.Pool // *scan
 	// ask queues, asks and caches verdicts by payload hash; nil without an
 	// LLM.
@@ -134,6 +139,7 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 		return nil, err
 	}
 	v.m = m
+	v.live.Store(newLive(cfg))
 	v.pool.New = func() any {
 		s := &scan{cfg: &v.cfg}
 		for i := range s.clean {
@@ -158,6 +164,8 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 // sync mode it waits for the LLM at most until ctx is done.
 func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 	s := v.pool.Get().(*scan)
+	live := v.live.Load()
+	s.cfg, s.ch.excl = &live.cfg, forPath(live.excl, in.Path)
 	res := s.run(in, v.cfg.LLM.MaxExcerpt)
 	// Findings escape to the caller; the rest of scan is reused.
 	s.reset()

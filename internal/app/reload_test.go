@@ -1,0 +1,74 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/authz"
+	"github.com/smartlayer/smartlayer/internal/config"
+	"github.com/smartlayer/smartlayer/internal/scoring/payload"
+)
+
+// TestPayloadReload: a reload's pipeline applies payload.exclusions (and
+// the rest of payload.*) to the running validator, and
+// behavior.allow_cidrs_skip_payload to the payload stage.
+func TestPayloadReload(t *testing.T) {
+	cfg := config.Default()
+	a := &app{logger: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
+	if err := a.build(cfg, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.behavior.Close() })
+	in := &payload.Input{Path: "/cms/pages/42", ContentType: "application/json",
+		Body: []byte(`{"html":"<p onclick=\"alert(1)\">hi</p><script>alert(1)</script>"}`)}
+	check := func(want payload.Action) {
+		t.Helper()
+		if res := a.payload.Inspect(context.Background(), in); res.Action != want {
+			t.Fatalf("action %v, want %v: %+v", res.Action, want, res.Findings)
+		}
+	}
+	payloadStage := func(p *authz.Pipeline) authz.NamedStage {
+		for _, s := range p.Stages {
+			if s.Module == authz.ModulePayload {
+				return s
+			}
+		}
+		t.Fatal("no payload stage")
+		return authz.NamedStage{}
+	}
+
+	p, err := a.pipeline(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(payload.Block)
+	if payloadStage(p).SkipAllowListed {
+		t.Error("allow-listed clients skip payload by default")
+	}
+
+	next := cfg
+	next.Payload.Exclusions = []payload.Exclusion{{Route: "/cms/pages/*", Fields: []string{"body:$.html"}, Rules: []string{"xss"}}}
+	next.Behavior.AllowCIDRsSkipPayload = true
+	if p, err = a.pipeline(next); err != nil {
+		t.Fatal(err)
+	}
+	check(payload.Allow)
+	if !payloadStage(p).SkipAllowListed {
+		t.Error("allow_cidrs_skip_payload not applied")
+	}
+
+	bad := next
+	bad.Payload.Exclusions = []payload.Exclusion{{Route: "cms"}}
+	if _, err := a.pipeline(bad); err == nil {
+		t.Fatal("bad exclusion accepted")
+	}
+	check(payload.Allow) // the last good configuration stays
+
+	if _, err = a.pipeline(cfg); err != nil {
+		t.Fatal(err)
+	}
+	check(payload.Block)
+}
