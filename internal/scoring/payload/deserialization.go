@@ -91,7 +91,11 @@ func phpObjectShape(s string) bool {
 	return false
 }
 
-func detectDeserialization(norm, lower string, cls uint64) hit {
+// detectDeserialization: key is true for names (JSON keys, XML element
+// names): a bare java.lang.Runtime element carries no call — CRS lets it
+// pass — while a gadget class as an element name (XStream reads names as
+// classes) still blocks.
+func detectDeserialization(norm, lower string, cls uint64, key bool) hit {
 	// Base64 of the Java stream magic (AC ED 00 05) is case-sensitive.
 	if cls&kwSerial != 0 && (strings.Contains(norm, "rO0AB") || strings.Contains(lower, "aced0005")) ||
 		cls&cNonASCII != 0 && strings.Contains(norm, "\xac\xed\x00\x05") {
@@ -103,6 +107,9 @@ func detectDeserialization(norm, lower string, cls uint64) hit {
 	if cls&cDot != 0 && cls&kwJava != 0 {
 		for _, c := range javaGadgetClasses {
 			if containsOutsideMarkupName(lower, c) {
+				if key && lower == "java.lang.runtime" {
+					return mk(weightWeak, ruleDeserJavaClass)
+				}
 				return mk(weightBlock, ruleDeserJavaClass)
 			}
 		}

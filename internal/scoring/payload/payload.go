@@ -340,7 +340,7 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 		w[detSSRF] = detectSSRF(lower, cls)
 	}
 	if cls&(punctClasses|cDigit|cNonASCII|cUnderscore) != 0 {
-		w[detDeserialization] = detectDeserialization(norm, lower, cls)
+		w[detDeserialization] = detectDeserialization(norm, lower, cls, key)
 	}
 	if pw := prompts.match(lower, cls); pw > 0 {
 		w[detPrompt] = mk(pw, rulePromptPhrase)
