@@ -550,7 +550,7 @@ llm: {base_url: %q, model: hang-1, max_retries: 0}
 	// curl on sensitive paths scores 2+4 = 6 after the 20-request grace
 	// period: grey (≥ 4), below the ban (8). Under 20 requests per 10 s
 	// and only 6 distinct endpoints, no other signal adds to it.
-	paths := []string{"/admin", "/.env", "/api/token", "/admin/login", "/.env.bak", "/api/token/refresh"}
+	paths := []string{"/admin", "/wp-admin", "/api/token", "/admin/login", "/admin/users", "/api/token/refresh"}
 	grey := 0
 	for i := range 30 {
 		res := do(get("192.0.2.40", paths[i%len(paths)], "curl/8.5.0"))
