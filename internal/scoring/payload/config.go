@@ -90,6 +90,17 @@ type Config struct {
 
 	// LLM tunes the second opinion on borderline payloads (payload.llm.*).
 	LLM LLMConfig `koanf:"llm"`
+
+	// Limits bound one inspection's work (payload.limits.*, budget.go).
+	Limits Limits `koanf:"limits"`
+	// TooComplex decides a request whose inspection hit a limit
+	// (payload.too_complex): deny (payload.too_complex), borderline or
+	// allow.
+	TooComplex TooComplexAction `koanf:"too_complex"`
+	// DecisionBudget is server.decision_budget, copied by config.link:
+	// Limits.MaxTime must stay below it. Not a key of its own; 0 skips the
+	// check.
+	DecisionBudget time.Duration `koanf:"-"`
 }
 
 // LLMConfig tunes the LLM questions about borderline payloads; like
@@ -145,6 +156,8 @@ func DefaultConfig() Config {
 			CacheSize:     10000,
 			CacheTTL:      24 * time.Hour,
 		},
+		Limits:     DefaultLimits(),
+		TooComplex: TooComplexDeny,
 	}
 }
 
@@ -168,6 +181,8 @@ func (c Config) Validate() error {
 	p.Positive("llm.timeout", c.LLM.Timeout)
 	p.AtLeast("llm.cache_size", c.LLM.CacheSize, 1)
 	p.Positive("llm.cache_ttl", c.LLM.CacheTTL)
+	c.Limits.validate(p, c.DecisionBudget)
+	validTooComplex(p, c.TooComplex)
 	for key, list := range map[string][]string{"headers": c.Headers, "skip_headers": c.SkipHeaders} {
 		for i, h := range list {
 			p.HeaderName(fmt.Sprintf("%s[%d]", key, i), strings.TrimSuffix(h, "*"), false)
