@@ -141,7 +141,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	a.quota.SetTable(table)
 	if len(table.Plans()) > 0 {
 		// No plans, no quota stage: no store round trip for nothing.
-		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode),
+		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode), Counts: true,
 			Stage: authz.QuotaStage(a.quota, storeTimeout, cfg.Behavior.IPv6Prefix)})
 	}
 	return p, nil

@@ -17,6 +17,9 @@ type NamedStage struct {
 	// SkipAllowListed skips the stage for clients in the allow list
 	// (behaviour scoring: allow-listed clients are never banned).
 	SkipAllowListed bool
+	// Counts: the stage counts requests (quota); it also runs after an
+	// earlier stage's denial that says Verdict.Charge.
+	Counts bool
 }
 
 // Pipeline is one immutable configuration of the Check pipeline: CIDR lists
@@ -50,7 +53,7 @@ func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, er
 		return d, nil
 	}
 	var allowHeaders []Header
-	for _, s := range p.Stages {
+	for i, s := range p.Stages {
 		if s.Mode == Off || (allowListed && s.SkipAllowListed) {
 			continue
 		}
@@ -73,10 +76,34 @@ func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, er
 			continue
 		}
 		d.deny(s.Module, v)
+		if v.Charge {
+			p.charge(ctx, r, p.Stages[i+1:], allowListed)
+		}
 		return d, nil
 	}
 	d.Headers = allowHeaders
 	return d, nil
+}
+
+// charge runs the counting stages after a denial that still counts
+// (Verdict.Charge). Their verdicts and errors change nothing: the request
+// is denied already, and a store error must not turn that denial into the
+// fail mode's answer.
+//
+// Why after the payload stage and not before it: the quota stage stays
+// last, so a request payload denies for an attack it found is not charged
+// to the plan (a false positive costs the customer nothing) and is never a
+// store round trip; only payload.too_complex, which is about what the
+// request costs and not what it is, counts — otherwise the cheap 403 it
+// answers would let anyone probe for free, and the helpers of issue 17
+// could send cost without spending quota.
+func (p *Pipeline) charge(ctx context.Context, r *scoring.Request, rest []NamedStage, allowListed bool) {
+	for _, s := range rest {
+		if !s.Counts || s.Mode == Off || (allowListed && s.SkipAllowListed) {
+			continue
+		}
+		_, _ = s.Stage.Evaluate(ctx, r)
+	}
 }
 
 func (d *Decision) deny(module string, v Verdict) {

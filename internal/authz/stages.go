@@ -45,6 +45,9 @@ type PayloadInspector interface {
 // PayloadStage inspects path, query, headers and body. A payload the LLM
 // already judged malicious is blocked; banning its sender is the payload
 // validator's to report (payload.WithMaliciousHook), not this stage's.
+// Inspection bounds itself (payload.limits, its max_time below
+// server.decision_budget): what a body costs is answered
+// payload.too_complex, never by the budget's fail mode.
 func PayloadStage(p PayloadInspector) Stage {
 	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
 		res := p.Inspect(ctx, &payload.Input{
@@ -56,6 +59,9 @@ func PayloadStage(p PayloadInspector) Stage {
 			return v, nil
 		}
 		v.Deny, v.Status, v.Reason = true, http.StatusForbidden, res.Reason
+		// Too costly to inspect is no verdict on the content: the request
+		// still counts against the quota (Pipeline.charge).
+		v.Charge = res.Reason == payload.ReasonTooComplex
 		return v, nil
 	})
 }
