@@ -132,7 +132,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 		authz.NamedStage{Module: authz.ModuleBehavior, Mode: mode(cfg.Behavior.Mode), SkipAllowListed: true,
 			Stage: authz.BehaviorStage(a.behavior, storeTimeout)},
 		authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
-			Stage: authz.PayloadStage(a.payload)})
+			Stage: authz.PayloadStage(a.payload), OnBudget: authz.PayloadOnBudget(cfg.Payload.TooComplex)})
 
 	table, err := cfg.Quota.Compile()
 	if err != nil {

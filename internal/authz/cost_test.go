@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
@@ -69,5 +70,30 @@ func TestPayloadStageCharges(t *testing.T) {
 	got, err = st.Evaluate(context.Background(), &scoring.Request{Path: "/search", RawQuery: "q=%27+UNION+SELECT+password+FROM+users--"})
 	if err != nil || !got.Deny || got.Reason != payload.ReasonSQLi || got.Charge {
 		t.Errorf("sqli: %+v, %v; want an uncharged sqli denial", got, err)
+	}
+}
+
+// A budget that runs out while the payload stage inspects is the
+// request's cost: its OnBudget answer (too_complex), not the fail mode;
+// in a store stage it is still the fail mode.
+func TestBudgetInPayloadIsNotFailOpen(t *testing.T) {
+	onBudget := PayloadOnBudget(payload.TooComplexDeny)
+	r := &scoring.Request{ClientIP: netip.MustParseAddr("203.0.113.1"), Path: "/api"}
+	slowPayload := pipeline(NamedStage{Module: ModulePayload, OnBudget: onBudget, Stage: &recorder{delay: time.Second}})
+	s := NewServer(slowPayload, 20*time.Millisecond)
+	d, err := s.decideWithin(context.Background(), slowPayload, r)
+	if err != nil || d.Allow || d.Module != ModulePayload || d.Reason != payload.ReasonTooComplex {
+		t.Errorf("slow payload: %+v, %v; want denied as %s", d, err, payload.ReasonTooComplex)
+	}
+	shadow := pipeline(NamedStage{Module: ModulePayload, Mode: Shadow, OnBudget: onBudget, Stage: &recorder{delay: time.Second}})
+	if d, err := s.decideWithin(context.Background(), shadow, r); err == nil || d.Reason != ReasonBudgetExceeded {
+		t.Errorf("slow shadow payload: %+v, %v; want the fail mode", d, err)
+	}
+	slowQuota := pipeline(NamedStage{Module: ModuleQuota, Stage: &recorder{delay: time.Second}})
+	if d, err := s.decideWithin(context.Background(), slowQuota, r); err == nil || !d.Allow || d.Reason != ReasonBudgetExceeded {
+		t.Errorf("slow quota: %+v, %v; want the fail mode (open)", d, err)
+	}
+	if v := PayloadOnBudget(payload.TooComplexBorderline); v == nil || v.Deny {
+		t.Errorf("borderline: %+v, want an allow", v)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync/atomic"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
 )
@@ -20,6 +21,12 @@ type NamedStage struct {
 	// Counts: the stage counts requests (quota); it also runs after an
 	// earlier stage's denial that says Verdict.Charge.
 	Counts bool
+	// OnBudget, when set, is the answer if the decision budget runs out
+	// while this stage runs in enforce mode, instead of server.fail_mode:
+	// the stage's time is the request's doing, not ours (payload
+	// inspection bounds itself below the budget; a machine too busy to
+	// let it finish must not let the request through unchecked).
+	OnBudget *Verdict
 }
 
 // Pipeline is one immutable configuration of the Check pipeline: CIDR lists
@@ -46,6 +53,11 @@ func (e *StageError) Unwrap() error { return e.Err }
 // decide runs the stages on r. It returns the decision, and an error when a
 // stage failed (the decision is then the fail-mode one).
 func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, error) {
+	return p.run(ctx, r, nil)
+}
+
+// run is decide, telling cur (when not nil) which stage is running.
+func (p *Pipeline) run(ctx context.Context, r *scoring.Request, cur *atomic.Pointer[NamedStage]) (Decision, error) {
 	d := Decision{Allow: true, User: r.User, Plan: r.Plan, RequestID: r.ID}
 	allowListed := contains(p.Allow, r.ClientIP)
 	if !allowListed && contains(p.Deny, r.ClientIP) {
@@ -53,11 +65,18 @@ func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, er
 		return d, nil
 	}
 	var allowHeaders []Header
-	for i, s := range p.Stages {
+	for i := range p.Stages {
+		s := &p.Stages[i]
 		if s.Mode == Off || (allowListed && s.SkipAllowListed) {
 			continue
 		}
+		if cur != nil {
+			cur.Store(s)
+		}
 		v, err := s.Stage.Evaluate(ctx, r)
+		if cur != nil {
+			cur.Store(nil)
+		}
 		if err != nil {
 			return p.failDecision(r, ReasonStageError), &StageError{Module: s.Module, Err: err}
 		}

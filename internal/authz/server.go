@@ -167,6 +167,7 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 		err error
 	}
 	done := make(chan result, 1)
+	var cur atomic.Pointer[NamedStage]
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -174,13 +175,21 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 				done <- result{p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}}
 			}
 		}()
-		d, err := p.decide(ctx, r)
+		d, err := p.run(ctx, r, &cur)
 		done <- result{d, err}
 	}()
 	select {
 	case res := <-done:
 		return res.d, res.err
 	case <-ctx.Done():
+		if st := cur.Load(); st != nil && st.OnBudget != nil && st.Mode == Enforce {
+			d := Decision{Allow: true, User: r.User, Plan: r.Plan, RequestID: r.ID}
+			if st.OnBudget.Deny {
+				d.deny(st.Module, *st.OnBudget)
+			}
+			s.m.errors.WithLabelValues("budget_stage").Inc()
+			return d, nil
+		}
 		return p.failDecision(r, ReasonBudgetExceeded), errBudget
 	}
 }
@@ -219,7 +228,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"module", "reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smartlayer_check_errors_total",
-			Help: "Checks answered by the fail mode, by kind (parse, stage, budget).",
+			Help: "Checks answered by the fail mode, by kind (parse, stage, budget); budget_stage: the budget ran out in a stage whose time is the request's doing (payload), answered by that stage's OnBudget verdict, not the fail mode.",
 		}, []string{"kind"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "smartlayer_check_duration_seconds",
@@ -227,7 +236,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 		}),
 	}
-	for _, k := range []string{"parse", "stage", "budget"} {
+	for _, k := range []string{"parse", "stage", "budget", "budget_stage"} {
 		m.errors.WithLabelValues(k)
 	}
 	if reg != nil {

@@ -66,6 +66,17 @@ func PayloadStage(p PayloadInspector) Stage {
 	})
 }
 
+// PayloadOnBudget is the payload stage's answer when the decision budget
+// runs out while it inspects (NamedStage.OnBudget): the request's cost,
+// decided as payload.too_complex says (borderline and allow let it
+// through).
+func PayloadOnBudget(a payload.TooComplexAction) *Verdict {
+	if a != payload.TooComplexDeny {
+		return &Verdict{}
+	}
+	return &Verdict{Deny: true, Status: http.StatusForbidden, Reason: payload.ReasonTooComplex}
+}
+
 // QuotaTaker is what the quota stage needs from internal/quota.
 type QuotaTaker interface {
 	Take(ctx context.Context, k quota.Key, now time.Time) (quota.Result, error)

@@ -157,8 +157,9 @@ func (l Limits) heavySlots() chan struct{} {
 // (and before every large value); a value costs at most a few
 // microseconds, so a deadline is overrun by well under 0.1 ms.
 const (
-	checkEvery = 16
-	bigValue   = 4096
+	checkEvery     = 16
+	bigValue       = 4096
+	deadlineMargin = 2 * time.Millisecond
 )
 
 // budget is one inspection's account. The zero budget (no limits) is never
@@ -180,8 +181,10 @@ type budget struct {
 
 func (b *budget) start(ctx context.Context, lim *Limits, maxTime time.Duration, slots chan struct{}, m *costMetrics) {
 	*b = budget{lim: lim, ctx: ctx, slots: slots, m: m, deadline: time.Now().Add(maxTime)}
-	if d, ok := ctx.Deadline(); ok && d.Before(b.deadline) {
-		b.deadline = d
+	// Answer a little before the caller's deadline, so that it is this
+	// inspection's too_complex, not the caller's budget, that decides.
+	if d, ok := ctx.Deadline(); ok && d.Add(-deadlineMargin).Before(b.deadline) {
+		b.deadline = d.Add(-deadlineMargin)
 	}
 }
 
