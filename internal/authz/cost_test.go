@@ -93,6 +93,33 @@ func TestBudgetInPayloadIsNotFailOpen(t *testing.T) {
 	if d, err := s.decideWithin(context.Background(), slowQuota, r); err == nil || !d.Allow || d.Reason != ReasonBudgetExceeded {
 		t.Errorf("slow quota: %+v, %v; want the fail mode (open)", d, err)
 	}
+	// Before the payload stage: a body nobody inspected is not let
+	// through; a request without one gets the fail mode.
+	slowBehaviour := pipeline(
+		NamedStage{Module: ModuleBehavior, Stage: &recorder{delay: time.Second}},
+		NamedStage{Module: ModulePayload, OnBudget: onBudget, Stage: &recorder{}})
+	withBody := *r
+	withBody.Body = []byte(`{"a":1}`)
+	if d, err := s.decideWithin(context.Background(), slowBehaviour, &withBody); err != nil || d.Allow || d.Reason != payload.ReasonTooComplex {
+		t.Errorf("slow behaviour, body: %+v, %v; want %s", d, err, payload.ReasonTooComplex)
+	}
+	if d, err := s.decideWithin(context.Background(), slowBehaviour, r); err == nil || d.Reason != ReasonBudgetExceeded {
+		t.Errorf("slow behaviour, no body: %+v, %v; want the fail mode", d, err)
+	}
+	// After a charged denial, a slow quota changes nothing.
+	chargedThenSlow := pipeline(
+		NamedStage{Module: ModulePayload, OnBudget: onBudget, Stage: &recorder{v: Verdict{Deny: true, Reason: payload.ReasonTooComplex, Charge: true}}},
+		NamedStage{Module: ModuleQuota, Counts: true, Stage: &recorder{delay: time.Second}})
+	if d, err := s.decideWithin(context.Background(), chargedThenSlow, r); err != nil || d.Allow || d.Reason != payload.ReasonTooComplex {
+		t.Errorf("charged denial, slow quota: %+v, %v; want %s", d, err, payload.ReasonTooComplex)
+	}
+	// After the payload stage passed, a slow quota is ours: the fail mode.
+	passedThenSlow := pipeline(
+		NamedStage{Module: ModulePayload, OnBudget: onBudget, Stage: &recorder{}},
+		NamedStage{Module: ModuleQuota, Counts: true, Stage: &recorder{delay: time.Second}})
+	if d, err := s.decideWithin(context.Background(), passedThenSlow, &withBody); err == nil || d.Reason != ReasonBudgetExceeded {
+		t.Errorf("payload passed, slow quota: %+v, %v; want the fail mode", d, err)
+	}
 	if v := PayloadOnBudget(payload.TooComplexBorderline); v == nil || v.Deny {
 		t.Errorf("borderline: %+v, want an allow", v)
 	}

@@ -21,11 +21,12 @@ type NamedStage struct {
 	// Counts: the stage counts requests (quota); it also runs after an
 	// earlier stage's denial that says Verdict.Charge.
 	Counts bool
-	// OnBudget, when set, is the answer if the decision budget runs out
-	// while this stage runs in enforce mode, instead of server.fail_mode:
-	// the stage's time is the request's doing, not ours (payload
-	// inspection bounds itself below the budget; a machine too busy to
-	// let it finish must not let the request through unchecked).
+	// OnBudget, when set, is the answer instead of server.fail_mode if the
+	// decision budget runs out while this stage runs in enforce mode, or
+	// before it ran for a request with a body: the stage's time is the
+	// request's doing, not ours. Payload inspection bounds itself below
+	// the budget, but a machine too busy to let it finish (attack load
+	// included) must not let a body through uninspected.
 	OnBudget *Verdict
 }
 
@@ -56,8 +57,36 @@ func (p *Pipeline) decide(ctx context.Context, r *scoring.Request) (Decision, er
 	return p.run(ctx, r, nil)
 }
 
-// run is decide, telling cur (when not nil) which stage is running.
-func (p *Pipeline) run(ctx context.Context, r *scoring.Request, cur *atomic.Pointer[NamedStage]) (Decision, error) {
+// progress is what a pipeline run has got to, read by decideWithin when
+// the budget runs out.
+type progress struct {
+	// next is the stage running or to run; nil once none with OnBudget
+	// is left.
+	next atomic.Pointer[NamedStage]
+	// denied is the denial once one stage has denied (the counting stages
+	// may still run): the budget running out then changes nothing.
+	denied atomic.Pointer[Decision]
+}
+
+// onBudget is the answer when the budget runs out at this point, or nil
+// for the fail mode.
+func (pr *progress) onBudget(r *scoring.Request) (Decision, bool) {
+	if d := pr.denied.Load(); d != nil {
+		return *d, true
+	}
+	st := pr.next.Load()
+	if st == nil {
+		return Decision{}, false
+	}
+	d := Decision{Allow: true, User: r.User, Plan: r.Plan, RequestID: r.ID}
+	if st.OnBudget.Deny {
+		d.deny(st.Module, *st.OnBudget)
+	}
+	return d, true
+}
+
+// run is decide, reporting its progress to pr (when not nil).
+func (p *Pipeline) run(ctx context.Context, r *scoring.Request, pr *progress) (Decision, error) {
 	d := Decision{Allow: true, User: r.User, Plan: r.Plan, RequestID: r.ID}
 	allowListed := contains(p.Allow, r.ClientIP)
 	if !allowListed && contains(p.Deny, r.ClientIP) {
@@ -70,12 +99,12 @@ func (p *Pipeline) run(ctx context.Context, r *scoring.Request, cur *atomic.Poin
 		if s.Mode == Off || (allowListed && s.SkipAllowListed) {
 			continue
 		}
-		if cur != nil {
-			cur.Store(s)
+		if pr != nil {
+			pr.at(p.Stages[i:], len(r.Body) > 0)
 		}
 		v, err := s.Stage.Evaluate(ctx, r)
-		if cur != nil {
-			cur.Store(nil)
+		if pr != nil {
+			pr.at(p.Stages[i+1:], len(r.Body) > 0)
 		}
 		if err != nil {
 			return p.failDecision(r, ReasonStageError), &StageError{Module: s.Module, Err: err}
@@ -96,12 +125,30 @@ func (p *Pipeline) run(ctx context.Context, r *scoring.Request, cur *atomic.Poin
 		}
 		d.deny(s.Module, v)
 		if v.Charge {
+			if pr != nil {
+				dd := d
+				pr.denied.Store(&dd)
+			}
 			p.charge(ctx, r, p.Stages[i+1:], allowListed)
 		}
 		return d, nil
 	}
 	d.Headers = allowHeaders
 	return d, nil
+}
+
+// at records that rest[0] is about to run: the stage whose OnBudget
+// answers is rest[0] when it has one, else the next such stage when the
+// request has a body.
+func (pr *progress) at(rest []NamedStage, body bool) {
+	for i := range rest {
+		st := &rest[i]
+		if st.OnBudget != nil && st.Mode == Enforce && (i == 0 || body) {
+			pr.next.Store(st)
+			return
+		}
+	}
+	pr.next.Store(nil)
 }
 
 // charge runs the counting stages after a denial that still counts

@@ -167,7 +167,8 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 		err error
 	}
 	done := make(chan result, 1)
-	var cur atomic.Pointer[NamedStage]
+	var pr progress
+	pr.at(p.Stages, len(r.Body) > 0)
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -175,18 +176,15 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 				done <- result{p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}}
 			}
 		}()
-		d, err := p.run(ctx, r, &cur)
+		d, err := p.run(ctx, r, &pr)
 		done <- result{d, err}
 	}()
 	select {
 	case res := <-done:
 		return res.d, res.err
 	case <-ctx.Done():
-		if st := cur.Load(); st != nil && st.OnBudget != nil && st.Mode == Enforce {
-			d := Decision{Allow: true, User: r.User, Plan: r.Plan, RequestID: r.ID}
-			if st.OnBudget.Deny {
-				d.deny(st.Module, *st.OnBudget)
-			}
+		if d, ok := pr.onBudget(r); ok {
+			// Decided already, or the request's own cost: not the fail mode.
 			s.m.errors.WithLabelValues("budget_stage").Inc()
 			return d, nil
 		}
