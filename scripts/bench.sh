@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh            # ~7 minutes on 2 cores
 #   DURATION=5s ALS_DURATION=20s scripts/bench.sh
-#   PARTS="als report" scripts/bench.sh   # only some parts (ghz cluster als go report)
+#   PARTS="als report" scripts/bench.sh   # only some parts (ghz cluster attack als go report)
 #
 # Load generator: ghz (github.com/bojand/ghz, installed with `go install`
 # into a temp dir) over loopback gRPC, schema by server reflection. Each
@@ -31,7 +31,9 @@ CONCURRENCY=${CONCURRENCY:-"16 64"}
 BENCHTIME=${BENCHTIME:-1s}
 OUT=${OUT:-bench/RESULTS.md}
 ALS_DURATION=${ALS_DURATION:-60s}
-PARTS=${PARTS:-"ghz cluster als go report"}
+PARTS=${PARTS:-"ghz cluster attack als go report"}
+# Plain-GET callers while the hostile-body attack runs (part attack).
+ATTACK_GET_CONCURRENCY=${ATTACK_GET_CONCURRENCY:-8}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
 
 if ! command -v jq >/dev/null; then
@@ -56,7 +58,7 @@ trap cleanup EXIT
 echo "bench: building authz, noopauthz, alsload and ghz $GHZ_VERSION" >&2
 go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz
 go build -tags vtprotobuf -o "$work/" ./test/e2e/cmd/alsload
-{ part ghz || part cluster; } && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+{ part ghz || part cluster || part attack; } && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
 
 port() { spare_port; } # a spare loopback port
 
@@ -226,6 +228,45 @@ target_row() { # target_row FIGURE MEASURED TARGET MET
 	echo "bench: ${targets[-1]}" >&2
 }
 
+allowed_checks() { # Checks answered allow so far
+	curl -fs "http://$admin/metrics" | awk '/^smartlayer_checks_total\{decision="allow"/ {n += $NF} END {printf "%d\n", n}'
+}
+
+# (a2) Issue 17: plain GETs while 16 callers send a 64 KiB JSON body of
+# distinct short strings that each pass a detector's pre-filter, led by a
+# SQL injection, each from its own address (the "helpers" of the issue).
+# The attack's Checks must all be denied (payload.sqli or
+# payload.too_complex), none answered by the fail mode; the GETs' p99 is
+# printed next to the same load without the attack.
+if part attack; then
+	hostile=$(awk -v q="'" 'BEGIN {
+		s = "[\"" q "1" q " OR " q "1" q "=" q "1" q " -- -\""; n = length(s)
+		for (i = 0; n < 65000; i++) { p = ",\"<a" i "\""; s = s p; n += length(p) }
+		printf "%s]", s }')
+	request POST /api/import "$(printf '%s' "$hostile" | base64 -w0)" "${#hostile}" >"$work/hostile.json"
+	start_authz attack 'store: {backend: memory}
+log: {level: warn}'
+	CONCURRENCY=$ATTACK_GET_CONCURRENCY measure "plain GET, no attack" "$addr" "$work/get.json" authz
+	a0=$(allowed_checks)
+	attack_secs=$(( ${DURATION%s} + 3 ))
+	"$work/ghz" --insecure --call envoy.service.auth.v3.Authorization.Check -D "$work/hostile.json" \
+		-c 16 --connections 1 -z "${attack_secs}s" --format json "$addr" >"$work/attack.json" &
+	attack_pid=$!
+	pids+=("$attack_pid")
+	sleep 1
+	CONCURRENCY=$ATTACK_GET_CONCURRENCY measure "plain GET, hostile-body attack c=16" "$addr" "$work/get.json" authz
+	get_calls=$(jq -r '.count' "$work/ghz.json")
+	wait "$attack_pid" || true
+	a1=$(allowed_checks)
+	attack_calls=$(jq -r '.count' "$work/attack.json")
+	attack_allowed=$((a1 - a0 - get_calls))
+	curl -fs "http://$admin/metrics" | grep -E '^smartlayer_(payload_(limits_hit|heavy_shed)_total|checks_total\{decision="deny",module="payload")' |
+		sed 's/^/bench:   /' >&2 || true
+	stop_pid "$apid"
+	target_row "hostile-body attack, 16 callers for ${attack_secs}s: Checks allowed / sent" \
+		"$attack_allowed / $attack_calls" "0" "$([ "$attack_allowed" -eq 0 ] && echo yes || echo no)"
+fi
+
 # (b) ALS ingest into ClickHouse, sustained.
 ch_count() { # rows in the bench database's access_log
 	clickhouse-client --host "${SMARTLAYER_TEST_CLICKHOUSE_ADDR%:*}" --port "${SMARTLAYER_TEST_CLICKHOUSE_ADDR#*:}" \
@@ -374,6 +415,11 @@ gotable=$(awk '
 	echo "decision: a stage error (store.redis.timeout, 5ms by default, expired) or the"
 	echo "budget missed (smartlayer_check_errors_total by kind). Errors are non-OK gRPC"
 	echo "statuses; at most c of them, when ghz cuts the in-flight calls at the deadline."
+	echo "The \"hostile-body attack\" row (issue 17) runs $ATTACK_GET_CONCURRENCY plain-GET callers while 16"
+	echo "more send a 64 KiB JSON body of distinct short strings that each pass a detector's"
+	echo "pre-filter (led by a SQL injection), each from its own address; compare its p99 with"
+	echo "\"plain GET, no attack\" (same server, same load). ghz templating the 64 KiB bodies"
+	echo "takes a large share of the CPUs itself. The attack's own Checks are in the targets."
 	echo
 	echo "$header"
 	printf '%s\n' "${rows[@]}"
@@ -385,7 +431,7 @@ gotable=$(awk '
 	echo "$gotable"
 } >"$work/RESULTS.md"
 
-if [ "$PARTS" = "ghz cluster als go report" ]; then
+if [ "$PARTS" = "ghz cluster attack als go report" ]; then
 	mkdir -p "$(dirname "$OUT")"
 	cp "$work/RESULTS.md" "$OUT"
 else

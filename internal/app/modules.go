@@ -137,7 +137,8 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 		authz.NamedStage{Module: authz.ModuleBehavior, Mode: mode(cfg.Behavior.Mode), SkipAllowListed: true,
 			Stage: authz.BehaviorStage(a.behavior, storeTimeout)},
 		authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
-			SkipAllowListed: cfg.Behavior.AllowCIDRsSkipPayload, Stage: authz.PayloadStage(a.payload)})
+			SkipAllowListed: cfg.Behavior.AllowCIDRsSkipPayload, Stage: authz.PayloadStage(a.payload),
+			OnBudget: authz.PayloadOnBudget(cfg.Payload.TooComplex)})
 
 	table, err := cfg.Quota.Compile()
 	if err != nil {
@@ -146,7 +147,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	a.quota.SetTable(table)
 	if len(table.Plans()) > 0 {
 		// No plans, no quota stage: no store round trip for nothing.
-		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode),
+		p.Stages = append(p.Stages, authz.NamedStage{Module: authz.ModuleQuota, Mode: mode(cfg.Quota.Mode), Counts: true,
 			Stage: authz.QuotaStage(a.quota, storeTimeout, cfg.Behavior.IPv6Prefix)})
 	}
 	return p, nil

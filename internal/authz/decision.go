@@ -48,6 +48,11 @@ type Verdict struct {
 	// Headers go to the client on denial and, for allowed requests, are
 	// added to the upstream's response (e.g. RateLimit-* headers).
 	Headers []Header
+	// Charge: the denial still counts against the caller's quota. The
+	// pipeline runs the later Counts stages for their counting only
+	// (payload.too_complex: a request too costly to inspect must not be a
+	// free probe).
+	Charge bool
 }
 
 // Stage is one module of the Check pipeline. Evaluate must honour ctx's

@@ -180,6 +180,8 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 		err error
 	}
 	done := make(chan result, 1)
+	var pr progress
+	pr.at(p.Stages, len(r.Body) > 0)
 	go func() {
 		defer func() {
 			if v := recover(); v != nil {
@@ -187,13 +189,18 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 				done <- result{p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}}
 			}
 		}()
-		d, err := p.decide(ctx, r)
+		d, err := p.run(ctx, r, &pr)
 		done <- result{d, err}
 	}()
 	select {
 	case res := <-done:
 		return res.d, res.err
 	case <-ctx.Done():
+		if d, ok := pr.onBudget(r); ok {
+			// Decided already, or the request's own cost: not the fail mode.
+			s.m.errors.WithLabelValues("budget_stage").Inc()
+			return d, nil
+		}
 		return p.failDecision(r, ReasonBudgetExceeded), errBudget
 	}
 }
@@ -232,7 +239,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"module", "reason"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "smartlayer_check_errors_total",
-			Help: "Checks answered by the fail mode, by kind (parse, stage, budget).",
+			Help: "Checks answered by the fail mode, by kind (parse, stage, budget); budget_stage: the budget ran out in a stage whose time is the request's doing (payload), answered by that stage's OnBudget verdict, not the fail mode.",
 		}, []string{"kind"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "smartlayer_check_duration_seconds",
@@ -240,7 +247,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 		}),
 	}
-	for _, k := range []string{"parse", "stage", "budget"} {
+	for _, k := range []string{"parse", "stage", "budget", "budget_stage"} {
 		m.errors.WithLabelValues(k)
 	}
 	if reg != nil {

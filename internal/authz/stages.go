@@ -46,6 +46,9 @@ type PayloadInspector interface {
 // PayloadStage inspects path, query, headers and body. A payload the LLM
 // already judged malicious is blocked; banning its sender is the payload
 // validator's to report (payload.WithMaliciousHook), not this stage's.
+// Inspection bounds itself (payload.limits, its max_time below
+// server.decision_budget): what a body costs is answered
+// payload.too_complex, never by the budget's fail mode.
 func PayloadStage(p PayloadInspector) Stage {
 	return StageFunc(func(ctx context.Context, r *scoring.Request) (Verdict, error) {
 		res := p.Inspect(ctx, &payload.Input{
@@ -60,6 +63,9 @@ func PayloadStage(p PayloadInspector) Stage {
 			return v, nil
 		}
 		v.Deny, v.Status, v.Reason = true, http.StatusForbidden, res.Reason
+		// Too costly to inspect is no verdict on the content: the request
+		// still counts against the quota (Pipeline.charge).
+		v.Charge = res.Reason == payload.ReasonTooComplex
 		return v, nil
 	})
 }
@@ -95,6 +101,17 @@ func redactedExcerpt(field, excerpt string) string {
 		excerpt = strings.ToValidUTF8(excerpt[:maxExcerpt], "")
 	}
 	return excerpt
+}
+
+// PayloadOnBudget is the payload stage's answer when the decision budget
+// runs out while it inspects (NamedStage.OnBudget): the request's cost,
+// decided as payload.too_complex says (borderline and allow let it
+// through).
+func PayloadOnBudget(a payload.TooComplexAction) *Verdict {
+	if a != payload.TooComplexDeny {
+		return &Verdict{}
+	}
+	return &Verdict{Deny: true, Status: http.StatusForbidden, Reason: payload.ReasonTooComplex}
 }
 
 // QuotaTaker is what the quota stage needs from internal/quota.

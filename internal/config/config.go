@@ -67,6 +67,7 @@ func Default() Config {
 // (The LLM client has no timeout of its own: each use bounds its calls.)
 func (c *Config) link() {
 	c.Identity.MaxBodyBytes = c.Payload.MaxBodyBytes
+	c.Payload.DecisionBudget = c.Server.DecisionBudget
 	c.AccessLog.UserHeader, c.AccessLog.PlanHeader = c.Identity.UserHeader, c.Identity.PlanHeader
 	c.Report.Database = c.AccessLog.ClickHouse.Database
 	c.Report.SensitivePrefixes = c.Behavior.SensitivePaths

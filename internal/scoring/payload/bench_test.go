@@ -59,6 +59,9 @@ func BenchmarkInspect(b *testing.B) {
 		"attack_ssti":   {Path: "/api/render", Headers: hdr, ContentType: "application/json", Body: []byte(`{"tpl":"{{''.__class__.__mro__[1].__subclasses__()}}"}`)},
 		"attack_nosqli": {Path: "/login", Headers: hdr, RawQuery: "user=admin&password%5B%24ne%5D=x"},
 		"xml_soap":      {Path: "/soap", Headers: hdr, ContentType: "text/xml", Body: []byte(`<?xml version="1.0" encoding="utf-8"?><soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body><GetPrice xmlns="http://example.com/stock"><Item>Apples &amp; pears</Item><Note style="color: red">Deliver (if possible) before 10:00; ring twice.</Note></GetPrice></soap:Body></soap:Envelope>`)},
+
+		// Issue 17: distinct short strings that each pass a pre-filter.
+		"hostile_64k": {Path: "/api", Headers: hdr, ContentType: "application/json", Body: hostileBody(65536)},
 	}
 	v, err := New(DefaultConfig())
 	if err != nil {
@@ -73,9 +76,13 @@ func BenchmarkInspect(b *testing.B) {
 			}
 			b.SetBytes(int64(size))
 			b.ReportAllocs()
+			c0 := cpuTime()
 			for b.Loop() {
 				v.Inspect(ctx, in)
 			}
+			// Process CPU (GC included) per request: the figure issue 17
+			// bounds.
+			b.ReportMetric(float64((cpuTime()-c0).Microseconds())/float64(b.N), "cpu-µs/op")
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 )
 
@@ -83,7 +84,14 @@ func FuzzLenientJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		s := &scan{cfg: &Config{MaxJSONDepth: 32, BlockScore: 3}}
+		cfg := DefaultConfig()
+		s := &scan{cfg: &cfg}
+		m, err := newCostMetrics(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.b.start(context.Background(), &cfg.Limits, time.Minute, cfg.Limits.heavySlots(), m)
+		defer s.b.finish()
 		for i := range s.clean {
 			s.clean[i] = map[string]struct{}{}
 		}

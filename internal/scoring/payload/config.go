@@ -103,6 +103,17 @@ type Config struct {
 
 	// LLM tunes the second opinion on borderline payloads (payload.llm.*).
 	LLM LLMConfig `koanf:"llm"`
+
+	// Limits bound one inspection's work (payload.limits.*, budget.go).
+	Limits Limits `koanf:"limits"`
+	// TooComplex decides a request whose inspection hit a limit
+	// (payload.too_complex): deny (payload.too_complex), borderline or
+	// allow.
+	TooComplex TooComplexAction `koanf:"too_complex"`
+	// DecisionBudget is server.decision_budget, copied by config.link:
+	// Limits.MaxTime must stay below it. Not a key of its own; 0 skips the
+	// check.
+	DecisionBudget time.Duration `koanf:"-"`
 }
 
 // PartialBody policies (payload.partial_body).
@@ -183,6 +194,8 @@ func DefaultConfig() Config {
 			CacheSize:     10000,
 			CacheTTL:      24 * time.Hour,
 		},
+		Limits:     DefaultLimits(),
+		TooComplex: TooComplexDeny,
 	}
 }
 
@@ -206,6 +219,8 @@ func (c Config) Validate() error {
 	p.AtLeastDuration("llm.timeout", c.LLM.Timeout, 10*time.Millisecond)
 	p.AtLeast("llm.cache_size", c.LLM.CacheSize, 1)
 	p.AtLeastDuration("llm.cache_ttl", c.LLM.CacheTTL, time.Second)
+	c.Limits.validate(p, c.DecisionBudget)
+	validTooComplex(p, c.TooComplex)
 	for key, list := range map[string][]string{"headers": c.Headers, "skip_headers": c.SkipHeaders} {
 		for i, h := range list {
 			if h == "*" {

@@ -24,6 +24,7 @@ type layers struct {
 	overlong bool  // overlong UTF-8 sequence (e.g. %c0%ae) seen
 	nfkc     bool  // Unicode compatibility forms folded (full-width ＜ to <)
 	null     bool  // NUL byte present after decoding (and removed)
+	extra    uint8 // decode rounds after the first (0 when nothing needed decoding)
 }
 
 // normalise decodes s until stable (bounded): URL decoding ('+' as space on
@@ -35,6 +36,9 @@ type layers struct {
 func normalise(s string, plus bool) (string, layers) {
 	var l layers
 	for round := 0; round < maxDecodeRounds; round++ {
+		if round > 0 {
+			l.extra++
+		}
 		changed := false
 		if d, pu, ok := urlDecode(s, plus && round == 0); ok {
 			s, changed = d, true

@@ -87,7 +87,7 @@ func Reasons() []string {
 		ReasonJNDI, ReasonSSTI, ReasonNoSQLi, ReasonLDAPi, ReasonSSRF, ReasonCRLF,
 		ReasonPHPWrapper, ReasonDeserialization,
 		ReasonPromptInjection, ReasonNullByte, ReasonEncodingTrick, ReasonLLM,
-		ReasonPartialBody, ReasonUndecodableCharset}
+		ReasonPartialBody, ReasonUndecodableCharset, ReasonTooComplex}
 }
 
 var detectorReasons = [numDetectors]string{
@@ -171,6 +171,10 @@ type Result struct {
 	// BodySkipped names why the body was not inspected: "multipart",
 	// "binary", or "" when it was (or there was none).
 	BodySkipped string
+	// TooComplex names the payload.limits cap the inspection hit
+	// (LimitValues, …, LimitShed) when it was cut short; what it then
+	// decides follows payload.too_complex (budget.go).
+	TooComplex string
 }
 
 const (
@@ -213,6 +217,8 @@ type scan struct {
 	urlDepth int
 	// ch is the channel parsers' state (channels.go).
 	ch chanState
+	// b accounts the work against payload.limits (budget.go).
+	b budget
 }
 
 const maxMemoLen = 128
@@ -230,7 +236,7 @@ func (s *scan) reset() {
 // field inspects one value. prefix/name (or jp for JSON) name the
 // location, built only on a finding. plus: '+' means space.
 func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) string {
-	if raw == "" {
+	if raw == "" || !s.b.value() {
 		return raw
 	}
 	key := prefix == locQueryKey || prefix == locBodyKey
@@ -316,12 +322,16 @@ func (s *scan) url(prefix, name string, jp *jsonPath, raw string) {
 // detect normalises raw and runs every detector on it, recording
 // findings. It returns the normalised value and whether anything fired.
 func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key bool) (string, bool) {
-	if raw == "" {
+	if raw == "" || !s.b.decode(len(raw)) {
 		return raw, false
 	}
 	norm, l := normalise(raw, plus)
+	s.b.decodedMore(int(l.extra), len(norm))
 	lower := strings.ToLower(norm)
 	cls := classesAndKeywords(lower)
+	if !s.b.detectors(len(norm), cls) {
+		return norm, false
+	}
 
 	var w [numDetectors]hit
 	w[detSQLi] = detectSQLi(norm, lower, cls, key)

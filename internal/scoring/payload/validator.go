@@ -103,6 +103,11 @@ type Validator struct {
 	now       func() time.Time
 	malicious func(context.Context, Malicious)
 	m         *metrics
+	cost      *costMetrics
+	// heavy holds payload.limits.max_concurrent_heavy slots.
+	heavy chan struct{}
+	// maxTime is payload.limits.max_time in effect.
+	maxTime time.Duration
 
 	// live is what SetConfig last applied (detection settings and
 	// exclusions; payload.llm.* keep their startup values).
@@ -140,6 +145,11 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 	}
 	v.m = m
 	v.live.Store(newLive(cfg))
+	if v.cost, err = newCostMetrics(v.reg); err != nil {
+		return nil, err
+	}
+	v.heavy = cfg.Limits.heavySlots()
+	v.maxTime = cfg.Limits.maxTime(cfg.DecisionBudget)
 	v.pool.New = func() any {
 		s := &scan{cfg: &v.cfg}
 		for i := range s.clean {
@@ -162,14 +172,29 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 // Inspect runs the detectors on in and, for borderline payloads, stage 2
 // according to payload.llm.mode. It never fails: LLM problems fail open. In
 // sync mode it waits for the LLM at most until ctx is done.
+//
+// Stage 1 works within payload.limits and stops when ctx is done: an
+// inspection cut short is decided by payload.too_complex (Result.TooComplex
+// names the limit), and no work goes on after Inspect returns.
 func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 	s := v.pool.Get().(*scan)
 	live := v.live.Load()
 	s.cfg, s.ch.excl = &live.cfg, forPath(live.excl, in.Path)
+	s.b.start(ctx, &live.cfg.Limits, v.maxTime, v.heavy, v.cost)
 	res := s.run(in, v.cfg.LLM.MaxExcerpt)
+	s.b.finish()
+	limit := s.b.hit
 	// Findings escape to the caller; the rest of scan is reused.
 	s.reset()
 	v.pool.Put(s)
+
+	if limit != "" {
+		v.cost.limits.WithLabelValues(limit).Inc()
+		if limit == LimitShed {
+			v.cost.shed.Inc()
+		}
+		applyTooComplex(&res, limit, v.cfg.TooComplex)
+	}
 
 	if res.BodyTruncated {
 		v.m.truncated.Inc()
