@@ -154,6 +154,8 @@ var benignValues = []string{
 	"Math.pow(2, 8)", "if (a == b) { x() }", "for each item in (list) do",
 	"my mysql server", "Northwind Traders is a sample database",
 	"Open the top drawer.", "set window.location to the login page", "[x] done (!)", "/get/javascript-manual/document.cookie",
+	"How do I protect wp-config.php and .htaccess on shared hosting?", "D:\\backups\\db.sql.zip is 2 GB",
+	"cat food for sensitive stomachs", "I restored /etc/hosts from backup.sql.zip yesterday",
 }
 
 func TestBenignTable(t *testing.T) {

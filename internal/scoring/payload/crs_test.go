@@ -73,6 +73,12 @@ var crsAttacks = map[string]crsCase{
 	"lfi file scheme":       {in: "file:///etc/passwd", reasons: ReasonPathTraversal + "|" + ReasonSSRF},
 	"lfi web-inf":           {in: "../WEB-INF/web.xml", reasons: ReasonPathTraversal},
 	"lfi git head":          {in: ".git/HEAD", reasons: ReasonPathTraversal},
+	"lfi ssh key token":     {in: ".ssh/id_rsa", reasons: ReasonPathTraversal},
+	"lfi sys class":         {in: "/sys/class", reasons: ReasonPathTraversal},
+	"lfi cat subuid":        {in: "cat /etc/subuid", reasons: ReasonPathTraversal + "|" + ReasonShellInjection},
+	"lfi tmp write":         {in: ">/tmp/curl", reasons: ReasonPathTraversal + "|" + ReasonShellInjection},
+	"lfi docker secrets":    {in: "/path/to/.docker/secrets", reasons: ReasonPathTraversal},
+	"lfi sql dump":          {in: "backup.sql.zip", reasons: ReasonPathTraversal},
 
 	// New families.
 	"jndi ldap":         {in: "${jndi:ldap://x/a}", reasons: ReasonJNDI},
@@ -147,6 +153,36 @@ func crsShapes(tc crsCase) map[string]*Input {
 		"query":  inQuery(tc.in),
 		"json":   inJSON(tc.in),
 		"header": {Path: "/", Headers: map[string]string{"x-data": hv}},
+	}
+}
+
+// crsPaths are request paths that name restricted files (CRS 930130,
+// 930140): they block as the path, not only as a parameter.
+var crsPaths = []string{
+	"/get/sys/class", "/get/proc/interrupts", "/get/backup.sql.zip", "/@fs/etc/passwd", "/@fs/.env",
+	"/@id/__x00__", "/wp-content/debug.log", "/.aiignore", "/.claude/settings.json", "/app/.cursor/mcp.json",
+	"/.git/config", "/static/.htpasswd",
+}
+
+// benignPaths must not block.
+var benignPaths = []string{
+	"/.well-known/acme-challenge/x1", "/api/v1/users/42", "/docs/system/class-reference", "/blog/2024/proc-macros-in-rust",
+	"/assets/app.3f9a.js", "/search/.net-core", "/static/fonts/roboto.woff2",
+}
+
+func TestCRSPaths(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.LLM.Mode = LLMOff
+	v := newTestValidator(t, cfg)
+	for _, p := range crsPaths {
+		if res := v.Inspect(context.Background(), &Input{Path: p}); res.Action != Block || !strings.HasPrefix(res.Rule, "payload.") {
+			t.Errorf("path %q not blocked (score %d, findings %+v)", p, res.Score, res.Findings)
+		}
+	}
+	for _, p := range benignPaths {
+		if res := v.Inspect(context.Background(), &Input{Path: p}); res.Action == Block {
+			t.Errorf("benign path %q blocked: %s (findings %+v)", p, res.Rule, res.Findings)
+		}
 	}
 }
 
