@@ -156,6 +156,8 @@ var benignValues = []string{
 	"Open the top drawer.", "set window.location to the login page", "[x] done (!)", "/get/javascript-manual/document.cookie",
 	"How do I protect wp-config.php and .htaccess on shared hosting?", "D:\\backups\\db.sql.zip is 2 GB",
 	"cat food for sensitive stomachs", "I restored /etc/hosts from backup.sql.zip yesterday",
+	"get the HTTP/2 spec", "Dear team,\r\nNote: the meeting moved.", "\r\n", "see http://10.0.0.5/status.txt?x=1 for status",
+	"PS\r\nThanks: Bob", "Hello\r\n\r\nPS: call me",
 }
 
 func TestBenignTable(t *testing.T) {
