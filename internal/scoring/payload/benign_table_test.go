@@ -157,7 +157,7 @@ var benignValues = []string{
 	"How do I protect wp-config.php and .htaccess on shared hosting?", "D:\\backups\\db.sql.zip is 2 GB",
 	"cat food for sensitive stomachs", "I restored /etc/hosts from backup.sql.zip yesterday",
 	"get the HTTP/2 spec", "Dear team,\r\nNote: the meeting moved.", "\r\n", "see http://10.0.0.5/status.txt?x=1 for status",
-	"PS\r\nThanks: Bob", "Hello\r\n\r\nPS: call me",
+	"PS\r\nThanks: Bob", "Did you and Bob say 'hi'? 'Yes' -> 'ok'", "map 'a' -> 'b' or 'c' -> 2", `\\fileserver\share\team\drivers\etc\hosts`, "Hello\r\n\r\nPS: call me",
 }
 
 func TestBenignTable(t *testing.T) {

@@ -170,13 +170,16 @@ func detectTraversal(lower string, cls uint64, inPath bool) hit {
 	}
 	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
 	traversal := h.w > 0
+	// \\server\share\…: a Windows share, where "drivers\etc\hosts" is
+	// the hosts file of a machine, not a probe.
+	unc := cls&cBackslash != 0 && strings.HasPrefix(s, "//")
 	findSensitive(s, func(i int, file string) bool {
 		// Under a drive letter a Unix file counts only at the drive's
 		// root: "C:\Program Files\App\drivers\etc\hosts" is a path.
 		atDrive := drive && (i == 2 || file[0] != '/' && !strings.HasPrefix(file, ".sql."))
 		// One token (no spaces, not under a drive letter): a file
 		// name, not prose that mentions one.
-		token := !drive && strings.IndexAny(s, " \t\n") < 0
+		token := !drive && !unc && strings.IndexAny(s, " \t\n") < 0
 		if traversal || (i == 0 || atDrive || s[0] == '/' && i <= 1 || inPath || token || readerBefore(s, i)) && !sensitiveDirs[file] {
 			// After a traversal, at the start of the value, after a
 			// drive letter or a file reader, in the path or as the
