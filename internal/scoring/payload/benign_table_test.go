@@ -158,6 +158,8 @@ var benignValues = []string{
 	"cat food for sensitive stomachs", "I restored /etc/hosts from backup.sql.zip yesterday",
 	"get the HTTP/2 spec", "Dear team,\r\nNote: the meeting moved.", "\r\n", "see http://10.0.0.5/status.txt?x=1 for status",
 	"PS\r\nThanks: Bob", "Did you and Bob say 'hi'? 'Yes' -> 'ok'", "map 'a' -> 'b' or 'c' -> 2", `\\fileserver\share\team\drivers\etc\hosts`, "Hello\r\n\r\nPS: call me",
+	"$.items[0].name", "$[0]", "price <(50) and >(10)", "Hello ${name}, welcome", "x<(y+1)", "the alias for Bob is Robert",
+	"alias: bobby", "function () { return 1 }", "I use sh -c rarely", "<<< back to the list",
 }
 
 func TestBenignTable(t *testing.T) {
