@@ -154,6 +154,12 @@ var benignValues = []string{
 	"Math.pow(2, 8)", "if (a == b) { x() }", "for each item in (list) do",
 	"my mysql server", "Northwind Traders is a sample database",
 	"Open the top drawer.", "set window.location to the login page", "[x] done (!)", "/get/javascript-manual/document.cookie",
+	"How do I protect wp-config.php and .htaccess on shared hosting?", "D:\\backups\\db.sql.zip is 2 GB",
+	"cat food for sensitive stomachs", "I restored /etc/hosts from backup.sql.zip yesterday",
+	"get the HTTP/2 spec", "Dear team,\r\nNote: the meeting moved.", "\r\n", "see http://10.0.0.5/status.txt?x=1 for status",
+	"PS\r\nThanks: Bob", "Did you and Bob say 'hi'? 'Yes' -> 'ok'", "map 'a' -> 'b' or 'c' -> 2", `\\fileserver\share\team\drivers\etc\hosts`, "Hello\r\n\r\nPS: call me",
+	"$.items[0].name", "$[0]", "price <(50) and >(10)", "Hello ${name}, welcome", "x<(y+1)", "the alias for Bob is Robert",
+	"alias: bobby", "function () { return 1 }", "I use sh -c rarely", "<<< back to the list",
 }
 
 func TestBenignTable(t *testing.T) {

@@ -4,9 +4,56 @@ import "strings"
 
 // CRLF / response-splitting rules (reason payload.crlf).
 const (
-	ruleCRLFHeader = "payload.crlf.header_injection" // \r\nSet-Cookie:, \nLocation: http://…
-	ruleCRLFWeak   = "payload.crlf.header_like"      // a line starting with a response header name whose value is prose
+	ruleCRLFHeader  = "payload.crlf.header_injection" // \r\nSet-Cookie:, \nLocation: http://…
+	ruleCRLFWeak    = "payload.crlf.header_like"      // a line starting with a response header name whose value is prose
+	ruleCRLFRequest = "payload.crlf.request_line"     // \nGET / HTTP/1.1, or a value that is a request line (smuggling)
+	ruleCRLFLead    = "payload.crlf.leading_header"   // a value opening with a line break and a header: %0d%0aX-Foo: bar
 )
+
+// httpMethods start a smuggled request line.
+var httpMethods = []string{"get", "post", "put", "head", "delete", "options", "patch", "connect", "trace"}
+
+// crlfSpace: a space, or '+' where a header carries a form-encoded value.
+func crlfSpace(c byte) bool { return c == ' ' || c == '+' }
+
+// requestLine reports line starting with "METHOD target HTTP/".
+func requestLine(line string) bool {
+	for _, m := range httpMethods {
+		if !strings.HasPrefix(line, m) || len(line) == len(m) || !crlfSpace(line[len(m)]) {
+			continue
+		}
+		t := line[len(m)+1:]
+		sp := strings.IndexAny(t, " +\r\n")
+		if sp <= 0 || !crlfSpace(t[sp]) {
+			return false
+		}
+		v := t[sp+1:]
+		target := t[0] == '/' || t[0] == '*' || strings.HasPrefix(t, "http")
+		return target && len(v) > 5 && strings.HasPrefix(v, "http/") && v[5] >= '0' && v[5] <= '9'
+	}
+	return false
+}
+
+// leadingHeader reports a value that opens with a line break and then a
+// header: "name: value". Prose does not start with a line break; an
+// injected header does.
+func leadingHeader(lower string) bool {
+	if lower == "" || lower[0] != '\r' && lower[0] != '\n' {
+		return false
+	}
+	j := 0
+	for j < len(lower) && (lower[j] == '\r' || lower[j] == '\n') {
+		j++
+	}
+	k := j
+	for k < len(lower) && (lower[k] >= 'a' && lower[k] <= 'z' || lower[k] == '-' || lower[k] == '_' || k > j && lower[k] >= '0' && lower[k] <= '9') {
+		k++
+	}
+	for k < len(lower) && (lower[k] == '\r' || lower[k] == '\n') {
+		k++ // Remote-addr%0d%0d: foo
+	}
+	return k > j+1 && k+1 < len(lower) && lower[k] == ':' && crlfSpace(lower[k+1])
+}
 
 // crlfHeaders are response headers worth injecting. strong: any value
 // blocks; otherwise the value must look like what the header carries.
@@ -31,10 +78,16 @@ var crlfHeaders = map[string]func(v string) bool{
 }
 
 func detectCRLF(lower string, cls uint64) hit {
+	if cls&cNewline == 0 && requestLine(lower) {
+		return mk(weightBlock, ruleCRLFRequest)
+	}
 	if cls&cNewline == 0 || cls&cColon == 0 && !strings.Contains(lower, "http/1.") {
 		return hit{}
 	}
 	var h hit
+	if leadingHeader(lower) {
+		h = mk(weightBlock, ruleCRLFLead)
+	}
 	for i := 0; i < len(lower); i++ {
 		if c := lower[i]; c != '\r' && c != '\n' {
 			continue
@@ -46,6 +99,9 @@ func detectCRLF(lower string, cls uint64) hit {
 		line := lower[j:]
 		if strings.HasPrefix(line, "http/1.") {
 			return mk(weightBlock, ruleCRLFHeader) // a whole injected response
+		}
+		if requestLine(line) {
+			return mk(weightBlock, ruleCRLFRequest)
 		}
 		k := 0
 		for k < len(line) && (isLetterOrUnderscore(line[k]) || line[k] == '-') {
@@ -67,7 +123,7 @@ func detectCRLF(lower string, cls uint64) hit {
 		if check == nil || check(v) {
 			return mk(weightBlock, ruleCRLFHeader)
 		}
-		h = mk(weightWeak, ruleCRLFWeak)
+		h = h.or(mk(weightWeak, ruleCRLFWeak))
 		i = j - 1
 	}
 	return h

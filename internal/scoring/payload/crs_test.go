@@ -30,6 +30,10 @@ var crsAttacks = map[string]crsCase{
 	"sqli benchmark":          {in: "1 AND BENCHMARK(5000000,MD5(1))", reasons: ReasonSQLi},
 	"sqli sleep in and":       {in: "1' AND SLEEP(5) AND 'a'='a", reasons: ReasonSQLi},
 	"sqli json operator":      {in: `1 AND data->>'$.role' = 'admin' OR 1=1`, reasons: ReasonSQLi},
+	"sqli jsonb contained":    {in: `OR '{"b":2}'::jsonb <@ '{"a":1, "b":2}'::jsonb`, reasons: ReasonSQLi},
+	"sqli json arrow":         {in: `OR '{"a":2,"c":[4,5,{"f":7}]}' -> '$.c[2].f' = 7`, reasons: ReasonSQLi},
+	"sqli jsonb all keys":     {in: `OR '{"name":"asd"}' ?& array['a','name']`, reasons: ReasonSQLi},
+	"sqli json path text":     {in: `'{"a": {"b": ["foo","bar"]}}'::json #>> '{a,b,1}'`, reasons: ReasonSQLi},
 	"sqli information_schema": {in: "1 union select table_name from information_schema.tables", reasons: ReasonSQLi},
 	"sqli oracle dbms":        {in: "' || dbms_pipe.receive_message(('a'),10) || '", reasons: ReasonSQLi},
 	"sqli into outfile":       {in: "1 INTO OUTFILE '/var/www/x.php'", reasons: ReasonSQLi},
@@ -73,38 +77,55 @@ var crsAttacks = map[string]crsCase{
 	"lfi file scheme":       {in: "file:///etc/passwd", reasons: ReasonPathTraversal + "|" + ReasonSSRF},
 	"lfi web-inf":           {in: "../WEB-INF/web.xml", reasons: ReasonPathTraversal},
 	"lfi git head":          {in: ".git/HEAD", reasons: ReasonPathTraversal},
+	"lfi ssh key token":     {in: ".ssh/id_rsa", reasons: ReasonPathTraversal},
+	"lfi sys class":         {in: "/sys/class", reasons: ReasonPathTraversal},
+	"lfi cat subuid":        {in: "cat /etc/subuid", reasons: ReasonPathTraversal + "|" + ReasonShellInjection},
+	"lfi tmp write":         {in: ">/tmp/curl", reasons: ReasonPathTraversal + "|" + ReasonShellInjection},
+	"lfi docker secrets":    {in: "/path/to/.docker/secrets", reasons: ReasonPathTraversal},
+	"lfi sql dump":          {in: "backup.sql.zip", reasons: ReasonPathTraversal},
 
 	// New families.
-	"jndi ldap":         {in: "${jndi:ldap://x/a}", reasons: ReasonJNDI},
-	"jndi nested":       {in: "${${lower:j}ndi:${lower:l}dap://x/a}", reasons: ReasonJNDI},
-	"jndi env":          {in: "${${env:BARFOO:-j}ndi${env:BARFOO:-:}rmi://x/a}", reasons: ReasonJNDI},
-	"ssti arithmetic":   {in: "{{7*7}}", reasons: ReasonSSTI},
-	"ssti jinja class":  {in: "{{''.__class__.__mro__[1].__subclasses__()}}", reasons: ReasonSSTI},
-	"ssti erb":          {in: "<%= 7*7 %>", reasons: ReasonSSTI},
-	"ssti spring":       {in: "${T(java.lang.Runtime).getRuntime().exec('id')}", reasons: ReasonSSTI + "|" + ReasonDeserialization + "|" + ReasonShellInjection},
-	"ssti ruby":         {in: "#{7*7}", reasons: ReasonSSTI},
-	"nosqli key ne":     {in: "u_id[$ne]", key: true, reasons: ReasonNoSQLi},
-	"nosqli key gt":     {in: "password[$gt]", key: true, reasons: ReasonNoSQLi},
-	"nosqli where":      {in: `{"$where": "sleep(100)"}`, reasons: ReasonNoSQLi + "|" + ReasonSQLi},
-	"ldapi filter":      {in: "*(|(mail=*))", reasons: ReasonLDAPi},
-	"ldapi objectclass": {in: "*)(objectClass=*", reasons: ReasonLDAPi},
-	"ssrf metadata":     {in: "http://169.254.169.254/latest/meta-data/", reasons: ReasonSSRF},
-	"ssrf gcp":          {in: "http://metadata.google.internal/computeMetadata/v1/", reasons: ReasonSSRF},
-	"ssrf gopher":       {in: "gopher://127.0.0.1:6379/_INFO", reasons: ReasonSSRF},
-	"ssrf dict":         {in: "dict://localhost:11211/stat", reasons: ReasonSSRF},
-	"ssrf decimal ip":   {in: "http://2852039166/latest/meta-data/", reasons: ReasonSSRF},
-	"ssrf hex ip":       {in: "http://0x7f000001/admin", reasons: ReasonSSRF},
-	"ssrf ipv6 aws":     {in: "http://[fd00:ec2::254]/latest/", reasons: ReasonSSRF},
-	"ssrf redis":        {in: "http://127.0.0.1:6379/", reasons: ReasonSSRF},
-	"crlf set-cookie":   {in: "%0d%0aSet-Cookie:%20a=b", reasons: ReasonCRLF},
-	"crlf location":     {in: "x\r\nLocation: http://evil/", reasons: ReasonCRLF},
-	"php filter":        {in: "php://filter/convert.base64-encode/resource=index.php", reasons: ReasonPHPWrapper},
-	"php phar":          {in: "phar://uploads/a.jpg/x", reasons: ReasonPHPWrapper},
-	"php expect":        {in: "expect://id", reasons: ReasonPHPWrapper},
-	"php data":          {in: "data://text/plain;base64,PD9waHAgc3lzdGVtKCRfR0VUWzBdKTs/Pg==", reasons: ReasonPHPWrapper},
-	"java serialized":   {in: "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA==", reasons: ReasonDeserialization},
-	"java hex":          {in: "aced0005737200116a6176612e7574696c2e486173684d6170", reasons: ReasonDeserialization},
-	"java runtime":      {in: "java.lang.Runtime.getRuntime().exec(\"id\")", reasons: ReasonDeserialization + "|" + ReasonShellInjection},
+	"jndi ldap":          {in: "${jndi:ldap://x/a}", reasons: ReasonJNDI},
+	"jndi nested":        {in: "${${lower:j}ndi:${lower:l}dap://x/a}", reasons: ReasonJNDI},
+	"jndi env":           {in: "${${env:BARFOO:-j}ndi${env:BARFOO:-:}rmi://x/a}", reasons: ReasonJNDI},
+	"ssti arithmetic":    {in: "{{7*7}}", reasons: ReasonSSTI},
+	"ssti jinja class":   {in: "{{''.__class__.__mro__[1].__subclasses__()}}", reasons: ReasonSSTI},
+	"ssti erb":           {in: "<%= 7*7 %>", reasons: ReasonSSTI},
+	"ssti spring":        {in: "${T(java.lang.Runtime).getRuntime().exec('id')}", reasons: ReasonSSTI + "|" + ReasonDeserialization + "|" + ReasonShellInjection},
+	"ssti ruby":          {in: "#{7*7}", reasons: ReasonSSTI},
+	"nosqli key ne":      {in: "u_id[$ne]", key: true, reasons: ReasonNoSQLi},
+	"nosqli key gt":      {in: "password[$gt]", key: true, reasons: ReasonNoSQLi},
+	"nosqli where":       {in: `{"$where": "sleep(100)"}`, reasons: ReasonNoSQLi + "|" + ReasonSQLi},
+	"ldapi filter":       {in: "*(|(mail=*))", reasons: ReasonLDAPi},
+	"ldapi objectclass":  {in: "*)(objectClass=*", reasons: ReasonLDAPi},
+	"ssrf metadata":      {in: "http://169.254.169.254/latest/meta-data/", reasons: ReasonSSRF},
+	"ssrf gcp":           {in: "http://metadata.google.internal/computeMetadata/v1/", reasons: ReasonSSRF},
+	"ssrf gopher":        {in: "gopher://127.0.0.1:6379/_INFO", reasons: ReasonSSRF},
+	"ssrf dict":          {in: "dict://localhost:11211/stat", reasons: ReasonSSRF},
+	"ssrf decimal ip":    {in: "http://2852039166/latest/meta-data/", reasons: ReasonSSRF},
+	"ssrf hex ip":        {in: "http://0x7f000001/admin", reasons: ReasonSSRF},
+	"ssrf ipv6 aws":      {in: "http://[fd00:ec2::254]/latest/", reasons: ReasonSSRF},
+	"ssrf redis":         {in: "http://127.0.0.1:6379/", reasons: ReasonSSRF},
+	"crlf set-cookie":    {in: "%0d%0aSet-Cookie:%20a=b", reasons: ReasonCRLF},
+	"crlf location":      {in: "x\r\nLocation: http://evil/", reasons: ReasonCRLF},
+	"crlf request line":  {in: "aaa\nGET / HTTP/1.1", reasons: ReasonCRLF},
+	"crlf smuggled line": {in: "GET http://www.foo.bar HTTP/1.2", reasons: ReasonCRLF},
+	"crlf lead header":   {in: "\r\nRemote-addr: foo.bar.com", reasons: ReasonCRLF},
+	"crlf lead refresh":  {in: "\r\nrefresh: www.bar.com", reasons: ReasonCRLF},
+	"ldap not clause":    {in: "*)!(sn=*", reasons: ReasonLDAPi},
+	"ldap and clause":    {in: "val)&(cn=admin", reasons: ReasonLDAPi},
+	"ldap open or":       {in: "admin)(|", reasons: ReasonLDAPi},
+	"ldap tab or":        {in: "test)\t(\t|", reasons: ReasonLDAPi},
+	"rfi ip script":      {in: "http://66.240.183.75/crash.php", reasons: ReasonSSRF},
+	"rfi ipv6 script":    {in: "https://[2001:41d0:701:1100::29c8]/gecko.php", reasons: ReasonSSRF},
+	"rfi ipv6 bare":      {in: "https://2001:41d0:701:1100::29c8/gecko.php", reasons: ReasonSSRF},
+	"php filter":         {in: "php://filter/convert.base64-encode/resource=index.php", reasons: ReasonPHPWrapper},
+	"php phar":           {in: "phar://uploads/a.jpg/x", reasons: ReasonPHPWrapper},
+	"php expect":         {in: "expect://id", reasons: ReasonPHPWrapper},
+	"php data":           {in: "data://text/plain;base64,PD9waHAgc3lzdGVtKCRfR0VUWzBdKTs/Pg==", reasons: ReasonPHPWrapper},
+	"java serialized":    {in: "rO0ABXNyABFqYXZhLnV0aWwuSGFzaE1hcA==", reasons: ReasonDeserialization},
+	"java hex":           {in: "aced0005737200116a6176612e7574696c2e486173684d6170", reasons: ReasonDeserialization},
+	"java runtime":       {in: "java.lang.Runtime.getRuntime().exec(\"id\")", reasons: ReasonDeserialization + "|" + ReasonShellInjection},
 
 	// Java class references (944).
 	"java io class":             {in: "java.io.File", reasons: ReasonDeserialization},
@@ -115,6 +136,18 @@ var crsAttacks = map[string]crsCase{
 	"xss meta charset alone":    {in: `<meta charset="UTF-8">`, reasons: ReasonXSS},
 	"sqli statement obfuscated": {in: "SELECT id FROM users WHERE id=JsoN_EXTraCT/**/(/**/' {\"a\":1} '/**/,/**/' $.a '/**/);", reasons: ReasonSQLi},
 	"sqli hash no text":         {in: "admin'#", reasons: ReasonSQLi},
+	"cmdi process subst":        {in: "<(cat file)", reasons: ReasonShellInjection},
+	"cmdi process subst out":    {in: ">(tee log)", reasons: ReasonShellInjection},
+	"cmdi dollar bracket":       {in: "$[2+2]", reasons: ReasonShellInjection},
+	"cmdi dollar bracket nil":   {in: "$[]", reasons: ReasonShellInjection},
+	"cmdi arith subst":          {in: "$(($() 42))", reasons: ReasonShellInjection},
+	"cmdi param expansion":      {in: "${PATH#{}/}", reasons: ReasonShellInjection},
+	"cmdi shellshock":           {in: "() {", reasons: ReasonShellInjection},
+	"cmdi here string":          {in: ";irb<<<1+2", reasons: ReasonShellInjection},
+	"cmdi time sh -c":           {in: "time sh -c whoami", reasons: ReasonShellInjection},
+	"cmdi shell var -c":         {in: `${SHELL} -c "echo hi"`, reasons: ReasonShellInjection},
+	"cmdi alias":                {in: "alias eennvv=env&eennvv whoami", reasons: ReasonShellInjection},
+	"cmdi alias flags":          {in: "alias +g+ a=b", reasons: ReasonShellInjection},
 	"cmdi here string subst":    {in: ";`cat<<<$(sh -c whoami)`", reasons: ReasonShellInjection},
 	"sqli db name alone":        {in: "information_schema", reasons: ReasonSQLi},
 	"sqli tempdb":               {in: "tempdb", reasons: ReasonSQLi},
@@ -147,6 +180,36 @@ func crsShapes(tc crsCase) map[string]*Input {
 		"query":  inQuery(tc.in),
 		"json":   inJSON(tc.in),
 		"header": {Path: "/", Headers: map[string]string{"x-data": hv}},
+	}
+}
+
+// crsPaths are request paths that name restricted files (CRS 930130,
+// 930140): they block as the path, not only as a parameter.
+var crsPaths = []string{
+	"/get/sys/class", "/get/proc/interrupts", "/get/backup.sql.zip", "/@fs/etc/passwd", "/@fs/.env",
+	"/@id/__x00__", "/wp-content/debug.log", "/.aiignore", "/.claude/settings.json", "/app/.cursor/mcp.json",
+	"/.git/config", "/static/.htpasswd",
+}
+
+// benignPaths must not block.
+var benignPaths = []string{
+	"/.well-known/acme-challenge/x1", "/api/v1/users/42", "/docs/system/class-reference", "/blog/2024/proc-macros-in-rust",
+	"/assets/app.3f9a.js", "/search/.net-core", "/static/fonts/roboto.woff2",
+}
+
+func TestCRSPaths(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.LLM.Mode = LLMOff
+	v := newTestValidator(t, cfg)
+	for _, p := range crsPaths {
+		if res := v.Inspect(context.Background(), &Input{Path: p}); res.Action != Block || !strings.HasPrefix(res.Rule, "payload.") {
+			t.Errorf("path %q not blocked (score %d, findings %+v)", p, res.Score, res.Findings)
+		}
+	}
+	for _, p := range benignPaths {
+		if res := v.Inspect(context.Background(), &Input{Path: p}); res.Action == Block {
+			t.Errorf("benign path %q blocked: %s (findings %+v)", p, res.Rule, res.Findings)
+		}
 	}
 }
 

@@ -16,6 +16,9 @@ const (
 	ruleCmdiCodeExec     = "payload.cmdi.code_exec"       // system('id'), shell_exec(, passthru(
 	ruleCmdiInline       = "payload.cmdi.inline_code"     // `cmd` in prose: weak
 	ruleCmdiBatch        = "payload.cmdi.batch"           // FOR %a IN (…) DO, IF EXIST/DEFINED/ERRORLEVEL
+	ruleCmdiBashSyntax   = "payload.cmdi.bash_syntax"     // <(cmd), $[1+1], $((, ${x##*}, () {, cmd<<<x
+	ruleCmdiShellC       = "payload.cmdi.shell_c"         // sh -c cmd, $SHELL -c
+	ruleCmdiAlias        = "payload.cmdi.alias"           // alias x=cmd
 )
 
 // cmdProse marks commands that are also English words ("cat", "head",
@@ -116,8 +119,44 @@ func isShellWordByte(c byte) bool {
 // that takes arguments the way a shell would see them, and for shapes
 // that only shells take: substitution, /dev/tcp, globbed system paths,
 // PowerShell download-and-run.
+// bashSyntaxRe: constructs only a POSIX shell (mostly bash) reads:
+// process substitution, $[…] and $((…)) arithmetic, ${var} expansion
+// operators, a Shellshock function prologue, a here-string fed to a
+// command.
+var bashSyntaxRe = regexp.MustCompile(`(?:^|[\s;&|(\x60])[<>]\(\s*[a-z]|\$\[\s*(?:\]|\d+\s*[-+*/%]\s*\d)|\$\(\(|\$\{[a-z_]\w*(?:##?|%%?|\^\^?|,,?)|^\s*\(\)\s*\{|(?:^|[;&|\x60(])\s*[a-z][\w.+-]*\s*<<<`)
+
+// shellCRe: a shell started on a command string.
+var shellCRe = regexp.MustCompile(`(?:^|[\s;&|'"(\x60])(?:(?:ba|da|z|k|c|tc)?sh|\$\{?shell\}?)(?:\$\w+|\$\{\w*\})?\s+-c\s+\S`)
+
+// aliasRe: a shell alias defined at the start of the value.
+var aliasRe = regexp.MustCompile(`^[;&|\s]*alias\s+(?:[-+][a-z+]+\s+)*['"]?[\w.-]+['"]?=`)
+
+// bashShape: the cheap substring test every bashSyntaxRe branch needs.
+func bashShape(s string) bool {
+	return strings.Contains(s, "<(") || strings.Contains(s, ">(") || strings.Contains(s, "$[") || strings.Contains(s, "$((") ||
+		strings.Contains(s, "${") || strings.Contains(s, "<<<") || strings.Contains(s, "() {")
+}
+
 func detectShell(norm, lower string, cls uint64, key bool) hit {
 	var h hit
+	if cls&(cLT|cGT|cDollar|cParen) != 0 && bashShape(lower) && bashSyntaxRe.MatchString(lower) {
+		return mk(weightBlock, ruleCmdiBashSyntax)
+	}
+	if strings.Contains(lower, " -c") {
+		// The command string: quoted, or a known command.
+		if loc := shellCRe.FindStringIndex(lower); loc != nil {
+			a := loc[1] - 1
+			if c := lower[a]; c == '\'' || c == '"' || c == '`' {
+				return mk(weightBlock, ruleCmdiShellC)
+			}
+			if _, ok := commandAt(lower, a, ';', true); ok {
+				return mk(weightBlock, ruleCmdiShellC)
+			}
+		}
+	}
+	if !key && cls&cEq != 0 && strings.Contains(lower, "alias") && aliasRe.MatchString(lower) {
+		return mk(weightBlock, ruleCmdiAlias)
+	}
 	if cls&(cSemi|cPipe|cAmp|cBacktick|cDollar|cNewline) != 0 {
 		view := lower
 		if cls&(cQuote|cBackslash|cDollar) != 0 {

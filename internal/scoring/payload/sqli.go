@@ -269,6 +269,7 @@ const (
 	ruleSQLiStatement    = "payload.sqli.statement" // a whole SELECT … FROM query: borderline
 	ruleSQLiFunction     = "payload.sqli.function"  // group_concat(, extractvalue(, a lone concat(
 	ruleSQLiDBName       = "payload.sqli.db_name"   // information_schema, pg_catalog, tempdb, msdb
+	ruleSQLiJSONOp       = "payload.sqli.json_operator" // OR '{"a":1}'::jsonb @> '{"a":1}', '…' -> '$.a' = 7
 )
 
 type sqlRule struct {
@@ -521,7 +522,26 @@ func sqlRulesMatch(lower string, cls uint64) string {
 // detectSQLi: libinjection and sqlRules decide (weightBlock); the probe
 // heuristics add weightWeak, except on keys, where "limit" or "order" are
 // field names.
+// sqlJSONOpRe: a string literal cast to json/jsonb, or one right after a
+// SQL logical word and holding a JSON object or array, compared with a PostgreSQL or MySQL JSON operator to
+// a literal or an array.
+var sqlJSONOpRe = regexp.MustCompile(`'\s*::\s*jsonb?\s*` + sqlJSONOps + `|\b(?:or|and|where|having|select|when)\s+'[\[{][^']{0,200}'\s*(?:::\s*jsonb?\s*)?` + sqlJSONOps)
+
+const sqlJSONOps = `(?:->>?|#>>?|@>|<@|\?[|&])\s*(?:'|\d|array\s*\[)`
+
+// sqlJSONOp: cheap substring checks, then sqlJSONOpRe.
+func sqlJSONOp(lower string) bool {
+	if !strings.Contains(lower, "->") && !strings.Contains(lower, "#>") && !strings.Contains(lower, "@>") &&
+		!strings.Contains(lower, "<@") && !strings.Contains(lower, "?|") && !strings.Contains(lower, "?&") {
+		return false
+	}
+	return sqlJSONOpRe.MatchString(lower)
+}
+
 func detectSQLi(norm, lower string, cls uint64, key bool) hit {
+	if cls&cQuote != 0 && sqlJSONOp(lower) {
+		return mk(weightBlock, ruleSQLiJSONOp)
+	}
 	if cls&kwSQLCatalog != 0 && sqlDBName(lower) {
 		return mk(weightBlock, ruleSQLiDBName)
 	}

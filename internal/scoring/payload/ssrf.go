@@ -13,7 +13,46 @@ const (
 	ruleSSRFObfuscated = "payload.ssrf.ip_obfuscation"   // http://2130706433/, http://0x7f000001/
 	ruleSSRFLoopback   = "payload.ssrf.loopback"         // http://localhost/, http://127.0.0.1/ (weak)
 	ruleSSRFInternal   = "payload.ssrf.internal_service" // http://127.0.0.1:6379/ (Redis, Memcached, Docker…)
+	ruleSSRFRemoteFile = "payload.ssrf.remote_include"   // http://66.240.183.75/crash.php: a script fetched from a bare IP
 )
+
+// scriptExts are server-side script files that a remote file inclusion
+// points an include() at.
+var scriptExts = []string{".php", ".asp", ".aspx", ".jsp", ".pl", ".cgi", ".sh", ".py", ".inc"}
+
+// remoteScript reports a URL remainder (after "://") whose host is an
+// IP literal (v4 dotted quad or v6) and whose path names a script file.
+func remoteScript(rest string, end int) bool {
+	hp := rest[:end]
+	if at := strings.LastIndexByte(hp, '@'); at >= 0 {
+		hp = hp[at+1:]
+	}
+	v6 := strings.Count(hp, ":") >= 2
+	if !v6 {
+		h, _, _ := strings.Cut(hp, ":")
+		if strings.Count(h, ".") != 3 || strings.Trim(h, "0123456789.") != "" {
+			return false
+		}
+	} else if strings.Trim(hp, "0123456789abcdef:[]") != "" {
+		return false
+	}
+	path := rest[end:]
+	if v6 && !strings.HasPrefix(hp, "[") {
+		// http://2001:db8::1/x.php: the path starts at the first '/'.
+		if k := strings.IndexByte(rest, '/'); k >= 0 {
+			path = rest[k:]
+		}
+	}
+	if k := strings.IndexAny(path, "?#"); k >= 0 {
+		path = path[:k]
+	}
+	for _, e := range scriptExts {
+		if strings.HasSuffix(path, e) {
+			return true
+		}
+	}
+	return false
+}
 
 // metadataHosts are cloud instance-metadata endpoints, never a legitimate
 // value for a client to send.
@@ -73,6 +112,9 @@ func detectSSRF(lower string, cls uint64) hit {
 		end := strings.IndexAny(rest, "/?#\\ \t\r\n")
 		if end < 0 {
 			end = len(rest)
+		}
+		if remoteScript(rest, end) {
+			return mk(weightBlock, ruleSSRFRemoteFile)
 		}
 		host := rest[:end]
 		if at := strings.LastIndexByte(host, '@'); at >= 0 {

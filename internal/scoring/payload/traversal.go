@@ -13,6 +13,32 @@ var sensitiveFiles = []string{
 	"/bin/id", "/bin/cat", "/var/log/", "desktop.ini", "web-inf/web.xml", "meta-inf/manifest.mf",
 	"/.env", ".git/head", "/.git/", ".bash_history", "/etc/motd", "/etc/crontab", "/.docker/config.json",
 	"/.kube/config", "/proc/1/", "/etc/environment",
+	// Kernel and process information, account databases.
+	"/sys/class", "/sys/kernel", "/sys/devices", "/sys/firmware", "/sys/block/", "/sys/module/",
+	"/proc/interrupts", "/proc/cpuinfo", "/proc/meminfo", "/proc/mounts", "/proc/net/", "/proc/sched_debug",
+	"/etc/subuid", "/etc/subgid", "/etc/sudoers", "/etc/master.passwd", "/etc/security/",
+	// Keys, dumps, logs and tool configuration left in a web root.
+	"id_dsa", "id_ecdsa", "id_ed25519", "/.docker/", ".aiignore", ".cursorignore",
+	"wp-content/debug.log", "wp-content/error.log", "wp-content/errors.log",
+	".sql.zip", ".sql.gz", ".sql.bz2", ".sql.xz", ".sql.tar", ".sql.7z", ".sql.rar",
+}
+
+// fileReaders are commands that print a file: "cat /etc/subuid" names
+// the file as plainly as a value that starts with it.
+var fileReaders = []string{"cat", "tac", "more", "less", "head", "tail", "nl", "type", "strings", "base64", "xxd", "od", "grep", "sort", "uniq", "vi", "vim", "nano"}
+
+// readerBefore reports s[:i] ending in a file reader command and spaces.
+func readerBefore(s string, i int) bool {
+	t := strings.TrimRight(s[:i], " \t")
+	if len(t) == i {
+		return false
+	}
+	for _, r := range fileReaders {
+		if strings.HasSuffix(t, r) && (len(t) == len(r) || !isLetterOrUnderscore(t[len(t)-len(r)-1])) {
+			return true
+		}
+	}
+	return false
 }
 
 // sensitiveIndex finds sensitiveFiles in one pass: each file is keyed by
@@ -60,7 +86,27 @@ const (
 	ruleTraversalPath      = "payload.traversal.path"           // a dot segment in the request path
 	ruleTraversalSemicolon = "payload.traversal.semicolon"      // Tomcat's /..;/
 	ruleTraversalFile      = "payload.traversal.sensitive_file" // /etc/passwd, win.ini, .htaccess
+	ruleTraversalHidden    = "payload.traversal.hidden_path"    // /.git/, /.claude/settings.json in the request path
+	ruleTraversalDevServer = "payload.traversal.dev_server"     // Vite's /@fs/ and /@id/__x00__
+	ruleTraversalTmpWrite  = "payload.traversal.tmp_write"      // >/tmp/x: a shell redirection into /tmp
 )
+
+// hiddenSegment reports a path segment that starts with a dot and a
+// letter (/.git/, /.env, /.claude/), other than /.well-known/ and
+// ".NET" in a slug (/tags/.net-core): servers
+// never mean to publish them.
+func hiddenSegment(p string) bool {
+	for i := 0; i+2 < len(p); i++ {
+		if p[i] != '/' || p[i+1] != '.' {
+			continue
+		}
+		c := p[i+2]
+		if (c >= 'a' && c <= 'z' || c >= '0' && c <= '9') && !strings.HasPrefix(p[i+2:], "well-known/") && !strings.HasPrefix(p[i+2:], "net") {
+			return true
+		}
+	}
+	return false
+}
 
 func detectTraversal(lower string, cls uint64, inPath bool) hit {
 	if cls&(cDot|cSlash|cBackslash) == 0 {
@@ -111,15 +157,33 @@ func detectTraversal(lower string, cls uint64, inPath bool) hit {
 		// was sent on purpose.
 		h = mk(weightBlock, ruleTraversalPath)
 	}
+	if inPath {
+		switch {
+		case strings.Contains(s, "/@fs/") || strings.Contains(s, "/@id/__x00__"):
+			return mk(weightBlock, ruleTraversalDevServer)
+		case hiddenSegment(s):
+			return mk(weightBlock, ruleTraversalHidden)
+		}
+	}
+	if i := strings.Index(s, ">/tmp/"); i >= 0 && i+6 < len(s) {
+		h = h.or(mk(weightBlock, ruleTraversalTmpWrite))
+	}
 	drive := len(s) >= 3 && s[0] >= 'a' && s[0] <= 'z' && s[1] == ':' && s[2] == '/'
 	traversal := h.w > 0
+	// \\server\share\…: a Windows share, where "drivers\etc\hosts" is
+	// the hosts file of a machine, not a probe.
+	unc := cls&cBackslash != 0 && strings.HasPrefix(s, "//")
 	findSensitive(s, func(i int, file string) bool {
 		// Under a drive letter a Unix file counts only at the drive's
 		// root: "C:\Program Files\App\drivers\etc\hosts" is a path.
-		atDrive := drive && (i == 2 || file[0] != '/')
-		if traversal || (i == 0 || atDrive || s[0] == '/' && i <= 1) && !sensitiveDirs[file] {
-			// After a traversal, at the start of the value, or after a
-			// drive letter: the value names the file.
+		atDrive := drive && (i == 2 || file[0] != '/' && !strings.HasPrefix(file, ".sql."))
+		// One token (no spaces, not under a drive letter): a file
+		// name, not prose that mentions one.
+		token := !drive && !unc && strings.IndexAny(s, " \t\n") < 0
+		if traversal || (i == 0 || atDrive || s[0] == '/' && i <= 1 || inPath || token || readerBefore(s, i)) && !sensitiveDirs[file] {
+			// After a traversal, at the start of the value, after a
+			// drive letter or a file reader, in the path or as the
+			// whole value: the value names the file.
 			h = mk(weightBlock, ruleTraversalFile)
 			return true
 		}
