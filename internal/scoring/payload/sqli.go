@@ -259,16 +259,16 @@ func hashComment(lower string) bool {
 // payloads, time-based blind functions, stacked statements).
 const (
 	ruleSQLiLibinjection = "payload.sqli.libinjection"
-	ruleSQLiProbe        = "payload.sqli.probe"     // a lone keyword or quote: borderline
-	ruleSQLiComment      = "payload.sqli.comment"   // a quote closed, the rest commented out
-	ruleSQLiTautology    = "payload.sqli.tautology" // ' or (exists), ' and 'a'='a
-	ruleSQLiStacked      = "payload.sqli.stacked"   // ; drop table, ;declare @x
-	ruleSQLiUnion        = "payload.sqli.union"     // union [all] select
-	ruleSQLiBlind        = "payload.sqli.blind"     // sleep(5), waitfor delay, benchmark(
-	ruleSQLiRoutine      = "payload.sqli.routine"   // xp_cmdshell, information_schema., into outfile
-	ruleSQLiStatement    = "payload.sqli.statement" // a whole SELECT … FROM query: borderline
-	ruleSQLiFunction     = "payload.sqli.function"  // group_concat(, extractvalue(, a lone concat(
-	ruleSQLiDBName       = "payload.sqli.db_name"   // information_schema, pg_catalog, tempdb, msdb
+	ruleSQLiProbe        = "payload.sqli.probe"         // a lone keyword or quote: borderline
+	ruleSQLiComment      = "payload.sqli.comment"       // a quote closed, the rest commented out
+	ruleSQLiTautology    = "payload.sqli.tautology"     // ' or (exists), ' and 'a'='a
+	ruleSQLiStacked      = "payload.sqli.stacked"       // ; drop table, ;declare @x
+	ruleSQLiUnion        = "payload.sqli.union"         // union [all] select
+	ruleSQLiBlind        = "payload.sqli.blind"         // sleep(5), waitfor delay, benchmark(
+	ruleSQLiRoutine      = "payload.sqli.routine"       // xp_cmdshell, information_schema., into outfile
+	ruleSQLiStatement    = "payload.sqli.statement"     // a whole SELECT … FROM query: borderline
+	ruleSQLiFunction     = "payload.sqli.function"      // group_concat(, extractvalue(, a lone concat(
+	ruleSQLiDBName       = "payload.sqli.db_name"       // information_schema, pg_catalog, tempdb, msdb
 	ruleSQLiJSONOp       = "payload.sqli.json_operator" // OR '{"a":1}'::jsonb @> '{"a":1}', '…' -> '$.a' = 7
 )
 
