@@ -475,14 +475,7 @@ func (l *lockedBuffer) String() string {
 // (a 1ns decision budget allows everything, a 1ns window counts nothing)
 // is an error naming its key.
 func TestEveryDurationHasAMinimum(t *testing.T) {
-	def, err := defaultsMap()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
-		t.Fatal(err)
-	}
+	k := defaultsKoanf(t)
 	// Durations where zero is a meaningful setting.
 	zeroOK := map[string]bool{"behavior.offence_memory": true, "server.drain_delay": true}
 	for _, key := range k.Keys() {
@@ -505,4 +498,18 @@ func TestEveryDurationHasAMinimum(t *testing.T) {
 			}
 		})
 	}
+}
+
+// defaultsKoanf is the built-in configuration as koanf keys.
+func defaultsKoanf(t *testing.T) *koanf.Koanf {
+	t.Helper()
+	def, err := defaultsMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }
