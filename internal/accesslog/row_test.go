@@ -15,8 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func sockAddr(ip string, port uint32) *corev3.Address {
@@ -290,16 +288,9 @@ func TestResponseFlagsEveryFlag(t *testing.T) {
 // TestRowsRoundTripClickHouse writes the mapped rows through the real writer
 // into ClickHouse 18.16 and compares what comes back, column by column.
 func TestRowsRoundTripClickHouse(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
-	db := freshDB(t, conn)
+	conn, db := schemaDB(t)
 	ctx := testCtx(t)
-	if err := EnsureSchema(ctx, conn, db); err != nil {
-		t.Fatal(err)
-	}
-	w, err := newCHWriter(conn, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCHWriter(t, conn, db)
 	cases := mappingCases(t)
 	b := &batch{}
 	for _, tc := range cases {
