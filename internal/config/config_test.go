@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,15 +16,12 @@ import (
 
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 	"github.com/smartlayer/smartlayer/internal/store"
+	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func writeFile(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "smartlayer.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.WriteFile(t, "smartlayer.yaml", body)
 }
 
 func environ(kv ...string) func() []string { return func() []string { return kv } }
@@ -404,7 +400,7 @@ func TestWatchReactsOnlyToContentChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	got := make(chan Config, 16)
 	done := make(chan error, 1)
 	go func() {
@@ -452,23 +448,6 @@ func TestWatchReactsOnlyToContentChanges(t *testing.T) {
 			}
 		}
 	}
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Every duration has a sane minimum: a value that would disarm a module
