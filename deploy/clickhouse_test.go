@@ -143,10 +143,6 @@ func TestClickHouseInitSQL(t *testing.T) {
 	}
 
 	// users.d/reader.xml (compose) defines the same user on the same database.
-	data, err := os.ReadFile(repo + "/deploy/clickhouse/users.d/reader.xml")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var x struct {
 		Users struct {
 			Any []struct {
@@ -156,9 +152,7 @@ func TestClickHouseInitSQL(t *testing.T) {
 			} `xml:",any"`
 		} `xml:"users"`
 	}
-	if err := xml.Unmarshal(data, &x); err != nil {
-		t.Fatal(err)
-	}
+	decodeFile(t, repo+"/deploy/clickhouse/users.d/reader.xml", &x, xml.Unmarshal)
 	if len(x.Users.Any) != 1 || x.Users.Any[0].XMLName.Local != ds.JSONData.Username || !slices.Equal(x.Users.Any[0].Databases, []string{cfg.Database}) {
 		t.Errorf("users.d/reader.xml defines %+v, want user %s on %s only", x.Users.Any, ds.JSONData.Username, cfg.Database)
 	}

@@ -313,10 +313,6 @@ func mountSourceByPrefix(s composeService, prefix string) string {
 // readerUser returns the one user a users.d file defines and its password's from_env.
 func readerUser(t *testing.T, file string) (user, passwordEnv string) {
 	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var x struct {
 		Users struct {
 			Users []struct {
@@ -334,9 +330,7 @@ func readerUser(t *testing.T, file string) (user, passwordEnv string) {
 			} `xml:",any"`
 		} `xml:"profiles"`
 	}
-	if err := xml.Unmarshal(data, &x); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
+	decodeFile(t, file, &x, xml.Unmarshal)
 	if len(x.Users.Users) != 1 {
 		t.Fatalf("%s: want one user, got %d", file, len(x.Users.Users))
 	}

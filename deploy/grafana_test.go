@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -125,14 +124,8 @@ type dashboard struct {
 // variable's SQL.
 func dashboardQueries(t *testing.T) ([]query, dashboard) {
 	t.Helper()
-	data, err := os.ReadFile(dashboardPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var d dashboard
-	if err := json.Unmarshal(data, &d); err != nil {
-		t.Fatalf("dashboard: %v", err)
-	}
+	decodeFile(t, dashboardPath, &d, json.Unmarshal)
 	var qs []query
 	for _, p := range d.Panels {
 		if len(p.Panels) > 0 && string(p.Panels) != "[]" {

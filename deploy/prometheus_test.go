@@ -46,9 +46,10 @@ type prometheusRule struct {
 // rule is then silent. Remove a name once the code registers it.
 var pendingMetrics = map[string]string{}
 
-// registeredMetrics reads every prometheus.*Opts literal in the module's Go
-// sources (tests excluded) and returns the full metric names, with
-// Namespace and Subsystem resolved when they are constants.
+// registeredMetrics reads every prometheus.*Opts literal and every
+// internal/prom constructor call (prom.Counter("name", ...)) in the module's
+// Go sources (tests excluded) and returns the full metric names, with
+// Namespace, Subsystem and name prefixes resolved when they are constants.
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
@@ -63,6 +64,10 @@ func registeredMetrics(t *testing.T) map[string]bool {
 			}
 			consts := fileConsts(f)
 			ast.Inspect(f, func(n ast.Node) bool {
+				if name, ok := promConstructorName(n, consts); ok {
+					names[name] = true
+					return true
+				}
 				cl, ok := n.(*ast.CompositeLit)
 				if !ok {
 					return true
@@ -137,8 +142,38 @@ func fileConsts(f *ast.File) map[string]string {
 	return out
 }
 
+// promConstructorName is the metric name of a call to one of
+// internal/prom's constructors, its first argument.
+func promConstructorName(n ast.Node, consts map[string]string) (string, bool) {
+	call, ok := n.(*ast.CallExpr)
+	if !ok || len(call.Args) == 0 {
+		return "", false
+	}
+	sel, ok := call.Fun.(*ast.SelectorExpr)
+	if !ok {
+		return "", false
+	}
+	if x, ok := sel.X.(*ast.Ident); !ok || x.Name != "prom" {
+		return "", false
+	}
+	switch sel.Sel.Name {
+	case "Counter", "CounterVec", "Gauge", "GaugeVec", "Histogram", "HistogramVec":
+		return stringValue(call.Args[0], consts)
+	}
+	return "", false
+}
+
+// stringValue is the value of a string literal, a string constant or a
+// concatenation of them.
 func stringValue(e ast.Expr, consts map[string]string) (string, bool) {
 	switch v := e.(type) {
+	case *ast.BinaryExpr:
+		if v.Op != token.ADD {
+			return "", false
+		}
+		x, okX := stringValue(v.X, consts)
+		y, okY := stringValue(v.Y, consts)
+		return x + y, okX && okY
 	case *ast.BasicLit:
 		if v.Kind == token.STRING {
 			s, err := strconv.Unquote(v.Value)
@@ -156,8 +191,10 @@ var metricRe = regexp.MustCompile(`\bsmartlayer_[a-z0-9_]+`)
 func TestRegisteredMetricsScan(t *testing.T) {
 	got := registeredMetrics(t)
 	// Spot checks across the ways the code names metrics: plain Name,
-	// Namespace/Subsystem literals, and constants.
+	// Namespace/Subsystem literals, and internal/prom calls with literal
+	// names and with a constant prefix.
 	for _, want := range []string{"smartlayer_checks_total", "smartlayer_check_errors_total",
+		"smartlayer_payload_inspections_total", "smartlayer_behavior_bans_total", "smartlayer_quota_decisions_total",
 		"smartlayer_accesslog_dropped_rows_total", "smartlayer_accesslog_spool_bytes", "smartlayer_llm_calls_total"} {
 		if !got[want] {
 			t.Errorf("scan misses %s (found %d metrics)", want, len(got))

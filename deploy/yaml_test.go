@@ -12,15 +12,24 @@ import (
 // repo is the repository root seen from this package's directory.
 const repo = ".."
 
-func mustReadYAML(t *testing.T, path string, into any) {
+// decodeFile reads path and decodes it into into with unmarshal (YAML,
+// JSON or XML), failing the test on either error.
+func decodeFile(t *testing.T, path string, into any, unmarshal func([]byte, any) error) {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.UnmarshalStrict(data, into); err != nil {
+	if err := unmarshal(data, into); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
+}
+
+// mustReadYAML decodes the YAML file at path strictly: a field into lacks
+// is an error.
+func mustReadYAML(t *testing.T, path string, into any) {
+	t.Helper()
+	decodeFile(t, path, into, func(b []byte, v any) error { return yaml.UnmarshalStrict(b, v) })
 }
 
 // hostPort splits "host:port".
@@ -62,15 +71,11 @@ type smartlayerConfig struct {
 
 const configPath = repo + "/deploy/config/smartlayer.yaml"
 
+// loadConfig reads the part of the shipped configuration smartlayerConfig
+// holds (the rest of the file is ignored).
 func loadConfig(t *testing.T) smartlayerConfig {
 	t.Helper()
-	data, err := os.ReadFile(configPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var c smartlayerConfig
-	if err := yaml.Unmarshal(data, &c); err != nil {
-		t.Fatalf("smartlayer.yaml: %v", err)
-	}
+	decodeFile(t, configPath, &c, func(b []byte, v any) error { return yaml.Unmarshal(b, v) })
 	return c
 }

@@ -18,12 +18,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-
-if [ -z "${SMARTLAYER_TEST_REDIS_ADDR:-}" ]; then
-	exec scripts/testenv.sh "$0" "$@"
-fi
+under_testenv "$0" "$@"
 
 GHZ_VERSION=${GHZ_VERSION:-v0.120.0}
 DURATION=${DURATION:-10s}

@@ -13,12 +13,7 @@ set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-
-if [ -z "${SMARTLAYER_TEST_REDIS_ADDR:-}" ]; then
-	exec scripts/testenv.sh "$0" "$@"
-fi
+under_testenv "$0" "$@"
 
 DEMO_DURATION=${DEMO_DURATION:-30s}
 work=$(mktemp -d -t smartlayer-demo.XXXXXX)

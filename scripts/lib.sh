@@ -14,3 +14,13 @@ spare_port() {
 	echo "no spare loopback port" >&2
 	return 1
 }
+
+# under_testenv moves to the repository root and, unless the test services
+# are already up, runs the calling script again under scripts/testenv.sh
+# (private Redis and ClickHouse). Call it as: under_testenv "$0" "$@"
+under_testenv() {
+	cd "$(dirname "$1")/.."
+	if [ -z "${SMARTLAYER_TEST_REDIS_ADDR:-}" ]; then
+		exec scripts/testenv.sh "$@"
+	fi
+}

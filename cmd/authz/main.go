@@ -52,23 +52,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && cmd == "serve" && (args[0] == "--help" || args[0] == "-h") {
 		cmd = "help"
 	}
-	switch cmd {
-	case "explain":
-		if err := runExplain(ctx, args, stdout, stderr); err != nil {
-			fmt.Fprintln(stderr, "authz explain:", err)
+	// Tools run on their own; their errors read "authz <command>: ...".
+	tools := map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{
+		"explain": runExplain,
+		"bans":    runBans,
+	}
+	if tool, ok := tools[cmd]; ok {
+		if err := tool(ctx, args, stdout, stderr); err != nil {
+			fmt.Fprintf(stderr, "authz %s: %v\n", cmd, err)
 			return 1
 		}
 		return 0
+	}
+	switch cmd {
 	case "version":
 		fmt.Fprintln(stdout, "smartlayer authz", version.String())
 		return 0
 	case "serve", "check-config":
-	case "bans":
-		if err := runBans(ctx, args, stdout, stderr); err != nil {
-			fmt.Fprintln(stderr, "authz bans:", err)
-			return 1
-		}
-		return 0
 	case "help":
 		fmt.Fprint(stdout, usage)
 		return 0

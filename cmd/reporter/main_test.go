@@ -2,9 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,18 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
-
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func writeConfig(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "smartlayer.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.WriteFile(t, "smartlayer.yaml", body)
 }
 
 func TestLoadConfig(t *testing.T) {
@@ -149,16 +140,9 @@ func TestRunUsageAndUnreachable(t *testing.T) {
 // first (nothing stored), then for real (files, row, exit 0).
 func TestRunEndToEnd(t *testing.T) {
 	addr := testenv.ClickHouseAddr(t)
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	db := "sl_reporter_" + hex.EncodeToString(b[:])
+	conn := testenv.OpenClickHouse(t, addr)
+	db := testenv.FreshDatabase(t, conn, "sl_reporter_")
 	ctx := t.Context()
-	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
 	out := t.TempDir()
 	cfg := writeConfig(t, fmt.Sprintf("accesslog: {clickhouse: {addr: [%q], database: %s}}\nreport: {out_dir: %q}\n", addr, db, out))
 

@@ -9,7 +9,6 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sync/errgroup"
 
@@ -29,22 +28,14 @@ func countRows(t testing.TB, conn driver.Conn, db string) (total, distinct uint6
 // TestFourStreams100k: 100k entries over 4 concurrent gRPC streams land in
 // ClickHouse exactly once, each with its stream's node id.
 func TestFourStreams100k(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
-	db := freshDB(t, conn)
+	conn, db := schemaDB(t)
 	ctx := testCtx(t)
-	if err := EnsureSchema(ctx, conn, db); err != nil {
-		t.Fatal(err)
-	}
 	cfg := testConfig(t)
 	cfg.ClickHouse.Database = db
 	cfg.BatchRows = 10000
 	cfg.FlushInterval = 200 * time.Millisecond
 	fb := &recordingFeedback{}
-	s, err := New(cfg, conn, fb, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := runService(t, s)
+	s, wait := runCHService(t, cfg, conn, fb)
 	c := serveALS(t, s)
 	const streams, perStream = 4, 25000
 	var g errgroup.Group
@@ -128,11 +119,7 @@ func TestClickHouseKilledMidStream(t *testing.T) {
 	cfg.RetryAttempts = 2
 	cfg.QueueBatches = 2
 	cfg.InsertTimeout = 3 * time.Second
-	s, err := New(cfg, conn, nil, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := runService(t, s)
+	s, wait := runCHService(t, cfg, conn, nil)
 	c := serveALS(t, s)
 
 	const streams, perStream = 4, 15000
@@ -182,12 +169,8 @@ func TestClickHouseKilledMidStream(t *testing.T) {
 // batches, one possibly already inserted, a corrupt file and a half-written
 // .tmp) is replayed into ClickHouse without duplicates.
 func TestReplaySpoolFromEarlierRun(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
-	db := freshDB(t, conn)
+	conn, db := schemaDB(t)
 	ctx := testCtx(t)
-	if err := EnsureSchema(ctx, conn, db); err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
 	sp, err := openSpool(dir, 1<<30, nil)
 	if err != nil {
@@ -204,10 +187,7 @@ func TestReplaySpoolFromEarlierRun(t *testing.T) {
 	// Batch 1 reached ClickHouse before the crash, but the client saw an
 	// error: flagged maybeCommitted.
 	already := mk(1, 300)
-	w, err := newCHWriter(conn, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCHWriter(t, conn, db)
 	if err := w.insert(ctx, already); err != nil {
 		t.Fatal(err)
 	}
@@ -230,11 +210,7 @@ func TestReplaySpoolFromEarlierRun(t *testing.T) {
 
 	cfg := testConfig(t)
 	cfg.ClickHouse.Database, cfg.SpoolDir = db, dir
-	s, err := New(cfg, conn, nil, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := runService(t, s)
+	s, wait := runCHService(t, cfg, conn, nil)
 	eventually(t, 20*time.Second, "spool replayed", func() bool { f, _ := s.sp.stats(); return f == 0 })
 	if err := s.Close(ctx); err != nil {
 		t.Fatal(err)
@@ -258,16 +234,9 @@ func TestReplaySpoolFromEarlierRun(t *testing.T) {
 // TestProbeSkipsCommittedDays: an ambiguous batch whose first day landed and
 // second did not is completed without duplicating the first.
 func TestProbeSkipsCommittedDays(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
-	db := freshDB(t, conn)
+	conn, db := schemaDB(t)
 	ctx := testCtx(t)
-	if err := EnsureSchema(ctx, conn, db); err != nil {
-		t.Fatal(err)
-	}
-	w, err := newCHWriter(conn, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCHWriter(t, conn, db)
 	var day1, day2 []Row
 	for i := range 50 {
 		day1 = append(day1, Row{Unix: 1_764_000_000 + int64(i), RequestID: fmt.Sprintf("d1-%d", i)})

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
@@ -22,4 +23,37 @@ func testCtx(t testing.TB) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// schemaDB connects to the shared test ClickHouse and creates the schema in
+// a fresh database.
+func schemaDB(t testing.TB) (driver.Conn, string) {
+	t.Helper()
+	conn := openCH(t, testenv.ClickHouseAddr(t))
+	db := freshDB(t, conn)
+	if err := EnsureSchema(testCtx(t), conn, db); err != nil {
+		t.Fatal(err)
+	}
+	return conn, db
+}
+
+// mustCHWriter is newCHWriter failing the test on error.
+func mustCHWriter(t testing.TB, conn driver.Conn, db string) *chWriter {
+	t.Helper()
+	w, err := newCHWriter(conn, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// runCHService starts New(cfg, conn, fb) with a fresh registry; wait
+// returns Run's outcome once the service is closed.
+func runCHService(t testing.TB, cfg Config, conn driver.Conn, fb Feedback) (s *Service, wait func()) {
+	t.Helper()
+	s, err := New(cfg, conn, fb, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, runService(t, s)
 }

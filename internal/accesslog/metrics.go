@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/prom"
 )
 
 // Drop reasons: the closed set used as the "reason" label.
@@ -34,35 +36,24 @@ type metrics struct {
 // newMetrics creates the collectors; register adds them to a registry once
 // construction can no longer fail (a failed New must not leave them behind).
 func newMetrics() *metrics {
-	const ns, sub = "smartlayer", "accesslog"
+	const p = "smartlayer_accesslog_"
 	m := &metrics{
-		entries: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "entries_received_total", Help: "ALS entries received, by kind (http, tcp, invalid, intermediate)."}, []string{"kind"}),
-		rowsWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "rows_written_total", Help: "Rows ClickHouse acknowledged."}),
-		batches: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "insert_batches_total", Help: "Insert attempts, by result (ok, error)."}, []string{"result"}),
-		insertSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub,
-			Name: "insert_duration_seconds", Help: "Duration of one batch insert attempt.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
-		retries: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "insert_retries_total", Help: "Insert attempts after a failed one (spool replays included)."}),
-		spoolBytes: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "spool_bytes", Help: "Bytes of batches waiting in the disk spool."}),
-		spoolFiles: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "spool_files", Help: "Batches waiting in the disk spool."}),
-		spooledBatches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "spooled_batches_total", Help: "Batches written to the disk spool."}),
-		replayedBatches: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "replayed_batches_total", Help: "Spooled batches inserted and removed from the spool."}),
-		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "dropped_rows_total", Help: "Rows lost, by reason (disabled, spool_full, spool_error, corrupt, closed)."}, []string{"reason"}),
-		activeStreams: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "active_streams", Help: "Open ALS streams."}),
-		queuedBatches: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "queued_batches", Help: "Sealed batches waiting in memory for an insert slot."}),
-		malformed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "malformed_messages_total", Help: "ALS messages that did not decode; each ended its stream."}),
+		entries: prom.CounterVec(p+"entries_received_total",
+			"ALS entries received, by kind (http, tcp, invalid, intermediate).", "kind"),
+		rowsWritten: prom.Counter(p+"rows_written_total", "Rows ClickHouse acknowledged."),
+		batches:     prom.CounterVec(p+"insert_batches_total", "Insert attempts, by result (ok, error).", "result"),
+		insertSeconds: prom.Histogram(p+"insert_duration_seconds", "Duration of one batch insert attempt.",
+			prometheus.ExponentialBuckets(0.005, 2, 12)),
+		retries:         prom.Counter(p+"insert_retries_total", "Insert attempts after a failed one (spool replays included)."),
+		spoolBytes:      prom.Gauge(p+"spool_bytes", "Bytes of batches waiting in the disk spool."),
+		spoolFiles:      prom.Gauge(p+"spool_files", "Batches waiting in the disk spool."),
+		spooledBatches:  prom.Counter(p+"spooled_batches_total", "Batches written to the disk spool."),
+		replayedBatches: prom.Counter(p+"replayed_batches_total", "Spooled batches inserted and removed from the spool."),
+		dropped: prom.CounterVec(p+"dropped_rows_total",
+			"Rows lost, by reason (disabled, spool_full, spool_error, corrupt, closed).", "reason"),
+		activeStreams: prom.Gauge(p+"active_streams", "Open ALS streams."),
+		queuedBatches: prom.Gauge(p+"queued_batches", "Sealed batches waiting in memory for an insert slot."),
+		malformed:     prom.Counter(p+"malformed_messages_total", "ALS messages that did not decode; each ended its stream."),
 	}
 	for _, k := range []string{"http", "tcp", "invalid", "intermediate"} {
 		m.entries.WithLabelValues(k)
@@ -77,15 +68,11 @@ func newMetrics() *metrics {
 }
 
 func (m *metrics) register(reg prometheus.Registerer) error {
-	if reg == nil {
-		return nil
-	}
-	for _, c := range []prometheus.Collector{m.entries, m.rowsWritten, m.batches, m.insertSeconds, m.retries,
+	err := prom.Register(reg, m.entries, m.rowsWritten, m.batches, m.insertSeconds, m.retries,
 		m.spoolBytes, m.spoolFiles, m.spooledBatches, m.replayedBatches, m.dropped, m.activeStreams, m.queuedBatches,
-		m.malformed} {
-		if err := reg.Register(c); err != nil {
-			return fmt.Errorf("accesslog: register metrics: %w", err)
-		}
+		m.malformed)
+	if err != nil {
+		return fmt.Errorf("accesslog: register metrics: %w", err)
 	}
 	return nil
 }

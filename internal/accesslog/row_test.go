@@ -15,8 +15,6 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
-
-	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func sockAddr(ip string, port uint32) *corev3.Address {
@@ -49,6 +47,15 @@ type mappingCase struct {
 
 func mappingCases(t testing.TB) map[string]mappingCase {
 	start := time.Date(2026, 11, 24, 23, 59, 58, 987_654_321, time.UTC)
+	// decided is a request for /api at start, answered status, with the
+	// ext_authz metadata meta.
+	decided := func(requestID string, status uint32, meta map[string]any) *datav3.HTTPAccessLogEntry {
+		return &datav3.HTTPAccessLogEntry{
+			CommonProperties: &datav3.AccessLogCommon{StartTime: timestamppb.New(start), Metadata: authzMeta(t, meta)},
+			Request:          &datav3.HTTPRequestProperties{Path: "/api", RequestId: requestID},
+			Response:         &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(status)},
+		}
+	}
 	return map[string]mappingCase{
 		"full deny from behaviour": {
 			node: "envoy-1",
@@ -173,43 +180,22 @@ func mappingCases(t testing.TB) map[string]mappingCase {
 			wantDate: "2026-11-24",
 		},
 		"fail-open: allowed by the fail mode, not by a rule": {
-			entry: &datav3.HTTPAccessLogEntry{
-				CommonProperties: &datav3.AccessLogCommon{
-					StartTime: timestamppb.New(start),
-					Metadata: authzMeta(t, map[string]any{"decision": "allow", "module": "failmode",
-						"reason": "failmode.budget_exceeded", "score": 0.0, "shadow": false}),
-				},
-				Request:  &datav3.HTTPRequestProperties{Path: "/api", RequestId: "req-fo"},
-				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200)},
-			},
+			entry: decided("req-fo", 200, map[string]any{"decision": "allow", "module": "failmode",
+				"reason": "failmode.budget_exceeded", "score": 0.0, "shadow": false}),
 			want: Row{Unix: start.Unix(), Millis: 987, Path: "/api", Status: 200, RequestID: "req-fo",
 				BlockModule: "failmode", BlockReason: "failmode.budget_exceeded", Decision: DecisionFailedOpen},
 			wantDate: "2026-11-24",
 		},
 		"fail-closed: a 503 from the fail mode": {
-			entry: &datav3.HTTPAccessLogEntry{
-				CommonProperties: &datav3.AccessLogCommon{
-					StartTime: timestamppb.New(start),
-					Metadata: authzMeta(t, map[string]any{"decision": "deny", "module": "failmode",
-						"reason": "failmode.stage_error", "status": 503.0}),
-				},
-				Request:  &datav3.HTTPRequestProperties{Path: "/api", RequestId: "req-fc"},
-				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(503)},
-			},
+			entry: decided("req-fc", 503, map[string]any{"decision": "deny", "module": "failmode",
+				"reason": "failmode.stage_error", "status": 503.0}),
 			want: Row{Unix: start.Unix(), Millis: 987, Path: "/api", Status: 503, RequestID: "req-fc", Blocked: true,
 				BlockModule: "failmode", BlockReason: "failmode.stage_error", Decision: DecisionFailedClosed},
 			wantDate: "2026-11-24",
 		},
 		"shadow: a shadow module would have denied": {
-			entry: &datav3.HTTPAccessLogEntry{
-				CommonProperties: &datav3.AccessLogCommon{
-					StartTime: timestamppb.New(start),
-					Metadata: authzMeta(t, map[string]any{"decision": "allow", "module": "payload",
-						"reason": "payload.sqli", "score": 5.0, "shadow": true}),
-				},
-				Request:  &datav3.HTTPRequestProperties{Path: "/api", RequestId: "req-sh"},
-				Response: &datav3.HTTPResponseProperties{ResponseCode: wrapperspb.UInt32(200)},
-			},
+			entry: decided("req-sh", 200, map[string]any{"decision": "allow", "module": "payload",
+				"reason": "payload.sqli", "score": 5.0, "shadow": true}),
 			want: Row{Unix: start.Unix(), Millis: 987, Path: "/api", Status: 200, RequestID: "req-sh",
 				BlockModule: "payload", BlockReason: "payload.sqli", Score: 5, Decision: DecisionShadow},
 			wantDate: "2026-11-24",
@@ -290,16 +276,9 @@ func TestResponseFlagsEveryFlag(t *testing.T) {
 // TestRowsRoundTripClickHouse writes the mapped rows through the real writer
 // into ClickHouse 18.16 and compares what comes back, column by column.
 func TestRowsRoundTripClickHouse(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
-	db := freshDB(t, conn)
+	conn, db := schemaDB(t)
 	ctx := testCtx(t)
-	if err := EnsureSchema(ctx, conn, db); err != nil {
-		t.Fatal(err)
-	}
-	w, err := newCHWriter(conn, db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := mustCHWriter(t, conn, db)
 	cases := mappingCases(t)
 	b := &batch{}
 	for _, tc := range cases {

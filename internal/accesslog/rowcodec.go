@@ -85,17 +85,14 @@ func (d *rowDecoder) uvarint(max uint64) uint64 {
 	return v
 }
 
+// varint reads a zig-zag encoded signed varint, as binary.Varint does.
 func (d *rowDecoder) varint() int64 {
-	if d.err != nil {
-		return 0
+	ux := d.uvarint(math.MaxUint64)
+	x := int64(ux >> 1)
+	if ux&1 != 0 {
+		x = ^x
 	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.err = errShortRow
-		return 0
-	}
-	d.skip(n)
-	return v
+	return x
 }
 
 func (d *rowDecoder) string() string {

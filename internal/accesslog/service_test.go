@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -53,11 +54,7 @@ func (f *fakeInserter) insert(ctx context.Context, b *batch) error {
 func (f *fakeInserter) rows() []Row {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var out []Row
-	for _, b := range f.batches {
-		out = append(out, b...)
-	}
-	return out
+	return slices.Concat(f.batches...)
 }
 
 func (f *fakeInserter) batchSizes() []int {
@@ -178,6 +175,18 @@ func runService(t testing.TB, s *Service) (wait func()) {
 	}
 }
 
+// runFakeService starts newService(cfg, ins) without feedback, registering
+// its metrics on reg (may be nil); wait returns Run's outcome once the
+// service is closed.
+func runFakeService(t testing.TB, cfg Config, ins inserter, reg prometheus.Registerer) (s *Service, wait func()) {
+	t.Helper()
+	s, err := newService(cfg, ins, nil, nil, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, runService(t, s)
+}
+
 // eventually polls cond (an integration test waiting on a real server).
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -197,11 +206,7 @@ func TestBatchingBySizeAndInterval(t *testing.T) {
 		cfg.FlushInterval = time.Second
 		cfg.MaxInflight = 1 // one worker keeps batch order
 		ins := &fakeInserter{}
-		s, err := newService(cfg, ins, nil, nil, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wait := runService(t, s)
+		s, wait := runFakeService(t, cfg, ins, nil)
 		rows := make([]Row, 250)
 		for i := range rows {
 			rows[i].RequestID = fmt.Sprint(i)
@@ -244,11 +249,7 @@ func TestRetryThenSpoolThenReplay(t *testing.T) {
 			return nil
 		}}
 		reg := prometheus.NewRegistry()
-		s, err := newService(cfg, ins, nil, nil, reg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wait := runService(t, s)
+		s, wait := runFakeService(t, cfg, ins, reg)
 		s.add(make([]Row, 10))
 		time.Sleep(time.Second) // retries at 10 ms and 20 ms, then the spool
 		synctest.Wait()
@@ -281,11 +282,7 @@ func TestCloseSpoolsThenNextProcessReplays(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.BatchRows = 7
 	down := &fakeInserter{fail: func(*batch) error { return errors.New("down") }}
-	s1, err := newService(cfg, down, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait1 := runService(t, s1)
+	s1, wait1 := runFakeService(t, cfg, down, nil)
 	rows := make([]Row, 30)
 	for i := range rows {
 		rows[i].RequestID = fmt.Sprintf("r%02d", i)
@@ -303,11 +300,7 @@ func TestCloseSpoolsThenNextProcessReplays(t *testing.T) {
 	}
 
 	up := &fakeInserter{}
-	s2, err := newService(cfg, up, nil, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait2 := runService(t, s2)
+	s2, wait2 := runFakeService(t, cfg, up, nil)
 	eventually(t, 10*time.Second, "replay", func() bool { f, _ := s2.sp.stats(); return f == 0 })
 	if err := s2.Close(context.Background()); err != nil {
 		t.Fatal(err)
@@ -337,11 +330,7 @@ func TestSpoolFullDropsAndStaysHealthy(t *testing.T) {
 	cfg.SpoolMaxBytes = 40_000
 	ins := &fakeInserter{fail: func(*batch) error { return errors.New("down") }}
 	reg := prometheus.NewRegistry()
-	s, err := newService(cfg, ins, nil, nil, reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := runService(t, s)
+	s, wait := runFakeService(t, cfg, ins, reg)
 	c := serveALS(t, s)
 	const total = 5000
 	if err := streamEntries(testCtx(t), c, 0, 0, total, 50); err != nil {
@@ -419,11 +408,7 @@ func TestMalformedAndOversizedMessages(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.FlushInterval = 10 * time.Millisecond
 	ins := &fakeInserter{}
-	s, err := newService(cfg, ins, nil, nil, prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	wait := runService(t, s)
+	s, wait := runFakeService(t, cfg, ins, prometheus.NewRegistry())
 	c := serveALS(t, s, grpc.MaxRecvMsgSize(1<<20))
 	ctx := testCtx(t)
 

@@ -17,6 +17,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
@@ -30,6 +31,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/authz"
 	"github.com/smartlayer/smartlayer/internal/config"
 	"github.com/smartlayer/smartlayer/internal/logging"
+	"github.com/smartlayer/smartlayer/internal/prom"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 	"github.com/smartlayer/smartlayer/internal/scoring/state"
@@ -105,8 +107,7 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 		authz.WithLogger(logger), authz.WithRegisterer(a.reg), authz.WithDecisionRecorder(decisions),
 		authz.WithDenyDetail(cfg.Server.DenyDetail == "reason"))
 
-	panics := prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "smartlayer_grpc_panics_total", Help: "Panics recovered in gRPC handlers."})
+	panics := prom.Counter("smartlayer_grpc_panics_total", "Panics recovered in gRPC handlers.")
 	a.reg.MustRegister(panics)
 	grpcOpts, err := server.GRPCOptions(cfg.Server)
 	if err != nil {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 // Every worker, and every goroutine Close starts, must be gone after Close.
@@ -43,18 +45,6 @@ func (o *oracle) ask(ctx context.Context, key string, q string) (string, error) 
 		return "", o.err
 	}
 	return "answer:" + q, nil
-}
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 func cfg(mut ...func(*Config)) Config {
@@ -192,7 +182,7 @@ func TestAnswersAreCachedFailuresAreNot(t *testing.T) {
 }
 
 func TestCache(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := testenv.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	tests := map[string]struct {
 		size  int
 		run   func(a *Asker[string, string, string])
@@ -202,15 +192,15 @@ func TestCache(t *testing.T) {
 	}{
 		"ttl": {size: 8, run: func(a *Asker[string, string, string]) {
 			a.Put("old", "v")
-			clk.add(30 * time.Second)
+			clk.Add(30 * time.Second)
 			a.Put("new", "v")
-			clk.add(30 * time.Second) // old is exactly TTL old: expired
+			clk.Add(30 * time.Second) // old is exactly TTL old: expired
 		}, hits: []string{"new"}, miss: []string{"old"}},
 		"ttl renewed by a new answer": {size: 8, run: func(a *Asker[string, string, string]) {
 			a.Put("k", "v1")
-			clk.add(50 * time.Second)
+			clk.Add(50 * time.Second)
 			a.Put("k", "v2")
-			clk.add(50 * time.Second)
+			clk.Add(50 * time.Second)
 		}, hits: []string{"k"}},
 		"lru bound": {size: 2, run: func(a *Asker[string, string, string]) {
 			a.Put("a", "v")
@@ -227,7 +217,7 @@ func TestCache(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			a := newAsker(t, cfg(func(c *Config) { c.CacheSize, c.Now = tc.size, clk.now }), newOracle(), nil)
+			a := newAsker(t, cfg(func(c *Config) { c.CacheSize, c.Now = tc.size, clk.Now }), newOracle(), nil)
 			tc.run(a)
 			for _, k := range tc.hits {
 				if _, ok := a.Get(k); !ok {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,15 +16,12 @@ import (
 
 	"github.com/smartlayer/smartlayer/internal/scoring/payload"
 	"github.com/smartlayer/smartlayer/internal/store"
+	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func writeFile(t *testing.T, body string) string {
 	t.Helper()
-	p := filepath.Join(t.TempDir(), "smartlayer.yaml")
-	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testenv.WriteFile(t, "smartlayer.yaml", body)
 }
 
 func environ(kv ...string) func() []string { return func() []string { return kv } }
@@ -404,7 +400,7 @@ func TestWatchReactsOnlyToContentChanges(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	reg := prometheus.NewRegistry()
-	var logs lockedBuffer
+	var logs testenv.Buffer
 	got := make(chan Config, 16)
 	done := make(chan error, 1)
 	go func() {
@@ -454,35 +450,11 @@ func TestWatchReactsOnlyToContentChanges(t *testing.T) {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // Every duration has a sane minimum: a value that would disarm a module
 // (a 1ns decision budget allows everything, a 1ns window counts nothing)
 // is an error naming its key.
 func TestEveryDurationHasAMinimum(t *testing.T) {
-	def, err := defaultsMap()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := koanf.New(".")
-	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
-		t.Fatal(err)
-	}
+	k := defaultsKoanf(t)
 	// Durations where zero is a meaningful setting.
 	zeroOK := map[string]bool{"behavior.offence_memory": true, "server.drain_delay": true}
 	for _, key := range k.Keys() {
@@ -505,4 +477,18 @@ func TestEveryDurationHasAMinimum(t *testing.T) {
 			}
 		})
 	}
+}
+
+// defaultsKoanf is the built-in configuration as koanf keys.
+func defaultsKoanf(t *testing.T) *koanf.Koanf {
+	t.Helper()
+	def, err := defaultsMap()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := koanf.New(".")
+	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

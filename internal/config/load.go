@@ -22,6 +22,8 @@ import (
 	"github.com/knadh/koanf/providers/file"
 	"github.com/knadh/koanf/v2"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/prom"
 )
 
 // EnvPrefix starts every environment variable that sets a key:
@@ -355,14 +357,10 @@ func envKeyIndex(keys map[string]bool) map[string]string {
 // nil) gets smartlayer_config_reloads_total{result}. Watch returns when
 // ctx is done.
 func Watch(ctx context.Context, src Source, logger *slog.Logger, reg prometheus.Registerer, apply func(Config)) error {
-	reloads := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "smartlayer_config_reloads_total",
-		Help: "Configuration file changes seen, by result (applied, rejected).",
-	}, []string{"result"})
-	if reg != nil {
-		if err := reg.Register(reloads); err != nil {
-			return fmt.Errorf("config watch metrics: %w", err)
-		}
+	reloads := prom.CounterVec("smartlayer_config_reloads_total",
+		"Configuration file changes seen, by result (applied, rejected).", "result")
+	if err := prom.Register(reg, reloads); err != nil {
+		return fmt.Errorf("config watch metrics: %w", err)
 	}
 	if src.File == "" {
 		<-ctx.Done()

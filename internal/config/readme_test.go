@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"github.com/knadh/koanf/parsers/yaml"
-	"github.com/knadh/koanf/providers/confmap"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
 )
@@ -33,14 +32,7 @@ func TestREADMEReference(t *testing.T) {
 	if err := documented.Load(rawbytes.Provider([]byte(block)), yaml.Parser()); err != nil {
 		t.Fatalf("README reference is not YAML: %v", err)
 	}
-	def, err := defaultsMap()
-	if err != nil {
-		t.Fatal(err)
-	}
-	builtin := koanf.New(".")
-	if err := builtin.Load(confmap.Provider(def, "."), nil); err != nil {
-		t.Fatal(err)
-	}
+	builtin := defaultsKoanf(t)
 	for _, k := range builtin.Keys() {
 		if !documented.Exists(k) {
 			t.Errorf("README does not document %s", k)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/prom"
 )
 
 type metrics struct {
@@ -16,39 +18,22 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	const p = "smartlayer_llm_"
 	m := &metrics{
-		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "calls_total",
-			Help: "LLM calls by kind (client_verdict, payload_verdict, narrative) and outcome (ok, disabled, circuit_open, timeout, rate_limited, server_error, unavailable, rejected, bad_response, invalid_answer, canceled).",
-		}, []string{"kind", "outcome"}),
-		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "call_duration_seconds",
-			Help:    "Duration of LLM calls that reached the provider, retries included.",
-			Buckets: []float64{0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60},
-		}, []string{"kind"}),
-		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "attempt_failures_total",
-			Help: "Failed HTTP attempts to the provider by kind and reason (retried or not).",
-		}, []string{"kind", "reason"}),
-		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "retries_total",
-			Help: "Retries made within a call's deadline.",
-		}, []string{"kind"}),
-		circuit: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "circuit_state",
-			Help: "Circuit breaker state: 0 closed, 1 half-open, 2 open.",
-		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: "smartlayer", Subsystem: "llm", Name: "in_flight",
-			Help: "Calls in progress.",
-		}),
+		calls: prom.CounterVec(p+"calls_total",
+			"LLM calls by kind (client_verdict, payload_verdict, narrative) and outcome (ok, disabled, circuit_open, timeout, rate_limited, server_error, unavailable, rejected, bad_response, invalid_answer, canceled).",
+			"kind", "outcome"),
+		latency: prom.HistogramVec(p+"call_duration_seconds",
+			"Duration of LLM calls that reached the provider, retries included.",
+			[]float64{0.05, 0.1, 0.25, 0.5, 1, 2, 3, 5, 10, 30, 60}, "kind"),
+		failures: prom.CounterVec(p+"attempt_failures_total",
+			"Failed HTTP attempts to the provider by kind and reason (retried or not).", "kind", "reason"),
+		retries:  prom.CounterVec(p+"retries_total", "Retries made within a call's deadline.", "kind"),
+		circuit:  prom.Gauge(p+"circuit_state", "Circuit breaker state: 0 closed, 1 half-open, 2 open."),
+		inFlight: prom.Gauge(p+"in_flight", "Calls in progress."),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.calls, m.latency, m.failures, m.retries, m.circuit, m.inFlight} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register llm metrics: %w", err)
-			}
-		}
+	if err := prom.Register(reg, m.calls, m.latency, m.failures, m.retries, m.circuit, m.inFlight); err != nil {
+		return nil, fmt.Errorf("register llm metrics: %w", err)
 	}
 	return m, nil
 }

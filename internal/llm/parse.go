@@ -117,16 +117,7 @@ func stripThink(s string) string {
 	}
 }
 
-func excerpt(s string) string {
-	if len(s) <= excerptBytes {
-		return s
-	}
-	cut := excerptBytes
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
+func excerpt(s string) string { return cutRunes(s, excerptBytes, "…") }
 
 // decodeStrict decodes obj into dst, rejecting unknown fields and trailing data.
 func decodeStrict(obj []byte, dst any) error {
@@ -192,19 +183,34 @@ func checkText(field string, s *string, maxRunes int) (string, error) {
 	return t, nil
 }
 
-// parseClientVerdict extracts and validates a ClientVerdict from answer text.
-func parseClientVerdict(text string) (ClientVerdict, error) {
+// rawAnswer is the decoded JSON of an answer of type V, not yet checked.
+type rawAnswer[V any] interface {
+	validate() (V, error)
+}
+
+// parseAnswer extracts the JSON object from answer text, decodes it
+// strictly into R and validates it into V.
+func parseAnswer[V any, R rawAnswer[V]](text string) (V, error) {
 	obj, err := extractJSON(text)
 	if err != nil {
-		return ClientVerdict{}, err
+		var zero V
+		return zero, err
 	}
-	var raw rawClientVerdict
+	var raw R
 	if err := decodeStrict(obj, &raw); err != nil {
-		return ClientVerdict{}, withExcerpt(err, text)
+		var zero V
+		return zero, withExcerpt(err, text)
 	}
 	v, err := raw.validate()
 	return v, withExcerpt(err, text)
 }
+
+// The parsers of the three answers, from answer text to a valid value.
+var (
+	parseClientVerdict  = parseAnswer[ClientVerdict, rawClientVerdict]
+	parsePayloadVerdict = parseAnswer[PayloadVerdict, rawPayloadVerdict]
+	parseNarrative      = parseAnswer[Narrative, rawNarrative]
+)
 
 func (r rawClientVerdict) validate() (ClientVerdict, error) {
 	if r.Action == nil {
@@ -222,20 +228,6 @@ func (r rawClientVerdict) validate() (ClientVerdict, error) {
 		return ClientVerdict{}, err
 	}
 	return ClientVerdict{Action: a, Confidence: *r.Confidence, Reason: reason}, nil
-}
-
-// parsePayloadVerdict extracts and validates a PayloadVerdict from answer text.
-func parsePayloadVerdict(text string) (PayloadVerdict, error) {
-	obj, err := extractJSON(text)
-	if err != nil {
-		return PayloadVerdict{}, err
-	}
-	var raw rawPayloadVerdict
-	if err := decodeStrict(obj, &raw); err != nil {
-		return PayloadVerdict{}, withExcerpt(err, text)
-	}
-	v, err := raw.validate()
-	return v, withExcerpt(err, text)
 }
 
 func (r rawPayloadVerdict) validate() (PayloadVerdict, error) {
@@ -265,20 +257,6 @@ func (r rawPayloadVerdict) validate() (PayloadVerdict, error) {
 		return PayloadVerdict{}, err
 	}
 	return PayloadVerdict{Malicious: *r.Malicious, Confidence: *r.Confidence, Category: cat, Reason: reason}, nil
-}
-
-// parseNarrative extracts and validates a Narrative from answer text.
-func parseNarrative(text string) (Narrative, error) {
-	obj, err := extractJSON(text)
-	if err != nil {
-		return Narrative{}, err
-	}
-	var raw rawNarrative
-	if err := decodeStrict(obj, &raw); err != nil {
-		return Narrative{}, withExcerpt(err, text)
-	}
-	v, err := raw.validate()
-	return v, withExcerpt(err, text)
 }
 
 func (r rawNarrative) validate() (Narrative, error) {

@@ -139,7 +139,11 @@ func dataMessage(intro string, value []byte) string {
 }
 
 // truncate cuts s to at most n bytes on a rune boundary and marks the cut.
-func truncate(s string, n int) string {
+func truncate(s string, n int) string { return cutRunes(s, n, "…[truncated]") }
+
+// cutRunes cuts s to at most n bytes on a rune boundary and appends mark
+// when it cut.
+func cutRunes(s string, n int, mark string) string {
 	if len(s) <= n {
 		return s
 	}
@@ -147,7 +151,7 @@ func truncate(s string, n int) string {
 	for cut > 0 && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "…[truncated]"
+	return s[:cut] + mark
 }
 
 // clientInput is the bounded, prompt-ready form of a ClientSummary; its JSON

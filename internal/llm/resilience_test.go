@@ -29,20 +29,22 @@ func TestBreakerStateMachine(t *testing.T) {
 			t.Fatalf("allow() ok in state %s", b.State())
 		}
 	}
+	wantState := func(want CircuitState, after string) {
+		t.Helper()
+		if b.State() != want {
+			t.Fatalf("state %s after %s", b.State(), after)
+		}
+	}
 
 	// Two failures, a success resets, three failures open.
 	for _, r := range []result{resultFailure, resultFailure, resultSuccess, resultFailure, resultFailure, resultNeutral} {
 		mustAllow(false)
 		b.record(false, r)
 	}
-	if b.State() != CircuitClosed {
-		t.Fatalf("state %s after non-consecutive failures", b.State())
-	}
+	wantState(CircuitClosed, "non-consecutive failures")
 	mustAllow(false)
 	b.record(false, resultFailure)
-	if b.State() != CircuitOpen {
-		t.Fatalf("state %s after 3 consecutive failures", b.State())
-	}
+	wantState(CircuitOpen, "3 consecutive failures")
 	mustReject()
 	clk.Add(9 * time.Second)
 	mustReject()
@@ -53,22 +55,16 @@ func TestBreakerStateMachine(t *testing.T) {
 	mustReject()
 	// The probe fails: open for another cool-down.
 	b.record(true, resultFailure)
-	if b.State() != CircuitOpen {
-		t.Fatalf("state %s after failed probe", b.State())
-	}
+	wantState(CircuitOpen, "failed probe")
 	mustReject()
 	clk.Add(10 * time.Second)
 	// A neutral probe (caller gave up) frees the probe slot, stays half-open.
 	mustAllow(true)
 	b.record(true, resultNeutral)
-	if b.State() != CircuitHalfOpen {
-		t.Fatalf("state %s after neutral probe", b.State())
-	}
+	wantState(CircuitHalfOpen, "neutral probe")
 	mustAllow(true)
 	b.record(true, resultSuccess)
-	if b.State() != CircuitClosed {
-		t.Fatalf("state %s after successful probe", b.State())
-	}
+	wantState(CircuitClosed, "successful probe")
 	mustAllow(false)
 	want := []string{"closed>open", "open>half_open", "half_open>open", "open>half_open", "half_open>closed"}
 	if fmt.Sprint(changes) != fmt.Sprint(want) {

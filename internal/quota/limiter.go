@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smartlayer/smartlayer/internal/prom"
+
 	"github.com/smartlayer/smartlayer/internal/pathnorm"
 	"github.com/smartlayer/smartlayer/internal/setting"
 )
@@ -199,18 +201,14 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	decisions := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "smartlayer_quota_decisions_total",
-		Help: "Quota decisions by result (allowed, denied, forbidden, no_route) and denying window (none unless denied).",
-	}, []string{"result", "window"})
-	redisErrors := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "smartlayer_quota_redis_errors_total",
-		Help: "Quota Redis calls that failed, by kind (timeout, canceled, error); the fail mode decided those requests.",
-	}, []string{"kind"})
-	evictions := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "smartlayer_quota_evictions_total",
-		Help: "Memory-backend counters evicted to stay within quota.memory.max_keys, by kind: window (per_minute/hour/day buckets) or lifetime (a lifetime count lost: use Redis with persistence).",
-	}, []string{"kind"})
+	decisions := prom.CounterVec("smartlayer_quota_decisions_total",
+		"Quota decisions by result (allowed, denied, forbidden, no_route) and denying window (none unless denied).",
+		"result", "window")
+	redisErrors := prom.CounterVec("smartlayer_quota_redis_errors_total",
+		"Quota Redis calls that failed, by kind (timeout, canceled, error); the fail mode decided those requests.", "kind")
+	evictions := prom.CounterVec("smartlayer_quota_evictions_total",
+		"Memory-backend counters evicted to stay within quota.memory.max_keys, by kind: window (per_minute/hour/day buckets) or lifetime (a lifetime count lost: use Redis with persistence).",
+		"kind")
 	decisions = register(reg, decisions)
 	redisErrors = register(reg, redisErrors)
 	evictions = register(reg, evictions)

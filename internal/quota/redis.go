@@ -127,7 +127,9 @@ func (b *redisBackend) take(ctx context.Context, subject string, pr *planRoute, 
 // sl:q:{subject}:plan:route:WINDOW:BUCKET (current, then previous bucket, per
 // timed window) and sl:q:{subject}:plan:route:life.
 func redisKeys(subject string, pr *planRoute, nowMs int64, nkeys int) []string {
-	subject = escapeSubject(subject)
+	// '{', '}' and '%' are percent-encoded so a subject cannot end the hash
+	// tag early or make two subjects' keys collide.
+	subject = store.EscapeKey(subject)
 	baseLen := len(keyPrefix) + len(subject) + 3 + len(pr.part)
 	buf := make([]byte, 0, nkeys*(baseLen+16))
 	var endsBuf [2*numTimed + 1]int
@@ -163,7 +165,3 @@ func redisKeys(subject string, pr *planRoute, nowMs int64, nkeys int) []string {
 	}
 	return keys
 }
-
-// escapeSubject percent-encodes '{', '}' and '%' so a subject cannot end the
-// hash tag early or make two subjects' keys collide.
-func escapeSubject(s string) string { return store.EscapeKey(s) }

@@ -362,18 +362,28 @@ func blackholeListener(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-func TestEscapeSubject(t *testing.T) {
-	cases := map[string]struct{ in, want string }{
-		"plain": {"user-42", "user-42"},
-		"ipv6":  {"2001:db8::1", "2001:db8::1"},
-		"brace": {"a}b{c", "a%7Db%7Bc"},
-		"pct":   {"100%", "100%25"},
+// Every key of a request carries the subject, escaped, as its hash tag:
+// braces in a subject cannot end the tag early, '%' cannot make two
+// subjects collide (store.TestEscapeKey checks the escaping itself).
+func TestRedisKeysEscapeSubject(t *testing.T) {
+	pr, err := compileLimits("free", "/x", "/x", map[string]int64{"per_minute": 1, "lifetime": 2})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, tc := range cases {
-		t.Run(name, func(t *testing.T) {
-			if got := escapeSubject(tc.in); got != tc.want {
-				t.Errorf("escapeSubject(%q) = %q, want %q", tc.in, got, tc.want)
+	for subject, tag := range map[string]string{
+		"user-42":     "{user-42}",
+		"2001:db8::1": "{2001:db8::1}",
+		"a}b{c":       "{a%7Db%7Bc}",
+		"100%":        "{100%25}",
+	} {
+		keys := redisKeys(subject, pr, 90_000, 3)
+		if len(keys) != 3 {
+			t.Fatalf("%q: keys %q, want 3", subject, keys)
+		}
+		for _, k := range keys {
+			if !strings.HasPrefix(k, keyPrefix+tag+":free:/x:") {
+				t.Errorf("subject %q: key %q, want prefix %q", subject, k, keyPrefix+tag+":free:/x:")
 			}
-		})
+		}
 	}
 }

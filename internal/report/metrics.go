@@ -1,6 +1,10 @@
 package report
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/prom"
+)
 
 type metrics struct {
 	runs       *prometheus.CounterVec // result: ok | error
@@ -12,21 +16,14 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
-		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "smartlayer_report_runs_total", Help: "Report runs by result.",
-		}, []string{"result"}),
-		narratives: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "smartlayer_report_narratives_total", Help: "Report narratives by source and why that source was used.",
-		}, []string{"source", "reason"}),
-		stage: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "smartlayer_report_stage_seconds", Help: "Duration of each stage of the last report run.",
-		}, []string{"stage"}),
-		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "smartlayer_report_deliveries_total", Help: "Report deliveries by channel and result.",
-		}, []string{"channel", "result"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "smartlayer_report_partitions_dropped_total", Help: "access_log partitions dropped by retention.",
-		}),
+		runs: prom.CounterVec("smartlayer_report_runs_total", "Report runs by result.", "result"),
+		narratives: prom.CounterVec("smartlayer_report_narratives_total",
+			"Report narratives by source and why that source was used.", "source", "reason"),
+		stage: prom.GaugeVec("smartlayer_report_stage_seconds",
+			"Duration of each stage of the last report run.", "stage"),
+		deliveries: prom.CounterVec("smartlayer_report_deliveries_total",
+			"Report deliveries by channel and result.", "channel", "result"),
+		dropped: prom.Counter("smartlayer_report_partitions_dropped_total", "access_log partitions dropped by retention."),
 	}
 	if reg != nil {
 		reg.MustRegister(m.runs, m.narratives, m.stage, m.deliveries, m.dropped)

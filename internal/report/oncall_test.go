@@ -50,14 +50,7 @@ func TestFailOpenDay(t *testing.T) {
 				}
 				insertTraffic(t, conn, db, traffic{scenarioDay, 50, cols})
 			}
-			r, err := New(conn, scenarioConfig(db))
-			if err != nil {
-				t.Fatal(err)
-			}
-			agg, err := r.Aggregate(testCtx(t), scenarioDay)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, agg := scenarioAggregate(t, conn, db)
 			if agg.Health != tc.want || agg.Totals.FailedOpen != tc.wantFailed {
 				t.Fatalf("health %s, failed open %d; want %s, %d (reasons %v)", agg.Health, agg.Totals.FailedOpen,
 					tc.want, tc.wantFailed, agg.HealthReasons)
@@ -182,6 +175,14 @@ func TestRouteGrouping(t *testing.T) {
 
 func aggregate(t *testing.T, conn Conn, db string) *Aggregates {
 	t.Helper()
+	_, agg := scenarioAggregate(t, conn, db)
+	return agg
+}
+
+// scenarioAggregate aggregates scenarioDay in db with scenarioConfig and
+// returns the reporter too, to build the report.
+func scenarioAggregate(t *testing.T, conn Conn, db string) (*Reporter, *Aggregates) {
+	t.Helper()
 	r, err := New(conn, scenarioConfig(db))
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +191,7 @@ func aggregate(t *testing.T, conn Conn, db string) *Aggregates {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return agg
+	return r, agg
 }
 
 // TestBansAndClients: the ban's trigger is found behind behavior.banned,

@@ -352,25 +352,9 @@ func (a *aggregator) blockedClients(ctx context.Context, agg *Aggregates) error 
 	q := a.sql(`SELECT user_id, ` + anonIP + ` AS anon_ip, count() AS b
 	FROM {t} WHERE ` + s.where() + ` AND blocked = 1 GROUP BY user_id, anon_ip
 	ORDER BY b DESC, user_id, anon_ip LIMIT @top`)
-	rows, err := a.conn.Query(ctx, q, a.args(s, clickhouse.Named("top", a.cfg.TopN))...)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-		var (
-			k clientKey
-			c ClientStats
-		)
-		if err := rows.Scan(&k.user, &k.ip, &c.Blocked); err != nil {
-			rows.Close()
-			return err
-		}
-		c.Client = k.label()
-		agg.TopBlockedClients = append(agg.TopBlockedClients, c)
-		a.clients = append(a.clients, k)
-	}
-	defer rows.Close()
-	return rows.Err()
+	var err error
+	agg.TopBlockedClients, err = a.clientTable(ctx, q, a.args(s, clickhouse.Named("top", a.cfg.TopN)))
+	return err
 }
 
 // newBlockedClients lists clients blocked on the day and on none of the 7
@@ -390,27 +374,37 @@ func (a *aggregator) newBlockedClients(ctx context.Context, agg *Aggregates) err
 			HAVING today > 0 AND prior = 0
 		)
 	) ARRAY JOIN top AS x`)
-	rows, err := a.conn.Query(ctx, q, a.args(s, clickhouse.Named("day", a.day.String()), clickhouse.Named("top", a.cfg.TopN))...)
+	var err error
+	agg.NewBlockedClients, err = a.clientTable(ctx, q,
+		a.args(s, clickhouse.Named("day", a.day.String()), clickhouse.Named("top", a.cfg.TopN)), &agg.NewBlockedClientsTotal)
+	return err
+}
+
+// clientTable reads a table of clients: each row of q is the columns lead
+// scans into, then user_id, anon_ip and the blocked count. Its clients are
+// remembered, once each, for clientDetails.
+func (a *aggregator) clientTable(ctx context.Context, q string, args []any, lead ...any) ([]ClientStats, error) {
+	rows, err := a.conn.Query(ctx, q, args...)
 	if err != nil {
-		return err
+		return nil, err
 	}
+	defer rows.Close()
+	var out []ClientStats
 	for rows.Next() {
 		var (
 			k clientKey
 			c ClientStats
 		)
-		if err := rows.Scan(&agg.NewBlockedClientsTotal, &k.user, &k.ip, &c.Blocked); err != nil {
-			rows.Close()
-			return err
+		if err := rows.Scan(append(lead[:len(lead):len(lead)], &k.user, &k.ip, &c.Blocked)...); err != nil {
+			return nil, err
 		}
 		c.Client = k.label()
-		agg.NewBlockedClients = append(agg.NewBlockedClients, c)
+		out = append(out, c)
 		if !slices.Contains(a.clients, k) {
 			a.clients = append(a.clients, k)
 		}
 	}
-	defer rows.Close()
-	return rows.Err()
+	return out, rows.Err()
 }
 
 // slowDrip finds clients that stay under the radar of per-minute rules: a

@@ -198,47 +198,29 @@ func renderMarkdown(r *Report) string {
 	mdRoutes(&b, a.BusiestRoutes, false)
 
 	w("## Suspicious activity\n\n### Blocks by module and reason\n\n")
-	if len(a.Blocks) == 0 {
-		w("None.\n\n")
-	} else {
-		w("| Module | Reason | Mode | Requests | Clients |\n|---|---|---|---:|---:|\n")
-		for _, bl := range a.Blocks {
-			mode := "blocked"
-			if bl.Shadow {
-				mode = "shadow"
-			}
-			w("| %s | %s | %s | %d | %d |\n", md(orNone(bl.Module)), md(orNone(bl.Reason)), mode, bl.Requests, bl.Clients)
+	mdTable(&b, a.Blocks, "| Module | Reason | Mode | Requests | Clients |\n|---|---|---|---:|---:|\n", func(bl BlockCount) string {
+		mode := "blocked"
+		if bl.Shadow {
+			mode = "shadow"
 		}
-		w("\n")
-	}
+		return fmt.Sprintf("| %s | %s | %s | %d | %d |\n", md(orNone(bl.Module)), md(orNone(bl.Reason)), mode, bl.Requests, bl.Clients)
+	})
 	w("### Ban triggers\n\nThe rule that banned each client (its first block of the day other than behavior.banned), and what its ban then denied.\n\n")
-	if len(a.BanTriggers) == 0 {
-		w("None.\n\n")
-	} else {
-		w("| Trigger | Clients banned | Trigger requests | Denied while banned |\n|---|---:|---:|---:|\n")
-		for _, bt := range a.BanTriggers {
-			w("| %s | %d | %d | %d |\n", md(triggerLabel(bt.Trigger)), bt.Clients, bt.TriggerRequests, bt.BannedRequests)
-		}
-		w("\n")
-	}
+	mdTable(&b, a.BanTriggers, "| Trigger | Clients banned | Trigger requests | Denied while banned |\n|---|---:|---:|---:|\n", func(bt BanTrigger) string {
+		return fmt.Sprintf("| %s | %d | %d | %d |\n", md(triggerLabel(bt.Trigger)), bt.Clients, bt.TriggerRequests, bt.BannedRequests)
+	})
 	w("### Top blocked clients\n\n")
 	mdClients(&b, a.TopBlockedClients)
 	w("### Newly blocked clients\n\n%d client(s) blocked today and on none of the previous 7 days.\n\n", a.NewBlockedClientsTotal)
 	mdClients(&b, a.NewBlockedClients)
 	w("### Slow-drip clients\n\nPresent on several of the last days with a low daily volume, on sensitive paths or mostly failing.\n\n")
-	if len(a.SlowDrip) == 0 {
-		w("None.\n\n")
-	} else {
-		w("| Client | Days | Requests | Max/day | Sensitive | Error rate | Paths |\n|---|---:|---:|---:|---:|---:|---|\n")
-		for _, c := range a.SlowDrip {
-			paths := c.SensitivePaths
-			if len(paths) == 0 {
-				paths = c.SamplePaths
-			}
-			w("| %s | %d | %d | %d | %d | %s | %s |\n", md(c.Client), c.DaysActive, c.Requests, c.MaxDaily, c.SensitiveHits, pct(c.ErrorRate), mdList(paths))
+	mdTable(&b, a.SlowDrip, "| Client | Days | Requests | Max/day | Sensitive | Error rate | Paths |\n|---|---:|---:|---:|---:|---:|---|\n", func(c SlowDripClient) string {
+		paths := c.SensitivePaths
+		if len(paths) == 0 {
+			paths = c.SamplePaths
 		}
-		w("\n")
-	}
+		return fmt.Sprintf("| %s | %d | %d | %d | %d | %s | %s |\n", md(c.Client), c.DaysActive, c.Requests, c.MaxDaily, c.SensitiveHits, pct(c.ErrorRate), mdList(paths))
+	})
 
 	w("## Findings\n\n")
 	if len(n.Findings) == 0 {
@@ -256,34 +238,34 @@ func renderMarkdown(r *Report) string {
 }
 
 func mdRoutes(b *strings.Builder, rs []RouteStats, cause bool) {
-	if len(rs) == 0 {
-		b.WriteString("None.\n\n")
+	if cause {
+		mdTable(b, rs, "| Endpoint | Requests | p50 | p95 | p99 | 5xx | Likely cause |\n|---|---:|---:|---:|---:|---:|---|\n", func(r RouteStats) string {
+			return fmt.Sprintf("| %s | %d | %s | %s | %s | %d | %s |\n", md(r.Route), r.Requests, ms(r.P50Ms), ms(r.P95Ms), ms(r.P99Ms), r.ServerErrors, md(r.LikelyCause))
+		})
 		return
 	}
-	if cause {
-		b.WriteString("| Endpoint | Requests | p50 | p95 | p99 | 5xx | Likely cause |\n|---|---:|---:|---:|---:|---:|---|\n")
-	} else {
-		b.WriteString("| Endpoint | Requests | p50 | p95 | p99 | Error rate |\n|---|---:|---:|---:|---:|---:|\n")
-	}
-	for _, r := range rs {
-		if cause {
-			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %d | %s |\n", md(r.Route), r.Requests, ms(r.P50Ms), ms(r.P95Ms), ms(r.P99Ms), r.ServerErrors, md(r.LikelyCause))
-		} else {
-			fmt.Fprintf(b, "| %s | %d | %s | %s | %s | %s |\n", md(r.Route), r.Requests, ms(r.P50Ms), ms(r.P95Ms), ms(r.P99Ms), pct(r.ErrorRate))
-		}
-	}
-	b.WriteString("\n")
+	mdTable(b, rs, "| Endpoint | Requests | p50 | p95 | p99 | Error rate |\n|---|---:|---:|---:|---:|---:|\n", func(r RouteStats) string {
+		return fmt.Sprintf("| %s | %d | %s | %s | %s | %s |\n", md(r.Route), r.Requests, ms(r.P50Ms), ms(r.P95Ms), ms(r.P99Ms), pct(r.ErrorRate))
+	})
 }
 
 func mdClients(b *strings.Builder, cs []ClientStats) {
-	if len(cs) == 0 {
+	mdTable(b, cs, "| Client | Blocked | Requests | Distinct paths | Ban trigger | Reasons | First seen | Last seen | Blocks 00→23 |\n|---|---:|---:|---:|---|---|---|---|---|\n", func(c ClientStats) string {
+		return fmt.Sprintf("| %s | %d | %d | %d | %s | %s | %s | %s | %s |\n", md(c.Client), c.Blocked, c.Requests, c.Paths,
+			md(orDash(c.Trigger)), mdList(c.Reasons), c.FirstSeen, c.LastSeen, sparkText(c.HourlyBlocked))
+	})
+}
+
+// mdTable writes a Markdown table: header (the column names and the
+// alignment row), then one row per item; "None." when there are no items.
+func mdTable[T any](b *strings.Builder, items []T, header string, row func(T) string) {
+	if len(items) == 0 {
 		b.WriteString("None.\n\n")
 		return
 	}
-	b.WriteString("| Client | Blocked | Requests | Distinct paths | Ban trigger | Reasons | First seen | Last seen | Blocks 00→23 |\n|---|---:|---:|---:|---|---|---|---|---|\n")
-	for _, c := range cs {
-		fmt.Fprintf(b, "| %s | %d | %d | %d | %s | %s | %s | %s | %s |\n", md(c.Client), c.Blocked, c.Requests, c.Paths,
-			md(orDash(c.Trigger)), mdList(c.Reasons), c.FirstSeen, c.LastSeen, sparkText(c.HourlyBlocked))
+	b.WriteString(header)
+	for _, it := range items {
+		b.WriteString(row(it))
 	}
 	b.WriteString("\n")
 }

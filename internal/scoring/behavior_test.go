@@ -66,20 +66,7 @@ func backends(t *testing.T) []backend {
 	}
 }
 
-// clock is a fake clock for LLM bans.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func newBehavior(t *testing.T, st scoring.State, cfg scoring.BehaviorConfig, v scoring.Verdicts, clk *clock) (*scoring.Behavior, *prometheus.Registry) {
+func newBehavior(t *testing.T, st scoring.State, cfg scoring.BehaviorConfig, v scoring.Verdicts, clk *testenv.Clock) (*scoring.Behavior, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	var opts []scoring.Option
@@ -562,7 +549,7 @@ func testLLM(t *testing.T, be backend) {
 		t.Run(name, func(t *testing.T) {
 			cfg := scoring.DefaultBehaviorConfig()
 			cfg.LLM.Timeout = 20 * time.Millisecond
-			clk := &clock{now: t0}
+			clk := testenv.NewClock(t0)
 			var v scoring.Verdicts
 			if !tc.nilLLM {
 				v = tc.fake
@@ -610,7 +597,7 @@ func testLLM(t *testing.T, be backend) {
 	t.Run("one pending question per client", func(t *testing.T) {
 		fake := &fakeVerdicts{block: make(chan struct{}), v: scoring.ClientVerdict{Action: scoring.VerdictBlock, Confidence: 1}}
 		cfg := scoring.DefaultBehaviorConfig()
-		b, _ := newBehavior(t, be.make(t), cfg, fake, &clock{now: t0})
+		b, _ := newBehavior(t, be.make(t), cfg, fake, testenv.NewClock(t0))
 		ip := "198.51.100.45"
 		at := warmUp(t, b, ip, browserUA, t0)
 		for i := range 5 {
@@ -631,7 +618,7 @@ func testLLM(t *testing.T, be backend) {
 		fake := &fakeVerdicts{block: make(chan struct{})}
 		cfg := scoring.DefaultBehaviorConfig()
 		cfg.LLM.QueueSize, cfg.LLM.Workers = 1, 1
-		b, reg := newBehavior(t, be.make(t), cfg, fake, &clock{now: t0})
+		b, reg := newBehavior(t, be.make(t), cfg, fake, testenv.NewClock(t0))
 		// Three grey clients: one asked, one queued, one dropped.
 		for i := range 3 {
 			ip := fmt.Sprintf("198.51.100.%d", 50+i)

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/prom"
 )
 
 // Decided is one request authz let through: its request id (Envoy's
@@ -73,14 +75,10 @@ func NewDecisions(st DecisionStore, ttl time.Duration, queueSize int, logger *sl
 		queue: make(chan Decided, queueSize),
 		sync:  make(chan chan struct{}),
 		done:  make(chan struct{}),
-		unmatched: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "smartlayer_feedback_unmatched_total",
-			Help: "Access-log responses not fed to behaviour scoring because no decision of this deployment matches them, by reason (unknown_id, other_client, no_id, lookup_error).",
-		}, []string{"reason"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "smartlayer_feedback_records_dropped_total",
-			Help: "Decisions not recorded for feedback matching because the record queue was full.",
-		}),
+		unmatched: prom.CounterVec("smartlayer_feedback_unmatched_total",
+			"Access-log responses not fed to behaviour scoring because no decision of this deployment matches them, by reason (unknown_id, other_client, no_id, lookup_error).", "reason"),
+		dropped: prom.Counter("smartlayer_feedback_records_dropped_total",
+			"Decisions not recorded for feedback matching because the record queue was full."),
 	}
 	if reg != nil {
 		reg.MustRegister(d.unmatched, d.dropped)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/prom"
 )
 
 // responseObserver is what Feedback needs from behaviour scoring.
@@ -50,10 +52,8 @@ func NewFeedback(obs responseObserver, timeout time.Duration, size, workers int,
 		obs: obs, timeout: timeout, logger: logger, now: time.Now,
 		queue: make(chan []UpstreamResponse, size),
 		done:  make(chan struct{}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "smartlayer_feedback_dropped_total",
-			Help: "Response codes from the access log not fed to behaviour scoring because its queue was full.",
-		}),
+		dropped: prom.Counter("smartlayer_feedback_dropped_total",
+			"Response codes from the access log not fed to behaviour scoring because its queue was full."),
 	}
 	if reg != nil {
 		reg.MustRegister(f.dropped)

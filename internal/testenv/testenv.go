@@ -50,19 +50,22 @@ func need(t testing.TB, msg string) {
 // RedisAddr returns the shared test Redis address.
 func RedisAddr(t testing.TB) string {
 	t.Helper()
-	addr := os.Getenv(RedisAddrEnv)
-	if addr == "" {
-		need(t, RedisAddrEnv+" is not set")
-	}
-	return addr
+	return envAddr(t, RedisAddrEnv)
 }
 
 // ClickHouseAddr returns the shared test ClickHouse native-protocol address.
 func ClickHouseAddr(t testing.TB) string {
 	t.Helper()
-	addr := os.Getenv(ClickHouseAddrEnv)
+	return envAddr(t, ClickHouseAddrEnv)
+}
+
+// envAddr returns the address in the environment variable name, skipping
+// (or, in CI, failing) the test when it is not set.
+func envAddr(t testing.TB, name string) string {
+	t.Helper()
+	addr := os.Getenv(name)
 	if addr == "" {
-		need(t, ClickHouseAddrEnv+" is not set")
+		need(t, name+" is not set")
 	}
 	return addr
 }

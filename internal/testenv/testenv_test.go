@@ -2,6 +2,9 @@ package testenv
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -57,5 +60,34 @@ func TestPrivateServersRestart(t *testing.T) {
 	ch.Start()
 	if err := ch.ready(); err != nil {
 		t.Fatalf("clickhouse after restart: %v", err)
+	}
+}
+
+func TestClock(t *testing.T) {
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	c := NewClock(t0)
+	c.Add(time.Minute)
+	if got := c.Now(); !got.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("after Add: %v", got)
+	}
+	c.Set(t0)
+	if got := c.Now(); !got.Equal(t0) {
+		t.Fatalf("after Set: %v", got)
+	}
+}
+
+func TestBufferAndWriteFile(t *testing.T) {
+	var b Buffer
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() { _, _ = b.Write([]byte("ab")) })
+	}
+	wg.Wait()
+	if b.String() != "abababab" {
+		t.Fatalf("buffer %q", b.String())
+	}
+	p := WriteFile(t, "x.yaml", "k: v")
+	if data, err := os.ReadFile(p); err != nil || string(data) != "k: v" || filepath.Base(p) != "x.yaml" {
+		t.Fatalf("WriteFile %s: %q %v", p, data, err)
 	}
 }

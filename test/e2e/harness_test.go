@@ -4,7 +4,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -57,27 +56,10 @@ func TestMain(m *testing.M) {
 // authzProcess is a running authz binary.
 type authzProcess struct {
 	cmd                *exec.Cmd
-	out                *syncBuffer
+	out                *testenv.Buffer
 	authz, als, admin  string
 	configFile         string
 	authzConn, alsConn *grpc.ClientConn
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startAuthz runs authz with the YAML config and waits until /readyz says
@@ -89,7 +71,7 @@ func startAuthz(t *testing.T, config string) *authzProcess {
 		authz: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		als:   fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
 		admin: fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)),
-		out:   &syncBuffer{},
+		out:   &testenv.Buffer{},
 	}
 	cfgFile := filepath.Join(t.TempDir(), "smartlayer.yaml")
 	p.configFile = cfgFile

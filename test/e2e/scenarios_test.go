@@ -77,17 +77,8 @@ func get(client, path, ua string) *envoysim.Request {
 	return &envoysim.Request{Client: client, Method: "GET", Path: path, Headers: h}
 }
 
-// upstream plays the application: /slow is slow, /missing is missing.
-func upstream(r *envoysim.Request) (int, time.Duration) {
-	switch {
-	case strings.HasPrefix(r.Path, "/reports/slow"):
-		return 200, 1800 * time.Millisecond
-	case strings.HasPrefix(r.Path, "/missing"):
-		return 404, 5 * time.Millisecond
-	default:
-		return 200, 15 * time.Millisecond
-	}
-}
+// upstream plays the application: /reports/slow is slow, /missing is missing.
+var upstream = envoysim.App(1800 * time.Millisecond)
 
 func TestScenarios(t *testing.T) {
 	if testing.Short() {

@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smartlayer/smartlayer/internal/prom"
+
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/store"
 )
@@ -232,10 +234,9 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	// Shards round up so together they hold at least MaxClients.
 	m := &Memory{seed: maphash.MakeSeed(), clients: store.NewLRU[uint64, client](opts.MaxClients, opts.Shards, 1),
 		manual: newManualBans(), log: opts.Logger,
-		evictions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "smartlayer_store_ban_evictions_total",
-			Help: "Automatic bans (kind=ban) and remembered offences (kind=offences) the memory store dropped because store.memory.max_bans was reached. Manual bans are never dropped.",
-		}, []string{"kind"})}
+		evictions: prom.CounterVec("smartlayer_store_ban_evictions_total",
+			"Automatic bans (kind=ban) and remembered offences (kind=offences) the memory store dropped because store.memory.max_bans was reached. Manual bans are never dropped.",
+			"kind")}
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -250,10 +251,7 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 			Name: "smartlayer_store_tracked_clients",
 			Help: "Clients whose behaviour the memory store tracks.",
 		}, func() float64 { return float64(m.Len()) })
-		if err := opts.Registerer.Register(g); err != nil {
-			return nil, fmt.Errorf("store memory metrics: %w", err)
-		}
-		if err := opts.Registerer.Register(m.evictions); err != nil {
+		if err := prom.Register(opts.Registerer, g, m.evictions); err != nil {
 			return nil, fmt.Errorf("store memory metrics: %w", err)
 		}
 	}

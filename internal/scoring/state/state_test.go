@@ -170,14 +170,7 @@ func TestBackendsAgree(t *testing.T) {
 			if rng.IntN(2) == 0 {
 				obs.HasID, obs.Template, obs.ID = true, uint64(rng.IntN(5)), int64(rng.IntN(8))
 			}
-			ms, err := m.Check(ctx, obs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rs, err := r.Check(ctx, obs)
-			if err != nil {
-				t.Fatal(err)
-			}
+			ms, rs := onBoth(t, m, r, func(s scoring.State) (scoring.ClientState, error) { return s.Check(ctx, obs) })
 			if fmt.Sprint(normBan(ms)) != fmt.Sprint(normBan(rs)) {
 				t.Fatalf("step %d %+v:\nmemory %+v\nredis  %+v", step, obs, normBan(ms), normBan(rs))
 			}
@@ -204,26 +197,12 @@ func TestBackendsAgree(t *testing.T) {
 		case op < 99:
 			req := scoring.BanRequest{Reason: "behavior.score", Score: 9, Now: at, TTL: time.Duration(1+rng.IntN(3)) * time.Minute,
 				Escalate: rng.IntN(4) != 0, Factor: 2, MaxTTL: 10 * time.Minute, OffenceMemory: 30 * time.Minute}
-			mb, err := m.Ban(ctx, client, req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rb, err := r.Ban(ctx, client, req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			mb, rb := onBoth(t, m, r, func(s scoring.State) (scoring.Ban, error) { return s.Ban(ctx, client, req) })
 			if fmt.Sprint(mb) != fmt.Sprint(rb) {
 				t.Fatalf("step %d ban:\nmemory %+v\nredis  %+v", step, mb, rb)
 			}
 		default:
-			mu, err := m.Unban(ctx, client, at)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ru, err := r.Unban(ctx, client, at)
-			if err != nil {
-				t.Fatal(err)
-			}
+			mu, ru := onBoth(t, m, r, func(s scoring.State) (bool, error) { return s.Unban(ctx, client, at) })
 			if mu != ru {
 				t.Fatalf("step %d unban: memory %v redis %v", step, mu, ru)
 			}
@@ -235,6 +214,21 @@ func TestBackendsAgree(t *testing.T) {
 		}
 	}
 	t.Logf("answers seen: %v", seen)
+}
+
+// onBoth runs op on the memory store, then on the Redis store, and returns
+// both answers; an error fails the test.
+func onBoth[T any](t *testing.T, m, r scoring.State, op func(scoring.State) (T, error)) (memory, redis T) {
+	t.Helper()
+	memory, err := op(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redis, err = op(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return memory, redis
 }
 
 func normBan(s scoring.ClientState) any {

@@ -49,6 +49,22 @@ type Request struct {
 // Upstream answers allowed requests: status and time taken.
 type Upstream func(r *Request) (status int, latency time.Duration)
 
+// App plays the application the scenarios and the demo drive:
+// /reports/slow answers 200 after slow, /missing 404 after 5 ms, any other
+// path 200 after 15 ms.
+func App(slow time.Duration) Upstream {
+	return func(r *Request) (int, time.Duration) {
+		switch {
+		case strings.HasPrefix(r.Path, "/reports/slow"):
+			return 200, slow
+		case strings.HasPrefix(r.Path, "/missing"):
+			return 404, 5 * time.Millisecond
+		default:
+			return 200, 15 * time.Millisecond
+		}
+	}
+}
+
 // Result is what the client saw.
 type Result struct {
 	Allowed   bool

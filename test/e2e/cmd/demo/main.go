@@ -74,16 +74,7 @@ func (c *counts) line() string {
 }
 
 // upstream plays the application: /reports/slow is slow, /missing is missing.
-func upstream(r *envoysim.Request) (int, time.Duration) {
-	switch {
-	case strings.HasPrefix(r.Path, "/reports/slow"):
-		return 200, 1200 * time.Millisecond
-	case strings.HasPrefix(r.Path, "/missing"):
-		return 404, 5 * time.Millisecond
-	default:
-		return 200, 15 * time.Millisecond
-	}
-}
+var upstream = envoysim.App(1200 * time.Millisecond)
 
 func get(client, path, ua string) *envoysim.Request {
 	h := map[string]string{"accept": "text/html"}
