@@ -407,7 +407,7 @@ func TestWatchReactsOnlyToContentChanges(t *testing.T) {
 		done <- Watch(ctx, Source{File: file, Environ: environ()}, slog.New(slog.NewTextHandler(&logs, nil)), reg,
 			func(c Config) { got <- c })
 	}()
-	time.Sleep(200 * time.Millisecond) // let the watcher register
+	time.Sleep(500 * time.Millisecond) // let the watcher register (slow on a loaded machine)
 
 	for i := range 20 { // a busy log file
 		if err := os.WriteFile(neighbour, []byte(strings.Repeat("x", i)), 0o600); err != nil {
@@ -421,7 +421,11 @@ func TestWatchReactsOnlyToContentChanges(t *testing.T) {
 	if err := os.WriteFile(file, []byte("server: {decision_budget: 50}"), 0o600); err != nil { // bad edit
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond)
+	// Wait for the rejection (the debounce is 100 ms; a loaded machine is
+	// slower), then make more neighbour noise.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(logs.String(), "config reload rejected") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	for range 5 { // neighbour noise after the bad edit
 		_ = os.WriteFile(neighbour, []byte("y"), 0o600)
 		time.Sleep(150 * time.Millisecond)

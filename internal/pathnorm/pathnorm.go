@@ -189,12 +189,14 @@ func upperHex(c byte) byte {
 }
 
 func unhex2(a, b byte) (byte, bool) {
-	x, ok1 := unhex(a)
-	y, ok2 := unhex(b)
+	x, ok1 := Unhex(a)
+	y, ok2 := Unhex(b)
 	return x<<4 | y, ok1 && ok2
 }
 
-func unhex(c byte) (byte, bool) {
+// Unhex is the value of one hexadecimal digit (either case); payload's
+// decoders use it too.
+func Unhex(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':
 		return c - '0', true

@@ -8,6 +8,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/smartlayer/smartlayer/internal/prom"
 	"github.com/smartlayer/smartlayer/internal/setting"
 )
 
@@ -372,27 +373,19 @@ type costMetrics struct {
 }
 
 func newCostMetrics(reg prometheus.Registerer) (*costMetrics, error) {
-	const ns, sub = "smartlayer", "payload"
 	m := &costMetrics{
-		limits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "limits_hit_total", Help: "Inspections cut short, by the payload.limits cap they hit (shed: no heavy slot in time)."}, []string{"limit"}),
-		shed: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "heavy_shed_total", Help: "Heavy inspections shed: no slot within payload.limits.heavy_wait."}),
-		heavy: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "heavy_inspections_total", Help: "Inspections that became heavy (payload.limits.heavy_after detector calls) and took a slot."}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
-			Name: "heavy_in_flight", Help: "Heavy inspections running now."}),
+		limits: prom.CounterVec(metricPrefix+"limits_hit_total",
+			"Inspections cut short, by the payload.limits cap they hit (shed: no heavy slot in time).", "limit"),
+		shed: prom.Counter(metricPrefix+"heavy_shed_total", "Heavy inspections shed: no slot within payload.limits.heavy_wait."),
+		heavy: prom.Counter(metricPrefix+"heavy_inspections_total",
+			"Inspections that became heavy (payload.limits.heavy_after detector calls) and took a slot."),
+		inFlight: prom.Gauge(metricPrefix+"heavy_in_flight", "Heavy inspections running now."),
 	}
 	for _, l := range limitNames() {
 		m.limits.WithLabelValues(l)
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.limits, m.shed, m.heavy, m.inFlight} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register payload metrics: %w", err)
-		}
+	if err := prom.Register(reg, m.limits, m.shed, m.heavy, m.inFlight); err != nil {
+		return nil, fmt.Errorf("register payload metrics: %w", err)
 	}
 	return m, nil
 }

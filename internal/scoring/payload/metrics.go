@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/smartlayer/smartlayer/internal/prom"
 )
 
 type metrics struct {
@@ -17,25 +19,20 @@ type metrics struct {
 	cacheHits *prometheus.CounterVec
 }
 
+// metricPrefix starts every payload metric name.
+const metricPrefix = "smartlayer_payload_"
+
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
-	const ns, sub = "smartlayer", "payload"
 	m := &metrics{
-		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "inspections_total", Help: "Requests inspected, by outcome (allow, borderline, block)."}, []string{"outcome"}),
-		findings: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "findings_total", Help: "Detector hits, by detector."}, []string{"detector"}),
-		truncated: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "bodies_truncated_total", Help: "Bodies longer than max_body_bytes, inspected up to the cap."}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "bodies_skipped_total", Help: "Bodies not inspected, by reason (binary: a binary content type whose bytes are not text)."}, []string{"reason"}),
-		asks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "llm_asks_total", Help: "Borderline payloads sent to the LLM, by mode (async, sync)."}, []string{"mode"}),
-		dropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "llm_asks_dropped_total", Help: "Async asks dropped because the queue was full."}),
-		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "llm_verdicts_total", Help: "LLM answers, by verdict (malicious, benign, error)."}, []string{"verdict"}),
-		cacheHits: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
-			Name: "llm_cache_hits_total", Help: "Requests decided from the verdict cache, by verdict."}, []string{"verdict"}),
+		decisions: prom.CounterVec(metricPrefix+"inspections_total", "Requests inspected, by outcome (allow, borderline, block).", "outcome"),
+		findings:  prom.CounterVec(metricPrefix+"findings_total", "Detector hits, by detector.", "detector"),
+		truncated: prom.Counter(metricPrefix+"bodies_truncated_total", "Bodies longer than max_body_bytes, inspected up to the cap."),
+		skipped: prom.CounterVec(metricPrefix+"bodies_skipped_total",
+			"Bodies not inspected, by reason (binary: a binary content type whose bytes are not text).", "reason"),
+		asks:      prom.CounterVec(metricPrefix+"llm_asks_total", "Borderline payloads sent to the LLM, by mode (async, sync).", "mode"),
+		dropped:   prom.Counter(metricPrefix+"llm_asks_dropped_total", "Async asks dropped because the queue was full."),
+		verdicts:  prom.CounterVec(metricPrefix+"llm_verdicts_total", "LLM answers, by verdict (malicious, benign, error).", "verdict"),
+		cacheHits: prom.CounterVec(metricPrefix+"llm_cache_hits_total", "Requests decided from the verdict cache, by verdict.", "verdict"),
 	}
 	// Pre-create the label values we know, so dashboards see zeros.
 	for _, o := range []string{"allow", "borderline", "block"} {
@@ -50,13 +47,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, v := range []string{"malicious", "benign", "error"} {
 		m.verdicts.WithLabelValues(v)
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.decisions, m.findings, m.truncated, m.skipped, m.asks, m.dropped, m.verdicts, m.cacheHits} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("register payload metrics: %w", err)
-		}
+	if err := prom.Register(reg, m.decisions, m.findings, m.truncated, m.skipped, m.asks, m.dropped, m.verdicts, m.cacheHits); err != nil {
+		return nil, fmt.Errorf("register payload metrics: %w", err)
 	}
 	return m, nil
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 	"golang.org/x/text/unicode/norm"
 )
 
@@ -80,18 +81,6 @@ func hasNonASCII(s string) bool {
 	return false
 }
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
 // hex4 parses four hex digits.
 func hex4(s string) (rune, bool) {
 	if len(s) < 4 {
@@ -99,7 +88,7 @@ func hex4(s string) (rune, bool) {
 	}
 	var r rune
 	for i := 0; i < 4; i++ {
-		v, ok := unhex(s[i])
+		v, ok := pathnorm.Unhex(s[i])
 		if !ok {
 			return 0, false
 		}
@@ -138,8 +127,8 @@ func urlDecode(s string, plus bool) (out string, percentU, changed bool) {
 					continue
 				}
 			}
-			h, ok1 := unhex(s[i+1])
-			l, ok2 := unhex(s[i+2])
+			h, ok1 := pathnorm.Unhex(s[i+1])
+			l, ok2 := pathnorm.Unhex(s[i+2])
 			if ok1 && ok2 {
 				b = append(b, h<<4|l)
 				i += 2
@@ -283,8 +272,8 @@ func decodeEscapes(s string) (string, bool) {
 				}
 			case 'x', 'X':
 				if i+3 < len(s) {
-					h, ok1 := unhex(s[i+2])
-					l, ok2 := unhex(s[i+3])
+					h, ok1 := pathnorm.Unhex(s[i+2])
+					l, ok2 := pathnorm.Unhex(s[i+3])
 					if ok1 && ok2 {
 						if b == nil {
 							b = append(make([]byte, 0, len(s)), s[:i]...)
@@ -319,7 +308,7 @@ func hexBraced(s string) (r rune, n int, ok bool) {
 			}
 			return r, n + 1, true
 		}
-		v, ok := unhex(s[n])
+		v, ok := pathnorm.Unhex(s[n])
 		if !ok {
 			return 0, 0, false
 		}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	libinjection "github.com/corazawaf/libinjection-go"
+	"github.com/smartlayer/smartlayer/internal/pathnorm"
 )
 
 // xssGate reports whether libinjection's XSS check could fire: markup
@@ -372,7 +373,7 @@ func cssUnescape(s string) string {
 		var r rune
 		j := i + 1
 		for ; j < len(s) && j <= i+6; j++ {
-			v, ok := unhex(s[j])
+			v, ok := pathnorm.Unhex(s[j])
 			if !ok {
 				break
 			}
