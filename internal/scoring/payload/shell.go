@@ -26,7 +26,12 @@ const (
 const (
 	cmdPlain uint8 = 1 + iota
 	cmdProse
+	cmdAdmin // not an English word, rarely typed into a form: a leading command line blocks
 )
+
+// cmdWrappers run the command that follows them: "time ifconfig",
+// "strace id".
+var cmdWrappers = map[string]bool{"time": true, "strace": true, "ltrace": true, "nohup": true, "sudo": true, "cpulimit": true}
 
 var shellCommands = func() map[string]uint8 {
 	m := map[string]uint8{}
@@ -37,11 +42,23 @@ var shellCommands = func() map[string]uint8 {
 		passwd nmap tcpdump gcc tftp ftp scp ssh lynx wget2 bzip2 gzip tar zip unzip dd strings
 		tasklist taskkill netsh certutil bitsadmin regsvr32 rundll32 mshta wmic cscript wscript
 		schtasks reg whoami.exe net iex iwr irm dir ver vol grep egrep fgrep nproc lsof
-		getfacl setfacl ulimit wall useradd groups uptime lscpu lsb_release`) {
+		getfacl setfacl ulimit wall useradd groups uptime lscpu lsb_release
+		gunzip unxz zstdcat zcat xzcat bzcat bsdtar strace ltrace gdb c89 c99 cpulimit flock base32
+		perf rmt rmt-tar rmt-dump aptitude regedit bcdboot visudo cscli iwmi aa-disable
+		ansible ansible-config ansible-galaxy ansible-console ansible-doc ansible-inventory ip
+		ansible-pull ansible-vault ansible-playbook chef chef-vault chef-shell chef-run chef-client`) {
 		m[c] = cmdPlain
 	}
+	// Administration tools whose names are not words: a value that is
+	// one of them with arguments (or alone on a line) is a command line.
+	for _, c := range strings.Fields(`ansible ansible-config ansible-galaxy ansible-console ansible-doc
+		ansible-inventory ansible-pull ansible-vault ansible-playbook chef-vault chef-shell chef-run
+		chef-client visudo cscli zstdcat bsdtar busybox gunzip unxz aa-disable`) {
+		m[c] = cmdAdmin
+	}
 	for _, c := range strings.Fields(`cat head tail kill sleep echo ping dig find sort type date
-		who env export which file touch tee cut su print printf exec eval source`) {
+		who env export which file touch tee cut su print printf exec eval source
+		time column fold comm bridge trap set`) {
 		m[c] = cmdProse
 	}
 	return m
@@ -184,9 +201,12 @@ func detectShell(norm, lower string, cls uint64, key bool) hit {
 	if !key && batchControl(lower) {
 		return mk(weightBlock, ruleCmdiBatch)
 	}
+	if !key && (cls&cBrace != 0 || strings.HasPrefix(lower, "~")) && expansionTrick(lower) {
+		return mk(weightBlock, ruleCmdiBashSyntax)
+	}
 	if !key && h.w == 0 {
 		if w, ok := commandAt(lower, 0, 0, false); ok && w > 0 {
-			h = mk(weightWeak, ruleCmdiLeading)
+			h = mk(w, ruleCmdiLeading)
 		}
 	}
 	return h
@@ -292,7 +312,7 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 	for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
 		i++
 	}
-	absolute := false
+	absolute, start := false, i
 	// /bin/cat, /usr/bin/id: an absolute path to a binary is a command.
 	for _, p := range []string{"/usr/local/bin/", "/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"} {
 		if strings.HasPrefix(s[i:], p) {
@@ -304,6 +324,21 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 	j := i
 	for j < len(s) && (('a' <= s[j] && s[j] <= 'z') || ('0' <= s[j] && s[j] <= '9') || s[j] == '_') {
 		j++
+	}
+	// Hyphenated tool names: ansible-vault, chef-client.
+	if j < len(s) && s[j] == '-' && j > i {
+		k := j + 1
+		for k < len(s) && 'a' <= s[k] && s[k] <= 'z' {
+			k++
+		}
+		if k > j+1 && shellCommands[s[i:k]] != 0 {
+			j = k
+		}
+	}
+	if sep == 0 {
+		if w, ok := leadingAdmin(s, start, i, j, absolute); ok {
+			return w, true
+		}
 	}
 	if sep == 0 && (j+1 >= len(s) || s[j] != ' ' || !argShape(s, j+1, "")) {
 		return 0, false // not a command line; checked before the map lookup
@@ -343,11 +378,74 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 		for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
 			k++
 		}
-		if argShape(s, k, s[i:j]) {
+		if kind == cmdAdmin && k < len(s) && isWordByte(s[k]) {
+			return sep, true // "; ansible all -m ping"
+		}
+		if argShape(s, k, s[i:j]) || strings.HasPrefix(s[k:], "passwd") || strings.HasPrefix(s[k:], "shadow") {
 			return sep, true
 		}
 	}
 	return 0, false
+}
+
+// leadingAdmin judges a value that starts with a command word s[i:j]:
+// an administration tool (ansible-vault, visudo) with arguments or alone
+// on its line, a known command behind an absolute /bin path ("/usr/bin/perl
+// -e …"; the bare path is a setting), or a wrapper running a known command ("time
+// ifconfig", "strace id") is a command line: weightBlock.
+func leadingAdmin(s string, start, i, j int, absolute bool) (uint8, bool) {
+	if strings.TrimLeft(s[:start], " \t\n\r;") != "" || j == i {
+		return 0, false
+	}
+	kind := shellCommands[s[i:j]]
+	rest := s[j:]
+	endLine := strings.TrimRight(rest, " \t\r\n") == ""
+	args := len(rest) > 1 && rest[0] == ' ' && rest[1] != ' '
+	if kind == cmdAdmin && (endLine || args) {
+		return weightBlock, true
+	}
+	if absolute && kind != 0 && args && argShape(s, j+1, "") {
+		return weightBlock, true
+	}
+	if cmdWrappers[s[i:j]] && len(rest) > 1 && rest[0] == ' ' {
+		k := j + 1
+		for k < len(s) && s[k] == ' ' {
+			k++
+		}
+		e := k
+		for e < len(s) && (('a' <= s[e] && s[e] <= 'z') || ('0' <= s[e] && s[e] <= '9') || s[e] == '_' || s[e] == '-') {
+			e++
+		}
+		if e > k && shellCommands[s[k:e]] != 0 && shellCommands[s[k:e]] != cmdProse && (e == len(s) || strings.IndexByte(" \n\r;|&", s[e]) >= 0) {
+			return weightBlock, true
+		}
+	}
+	return 0, false
+}
+
+// expansionTrick: a whole value that is a bash tilde expansion of the
+// directory stack ("~+", "~-1") or a brace expansion spelling a command
+// ("{,ifconfig}", "c{a,oun}t", "{id,}").
+func expansionTrick(lower string) bool {
+	t := strings.TrimSpace(lower)
+	if len(t) >= 2 && t[0] == '~' && (t[1] == '+' || t[1] == '-') {
+		return strings.TrimLeft(t[2:], "0123456789") == ""
+	}
+	if len(t) > 64 || strings.ContainsAny(t, " \"'\n:") {
+		return false
+	}
+	o := strings.IndexByte(t, '{')
+	c := strings.IndexByte(t, '}')
+	if o < 0 || c < o || !strings.Contains(t[o:c], ",") {
+		return false
+	}
+	for _, alt := range strings.Split(t[o+1:c], ",") {
+		w := t[:o] + alt + t[c+1:]
+		if k := shellCommands[w]; k != 0 && k != cmdProse {
+			return true
+		}
+	}
+	return false
 }
 
 // argShape reports whether s[k:] starts like a command's argument: an
