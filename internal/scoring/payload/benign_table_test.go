@@ -19,6 +19,13 @@ var benignValues = []string{
 	`<rss version="2.0"><channel><title>Blog</title><link>https://example.com/</link></channel></rss>`,
 	`<p style="color: red; margin: 0">Warning</p>`,
 	`<table class="grid"><tr><td>1</td><td>2</td></tr></table>`,
+	"<note: style guide applies>",
+	"if a < b c d then swap",
+	"Use the alert() helper in tests, then call setInterval(tick, 1000) twice",
+	"The ansible role installs nginx",
+	"time to ship",
+	"/usr/local/bin/python3",
+	"{a,b,c}",
 	// CSS.
 	`color: red; margin: 0`,
 	`font-family: "Helvetica Neue", Arial, sans-serif; font-size: 14px;`,

@@ -51,6 +51,16 @@ var crsAttacks = map[string]crsCase{
 	"xss iframe srcdoc":        {in: `<iframe srcdoc="<script>alert(1)</script>">`, reasons: ReasonXSS + "|" + ReasonSQLi},
 	"xss math href":            {in: `<math><a xlink:href="javascript:alert(1)">x</a></math>`, reasons: ReasonXSS},
 	"xss css escape":           {in: `<div style="background:url(\6a avascript:alert(1))">`, reasons: ReasonXSS},
+	"xss spaced tag":           {in: "bar<f o r m", reasons: ReasonXSS},
+	"xss namespaced tag":       {in: "< x: script", reasons: ReasonXSS},
+	"xss vmlframe":             {in: `<v:vmlframe src="foo.com/sup.fml"/>`, reasons: ReasonXSS},
+	"xss entity tab uri":       {in: "ja&tab;vascript: ", reasons: ReasonXSS},
+	"xss xinclude":             {in: `<x xmlns:xi="http://www.w3.org/2001/XInclude"><xi:include href="http://evil.example/foo"/></x>`, reasons: ReasonXSS},
+	"xss template call":        {in: "[].sort.call`${alert}1337`", reasons: ReasonXSS},
+	"xss new function":         {in: "new Function()", reasons: ReasonXSS},
+	"xss lone call":            {in: "setInterval(code, 1)", reasons: ReasonXSS},
+	"xss utf7":                 {in: "+ADw-script+AD4-", reasons: ReasonXSS},
+	"xss ssi":                  {in: `<!--#set var="a" value="b"-->`, reasons: ReasonXSS},
 
 	// Command injection.
 	"cmdi dollar paren":      {in: "$(id)", reasons: ReasonShellInjection},

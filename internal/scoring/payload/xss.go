@@ -59,6 +59,13 @@ const (
 	ruleXSSJSCall       = "payload.xss.js_call"       // alert(…) in text: borderline
 	ruleXSSDOM          = "payload.xss.dom"           // document.cookie, window["alert"], createElement(
 	ruleXSSJSFuck       = "payload.xss.jsfuck"        // (![]+[])[+!+[]]: JavaScript from six characters
+	ruleXSSUTF7         = "payload.xss.utf7"          // +ADw-script+AD4-: '<' in UTF-7
+	ruleXSSSpacedTag    = "payload.xss.spaced_tag"    // <f o r m, < x: script: a tag name spread out
+	ruleXSSEntityURI    = "payload.xss.entity_uri"    // ja&tab;vascript:, v&newline;bscript&colon;
+	ruleXSSXMLInclude   = "payload.xss.xml_include"   // <xi:include href=, xsi:schemaLocation to a URL, <!ENTITY … SYSTEM
+	ruleXSSSSI          = "payload.xss.ssi"           // <!--#exec, <!--#set var=
+	ruleXSSTemplateCall = "payload.xss.template_call" // [].sort.call`${alert}`, new Function(
+	ruleXSSAttr         = "payload.xss.attribute"     // "formaction=, url(javascript
 )
 
 var (
@@ -215,6 +222,9 @@ func xssView(norm, lower string, cls uint64) string {
 }
 
 func detectXSS(norm, lower string, cls uint64) hit {
+	if strings.Contains(lower, "+adw-") && utf7TagRe.MatchString(lower) {
+		return mk(weightBlock, ruleXSSUTF7)
+	}
 	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen|cBracket|kwDOM) == 0 {
 		return hit{}
 	}
@@ -275,9 +285,12 @@ func detectXSS(norm, lower string, cls uint64) hit {
 	if cls&cBracket != 0 && cls&cBang != 0 && jsFuck(lower) {
 		return mk(weightBlock, ruleXSSJSFuck)
 	}
+	if r := xssExtra(lower, cls); r.w > 0 {
+		return r
+	}
 	if cls&(cParen|cBacktick) != 0 && cls&kwJSCall != 0 {
 		if m := xssCallRe.FindStringSubmatchIndex(lower); m != nil {
-			if lower[m[2]] == '`' || xssBreakoutRe.MatchString(lower) {
+			if lower[m[2]] == '`' || xssBreakoutRe.MatchString(lower) || xssLoneCallRe.MatchString(lower) {
 				return mk(weightBlock, ruleXSSBreakout)
 			}
 			h = h.or(mk(weightBorderline, ruleXSSJSCall))
@@ -296,17 +309,84 @@ var xssDOMRe = regexp.MustCompile(`(?:^|[^\w/$.\-])(?:document|window|self|top|p
 // or "[]+[]": JSFuck, JavaScript encoded in six characters.
 func jsFuck(s string) bool {
 	t := strings.TrimSpace(s)
-	if len(t) < 5 {
+	if len(t) < 4 {
 		return false
 	}
 	for i := 0; i < len(t); i++ {
 		switch t[i] {
-		case '[', ']', '(', ')', '!', '+':
+		case '[', ']', '(', ')', '!', '+', ' ': // '+' arrives as a space from a form
 		default:
 			return false
 		}
 	}
-	return strings.Contains(t, "![]") || strings.Contains(t, "[]+[]")
+	return strings.Contains(t, "![]") || strings.Contains(t, "[]+[]") || strings.Contains(t, "[] []")
+}
+
+var (
+	// The whole value is one call: "alert()", "setInterval(code, 1)".
+	xssLoneCallRe = regexp.MustCompile(`^\s*(?:alert|prompt|confirm|eval|settimeout|setinterval|atob|execscript|msgbox)\s*\([^()]*\)\s*;?\s*$`)
+	utf7TagRe = regexp.MustCompile(`\+adw-\s*/?[a-z]`)
+	// A tag name written with spaces between its letters, or behind a
+	// namespace prefix with spaces.
+	xssSpacedTagRe = regexp.MustCompile(`<\s*(?:[a-z]\s+){2,}[a-z]|<\s*[a-z]:\s+[a-z]|<\s+[a-z]+:\s+[a-z]`)
+	xssIncludeRe   = regexp.MustCompile(`<\s*[\w.-]+:include\b[^>]*\bhref\s*=|\bxsi:schemalocation\s*=\s*['"\\]*[^'"]*\bhttps?://|!entity\s+(?:%\s*)?[\w.-]+\s+(?:system|public)\b`)
+	xssSSIRe       = regexp.MustCompile(`<!--\s*#\s*(?:exec|include|echo|set|config|printenv|fsize|flastmod)\s+\w+\s*=`)
+	xssTplCallRe   = regexp.MustCompile(`\.(?:call|apply|bind)\x60|\bnew\s*function\s*\(|\bbtoa\s*\(|url\(['"]?(?:java|vb)script\b|(?:^|[\s"'/])(?:formaction|onzoom)\s*=|<\s*:?[a-z]*:?vmlframe\b|<\s*importimplementation\b`)
+)
+
+// spacedTagNames are the tags worth spelling out with spaces.
+var spacedTagNames = []string{"script", "form", "dialog", "iframe", "object", "embed", "svg", "img", "body", "style",
+	"meta", "link", "base", "frameset", "applet", "math", "video", "audio", "input", "button", "details", "marquee", "isindex", "xss"}
+
+// xssExtra: markup and script shapes past libinjection and the rules
+// above, each behind a byte or substring check.
+func xssExtra(lower string, cls uint64) hit {
+	if cls&cLT != 0 {
+		if m := xssSpacedTagRe.FindAllStringIndex(lower, 8); m != nil {
+			for _, loc := range m {
+				end := min(len(lower), loc[0]+64)
+				w := strings.NewReplacer(" ", "", "\t", "", "\n", "", "\r", "").Replace(lower[loc[0]+1 : end])
+				if i := strings.IndexByte(w, ':'); i >= 0 && i < 12 {
+					w = w[i+1:]
+				}
+				for _, n := range spacedTagNames {
+					if strings.HasPrefix(w, n) {
+						return mk(weightBlock, ruleXSSSpacedTag)
+					}
+				}
+			}
+		}
+		if strings.Contains(lower, "<!--") && strings.Contains(lower, "#") && xssSSIRe.MatchString(lower) {
+			return mk(weightBlock, ruleXSSSSI)
+		}
+	}
+	if (strings.Contains(lower, ":include") || strings.Contains(lower, "schemalocation") || strings.Contains(lower, "!entity")) && xssIncludeRe.MatchString(lower) {
+		return mk(weightBlock, ruleXSSXMLInclude)
+	}
+	if cls&cAmp != 0 && strings.Contains(lower, ";") {
+		v := strings.NewReplacer("&tab;", "", "&newline;", "", "&colon;", ":").Replace(lower)
+		if v != lower {
+			v = stripControls(v)
+			for _, scheme := range [...]string{"javascript:", "vbscript:", "livescript:"} {
+				if strings.Contains(v, scheme) {
+					return mk(weightBlock, ruleXSSEntityURI)
+				}
+			}
+		}
+	}
+	if cls&(cBacktick|cParen|cEq|cLT) != 0 {
+		v := lower
+		if strings.Contains(v, "/*") {
+			v, _ = stripSQLComments(v)
+		}
+		if strings.ContainsAny(v, " \t\n") && (strings.Contains(v, "call") || strings.Contains(v, "apply") || strings.Contains(v, "bind") || strings.Contains(v, "url")) {
+			v = strings.NewReplacer(" ", "", "\t", "", "\n", "", "\r", "").Replace(v)
+		}
+		if xssTplCallRe.MatchString(v) {
+			return mk(weightBlock, ruleXSSTemplateCall)
+		}
+	}
+	return hit{}
 }
 
 // handlerShape: "on" + letters + optional spaces + '=' somewhere, the
@@ -345,7 +425,7 @@ func scriptURI(view string) hit {
 		switch {
 		case rest == "", rest == ";", strings.HasPrefix(rest, "void(0)"), strings.HasPrefix(rest, "void 0"):
 			return mk(weightBorderline, ruleXSSBareURI)
-		case strings.ContainsAny(rest, "(`=") || strings.Contains(rest, "%28"):
+		case strings.ContainsAny(rest, "(`=\\") || strings.Contains(rest, "%28"): // a backslash: an escape in the code
 			return mk(weightBlock, ruleXSSJSURI)
 		}
 		return mk(weightBorderline, ruleXSSBareURI)
