@@ -325,7 +325,7 @@ func jsFuck(s string) bool {
 var (
 	// The whole value is one call: "alert()", "setInterval(code, 1)".
 	xssLoneCallRe = regexp.MustCompile(`^\s*(?:alert|prompt|confirm|eval|settimeout|setinterval|atob|execscript|msgbox)\s*\([^()]*\)\s*;?\s*$`)
-	utf7TagRe = regexp.MustCompile(`\+adw-\s*/?[a-z]`)
+	utf7TagRe     = regexp.MustCompile(`\+adw-\s*/?[a-z]`)
 	// A tag name written with spaces between its letters, or behind a
 	// namespace prefix with spaces.
 	xssSpacedTagRe = regexp.MustCompile(`<\s*(?:[a-z]\s+){2,}[a-z]|<\s*[a-z]:\s+[a-z]|<\s+[a-z]+:\s+[a-z]`)
