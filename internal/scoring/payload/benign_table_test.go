@@ -26,6 +26,13 @@ var benignValues = []string{
 	"time to ship",
 	"/usr/local/bin/python3",
 	"{a,b,c}",
+	"ALTER TABLE users ADD COLUMN nickname TEXT; -- migration 0042",
+	"CREATE TABLE orders (id int primary key, total numeric)",
+	"see section 1.e.g. below",
+	"Type::Integer and Foo::Text are Ruby constants",
+	"cast it with ::int in your head",
+	"if (x == 1) { y = 2 }",
+	"Select all items",
 	// CSS.
 	`color: red; margin: 0`,
 	`font-family: "Helvetica Neue", Arial, sans-serif; font-size: 14px;`,

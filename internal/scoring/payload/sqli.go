@@ -270,6 +270,13 @@ const (
 	ruleSQLiFunction     = "payload.sqli.function"      // group_concat(, extractvalue(, a lone concat(
 	ruleSQLiDBName       = "payload.sqli.db_name"       // information_schema, pg_catalog, tempdb, msdb
 	ruleSQLiJSONOp       = "payload.sqli.json_operator" // OR '{"a":1}'::jsonb @> '{"a":1}', '…' -> '$.a' = 7
+	ruleSQLiDDL          = "payload.sqli.ddl"           // ALTER TABLE … CHARACTER SET, CREATE FUNCTION … RETURNS
+	ruleSQLiCast         = "payload.sqli.cast"          // password::int, ')::int
+	ruleSQLiFragment     = "payload.sqli.fragment"      // ';select x, 'union select/, exec master.
+	ruleSQLiAlias        = "payload.sqli.alias"         // ` AS `x` FROM, 1234 AS "a" FROM
+	ruleSQLiExecComment  = "payload.sqli.exec_comment"  // /*!50000select: MySQL executable comment
+	ruleSQLiMagicNumber  = "payload.sqli.magic_number"  // 4294967296, 2.2250738585072011e-308
+	ruleSQLiQuoteEnd     = "payload.sqli.quote_end"     // admin@example.com'; a quote closing an e-mail
 )
 
 type sqlRule struct {
@@ -525,22 +532,87 @@ func sqlRulesMatch(lower string, cls uint64) string {
 // sqlJSONOpRe: a string literal cast to json/jsonb, or one right after a
 // SQL logical word and holding a JSON object or array, compared with a PostgreSQL or MySQL JSON operator to
 // a literal or an array.
-var sqlJSONOpRe = regexp.MustCompile(`'\s*::\s*jsonb?\s*` + sqlJSONOps + `|\b(?:or|and|where|having|select|when)\s+'[\[{][^']{0,200}'\s*(?:::\s*jsonb?\s*)?` + sqlJSONOps)
+var sqlJSONOpRe = regexp.MustCompile(`'\s*::\s*jsonb?\s*` + sqlJSONOps + `|\b(?:or|and|where|having|select|when)\s+'[\[{][^']{0,200}'\s*(?:::\s*jsonb?\s*)?` + sqlJSONOps + `|^\s*'[\[{][^']{0,200}'\s*[<>]\s*'\$[.\[]`)
 
-const sqlJSONOps = `(?:->>?|#>>?|@>|<@|\?[|&])\s*(?:'|\d|array\s*\[)`
+const sqlJSONOps = `(?:->>?|#>>?|#-|@>|<@|@\?|@@|@|\?[|&]?|\|\||[<>]=?|-)\s*(?:'|\d|array\s*\[)`
 
 // sqlJSONOp: cheap substring checks, then sqlJSONOpRe.
 func sqlJSONOp(lower string) bool {
 	if !strings.Contains(lower, "->") && !strings.Contains(lower, "#>") && !strings.Contains(lower, "@>") &&
-		!strings.Contains(lower, "<@") && !strings.Contains(lower, "?|") && !strings.Contains(lower, "?&") {
+		!strings.Contains(lower, "<@") && !strings.Contains(lower, "?|") && !strings.Contains(lower, "?&") &&
+		!strings.Contains(lower, "::json") && !strings.Contains(lower, "' ?") && !strings.Contains(lower, "'$") {
 		return false
 	}
 	return sqlJSONOpRe.MatchString(lower)
 }
 
+// sqlExtraRule: a fragment shape libinjection does not tokenise as an
+// attack, behind substrings one of which must occur.
+type sqlExtraRule struct {
+	rule string
+	need []string
+	re   *regexp.Regexp
+}
+
+var sqlExtraRules = []sqlExtraRule{
+	{ruleSQLiFragment, []string{"select", "union"}, regexp.MustCompile(`^\s*['"\x60]\s*;\s*select\b|^\s*['"\x60]\s*union\b.{0,40}?\bselect\b|^\s*['"\x60]\s*select\s+\w+\s*$|\bselect\s*\*/|\bselect\w*\s+(?:user|database|version|current_user|system_user)\s*\(|unionselect|\bselect\s+if\s*\(|\bselect\s+pg_sleep\b`)},
+	{ruleSQLiFragment, []string{"exec", "declare", "procedure", "truncate", "replace"}, regexp.MustCompile(`\bexec(?:ute)?\s+master\.|\bexec(?:ute)?\s*\(\s*@|\bexecute\s+immediate\b|^\W*declare\s*@\w|\bprocedure\s+analyse\s*\(|;\s*truncate\b|;\s*replace\s*\w+\s*\([^)]*\)\s*values\s*\(`)},
+	{ruleSQLiBlind, []string{"waitfor"}, regexp.MustCompile(`\bwaitfor\s+(?:delay|time)\s*['"]`)},
+	{ruleSQLiDDL, []string{"alter", "create"}, regexp.MustCompile(`\balter\s+table\b.{0,200}?\b(?:character\s+set|charset)\b|\balter\s+table\s+\S+\s+change\b|\bcreate\s+(?:or\s+replace\s+)?function\s+\w+\s*\(.*\breturns\b|^\s*[/'";)]+\s*create\s+table\s+\w`)},
+	{ruleSQLiFunction, []string{"if", "div", "like", "json_", ":="}, regexp.MustCompile(`\bif\s*\(\s*\d+\s*=|^\s*\)\s*like\s*\(|\bdiv\s*\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)|\b(?:or|and)\s+json_\w+\s*\(|(?:^|\W)@[\w.$]*\s*:=\s*\w+\s*\(`)},
+	{ruleSQLiAlias, []string{" as", "regexp"}, regexp.MustCompile(`(?:['"\x60]|\d)\s*as\s*['"\x60]?\w*['"\x60]?\s+from\b|^\s*\x60\s*regexp\s`)},
+	{ruleSQLiExecComment, []string{"/*!"}, regexp.MustCompile(`/\*!\d*\s*(?:select|union|from|and|or|insert|update|delete|drop)\b`)},
+	{ruleSQLiMagicNumber, []string{"42949672", "2147483", "22250738585072"}, regexp.MustCompile(`^\s*(?:-?(?:4294967296|4294967295|2147483648|2147483647|2147483649)|2\.2250738585072\d*e-308)\s*$`)},
+	{ruleSQLiQuoteEnd, []string{"@"}, regexp.MustCompile(`^[\w.+-]+@[\w.-]+\.[a-z]{2,}\\?['"\x60]\s*;`)},
+	{ruleSQLiFunction, []string{"1.e", "2.e", "0.e"}, regexp.MustCompile(`\d\.e\(|\d\.e\.[a-z_]{3,}`)},
+}
+
+// sqlCastRe: a PostgreSQL cast of a column or an expression to a type,
+// read case-sensitively ("Type::Integer" is Ruby).
+var sqlCastRe = regexp.MustCompile(`(?:[a-z_0-9]|\)|')::(?:int|int4|int8|integer|bigint|text|varchar|numeric|bool|boolean)\b`)
+
+func sqlExtra(norm, lower string) string {
+	view, stripped := lower, false
+	for i := range sqlExtraRules {
+		r := &sqlExtraRules[i]
+		found := false
+		for _, n := range r.need {
+			if strings.Contains(lower, n) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			continue
+		}
+		if !stripped && r.rule != ruleSQLiExecComment {
+			if strings.Contains(view, "/*") {
+				view, _ = stripSQLComments(view)
+			}
+			stripped = true
+		}
+		v := view
+		if r.rule == ruleSQLiExecComment {
+			v = lower
+		}
+		if r.re.MatchString(v) {
+			return r.rule
+		}
+	}
+	if strings.Contains(norm, "::") && sqlCastRe.MatchString(norm) {
+		return ruleSQLiCast
+	}
+	return ""
+}
+
 func detectSQLi(norm, lower string, cls uint64, key bool) hit {
 	if cls&cQuote != 0 && sqlJSONOp(lower) {
 		return mk(weightBlock, ruleSQLiJSONOp)
+	}
+	if !key {
+		if rule := sqlExtra(norm, lower); rule != "" {
+			return mk(weightBlock, rule)
+		}
 	}
 	if cls&kwSQLCatalog != 0 && sqlDBName(lower) {
 		return mk(weightBlock, ruleSQLiDBName)
