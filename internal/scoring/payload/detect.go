@@ -174,6 +174,9 @@ const (
 	kwSQLFunc                              // group_concat, extractvalue, updatexml… (sqlFuncRe)
 	kwSQLCatalog                           // information_schema, pg_catalog, tempdb… (sqlDBNames)
 	kwDOM                                  // document, window, self… (xssDOMRe)
+	kwSQLFrag                              // select, union, exec, declare, alter… (sqlExtraRules)
+	kwSQLCond                              // if, div, from, json_extract (sqlExtraRules)
+	kwXSSExtra                             // call, apply, function, url, vmlframe… (xssTplCallRe)
 )
 
 var keywordTable = func() map[string]uint64 {
@@ -204,6 +207,9 @@ var keywordTable = func() map[string]uint64 {
 	add(`concat_ws group_concat extractvalue updatexml xmltype name_const make_set unhex ifnull pg_sleep
 		sysdate db_name schema_name find_in_set jsonb_pretty json_build_object unistr lo_get strcmp
 		char_length sys_context utl_inaddr`, kwSQLFunc)
+	add(`select union exec execute declare procedure truncate replace alter create regexp`, kwSQLFrag)
+	add(`if div from json_extract json_value json_query json_contains`, kwSQLCond)
+	add(`call apply bind function btoa url formaction onzoom vmlframe importimplementation`, kwXSSExtra)
 	add(`information_schema pg_catalog msysaccessobjects msysobjects sysobjects syscolumns tempdb msdb
 		northwind schema_name pg_shadow pg_user mysql sqlite_master all_tables user_tables`, kwSQLCatalog)
 	return m

@@ -394,12 +394,20 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 // -e …"; the bare path is a setting), or a wrapper running a known command ("time
 // ifconfig", "strace id") is a command line: weightBlock.
 func leadingAdmin(s string, start, i, j int, absolute bool) (uint8, bool) {
-	if strings.TrimLeft(s[:start], " \t\n\r;") != "" || j == i {
+	if j == i {
 		return 0, false
 	}
 	kind := shellCommands[s[i:j]]
+	if kind == 0 {
+		return 0, false
+	}
+	for k := 0; k < start; k++ {
+		if c := s[k]; c != ' ' && c != '\t' && c != '\n' && c != '\r' && c != ';' {
+			return 0, false
+		}
+	}
 	rest := s[j:]
-	endLine := strings.TrimRight(rest, " \t\r\n") == ""
+	endLine := strings.TrimSpace(rest) == ""
 	args := len(rest) > 1 && rest[0] == ' ' && rest[1] != ' '
 	if kind == cmdAdmin && (endLine || args) {
 		return weightBlock, true

@@ -548,33 +548,42 @@ func sqlJSONOp(lower string) bool {
 
 // sqlExtraRule: a fragment shape libinjection does not tokenise as an
 // attack, behind substrings one of which must occur.
+// kw: one of these class or keyword bits must be set; all: every one of
+// these; digit: the value starts with a digit or '-'.
 type sqlExtraRule struct {
-	rule string
-	need []string
-	re   *regexp.Regexp
+	rule    string
+	kw, all uint64
+	digit   bool
+	need    []string
+	re      *regexp.Regexp
 }
 
 var sqlExtraRules = []sqlExtraRule{
-	{ruleSQLiFragment, []string{"select", "union"}, regexp.MustCompile(`^\s*['"\x60]\s*;\s*select\b|^\s*['"\x60]\s*union\b.{0,40}?\bselect\b|^\s*['"\x60]\s*select\s+\w+\s*$|\bselect\s*\*/|\bselect\w*\s+(?:user|database|version|current_user|system_user)\s*\(|unionselect|\bselect\s+if\s*\(|\bselect\s+pg_sleep\b`)},
-	{ruleSQLiFragment, []string{"exec", "declare", "procedure", "truncate", "replace"}, regexp.MustCompile(`\bexec(?:ute)?\s+master\.|\bexec(?:ute)?\s*\(\s*@|\bexecute\s+immediate\b|^\W*declare\s*@\w|\bprocedure\s+analyse\s*\(|;\s*truncate\b|;\s*replace\s*\w+\s*\([^)]*\)\s*values\s*\(`)},
-	{ruleSQLiBlind, []string{"waitfor"}, regexp.MustCompile(`\bwaitfor\s+(?:delay|time)\s*['"]`)},
-	{ruleSQLiDDL, []string{"alter", "create"}, regexp.MustCompile(`\balter\s+table\b.{0,200}?\b(?:character\s+set|charset)\b|\balter\s+table\s+\S+\s+change\b|\bcreate\s+(?:or\s+replace\s+)?function\s+\w+\s*\(.*\breturns\b|^\s*[/'";)]+\s*create\s+table\s+\w`)},
-	{ruleSQLiFunction, []string{"if", "div", "like", "json_", ":="}, regexp.MustCompile(`\bif\s*\(\s*\d+\s*=|^\s*\)\s*like\s*\(|\bdiv\s*\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)|\b(?:or|and)\s+json_\w+\s*\(|(?:^|\W)@[\w.$]*\s*:=\s*\w+\s*\(`)},
-	{ruleSQLiAlias, []string{" as", "regexp"}, regexp.MustCompile(`(?:['"\x60]|\d)\s*as\s*['"\x60]?\w*['"\x60]?\s+from\b|^\s*\x60\s*regexp\s`)},
-	{ruleSQLiExecComment, []string{"/*!"}, regexp.MustCompile(`/\*!\d*\s*(?:select|union|from|and|or|insert|update|delete|drop)\b`)},
-	{ruleSQLiMagicNumber, []string{"42949672", "2147483", "22250738585072"}, regexp.MustCompile(`^\s*(?:-?(?:4294967296|4294967295|2147483648|2147483647|2147483649)|2\.2250738585072\d*e-308)\s*$`)},
-	{ruleSQLiQuoteEnd, []string{"@"}, regexp.MustCompile(`^[\w.+-]+@[\w.-]+\.[a-z]{2,}\\?['"\x60]\s*;`)},
-	{ruleSQLiFunction, []string{"1.e", "2.e", "0.e"}, regexp.MustCompile(`\d\.e\(|\d\.e\.[a-z_]{3,}`)},
+	{ruleSQLiFragment, kwSQLFrag, 0, false, []string{"select", "union"}, regexp.MustCompile(`^\s*['"\x60]\s*;\s*select\b|^\s*['"\x60]\s*union\b.{0,40}?\bselect\b|^\s*['"\x60]\s*select\s+\w+\s*$|\bselect\s*\*/|\bselect\w*\s+(?:user|database|version|current_user|system_user)\s*\(|unionselect|\bselect\s+if\s*\(|\bselect\s+pg_sleep\b`)},
+	{ruleSQLiFragment, kwSQLFrag, 0, false, []string{"exec", "declare", "procedure", "truncate", "replace"}, regexp.MustCompile(`\bexec(?:ute)?\s+master\.|\bexec(?:ute)?\s*\(\s*@|\bexecute\s+immediate\b|^\W*declare\s*@\w|\bprocedure\s+analyse\s*\(|;\s*truncate\b|;\s*replace\s*\w+\s*\([^)]*\)\s*values\s*\(`)},
+	{ruleSQLiBlind, kwSQLBlind, cQuote, false, []string{"waitfor"}, regexp.MustCompile(`\bwaitfor\s+(?:delay|time)\s*['"]`)},
+	{ruleSQLiDDL, kwSQLFrag, 0, false, []string{"alter", "create"}, regexp.MustCompile(`\balter\s+table\b.{0,200}?\b(?:character\s+set|charset)\b|\balter\s+table\s+\S+\s+change\b|\bcreate\s+(?:or\s+replace\s+)?function\s+\w+\s*\(.*\breturns\b|^\s*[/'";)]+\s*create\s+table\s+\w`)},
+	{ruleSQLiFunction, kwSQLCond | cAt, cParen, false, []string{"if(", "if (", "div(", "div (", "json_", ":="}, regexp.MustCompile(`\bif\s*\(\s*\d+\s*=|\bdiv\s*\(\s*-?[\d.]+\s*,\s*-?[\d.]+\s*\)|\b(?:or|and)\s+json_\w+\s*\(|(?:^|\W)@[\w.$]*\s*:=\s*\w+\s*\(`)},
+	{ruleSQLiAlias, kwSQLCond | kwSQLFrag, 0, false, []string{"from", "regexp"}, regexp.MustCompile(`(?:['"\x60]|\d)\s*as\s*['"\x60]?\w*['"\x60]?\s+from\b|^\s*\x60\s*regexp\s`)},
+	{ruleSQLiExecComment, 0, cStar | cBang, false, []string{"/*!"}, regexp.MustCompile(`/\*!\d*\s*(?:select|union|from|and|or|insert|update|delete|drop)\b`)},
+	{ruleSQLiMagicNumber, 0, 0, true, []string{"42949672", "2147483", "22250738585072"}, regexp.MustCompile(`^\s*(?:-?(?:4294967296|4294967295|2147483648|2147483647|2147483649)|2\.2250738585072\d*e-308)\s*$`)},
+	{ruleSQLiQuoteEnd, 0, cAt | cSemi, false, []string{"@"}, regexp.MustCompile(`^[\w.+-]+@[\w.-]+\.[a-z]{2,}\\?['"\x60]\s*;`)},
+	{ruleSQLiFunction, 0, cDot | cParen, true, []string{".e(", ".e."}, regexp.MustCompile(`\d\.e\(|\d\.e\.[a-z_]{3,}`)},
 }
 
 // sqlCastRe: a PostgreSQL cast of a column or an expression to a type,
 // read case-sensitively ("Type::Integer" is Ruby).
 var sqlCastRe = regexp.MustCompile(`(?:[a-z_0-9]|\)|')::(?:int|int4|int8|integer|bigint|text|varchar|numeric|bool|boolean)\b`)
 
-func sqlExtra(norm, lower string) string {
+func sqlExtra(norm, lower string, cls uint64) string {
 	view, stripped := lower, false
+	t := strings.TrimLeft(lower, " ")
+	digit := t != "" && (t[0] == '-' || '0' <= t[0] && t[0] <= '9')
 	for i := range sqlExtraRules {
 		r := &sqlExtraRules[i]
+		if r.kw != 0 && cls&r.kw == 0 || cls&r.all != r.all || r.digit && !digit {
+			continue
+		}
 		found := false
 		for _, n := range r.need {
 			if strings.Contains(lower, n) {
@@ -599,7 +608,7 @@ func sqlExtra(norm, lower string) string {
 			return r.rule
 		}
 	}
-	if strings.Contains(norm, "::") && sqlCastRe.MatchString(norm) {
+	if cls&cColon != 0 && strings.Contains(norm, "::") && sqlCastRe.MatchString(norm) {
 		return ruleSQLiCast
 	}
 	return ""
@@ -610,7 +619,7 @@ func detectSQLi(norm, lower string, cls uint64, key bool) hit {
 		return mk(weightBlock, ruleSQLiJSONOp)
 	}
 	if !key {
-		if rule := sqlExtra(norm, lower); rule != "" {
+		if rule := sqlExtra(norm, lower, cls); rule != "" {
 			return mk(weightBlock, rule)
 		}
 	}

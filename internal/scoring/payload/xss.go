@@ -360,7 +360,7 @@ func xssExtra(lower string, cls uint64) hit {
 			return mk(weightBlock, ruleXSSSSI)
 		}
 	}
-	if (strings.Contains(lower, ":include") || strings.Contains(lower, "schemalocation") || strings.Contains(lower, "!entity")) && xssIncludeRe.MatchString(lower) {
+	if cls&(cColon|cBang) != 0 && (strings.Contains(lower, ":include") || strings.Contains(lower, "schemalocation") || strings.Contains(lower, "!entity")) && xssIncludeRe.MatchString(lower) {
 		return mk(weightBlock, ruleXSSXMLInclude)
 	}
 	if cls&cAmp != 0 && strings.Contains(lower, ";") {
@@ -374,7 +374,7 @@ func xssExtra(lower string, cls uint64) hit {
 			}
 		}
 	}
-	if cls&(cBacktick|cParen|cEq|cLT) != 0 {
+	if cls&kwXSSExtra != 0 && cls&(cBacktick|cParen|cEq|cLT) != 0 {
 		v := lower
 		if strings.Contains(v, "/*") {
 			v, _ = stripSQLComments(v)
