@@ -44,7 +44,7 @@ var shellCommands = func() map[string]uint8 {
 		schtasks reg whoami.exe net iex iwr irm dir ver vol grep egrep fgrep nproc lsof
 		getfacl setfacl ulimit wall useradd groups uptime lscpu lsb_release
 		gunzip unxz zstdcat zcat xzcat bzcat bsdtar strace ltrace gdb c89 c99 cpulimit flock base32
-		perf rmt rmt-tar rmt-dump aptitude regedit bcdboot visudo cscli iwmi aa-disable
+		c99 perf rmt rmt-tar rmt-dump aptitude regedit bcdboot visudo cscli iwmi aa-disable
 		ansible ansible-config ansible-galaxy ansible-console ansible-doc ansible-inventory ip
 		ansible-pull ansible-vault ansible-playbook chef chef-vault chef-shell chef-run chef-client`) {
 		m[c] = cmdPlain
@@ -53,7 +53,7 @@ var shellCommands = func() map[string]uint8 {
 	// one of them with arguments (or alone on a line) is a command line.
 	for _, c := range strings.Fields(`ansible ansible-config ansible-galaxy ansible-console ansible-doc
 		ansible-inventory ansible-pull ansible-vault ansible-playbook chef-vault chef-shell chef-run
-		chef-client visudo cscli zstdcat bsdtar busybox gunzip unxz aa-disable`) {
+		chef-client visudo cscli zstdcat bsdtar busybox gunzip unxz aa-disable c89 c99`) {
 		m[c] = cmdAdmin
 	}
 	for _, c := range strings.Fields(`cat head tail kill sleep echo ping dig find sort type date
@@ -492,6 +492,7 @@ var globTargets = []string{
 	"/proc/self/environ", "/proc/version", "/bin/sh", "/bin/bash", "/bin/cat", "/bin/nc",
 	"/bin/ls", "/bin/id", "/usr/bin/id", "/usr/bin/whoami", "/usr/bin/wget", "/usr/bin/curl",
 	"/usr/bin/nc", "/usr/bin/python", "/usr/bin/perl", "/usr/bin/cat", "/bin/busybox",
+	"/usr/bin/uname", "/bin/uname", "/usr/bin/bash", "/usr/sbin/bash", "/etc",
 }
 
 // globPath reports a token with a wildcard that a shell would expand to
