@@ -618,10 +618,10 @@ func detectSQLi(norm, lower string, cls uint64, key bool) hit {
 	if cls&cQuote != 0 && sqlJSONOp(lower) {
 		return mk(weightBlock, ruleSQLiJSONOp)
 	}
-	if !key {
-		if rule := sqlExtra(norm, lower, cls); rule != "" {
-			return mk(weightBlock, rule)
-		}
+	// Keys too: a form body without '=' is all key, and no field is
+	// named "';select p".
+	if rule := sqlExtra(norm, lower, cls); rule != "" {
+		return mk(weightBlock, rule)
 	}
 	if cls&kwSQLCatalog != 0 && sqlDBName(lower) {
 		return mk(weightBlock, ruleSQLiDBName)
