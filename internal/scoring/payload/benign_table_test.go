@@ -33,6 +33,9 @@ var benignValues = []string{
 	"cast it with ::int in your head",
 	"if (x == 1) { y = 2 }",
 	"Select all items",
+	"Great job!!",
+	"& more",
+	"; see also",
 	// CSS.
 	`color: red; margin: 0`,
 	`font-family: "Helvetica Neue", Arial, sans-serif; font-size: 14px;`,

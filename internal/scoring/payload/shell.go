@@ -201,8 +201,11 @@ func detectShell(norm, lower string, cls uint64, key bool) hit {
 	if !key && batchControl(lower) {
 		return mk(weightBlock, ruleCmdiBatch)
 	}
-	if !key && (cls&cBrace != 0 || strings.HasPrefix(lower, "~")) && expansionTrick(lower) {
+	if !key && (cls&cBrace != 0 || strings.HasPrefix(lower, "~") || strings.HasPrefix(lower, "!-")) && expansionTrick(lower) {
 		return mk(weightBlock, ruleCmdiBashSyntax)
+	}
+	if !key && h.w > 0 && h.w < weightBlock && loneChained(lower) {
+		return mk(weightBlock, ruleCmdiChain)
 	}
 	if !key && h.w == 0 {
 		if w, ok := commandAt(lower, 0, 0, false); ok && w > 0 {
@@ -433,9 +436,13 @@ func leadingAdmin(s string, start, i, j int, absolute bool) (uint8, bool) {
 
 // expansionTrick: a whole value that is a bash tilde expansion of the
 // directory stack ("~+", "~-1") or a brace expansion spelling a command
-// ("{,ifconfig}", "c{a,oun}t", "{id,}").
+// ("{,ifconfig}", "c{a,oun}t", "{id,}"), or relative history recall
+// ("!-1!-2").
 func expansionTrick(lower string) bool {
 	t := strings.TrimSpace(lower)
+	if strings.HasPrefix(t, "!-") {
+		return strings.Trim(t, "!-0123456789") == "" // history: !-1!-2
+	}
 	if len(t) >= 2 && t[0] == '~' && (t[1] == '+' || t[1] == '-') {
 		return strings.TrimLeft(t[2:], "0123456789") == ""
 	}
@@ -454,6 +461,17 @@ func expansionTrick(lower string) bool {
 		}
 	}
 	return false
+}
+
+// loneChained: the whole value is a separator and one known command
+// (";env", "|set"), a probe with nothing around it to be prose.
+func loneChained(lower string) bool {
+	t := strings.TrimSpace(lower)
+	if t == "" || (t[0] != ';' && t[0] != '|' && t[0] != '&') {
+		return false
+	}
+	t = strings.TrimSpace(strings.TrimLeft(t, ";|&"))
+	return shellCommands[t] != 0
 }
 
 // argShape reports whether s[k:] starts like a command's argument: an
