@@ -391,14 +391,26 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 	return 0, false
 }
 
+// adminFirstLen / adminLastLen: bit n of [c] is set when an admin tool
+// or wrapper name of length n starts / ends with c.
+var adminFirstLen, adminLastLen = func() (f, l [256]uint32) {
+	for w, k := range shellCommands {
+		if (k == cmdAdmin || cmdWrappers[w]) && len(w) < 32 {
+			f[w[0]] |= 1 << len(w)
+			l[w[len(w)-1]] |= 1 << len(w)
+		}
+	}
+	return f, l
+}()
+
 // leadingAdmin judges a value that starts with a command word s[i:j]:
 // an administration tool (ansible-vault, visudo) with arguments or alone
 // on its line, a known command behind an absolute /bin path ("/usr/bin/perl
 // -e …"; the bare path is a setting), or a wrapper running a known command ("time
 // ifconfig", "strace id") is a command line: weightBlock.
 func leadingAdmin(s string, start, i, j int, absolute bool) (uint8, bool) {
-	if j == i {
-		return 0, false
+	if n := j - i; n == 0 || !absolute && (n >= 32 || adminFirstLen[s[i]]&adminLastLen[s[j-1]]&(1<<n) == 0) {
+		return 0, false // not an admin tool or wrapper: no map lookup
 	}
 	kind := shellCommands[s[i:j]]
 	if kind == 0 {

@@ -576,9 +576,12 @@ var sqlExtraRules = []sqlExtraRule{
 var sqlCastRe = regexp.MustCompile(`(?:[a-z_0-9]|\)|')::(?:int|int4|int8|integer|bigint|text|varchar|numeric|bool|boolean)\b`)
 
 func sqlExtra(norm, lower string, cls uint64) string {
-	view, stripped := lower, false
 	t := strings.TrimLeft(lower, " ")
 	digit := t != "" && (t[0] == '-' || '0' <= t[0] && t[0] <= '9')
+	if !digit && cls&(kwSQLFrag|kwSQLCond|kwSQLBlind|cAt|cBang|cColon) == 0 {
+		return "" // no rule below can apply
+	}
+	view, stripped := lower, false
 	for i := range sqlExtraRules {
 		r := &sqlExtraRules[i]
 		if r.kw != 0 && cls&r.kw == 0 || cls&r.all != r.all || r.digit && !digit {
