@@ -361,6 +361,9 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	if cls&(cQuestion|cColon) != 0 {
 		w[detSSRF] = w[detSSRF].or(ssrfShapes(lower))
 	}
+	if cls&cColon != 0 && !key && name != "" && w[detSSRF].w < weightBlock {
+		w[detSSRF] = w[detSSRF].or(remoteIncludeParam(name, lower))
+	}
 	if cls&(punctClasses|cDigit|cNonASCII|cUnderscore) != 0 {
 		w[detDeserialization] = detectDeserialization(norm, lower, cls, key)
 	}

@@ -116,6 +116,9 @@ func detectSSRF(lower string, cls uint64) hit {
 		if remoteScript(rest, end) {
 			return mk(weightBlock, ruleSSRFRemoteFile)
 		}
+		if (scheme == "ftp" || scheme == "ftps") && dottedQuad(rest[:end]) {
+			return mk(weightBlock, ruleSSRFRemoteFile) // ftp://1.2.3.4: an include fetched over FTP
+		}
 		host := rest[:end]
 		if at := strings.LastIndexByte(host, '@'); at >= 0 {
 			host = host[at+1:]
@@ -289,4 +292,36 @@ func ssrfShapes(lower string) hit {
 		}
 	}
 	return hit{}
+}
+
+// pathParamSuffixes end parameter names that carry a local path or
+// directory; a remote URL there is a remote file include.
+var pathParamSuffixes = []string{"_path", "path]", "_dir", "dir]", "_root", "root]", "_include", "include]"}
+
+// remoteIncludeParam reports an http(s)/ftp URL in a parameter whose
+// name says it holds a filesystem path (mosConfig_absolute_path=http://…).
+func remoteIncludeParam(name, lower string) hit {
+	if !strings.HasPrefix(lower, "http") && !strings.HasPrefix(lower, "ftp") {
+		return hit{}
+	}
+	sch, _, ok := strings.Cut(lower, "://")
+	if !ok || sch != "http" && sch != "https" && sch != "ftp" && sch != "ftps" {
+		return hit{}
+	}
+	n := strings.ToLower(name)
+	for _, suf := range pathParamSuffixes {
+		if strings.HasSuffix(n, suf) {
+			return mk(weightBlock, ruleSSRFRemoteFile)
+		}
+	}
+	return hit{}
+}
+
+// dottedQuad reports a host[:port] that is an IPv4 address literal.
+func dottedQuad(hp string) bool {
+	if at := strings.LastIndexByte(hp, '@'); at >= 0 {
+		hp = hp[at+1:]
+	}
+	h, _, _ := strings.Cut(hp, ":")
+	return strings.Count(h, ".") == 3 && len(h) >= 7 && strings.Trim(h, "0123456789.") == ""
 }
