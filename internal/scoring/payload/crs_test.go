@@ -134,6 +134,8 @@ var crsAttacks = map[string]crsCase{
 	"ssrf rfi query tail":        {in: "https://foo.bar?", reasons: ReasonSSRF},
 	"ssrf rfi scheme probe":      {in: "ftp?", reasons: ReasonSSRF},
 	"ssrf ftp bare ip":           {in: "ftp://1.1.1.1", reasons: ReasonSSRF},
+	"crlf proxy unix socket":     {in: "unix:AAAAAAAAA|http://example.org/", reasons: ReasonCRLF},
+	"crlf bare cr header":        {in: "Headerdata\rInjectedHeader: response_splitting_code", reasons: ReasonCRLF},
 	"ssrf data text":             {in: "data:text/plain;base64,SSBsb3ZlIFBIUAo=", reasons: ReasonSSRF},
 	"ssrf oracle metadata":       {in: "http://192.0.0.192/latest/user-data/", reasons: ReasonSSRF},
 	"ssrf slashless loopback":    {in: "http:127.0.0.1", reasons: ReasonSSRF},

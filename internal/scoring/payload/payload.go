@@ -347,6 +347,9 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 		w[detNoSQLi] = detectNoSQLi(lower, cls, key)
 		w[detLDAPi] = detectLDAPi(lower, cls)
 		w[detCRLF] = detectCRLF(lower, cls)
+		if cls&cNewline != 0 && (key || prefix == locPath) {
+			w[detCRLF] = mk(weightBlock, ruleCRLFName) // a line break in a parameter name or the path
+		}
 		w[detPHPWrapper] = detectPHPWrapper(lower, cls)
 	}
 	if cls&(cDot|cColon) != 0 {
