@@ -8,6 +8,9 @@ import (
 // benignValues are realistic values that naive WAF rules (and older
 // versions of this package) block. None may block, wherever it arrives.
 var benignValues = []string{
+	"while(!true);", "process.", "console.", "localhost", "mylocalhost", "example.com/",
+	"https://example.com/search?q=1", "the http? header", "console.log(`total: ${total}`);\nreturn 1",
+	"We use constructor injection here.", "__proto__ is deprecated",
 	// XML and HTML documents.
 	`<?xml version="1.0"?><order><id>42</id><item>Headphones</item></order>`,
 	`<?xml version="1.0" encoding="UTF-8"?>` + "\n" + `<note><to>Tove</to><from>Jani</from><body>Don't forget me this weekend!</body></note>`,

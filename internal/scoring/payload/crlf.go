@@ -4,10 +4,13 @@ import "strings"
 
 // CRLF / response-splitting rules (reason payload.crlf).
 const (
-	ruleCRLFHeader  = "payload.crlf.header_injection" // \r\nSet-Cookie:, \nLocation: http://…
-	ruleCRLFWeak    = "payload.crlf.header_like"      // a line starting with a response header name whose value is prose
-	ruleCRLFRequest = "payload.crlf.request_line"     // \nGET / HTTP/1.1, or a value that is a request line (smuggling)
-	ruleCRLFLead    = "payload.crlf.leading_header"   // a value opening with a line break and a header: %0d%0aX-Foo: bar
+	ruleCRLFHeader  = "payload.crlf.header_injection"  // \r\nSet-Cookie:, \nLocation: http://…
+	ruleCRLFWeak    = "payload.crlf.header_like"       // a line starting with a response header name whose value is prose
+	ruleCRLFRequest = "payload.crlf.request_line"      // \nGET / HTTP/1.1, or a value that is a request line (smuggling)
+	ruleCRLFLead    = "payload.crlf.leading_header"    // a value opening with a line break and a header: %0d%0aX-Foo: bar
+	ruleCRLFName    = "payload.crlf.name_or_path"      // a line break in a parameter name or the URL path
+	ruleCRLFUnix    = "payload.crlf.proxy_unix_socket" // unix:/path|http://host (mod_proxy socket smuggling)
+	ruleCRLFBareCR  = "payload.crlf.bare_cr_header"    // a lone CR followed by "Name: value"
 )
 
 // httpMethods start a smuggled request line.
@@ -78,6 +81,11 @@ var crlfHeaders = map[string]func(v string) bool{
 }
 
 func detectCRLF(lower string, cls uint64) hit {
+	if cls&cColon != 0 && cls&cPipe != 0 {
+		if i := strings.Index(lower, "unix:"); i >= 0 && strings.Contains(lower[i:], "|http") {
+			return mk(weightBlock, ruleCRLFUnix)
+		}
+	}
 	if cls&cNewline == 0 && requestLine(lower) {
 		return mk(weightBlock, ruleCRLFRequest)
 	}
@@ -91,6 +99,10 @@ func detectCRLF(lower string, cls uint64) hit {
 	for i := 0; i < len(lower); i++ {
 		if c := lower[i]; c != '\r' && c != '\n' {
 			continue
+		}
+		if lower[i] == '\r' && i+1 < len(lower) && lower[i+1] != '\n' && lower[i+1] != '\r' && (i == 0 || lower[i-1] != '\n') &&
+			headerLine(lower[i+1:]) {
+			return mk(weightBlock, ruleCRLFBareCR)
 		}
 		j := i + 1
 		for j < len(lower) && (lower[j] == '\r' || lower[j] == '\n') {
@@ -127,4 +139,14 @@ func detectCRLF(lower string, cls uint64) hit {
 		i = j - 1
 	}
 	return h
+}
+
+// headerLine reports a line opening with "Name: " (a header token of
+// two or more bytes, a colon, a space).
+func headerLine(line string) bool {
+	k := 0
+	for k < len(line) && (isLetterOrUnderscore(line[k]) || line[k] == '-' || k > 0 && line[k] >= '0' && line[k] <= '9') {
+		k++
+	}
+	return k > 1 && k+1 < len(line) && line[k] == ':' && crlfSpace(line[k+1])
 }

@@ -306,6 +306,9 @@ var urlSafe = func() (t [256]bool) {
 func (s *scan) url(prefix, name string, jp *jsonPath, raw string) {
 	rest, frag, _ := strings.Cut(raw, "#")
 	base, query, _ := strings.Cut(rest, "?")
+	if query == "" && strings.HasSuffix(rest, "?") {
+		base = rest // a bare trailing "?" is the RFI suffix trick, keep it
+	}
 	s.detect(prefix, name, jp, base, false, false)
 	for query != "" {
 		var part string
@@ -344,10 +347,25 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 		w[detNoSQLi] = detectNoSQLi(lower, cls, key)
 		w[detLDAPi] = detectLDAPi(lower, cls)
 		w[detCRLF] = detectCRLF(lower, cls)
+		if cls&cNewline != 0 && (key || prefix == locPath) {
+			w[detCRLF] = mk(weightBlock, ruleCRLFName) // a line break in a parameter name or the path
+		}
 		w[detPHPWrapper] = detectPHPWrapper(lower, cls)
 	}
 	if cls&(cDot|cColon) != 0 {
 		w[detSSRF] = detectSSRF(lower, cls)
+	}
+	if cls&(cUnderscore|cDot|cBracket|cParen|cDollar) != 0 {
+		w[detSSTI] = w[detSSTI].or(detectNode(lower, cls))
+	}
+	if cls&cSlash != 0 {
+		w[detSSRF] = w[detSSRF].or(detectBareHost(lower))
+	}
+	if cls&(cQuestion|cColon) != 0 {
+		w[detSSRF] = w[detSSRF].or(ssrfShapes(lower))
+	}
+	if cls&cColon != 0 && !key && name != "" && w[detSSRF].w < weightBlock {
+		w[detSSRF] = w[detSSRF].or(remoteIncludeParam(name, lower))
 	}
 	if cls&(punctClasses|cDigit|cNonASCII|cUnderscore) != 0 {
 		w[detDeserialization] = detectDeserialization(norm, lower, cls, key)

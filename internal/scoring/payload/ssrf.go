@@ -59,7 +59,7 @@ func remoteScript(rest string, end int) bool {
 var metadataHosts = []string{
 	"169.254.169.254", "metadata.google.internal", "fd00:ec2::254", "100.100.100.200",
 	"169.254.170.2", "metadata.azure.internal", "instance-data.ec2.internal", "metadata.packet.net",
-	"169.254.169.123",
+	"169.254.169.123", "192.0.0.192",
 }
 
 // dangerousSchemes reach non-HTTP services through an HTTP client.
@@ -73,7 +73,7 @@ func detectSSRF(lower string, cls uint64) hit {
 		return hit{}
 	}
 	var h hit
-	if cls&cDigit != 0 && (strings.Contains(lower, "169.254.") || strings.Contains(lower, "100.100.100.200") || strings.Contains(lower, "fd00:ec2")) ||
+	if cls&cDigit != 0 && (strings.Contains(lower, "169.254.") || strings.Contains(lower, "192.0.0.192") || strings.Contains(lower, "100.100.100.200") || strings.Contains(lower, "fd00:ec2")) ||
 		cls&kwMetadata != 0 {
 		for _, m := range metadataHosts {
 			if strings.Contains(lower, m) {
@@ -115,6 +115,9 @@ func detectSSRF(lower string, cls uint64) hit {
 		}
 		if remoteScript(rest, end) {
 			return mk(weightBlock, ruleSSRFRemoteFile)
+		}
+		if (scheme == "ftp" || scheme == "ftps") && dottedQuad(rest[:end]) {
+			return mk(weightBlock, ruleSSRFRemoteFile) // ftp://1.2.3.4: an include fetched over FTP
 		}
 		host := rest[:end]
 		if at := strings.LastIndexByte(host, '@'); at >= 0 {
@@ -217,4 +220,108 @@ func ipHostKind(host string) int {
 		return hostLoopback
 	}
 	return hostOther
+}
+
+const (
+	ruleSSRFBareHost  = "payload.ssrf.internal_host"  // localhost/, host.docker.internal/ with no scheme
+	ruleSSRFQueryTail = "payload.ssrf.rfi_query_tail" // http://evil/x? : a "?" that turns the app's suffix into a query
+	ruleSSRFDataURI   = "payload.ssrf.data_uri"       // data:text/plain;base64,… handed to a fetcher
+)
+
+// internalHostNames name the local machine, the container host or the
+// cluster; a value that opens with one and a '/' is a URL without scheme.
+var internalHostNames = []string{
+	"localhost", "localhost.localdomain", "localhost4", "localhost4.localdomain4", "localhost6",
+	"ipv6-localhost", "ip6-localhost", "ip6-loopback", "host.docker.internal", "gateway.docker.internal",
+	"kubernetes.docker.internal", "host.containers.internal", "kubernetes.default.svc.cluster.local",
+	"kubernetes.default.svc", "kubernetes.default", "localtest.me", "lvh.me",
+}
+
+// detectBareHost reports a value that is "<internal host>/…" or
+// "<internal host>:port/…".
+func detectBareHost(lower string) hit {
+	if len(lower) < 7 || lower[0] != 'l' && lower[0] != 'i' && lower[0] != 'h' && lower[0] != 'g' && lower[0] != 'k' {
+		return hit{}
+	}
+	e := strings.IndexByte(lower, '/')
+	if e <= 0 {
+		return hit{}
+	}
+	host := lower[:e]
+	if c := strings.IndexByte(host, ':'); c > 0 {
+		if strings.Trim(host[c+1:], "0123456789") != "" {
+			return hit{}
+		}
+		host = host[:c]
+	}
+	for _, n := range internalHostNames {
+		if host == n {
+			return mk(weightBlock, ruleSSRFBareHost)
+		}
+	}
+	return hit{}
+}
+
+// rfiSchemes are what a remote include is fetched over.
+var rfiSchemes = []string{"http", "https", "ftp", "ftps", "file"}
+
+// ssrfShapes: a value that is a scheme and "?" (the RFI probe), a URL
+// ending in "?", "http:127.0.0.1" (loopback with the slashes dropped),
+// or a textual data: URI.
+func ssrfShapes(lower string) hit {
+	if len(lower) < 4 {
+		return hit{}
+	}
+	switch {
+	case strings.HasPrefix(lower, "data:text/") || strings.HasPrefix(lower, "data:application/"):
+		return mk(weightBlock, ruleSSRFDataURI)
+	case strings.HasPrefix(lower, "http:127.") || strings.HasPrefix(lower, "https:127.") ||
+		strings.HasPrefix(lower, "http:localhost") || strings.HasPrefix(lower, "https:localhost"):
+		return mk(weightBlock, ruleSSRFObfuscated)
+	}
+	if lower[len(lower)-1] != '?' {
+		return hit{}
+	}
+	for _, s := range rfiSchemes {
+		if !strings.HasPrefix(lower, s) {
+			continue
+		}
+		if len(lower) == len(s)+1 || strings.HasPrefix(lower[len(s):], "://") && strings.IndexByte(lower, '?') == len(lower)-1 &&
+			!strings.ContainsAny(lower, " \t") {
+			return mk(weightBlock, ruleSSRFQueryTail)
+		}
+	}
+	return hit{}
+}
+
+// pathParamSuffixes end parameter names that carry a local path or
+// directory; a remote URL there is a remote file include.
+var pathParamSuffixes = []string{"_path", "path]", "_dir", "dir]", "_root", "root]", "_include", "include]"}
+
+// remoteIncludeParam reports an http(s)/ftp URL in a parameter whose
+// name says it holds a filesystem path (mosConfig_absolute_path=http://…).
+func remoteIncludeParam(name, lower string) hit {
+	if !strings.HasPrefix(lower, "http") && !strings.HasPrefix(lower, "ftp") {
+		return hit{}
+	}
+	sch, _, ok := strings.Cut(lower, "://")
+	if !ok || sch != "http" && sch != "https" && sch != "ftp" && sch != "ftps" {
+		return hit{}
+	}
+	n := strings.ToLower(name)
+	for _, suf := range pathParamSuffixes {
+		if strings.HasSuffix(n, suf) {
+			return mk(weightBlock, ruleSSRFRemoteFile)
+		}
+	}
+	return hit{}
+}
+
+// dottedQuad reports a host[:port] that is an IPv4 address literal.
+func dottedQuad(hp string) bool {
+	if at := strings.LastIndexByte(hp, '@'); at >= 0 {
+		hp = hp[at+1:]
+	}
+	h, _, _ := strings.Cut(hp, ":")
+	return strings.Count(h, ".") == 3 && len(h) >= 7 && strings.Trim(h, "0123456789.") == ""
 }

@@ -74,3 +74,73 @@ func detectSSTI(lower string, cls uint64) hit {
 	}
 	return h
 }
+
+// Server-side JavaScript injection rules (reason payload.ssti): what a
+// value passed to eval(), vm or a Node deserializer carries.
+const (
+	ruleSSTINodeObject = "payload.ssti.node_object"         // process.env, require.main, this.constructor.constructor
+	ruleSSTIPrototype  = "payload.ssti.prototype_pollution" // __proto__[x], constructor.prototype.x
+	ruleSSTILoop       = "payload.ssti.dos_loop"            // while(true), while(!0)
+)
+
+var (
+	// nodeLoopRe: a loop whose condition is a constant, the whole value.
+	nodeLoopRe = regexp.MustCompile(`^\s*while\s*\(+\s*(!*)\s*[-+]?\s*(true|false|infinity|nan|null|undefined|this|string|new\s+date|\d+|""|''|` + "``" + `|\{\}|\[\])\s*\)+\s*;?\s*$`)
+	// nodeCallRe: a function value or a call into the Node runtime.
+	nodeCallRe = regexp.MustCompile(`^\s*console\s*(?:\.\s*[a-z]+(?:\s*\.\s*(?:call|apply))?|\[\s*['"][a-z]+['"]\s*\])\s*\([^()\n]*\)\s*;?\s*$|\bnew\s+function\s*\(|\bstring\s*\.\s*fromcharcode\s*\(|\bmodule\s*\.\s*exports\s*=|\b(?:process|require)\s*(?:\[|\.\s*(?:env|binding|mainmodule|main|spawn|exit|kill|dlopen)\b)`)
+	// nodeRefRe: a React Flight style "$1:constructor" reference chain.
+	nodeRefRe = regexp.MustCompile(`\$\d+:(?:[a-z_]+:)*(?:constructor|prototype|__proto__)\b`)
+)
+
+// detectNode finds server-side JavaScript: Node deserializer markers,
+// prototype pollution paths, runtime calls and constant loops.
+func detectNode(lower string, cls uint64) hit {
+	if cls&(cUnderscore|cDot|cBracket|cParen|cDollar) == 0 {
+		return hit{}
+	}
+	if cls&cUnderscore != 0 {
+		if strings.Contains(lower, "_$$nd_func$$_") || strings.Contains(lower, "__js_function") {
+			return mk(weightBlock, ruleSSTINodeObject)
+		}
+		if i := strings.Index(lower, "__proto__"); i >= 0 {
+			r := strings.TrimLeft(lower[i+9:], " ")
+			if r == "" && i == 0 || r != "" && (r[0] == '.' || r[0] == '[') {
+				return mk(weightBlock, ruleSSTIPrototype)
+			}
+		}
+	}
+	if strings.Contains(lower, "constructor") {
+		if cls&cDollar != 0 && nodeRefRe.MatchString(lower) {
+			return mk(weightBlock, ruleSSTINodeObject)
+		}
+		for _, p := range [...]string{"constructor.prototype", "constructor[prototype]", "constructor.constructor", "constructor][prototype]"} {
+			if strings.Contains(lower, p) {
+				return mk(weightBlock, ruleSSTIPrototype)
+			}
+		}
+	} else if cls&cDollar != 0 && strings.Contains(lower, "prototype") && nodeRefRe.MatchString(lower) {
+		return mk(weightBlock, ruleSSTINodeObject)
+	}
+	if cls&cParen != 0 && strings.Contains(lower, "while") {
+		if m := nodeLoopRe.FindStringSubmatch(lower); m != nil && loopTruthy(len(m[1]), m[2]) {
+			return mk(weightBlock, ruleSSTILoop)
+		}
+	}
+	if cls&(cDot|cBracket|cParen) != 0 && (strings.Contains(lower, "console") || strings.Contains(lower, "function") ||
+		strings.Contains(lower, "fromcharcode") || strings.Contains(lower, "exports") || strings.Contains(lower, "process") ||
+		strings.Contains(lower, "require")) && nodeCallRe.MatchString(lower) {
+		return mk(weightBlock, ruleSSTINodeObject)
+	}
+	return hit{}
+}
+
+// loopTruthy reports whether a loop condition of bangs negations of
+// the constant c is always true: while(!0) spins, while(!true) does not.
+func loopTruthy(bangs int, c string) bool {
+	falsy := false
+	switch c {
+	case "false", "0", "nan", "null", "undefined", `""`, "''", "``":
+		falsy = true
+	}
+	return falsy == (bangs%2 == 1)
+}
