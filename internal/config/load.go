@@ -45,16 +45,17 @@ type Source struct {
 // then validates it. Unknown keys are errors, so a typo never silently
 // falls back to a default.
 func Load(src Source) (Config, error) {
-	k := koanf.New(".")
+	defaults := koanf.New(".")
 	def, err := defaultsMap()
 	if err != nil {
 		return Config{}, err
 	}
-	if err := k.Load(confmap.Provider(def, "."), nil); err != nil {
+	if err := defaults.Load(confmap.Provider(def, "."), nil); err != nil {
 		return Config{}, fmt.Errorf("load defaults: %w", err)
 	}
+	k := defaults.Copy()
 	known := map[string]bool{}
-	for _, key := range k.Keys() {
+	for _, key := range defaults.Keys() {
 		known[key] = true
 	}
 	if src.File != "" {
@@ -108,7 +109,7 @@ func Load(src Source) (Config, error) {
 			return Config{}, fmt.Errorf("load flags: %w", err)
 		}
 	}
-	notices := applyDeprecated(k, known)
+	notices := applyDeprecated(k, defaults)
 	for _, key := range k.Keys() {
 		if !known[key] && !strings.HasPrefix(key, "quota.plans.") {
 			unknown = append(unknown, &KeyError{Key: key, Msg: "unknown key (misspelt?)"})
@@ -297,10 +298,10 @@ var deprecatedEnv = func() map[string]string {
 // replacement (unless that is set too, which wins), drops the others, and
 // returns a notice per key. Only keys set above the defaults count: the defaults never hold a
 // deprecated key.
-func applyDeprecated(k *koanf.Koanf, known map[string]bool) []string {
+func applyDeprecated(k, defaults *koanf.Koanf) []string {
 	var notices []string
 	for _, d := range deprecatedKeys {
-		if known[d.old] || !k.Exists(d.old) {
+		if defaults.Exists(d.old) || !k.Exists(d.old) {
 			continue
 		}
 		v := k.Get(d.old)
@@ -314,24 +315,11 @@ func applyDeprecated(k *koanf.Koanf, known map[string]bool) []string {
 			continue
 		}
 		notices = append(notices, fmt.Sprintf("%s is deprecated: use %s", d.old, d.replacement))
-		if reflect.DeepEqual(k.Get(d.replacement), defaultValue(d.replacement)) {
+		if reflect.DeepEqual(k.Get(d.replacement), defaults.Get(d.replacement)) {
 			_ = k.Set(d.replacement, v)
 		}
 	}
 	return notices
-}
-
-// defaultValue returns the built-in default of key, as koanf holds it.
-func defaultValue(key string) any {
-	def, err := defaultsMap()
-	if err != nil {
-		return nil
-	}
-	d := koanf.New(".")
-	if err := d.Load(confmap.Provider(def, "."), nil); err != nil {
-		return nil
-	}
-	return d.Get(key)
 }
 
 // envKeyIndex maps STORE_REDIS_ADDR to store.redis.addr for every known key.
