@@ -29,6 +29,14 @@ func ServerCodec() grpc.ServerOption {
 
 type lenientCodec struct{ encoding.CodecV2 }
 
+// Marshal sends a wireResponse as it is, anything else through protobuf.
+func (c lenientCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if w, ok := v.(*wireResponse); ok {
+		return mem.BufferSlice{mem.SliceBuffer(w.b)}, nil
+	}
+	return c.CodecV2.Marshal(v)
+}
+
 func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	err := c.CodecV2.Unmarshal(data, v)
 	m, ok := v.(proto.Message)

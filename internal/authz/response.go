@@ -51,21 +51,12 @@ func toResponse(d *Decision, detail bool) *authv3.CheckResponse {
 	// word and the request id to quote to support. The reason (which rule
 	// fired, and so which product answers) stays in the metadata, the
 	// access log and the logs, unless server.deny_detail is "reason".
-	reason := ""
-	if detail {
-		reason = d.Reason
-	}
-	body, _ := json.Marshal(struct {
-		Error     string `json:"error"`
-		Reason    string `json:"reason,omitempty"`
-		RequestID string `json:"request_id,omitempty"`
-	}{errorWord(status), reason, strings.ToValidUTF8(d.RequestID, "\uFFFD")})
 	denied := &authv3.DeniedHttpResponse{
 		Status: &typev3.HttpStatus{Code: typev3.StatusCode(status)},
 		Headers: []*corev3.HeaderValueOption{
 			header("content-type", "application/json", corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD),
 		},
-		Body: string(body),
+		Body: denyBody(d, status, detail),
 	}
 	if detail {
 		denied.Headers = append(denied.Headers, header(HeaderReason, d.Reason, corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD))
@@ -84,6 +75,20 @@ func toResponse(d *Decision, detail bool) *authv3.CheckResponse {
 		HttpResponse:    &authv3.CheckResponse_DeniedResponse{DeniedResponse: denied},
 		DynamicMetadata: md,
 	}
+}
+
+// denyBody is the JSON a denied client reads.
+func denyBody(d *Decision, status int, detail bool) string {
+	reason := ""
+	if detail {
+		reason = d.Reason
+	}
+	body, _ := json.Marshal(struct {
+		Error     string `json:"error"`
+		Reason    string `json:"reason,omitempty"`
+		RequestID string `json:"request_id,omitempty"`
+	}{errorWord(status), reason, strings.ToValidUTF8(d.RequestID, "\uFFFD")})
+	return string(body)
 }
 
 func errorWord(status int) string {
@@ -122,14 +127,7 @@ func headerValue(v string) string {
 // metadata is the dynamic metadata Envoy stores under
 // "envoy.filters.http.ext_authz", so the access log carries the decision.
 func metadata(d *Decision) *structpb.Struct {
-	decision := "allow"
-	if !d.Allow {
-		decision = "deny"
-	}
-	module, reason := d.Module, d.Reason
-	if d.Allow && d.Shadow {
-		module, reason = d.ShadowModule, d.ShadowReason
-	}
+	decision, module, reason := metadataDecision(d)
 	return &structpb.Struct{Fields: map[string]*structpb.Value{
 		"decision":       structpb.NewStringValue(decision),
 		"module":         structpb.NewStringValue(module),
@@ -146,4 +144,18 @@ func metadata(d *Decision) *structpb.Struct {
 		"plan":           structpb.NewStringValue(strings.ToValidUTF8(d.Plan, "\uFFFD")),
 		"request_id":     structpb.NewStringValue(strings.ToValidUTF8(d.RequestID, "\uFFFD")),
 	}}
+}
+
+// metadataDecision is the metadata's decision, module and reason: a shadow
+// denial's module and reason on an allowed request.
+func metadataDecision(d *Decision) (decision, module, reason string) {
+	decision = "allow"
+	if !d.Allow {
+		decision = "deny"
+	}
+	module, reason = d.Module, d.Reason
+	if d.Allow && d.Shadow {
+		module, reason = d.ShadowModule, d.ShadowReason
+	}
+	return decision, module, reason
 }

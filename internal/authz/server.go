@@ -35,10 +35,16 @@ type Server struct {
 	decided  DecisionRecorder
 	warns    *logging.Sampler
 	denials  *logging.Sampler
+	runner   *runner
 	// denyDetail shows the client the deny reason (body and
 	// x-smartlayer-reason); off by default.
 	denyDetail bool
 }
+
+// maxIdleRunners bounds the pipeline goroutines kept between Checks:
+// Envoy keeps tens of Checks in flight per authz replica; a burst above
+// this gets goroutines of its own that end afterwards.
+const maxIdleRunners = 256
 
 // Option configures a Server.
 type Option func(*Server)
@@ -70,7 +76,7 @@ func WithRegisterer(r prometheus.Registerer) Option {
 // NewServer returns a Server running p with the given decision budget.
 func NewServer(p *Pipeline, budget time.Duration, opts ...Option) *Server {
 	s := &Server{now: time.Now, logger: slog.New(slog.DiscardHandler), warns: logging.NewSampler(10 * time.Second),
-		denials: logging.NewSampler(time.Second)}
+		denials: logging.NewSampler(time.Second), runner: newRunner(maxIdleRunners)}
 	for _, o := range opts {
 		o(s)
 	}
@@ -88,22 +94,33 @@ func (s *Server) Swap(p *Pipeline, budget time.Duration) {
 	s.budget.Store(int64(budget))
 }
 
-// Register adds the service to a gRPC server.
-func (s *Server) Register(g *grpc.Server) { authv3.RegisterAuthorizationServer(g, s) }
+// Register adds the service to a gRPC server: Check as Check answers, with
+// the response encoded by appendResponse (wire.go). The server needs
+// ServerCodec.
+func (s *Server) Register(g *grpc.Server) { g.RegisterService(&checkServiceDesc, s) }
 
 // Check answers one ext_authz request. It never returns an error for a
 // request it could read: every failure becomes the fail-mode decision, so
 // Envoy's own failure_mode_allow is only a last resort.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	d, err := s.decide(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return toResponse(&d, s.denyDetail), nil
+}
+
+// decide is Check's decision, before it is put into a response.
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		// Envoy gave up already (its timeout or a reset): do no work.
-		return nil, status.FromContextError(err).Err()
+		return Decision{}, status.FromContextError(err).Err()
 	}
 	t0 := time.Now()
 	p := s.pipeline.Load()
 	d := s.check(ctx, p, req, s.now())
 	s.m.observe(&d, time.Since(t0))
-	return toResponse(&d, s.denyDetail), nil
+	return d, nil
 }
 
 func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time) Decision {
@@ -170,31 +187,27 @@ func ownHeadersSent(h map[string]string) []string {
 // decideWithin runs the pipeline under the decision budget. The pipeline
 // runs on its own goroutine so a stage that overruns (a slow store, a sync
 // LLM call) cannot hold Envoy past the budget: the answer goes out and the
-// straggler finishes into a buffered channel nobody reads.
+// straggler finishes on its own (runner).
 func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Request) (Decision, error) {
 	budget := time.Duration(s.budget.Load())
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
-	type result struct {
-		d   Decision
-		err error
-	}
-	done := make(chan result, 1)
 	var pr progress
 	pr.at(p.Stages, len(r.Body) > 0)
-	go func() {
+	c := newCall(func() (d Decision, err error) {
 		defer func() {
 			if v := recover(); v != nil {
 				// A stage bug must not take the process down with it.
-				done <- result{p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}}
+				d, err = p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}
 			}
 		}()
-		d, err := p.run(ctx, r, &pr)
-		done <- result{d, err}
-	}()
+		return p.run(ctx, r, &pr)
+	})
+	defer c.release()
+	s.runner.start(c)
 	select {
-	case res := <-done:
-		return res.d, res.err
+	case <-c.done:
+		return c.d, c.err
 	case <-ctx.Done():
 		if d, ok := pr.onBudget(r); ok {
 			// Decided already, or the request's own cost: not the fail mode.

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 
 // recorder is a stage that records what it saw and answers a fixed verdict.
 type recorder struct {
+	mu    sync.Mutex // a run the budget cut short may still be in Evaluate
 	v     Verdict
 	err   error
 	delay time.Duration
@@ -29,7 +31,9 @@ type recorder struct {
 }
 
 func (r *recorder) Evaluate(ctx context.Context, req *scoring.Request) (Verdict, error) {
+	r.mu.Lock()
 	r.seen = append(r.seen, req)
+	r.mu.Unlock()
 	if r.panic {
 		panic("stage bug")
 	}

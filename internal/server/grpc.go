@@ -16,11 +16,20 @@ import (
 )
 
 // GRPCOptions returns the options both gRPC servers (ext_authz, ALS) use.
+// streamWorkers is the number of gRPC stream workers: about the Checks
+// Envoy keeps in flight on one replica.
+const streamWorkers = 64
+
 func GRPCOptions(c Config) ([]grpc.ServerOption, error) {
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(c.MaxRecvMsgBytes),
 		// Envoy keeps long-lived HTTP/2 connections and pings them.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		// Each Check is a stream: by default gRPC starts a goroutine for
+		// it, whose stack then grows again in every handler. Workers that
+		// stay keep theirs (a stream finds none idle: a goroutine of its
+		// own, as before).
+		grpc.NumStreamWorkers(streamWorkers),
 	}
 	if c.TLS.CertFile == "" {
 		return opts, nil

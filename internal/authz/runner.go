@@ -1,0 +1,85 @@
+package authz
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// runner runs pipeline calls on goroutines that live on between Checks.
+//
+// Why not `go f()` per Check: a new goroutine starts on a small stack, and
+// the payload stage (libinjection's tokenizer, the detectors) is deep
+// enough that every Check grew it — runtime.newstack/copystack were 12% of
+// authz's CPU under load (profile of `checkload -c 32` against the memory
+// store, 2026-12-01). A goroutine that stays keeps its grown stack.
+//
+// A call never waits for a worker: when none is idle it gets a goroutine of
+// its own, which then stays as a worker while fewer than max are kept. So
+// a slow stage can hold at most the goroutines that are running it, as
+// before, and a burst is never queued behind one.
+type runner struct {
+	jobs    chan *call
+	workers atomic.Int32
+	max     int32
+}
+
+func newRunner(max int) *runner {
+	// Unbuffered: a send succeeds only when a worker is waiting for it.
+	return &runner{jobs: make(chan *call), max: int32(max)}
+}
+
+// call is one pipeline run handed to a worker and its answer. A call is
+// shared by the Check that waits for it and the goroutine that runs it;
+// the one of the two that finishes last puts it back in the pool (a Check
+// answered on budget leaves the run to finish on its own).
+type call struct {
+	fn   func() (Decision, error)
+	done chan struct{}
+	d    Decision
+	err  error
+	refs atomic.Int32
+}
+
+var calls = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+
+func newCall(fn func() (Decision, error)) *call {
+	c := calls.Get().(*call)
+	c.fn = fn
+	c.refs.Store(2)
+	return c
+}
+
+// release drops one side's hold on c.
+func (c *call) release() {
+	if c.refs.Add(-1) == 0 {
+		select {
+		case <-c.done: // the answer nobody waited for (budget)
+		default:
+		}
+		c.fn, c.d, c.err = nil, Decision{}, nil
+		calls.Put(c)
+	}
+}
+
+// start runs c on an idle worker or a new goroutine.
+func (r *runner) start(c *call) {
+	select {
+	case r.jobs <- c:
+	default:
+		go r.work(c)
+	}
+}
+
+func (r *runner) work(c *call) {
+	for {
+		c.d, c.err = c.fn()
+		c.done <- struct{}{}
+		c.release()
+		if r.workers.Add(1) > r.max {
+			r.workers.Add(-1)
+			return
+		}
+		c = <-r.jobs
+		r.workers.Add(-1)
+	}
+}
