@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,6 +52,19 @@ func New(gatherer prometheus.Gatherer, bans http.Handler, logger *slog.Logger) *
 		s.mux.Handle("/v1/bans/", bans)
 	}
 	return s
+}
+
+// EnableProfiling serves Go's profiler under /debug/pprof/ to callers
+// with the admin bearer token (server.pprof). A profile shows the
+// process's work, and a long CPU profile costs CPU: never without the
+// token.
+func (s *Server) EnableProfiling(token string) {
+	h := requireToken(token, "profiling", http.HandlerFunc(pprof.Index))
+	s.mux.Handle("GET /debug/pprof/", h)
+	for name, f := range map[string]http.HandlerFunc{"cmdline": pprof.Cmdline, "profile": pprof.Profile,
+		"symbol": pprof.Symbol, "trace": pprof.Trace} {
+		s.mux.Handle("GET /debug/pprof/"+name, requireToken(token, "profiling", f))
+	}
 }
 
 // SetProbes replaces the readiness probes (on config reload).

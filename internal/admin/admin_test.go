@@ -56,3 +56,40 @@ func TestEndpoints(t *testing.T) {
 		})
 	}
 }
+
+// The profiler answers only the admin token, and is off without one.
+func TestProfilingNeedsToken(t *testing.T) {
+	tests := map[string]struct {
+		configured, sent string
+		want             int
+	}{
+		"no token configured": {"", "", http.StatusForbidden},
+		"no token sent":       {"s3cret", "", http.StatusUnauthorized},
+		"wrong token":         {"s3cret", "guess", http.StatusUnauthorized},
+		"token":               {"s3cret", "s3cret", http.StatusOK},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := New(prometheus.NewRegistry(), nil, slog.New(slog.DiscardHandler))
+			s.EnableProfiling(tc.configured)
+			for _, path := range []string{"/debug/pprof/", "/debug/pprof/goroutine?debug=1", "/debug/pprof/cmdline"} {
+				req := httptest.NewRequest(http.MethodGet, path, nil)
+				if tc.sent != "" {
+					req.Header.Set("Authorization", "Bearer "+tc.sent)
+				}
+				rec := httptest.NewRecorder()
+				s.ServeHTTP(rec, req)
+				if rec.Code != tc.want {
+					t.Fatalf("%s: status %d, want %d", path, rec.Code, tc.want)
+				}
+			}
+		})
+	}
+	// Not enabled: not there.
+	s := New(prometheus.NewRegistry(), nil, slog.New(slog.DiscardHandler))
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/debug/pprof/", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Fatalf("profiling off: status %d, want 404", rec.Code)
+	}
+}

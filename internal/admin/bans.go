@@ -83,20 +83,26 @@ type bansHandler struct {
 }
 
 func (h *bansHandler) auth(next http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if h.token == "" {
+	return requireToken(h.token, "ban administration", next).ServeHTTP
+}
+
+// requireToken lets through only requests bearing token; with no token
+// configured, what ("ban administration") is disabled.
+func requireToken(token, what string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if token == "" {
 			writeJSON(w, http.StatusForbidden, ErrorBody{Error: "forbidden",
-				Message: "ban administration is disabled: set server.admin_token (SMARTLAYER_SERVER_ADMIN_TOKEN)"})
+				Message: what + " is disabled: set server.admin_token (SMARTLAYER_SERVER_ADMIN_TOKEN)"})
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(h.token)) != 1 {
+		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="smartlayer-admin"`)
 			writeJSON(w, http.StatusUnauthorized, ErrorBody{Error: "unauthorized", Message: "missing or wrong bearer token"})
 			return
 		}
-		next(w, r)
-	}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func (h *bansHandler) list(w http.ResponseWriter, r *http.Request) {

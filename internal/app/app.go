@@ -131,6 +131,9 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 
 	adminSrv := admin.New(a.reg, admin.BansHandler(a.behavior, cfg.Server.AdminToken.Reveal(), logger), logger)
 	adminSrv.SetProbes(a.probes())
+	if cfg.Server.Pprof {
+		adminSrv.EnableProfiling(cfg.Server.AdminToken.Reveal())
+	}
 
 	authzLis, err := net.Listen("tcp", cfg.Server.AuthzAddr)
 	if err != nil {

@@ -38,6 +38,10 @@ type Config struct {
 	// Reflection registers gRPC server reflection on the ext_authz port
 	// (for grpcurl); off by default, it tells a scanner what it faces.
 	Reflection bool `koanf:"reflection"`
+	// Pprof serves Go's profiler (/debug/pprof/) on the admin listener,
+	// behind admin_token: what an operator attaches `go tool pprof` to
+	// when authz takes more CPU than it should. Off by default.
+	Pprof bool `koanf:"pprof"`
 	// DecisionBudget bounds the time one Check may take; past it the
 	// configured FailMode answers.
 	DecisionBudget time.Duration `koanf:"decision_budget"`
