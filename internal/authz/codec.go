@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
@@ -38,6 +39,20 @@ func (c lenientCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	if req, ok := v.(*authv3.CheckRequest); ok {
+		var b []byte
+		if len(data) == 1 {
+			b = data[0].ReadOnlyData() // decodeCheckRequest copies what it keeps
+		} else {
+			buf := data.MaterializeToBuffer(mem.DefaultBufferPool())
+			defer buf.Free()
+			b = buf.ReadOnlyData()
+		}
+		if decodeCheckRequest(b, req) == nil {
+			return nil
+		}
+		proto.Reset(req)
+	}
 	err := c.CodecV2.Unmarshal(data, v)
 	m, ok := v.(proto.Message)
 	if err == nil || !ok {

@@ -182,6 +182,11 @@ func (id *Identity) defaultPlan() string { return firstNonEmpty(id.DefaultPlan, 
 // values are bytes.
 func headers(h *authv3.AttributeContext_HttpRequest) map[string]string {
 	if m := h.GetHeaders(); len(m) > 0 {
+		if allLower(m) {
+			// Envoy sends HTTP/2-style lowercase names: the map is
+			// the request's already (nothing writes to it).
+			return m
+		}
 		out := make(map[string]string, len(m))
 		for k, v := range m {
 			out[lowerASCII(k)] = v
@@ -202,6 +207,15 @@ func headers(h *authv3.AttributeContext_HttpRequest) map[string]string {
 		out[k] = v
 	}
 	return out
+}
+
+func allLower(m map[string]string) bool {
+	for k := range m {
+		if lowerASCII(k) != k {
+			return false
+		}
+	}
+	return true
 }
 
 func lowerASCII(s string) string {
