@@ -4,12 +4,16 @@
 #
 #   scripts/bench.sh            # ~7 minutes on 2 cores
 #   DURATION=5s ALS_DURATION=20s scripts/bench.sh
-#   PARTS="als report" scripts/bench.sh   # only some parts (ghz cluster attack als go report)
+#   PARTS="als report" scripts/bench.sh   # only some parts (check attack als go report)
 #
-# Load generator: ghz (github.com/bojand/ghz, installed with `go install`
-# into a temp dir) over loopback gRPC, schema by server reflection. Each
-# request comes from its own client IP (a realistic spread: no client is
-# rate-limited, so every Check runs the whole pipeline and records state).
+# Checks: test/e2e/cmd/checkload, an Envoy-shaped ext_authz client sending
+# pre-encoded CheckRequests from 1,000 client addresses, against a no-op
+# server, smartlayer (memory, Redis, Redis Cluster) and OPA-Envoy (built
+# from the Go module proxy in bench/opa, its own module) in interleaved
+# rounds over loopback gRPC; each server's calls/s is read against the
+# no-op's in the same round. The hostile-body attack uses ghz
+# (github.com/bojand/ghz, installed with `go install` into a temp dir),
+# which templates a 64 KiB body per call.
 # ALS ingest: test/e2e/cmd/alsload streams Envoy-shaped access-log entries
 # on 4 streams as fast as authz takes them, into a fresh ClickHouse database.
 # Reporter: BenchmarkReport10M (internal/report) over 10 M generated rows.
@@ -26,7 +30,12 @@ CONCURRENCY=${CONCURRENCY:-"16 64"}
 BENCHTIME=${BENCHTIME:-1s}
 OUT=${OUT:-bench/RESULTS.md}
 ALS_DURATION=${ALS_DURATION:-60s}
-PARTS=${PARTS:-"ghz cluster attack als go report"}
+PARTS=${PARTS:-"check attack als go report"}
+# part check: Checks per server per round, rounds, and the OPA-Envoy module's
+# version (bench/opa/go.mod pins it; OPA_ENVOY=0 skips its rows).
+CHECKS=${CHECKS:-40000}
+ROUNDS=${ROUNDS:-3}
+OPA_ENVOY=${OPA_ENVOY:-1}
 # Plain-GET callers while the hostile-body attack runs (part attack).
 ATTACK_GET_CONCURRENCY=${ATTACK_GET_CONCURRENCY:-8}
 part() { [[ " $PARTS " == *" $1 "* ]]; }
@@ -50,10 +59,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "bench: building authz, noopauthz, alsload and ghz $GHZ_VERSION" >&2
-go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz
+echo "bench: building authz, noopauthz, checkload, alsload and ghz $GHZ_VERSION" >&2
+go build -o "$work/" ./cmd/authz ./test/e2e/cmd/noopauthz ./test/e2e/cmd/checkload
 go build -tags vtprotobuf -o "$work/" ./test/e2e/cmd/alsload
-{ part ghz || part cluster || part attack; } && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+part attack && GOBIN="$work" go install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+opa_note=""
+if part check && [ "$OPA_ENVOY" = 1 ]; then
+	echo "bench: building OPA-Envoy (bench/opa; minutes the first time, then cached)" >&2
+	if ! (cd bench/opa && go build -o "$work/opa-envoy" .) >"$work/opa-build.log" 2>&1; then
+		opa_note="OPA-Envoy rows skipped: bench/opa did not build ($(tail -n 1 "$work/opa-build.log"))."
+		echo "bench: $opa_note" >&2
+	fi
+fi
 
 port() { spare_port; } # a spare loopback port
 
@@ -162,32 +179,8 @@ measure() { # measure LABEL TARGET DATAFILE [authz]
 	done
 }
 
-# (a) loopback gRPC.
-if part ghz; then
-noop_addr=127.0.0.1:$(port)
-"$work/noopauthz" -addr "$noop_addr" >"$work/noop.log" 2>&1 &
-pids+=($!)
-noop_pid=$!
-for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/${noop_addr%:*}/${noop_addr#*:}") 2>/dev/null && break; sleep 0.1; done
-measure "no-op Check server (baseline)" "$noop_addr" "$work/get.json"
-measure "no-op, 8 KiB JSON body" "$noop_addr" "$work/body.json"
-stop_pid "$noop_pid"
-
-start_authz memory 'store: {backend: memory}
-log: {level: warn}'
-measure "smartlayer, memory store" "$addr" "$work/get.json" authz
-measure "smartlayer, memory, 8 KiB JSON body" "$addr" "$work/body.json" authz
-stop_pid "$apid"
-
-start_authz redis "store: {backend: redis, redis: {addrs: [\"$SMARTLAYER_TEST_REDIS_ADDR\"]}}
-log: {level: warn}"
-measure "smartlayer, Redis store" "$addr" "$work/get.json" authz
-measure "smartlayer, Redis, 8 KiB JSON body" "$addr" "$work/body.json" authz
-stop_pid "$apid"
-fi
-
-# The same Check on a 3-master Redis Cluster (every node on these cores):
-# the clients' keys spread over the masters by hash tag.
+# (a) Checks over loopback gRPC: every server up at once, checkload's
+# rounds interleave them, so a busy machine slows them alike.
 start_cluster() { # start_cluster: sets cluster_addrs (YAML list body)
 	local ports=() p
 	for _ in 1 2 3; do
@@ -208,12 +201,58 @@ start_cluster() { # start_cluster: sets cluster_addrs (YAML list body)
 	cluster_addrs=$(printf '"127.0.0.1:%s", ' "${ports[@]}")
 	cluster_addrs=${cluster_addrs%, }
 }
-if part cluster; then
-	start_cluster
-	start_authz cluster "store: {backend: redis, redis: {addrs: [$cluster_addrs]}}
+
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
+
+check_rows=()
+add_authz() { # add_authz NAME LABEL CONFIG: starts authz; srv is its checkload argument
+	start_authz "$1" "$3"
+	srv=(-server "$2=$addr,pid=$apid,metrics=http://$admin/metrics")
+}
+checkload() { # checkload LOAD C ARGS...: one table's rows
+	local load=$1 c=$2 name cps lo hi ratio cpu p50 p99 calls errs denied fm
+	shift 2
+	echo "bench: checkload $load, c=$c" >&2
+	"$work/checkload" -c "$c" -n "$CHECKS" -rounds "$ROUNDS" -clients 1000 "$@" >"$work/checkload.tsv"
+	while IFS=$'\t' read -r name cps lo hi ratio cpu p50 p99 calls errs denied fm; do
+		check_rows+=("$(printf '| %s | %s | %d | %.0f | **%.2f** (%.2f–%.2f) | %.1f | %.2f | %.2f | %s |' "$load" "$name" "$c" \
+			"$cps" "$ratio" "$lo" "$hi" "$cpu" "$p50" "$p99" \
+			"$(awk -v n="$fm" -v c="$calls" -v e="$errs" 'BEGIN {printf "%d = %.2f%%%s", n, (c ? 100 * n / c : 0), (e > 0 ? " (" e " errors)" : "")}')")")
+		echo "bench: ${check_rows[-1]}" >&2
+	done <"$work/checkload.tsv"
+}
+if part check; then
+	noop_addr=127.0.0.1:$(port)
+	"$work/noopauthz" -addr "$noop_addr" >"$work/noop.log" 2>&1 &
+	pids+=($!)
+	noop=(-server "no-op=$noop_addr,pid=$!")
+	wait_port "$noop_addr"
+	add_authz memory "smartlayer, memory store" 'store: {backend: memory}
+log: {level: warn}'
+	srv_memory=("${srv[@]}")
+	add_authz redis "smartlayer, Redis" "store: {backend: redis, redis: {addrs: [\"$SMARTLAYER_TEST_REDIS_ADDR\"]}}
 log: {level: warn}"
-	measure "smartlayer, Redis Cluster (3 masters)" "$addr" "$work/get.json" authz
-	stop_pid "$apid"
+	srv_redis=("${srv[@]}")
+	start_cluster
+	add_authz cluster "smartlayer, Redis Cluster (3 masters)" "store: {backend: redis, redis: {addrs: [$cluster_addrs]}}
+log: {level: warn}"
+	srv_cluster=("${srv[@]}")
+	opa=()
+	if [ -x "$work/opa-envoy" ]; then
+		for pol in allow small; do
+			oaddr=127.0.0.1:$(port)
+			"$work/opa-envoy" run --server --addr=127.0.0.1:0 --diagnostic-addr=127.0.0.1:0 --log-level=error \
+				--set=plugins.envoy_ext_authz_grpc.addr="$oaddr" --set=plugins.envoy_ext_authz_grpc.path=envoy/authz/allow \
+				--set=decision_logs.console=false "bench/opa/policy/$pol.rego" >"$work/opa-$pol.log" 2>&1 &
+			pids+=($!)
+			label="OPA-Envoy $(awk '/open-policy-agent\/opa-envoy-plugin /{print $2}' bench/opa/go.mod), $([ $pol = allow ] && echo allow-all || echo small policy)"
+			opa+=(-server "$label=$oaddr,pid=$!")
+			wait_port "$oaddr" || { echo "bench: OPA-Envoy ($pol) did not start" >&2; cat "$work/opa-$pol.log" >&2; exit 1; }
+		done
+	fi
+	checkload "GET" 32 "${noop[@]}" "${srv_memory[@]}" "${srv_redis[@]}" "${srv_cluster[@]}" "${opa[@]}"
+	checkload "GET" 64 "${noop[@]}" "${srv_memory[@]}" "${srv_redis[@]}" "${srv_cluster[@]}"
+	checkload "8 KiB JSON body" 32 -body "${noop[@]}" "${srv_memory[@]}" "${srv_redis[@]}"
 fi
 
 # Issue 11's targets: measured figure, target, met.
@@ -356,6 +395,8 @@ fi
 cpu=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
 header="| load (ghz $GHZ_VERSION, $DURATION each, 1 connection) | c | calls/s | p50 ms | p99 ms | errors | fail-mode answers (share of calls) |
 |---|---:|---:|---:|---:|---:|---:|"
+check_header="| load | server | c | calls/s | vs no-op | CPU µs/Check | p50 ms | p99 ms | fail-mode answers |
+|---|---|---:|---:|---:|---:|---:|---:|---:|"
 gotable=$(awk '
 	/^pkg:/ {pkg = $2; sub(".*/internal/", "", pkg); next}
 	/^Benchmark/ {
@@ -378,11 +419,9 @@ gotable=$(awk '
 	echo
 	echo "- Machine: $(nproc) CPU(s), ${cpu:-unknown CPU}; $(go version | awk '{print $3}'); $(uname -sr)"
 	echo "- \`uptime\` before: \`$load_before\`; after: \`$(uptime | sed 's/^ *//')\`"
-	echo "- ghz and the server share the same CPUs, and ghz (templating every request)"
-	echo "  costs more CPU than a cheap server: on a small machine the no-op and memory-store"
-	echo "  rows measure mostly the load generator; compare servers with the Go benchmark"
-	echo "  BenchmarkCheckLoopback below. A shared machine with a high load average makes all"
-	echo "  figures noisy."
+	echo "- Every load generator shares the 2 cores with the servers; a shared machine"
+	echo "  with a high load average makes all figures noisy. Ratios to the no-op server in"
+	echo "  the same round are what to compare."
 	echo
 	echo "## Targets (issue 11)"
 	echo
@@ -401,15 +440,27 @@ gotable=$(awk '
 	echo "|---|---:|---:|:---:|"
 	printf '%s\n' "${targets[@]}"
 	echo
-	echo "## Check over loopback gRPC"
+	echo "## Check over loopback gRPC (issue 20)"
 	echo
-	echo "Every request has its own client IP, a browser user agent and cookie; the"
-	echo "body variant POSTs an 8 KiB JSON order (with_request_body, pack_as_bytes)."
-	echo "smartlayer runs with its defaults (decision_budget 50ms, fail_mode allow);"
-	echo "\"fail-mode answers\" counts Checks answered by fail_mode (allow) instead of a"
-	echo "decision: a stage error (store.redis.timeout, 5ms by default, expired) or the"
-	echo "budget missed (smartlayer_check_errors_total by kind). Errors are non-OK gRPC"
-	echo "statuses; at most c of them, when ghz cuts the in-flight calls at the deadline."
+	echo "test/e2e/cmd/checkload: $CHECKS Envoy-shaped Checks per server per round, $ROUNDS rounds, the"
+	echo "servers interleaved within each round; requests from 1,000 client addresses, each with"
+	echo "its own x-request-id, a browser user agent and cookie, marshalled before the round (the"
+	echo "client's own cost is the gRPC transport, alike for every server); \"8 KiB JSON body\""
+	echo "POSTs an order (with_request_body, pack_as_bytes). \"vs no-op\": calls/s over the no-op"
+	echo "server's in the same round, median (lowest–highest). CPU: the server process's user+system"
+	echo "time per Check. smartlayer runs with its defaults (decision_budget 50ms, fail_mode"
+	echo "allow, store.redis.timeout 5ms); \"fail-mode answers\" counts Checks answered by the fail"
+	echo "mode instead of a decision (smartlayer_check_errors_total). Goals (issue 20): memory"
+	echo "store ≥ 0.85, Redis ≥ 0.65 with ≤ 1% fail-mode answers at c=64."
+	[ -n "$opa_note" ] && echo "$opa_note"
+	echo "OPA-Envoy (bench/opa: the plugin's own main, version pinned in bench/opa/go.mod) is a"
+	echo "reference: allow-all (bench/opa/policy/allow.rego) and a small policy (small.rego)."
+	echo
+	echo "$check_header"
+	printf '%s\n' "${check_rows[@]}"
+	echo
+	echo "## Under attack (ghz $GHZ_VERSION, $DURATION each, 1 connection)"
+	echo
 	echo "The \"hostile-body attack\" row (issue 17) runs $ATTACK_GET_CONCURRENCY plain-GET callers while 16"
 	echo "more send a 64 KiB JSON body of distinct short strings that each pass a detector's"
 	echo "pre-filter (led by a SQL injection), each from its own address; compare its p99 with"
@@ -426,11 +477,16 @@ gotable=$(awk '
 	echo "$gotable"
 } >"$work/RESULTS.md"
 
-if [ "$PARTS" = "ghz cluster attack als go report" ]; then
+if [ "$PARTS" = "check attack als go report" ]; then
 	mkdir -p "$(dirname "$OUT")"
 	cp "$work/RESULTS.md" "$OUT"
 else
 	echo "bench: partial run (PARTS=$PARTS), $OUT left as it was" >&2
+fi
+if [ ${#check_rows[@]} -gt 0 ]; then
+	echo
+	echo "$check_header"
+	printf '%s\n' "${check_rows[@]}"
 fi
 if [ ${#rows[@]} -gt 0 ]; then
 	echo
