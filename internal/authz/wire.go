@@ -11,6 +11,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -201,4 +203,19 @@ func appendMessage(b []byte, num protowire.Number, body func([]byte) []byte) []b
 	copy(b[start+size:], b[start:start+n])
 	protowire.AppendVarint(b[:start], uint64(n))
 	return b
+}
+
+// CheckWire answers one CheckRequest in protobuf wire format as the gRPC
+// service does — the same decoder, pipeline and encoder, without the
+// transport — for benchmarks and tools.
+func (s *Server) CheckWire(ctx context.Context, req []byte) ([]byte, error) {
+	var in authv3.CheckRequest
+	if err := (lenientCodec{encoding.GetCodecV2("proto")}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(req)}, &in); err != nil {
+		return nil, err
+	}
+	w, err := s.checkWire(ctx, &in)
+	if err != nil {
+		return nil, err
+	}
+	return w.b, nil
 }
