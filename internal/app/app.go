@@ -289,10 +289,16 @@ func openClickHouse(c accesslog.ClickHouseConfig) (driver.Conn, error) {
 func ensureSchema(ctx context.Context, conn driver.Conn, cfg config.Config, logger *slog.Logger) error {
 	backoff := time.Second
 	for {
-		err := accesslog.EnsureSchema(ctx, conn, cfg.AccessLog.ClickHouse.Database,
-			accesslog.WithRetentionDays(cfg.Report.RetentionDays))
+		ch := cfg.AccessLog.ClickHouse
+		opts := append([]accesslog.SchemaOption{accesslog.WithRetentionDays(cfg.Report.RetentionDays)},
+			ch.SchemaOptions(func(_ context.Context, addr string) (driver.Conn, error) {
+				node := ch
+				node.Addr = []string{addr}
+				return openClickHouse(node)
+			})...)
+		err := accesslog.EnsureSchema(ctx, conn, ch.Database, opts...)
 		if err == nil {
-			logger.Info("clickhouse schema ready", "database", cfg.AccessLog.ClickHouse.Database)
+			logger.Info("clickhouse schema ready", "database", ch.Database, "cluster", ch.Cluster)
 			return nil
 		}
 		logger.Warn("clickhouse schema not ready; access log spools meanwhile", "err", err, "retry_in", backoff,
