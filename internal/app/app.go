@@ -273,11 +273,18 @@ func (a *app) probes() []admin.Probe {
 // openClickHouse connects over the native protocol with no extra settings:
 // ClickHouse 18.16 rejects settings it does not know.
 func openClickHouse(c accesslog.ClickHouseConfig) (driver.Conn, error) {
-	conn, err := clickhouse.Open(&clickhouse.Options{
+	opts := &clickhouse.Options{
 		Addr:        c.Addr,
 		Auth:        clickhouse.Auth{Username: c.Username, Password: c.Password.Reveal()},
 		DialTimeout: c.DialTimeout,
-	})
+	}
+	if c.Cluster != "" {
+		// Each node given is an entry to the Distributed table, which
+		// splits and forwards every batch: spread that work over them
+		// instead of loading the first.
+		opts.ConnOpenStrategy = clickhouse.ConnOpenRoundRobin
+	}
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("accesslog.clickhouse: %w", err)
 	}
