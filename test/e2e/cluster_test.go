@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,6 +64,7 @@ func TestClickHouseCluster(t *testing.T) {
 		return nil
 	})
 
+	began := time.Now()
 	env := envoysim.New(p.authzConn, p.alsConn, upstream, "edge-cluster")
 	t.Cleanup(func() { _ = env.Close() })
 	// Today: browsing by 40 clients, decided by authz and logged by Envoy.
@@ -85,6 +87,7 @@ func TestClickHouseCluster(t *testing.T) {
 	if err := env.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("%d entries sent in %v", today+expired, time.Since(began).Round(time.Millisecond))
 
 	// The Distributed table forwards the other shard's rows in the
 	// background: wait until all are there.
@@ -98,6 +101,7 @@ func TestClickHouseCluster(t *testing.T) {
 		}
 		return nil
 	})
+	t.Logf("all in the Distributed table after %v", time.Since(began).Round(time.Millisecond))
 	if total != today+expired {
 		t.Fatalf("access_log has %d rows, sent %d", total, today+expired)
 	}
@@ -132,6 +136,7 @@ func TestClickHouseCluster(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reporter: %v\n%s", err, out)
 	}
+	t.Logf("reporter done after %v", time.Since(began).Round(time.Millisecond))
 	var reported uint64
 	if err := nodes[1].QueryRow(ctx, "SELECT total FROM "+db+".daily_reports FINAL WHERE date = toDate(?)", date).
 		Scan(&reported); err != nil {
@@ -156,4 +161,31 @@ func TestClickHouseCluster(t *testing.T) {
 	if got := localRows(0, "1") + localRows(1, "1"); got != today {
 		t.Errorf("%d rows left after retention, want today's %d", got, today)
 	}
+}
+
+// TestClusterStartsWithClickHouseDown: with a cluster configured and its
+// node unreachable, authz still starts, is ready and decides (the schema
+// is retried in the background; the access log spools).
+func TestClusterStartsWithClickHouseDown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	redis := testenv.StartRedis(t)
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+	p := startAuthz(t, fmt.Sprintf(clusterConfig, redis.Addr, dead, "chdown_cluster", "smartlayer_test", t.TempDir()))
+	env := envoysim.New(p.authzConn, p.alsConn, upstream, "edge-cluster-down")
+	t.Cleanup(func() { _ = env.Close() })
+	res, err := env.Do(ctxFor(t, 30*time.Second), get("198.51.100.9", "/", browserUA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Allowed {
+		t.Fatalf("a browser's request denied with ClickHouse down: %d %s", res.Status, res.Reason)
+	}
+	waitFor(t, 30*time.Second, "schema retry logged", func() error {
+		if !strings.Contains(p.out.String(), "clickhouse schema not ready") {
+			return fmt.Errorf("no retry in the log yet")
+		}
+		return nil
+	})
 }
