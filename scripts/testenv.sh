@@ -9,6 +9,9 @@
 # Exported to CMD:
 #   SMARTLAYER_TEST_REDIS_ADDR       127.0.0.1:PORT
 #   SMARTLAYER_TEST_CLICKHOUSE_ADDR  127.0.0.1:PORT (native protocol)
+#   SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_NAME   a cluster of two more servers (one shard each;
+#   SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_ADDRS  remote_servers in internal/testenv/clickhouse-cluster.xml),
+#                                             and their addresses, comma-separated
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -53,8 +56,10 @@ cleanup() {
 	local rc=$?
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-	if [ "$rc" -ne 0 ] && [ -f "$dir/clickhouse/clickhouse-server.err.log" ]; then
-		tail -n 20 "$dir/clickhouse/clickhouse-server.err.log" >&2 || true
+	if [ "$rc" -ne 0 ]; then
+		for f in "$dir"/clickhouse*/clickhouse-server.err.log; do
+			[ -f "$f" ] && tail -n 20 "$f" >&2
+		done
 	fi
 	rm -rf "$dir"
 	exit "$rc"
@@ -85,6 +90,37 @@ start_clickhouse() {
 	wait_for clickhouse clickhouse-client --port "$ch_port" -q 'SELECT 1'
 }
 
+# The cluster: two servers, each the one replica of its shard, both listing
+# both in remote_servers (config.d), each with its own {shard}/{replica} macros.
+ch_cluster=smartlayer_test
+start_clickhouse_node() { # start_clickhouse_node N PORT PORT1 PORT2: node N of the cluster on PORT
+	local n=$1 port=$2 http nd
+	http=$(spare_port)
+	nd="$dir/clickhouse-node$n"
+	mkdir -p "$nd/config.d"
+	sed -e "s#@DIR@#$nd#g" -e "s/@TCP_PORT@/$port/" -e "s/@HTTP_PORT@/$http/" \
+		"$here/internal/testenv/clickhouse-config.xml" >"$nd/config.xml"
+	cp "$here/internal/testenv/clickhouse-users.xml" "$nd/users.xml"
+	sed -e "s/@CLUSTER@/$ch_cluster/g" -e "s/@PORT1@/$3/" -e "s/@PORT2@/$4/" -e "s/@SHARD@/0$n/" -e "s/@REPLICA@/node$n/" \
+		"$here/internal/testenv/clickhouse-cluster.xml" >"$nd/config.d/cluster.xml"
+	clickhouse-server --config-file="$nd/config.xml" >"$nd/out.log" 2>&1 &
+	node_pid=$!
+}
+start_cluster() {
+	node_pids=()
+	local p1 p2
+	p1=$(spare_port)
+	p2=$(spare_port)
+	[ "$p1" != "$p2" ] || return 1
+	start_clickhouse_node 1 "$p1" "$p1" "$p2"
+	node_pids+=("$node_pid")
+	start_clickhouse_node 2 "$p2" "$p1" "$p2"
+	node_pids+=("$node_pid")
+	cluster_addrs="127.0.0.1:$p1,127.0.0.1:$p2"
+	wait_for "clickhouse cluster node 1" clickhouse-client --port "$p1" -q 'SELECT 1' &&
+		wait_for "clickhouse cluster node 2" clickhouse-client --port "$p2" -q 'SELECT 1'
+}
+
 for try in 1 2 3; do
 	if start_redis; then pids+=("$redis_pid"); break; fi
 	kill "$redis_pid" 2>/dev/null || true
@@ -96,10 +132,19 @@ for try in 1 2 3; do
 	[ "$try" -lt 3 ] || exit 1
 done
 
+for try in 1 2 3; do
+	if start_cluster; then pids+=("${node_pids[@]}"); break; fi
+	kill "${node_pids[@]}" 2>/dev/null || true
+	[ "$try" -lt 3 ] || exit 1
+done
+
+export SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_NAME="$ch_cluster"
+export SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_ADDRS="$cluster_addrs"
 export SMARTLAYER_TEST_REDIS_ADDR="127.0.0.1:$redis_port"
 export SMARTLAYER_TEST_CLICKHOUSE_ADDR="127.0.0.1:$ch_port"
 echo "testenv: redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on $SMARTLAYER_TEST_REDIS_ADDR," \
-	"clickhouse $(clickhouse-client --port "$ch_port" -q 'SELECT version()') on $SMARTLAYER_TEST_CLICKHOUSE_ADDR" >&2
+	"clickhouse $(clickhouse-client --port "$ch_port" -q 'SELECT version()') on $SMARTLAYER_TEST_CLICKHOUSE_ADDR," \
+	"cluster $ch_cluster on $cluster_addrs" >&2
 
 set +e
 "$@"

@@ -119,14 +119,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer conn.Close()
 	if !f.dryRun {
 		// The reporter may run before the ALS receiver ever created the tables.
-		if err := accesslog.EnsureSchema(ctx, conn, cfg.Report.Database,
-			accesslog.WithRetentionDays(cfg.Report.RetentionDays)); err != nil {
+		opts := append([]accesslog.SchemaOption{accesslog.WithRetentionDays(cfg.Report.RetentionDays)},
+			cfg.ClickHouse.SchemaOptions(nodeDialer(cfg.ClickHouse))...)
+		if err := accesslog.EnsureSchema(ctx, conn, cfg.Report.Database, opts...); err != nil {
 			fmt.Fprintf(stderr, "reporter: %v\n", err)
 			return exitFailed
 		}
 	}
 
 	opts := []report.Option{report.WithLogger(log)}
+	if cfg.ClickHouse.Cluster != "" {
+		dial := nodeDialer(cfg.ClickHouse)
+		opts = append(opts, report.WithNodeDialer(func(ctx context.Context, addr string) (report.NodeConn, error) {
+			return dial(ctx, addr)
+		}))
+	}
 	sum, closeSum, err := newSummarizer(cfg.LLM, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "reporter: %v\n", err)
@@ -159,6 +166,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitFailed
 	}
 	return exitOK
+}
+
+// nodeDialer connects to one node of the cluster with c's credentials.
+func nodeDialer(c accesslog.ClickHouseConfig) func(ctx context.Context, addr string) (driver.Conn, error) {
+	return func(ctx context.Context, addr string) (driver.Conn, error) {
+		node := c
+		node.Addr = []string{addr}
+		return connect(ctx, node)
+	}
 }
 
 // connect opens the native-protocol connection (HTTP fails on 18.16) and

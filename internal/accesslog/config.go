@@ -1,11 +1,14 @@
 package accesslog
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/smartlayer/smartlayer/internal/setting"
 )
@@ -72,6 +75,24 @@ type ClickHouseConfig struct {
 	Username    string         `koanf:"username"`
 	Password    setting.Secret `koanf:"password"`
 	DialTimeout time.Duration  `koanf:"dial_timeout"`
+	// Cluster names a cluster of the servers' remote_servers
+	// (accesslog.clickhouse.cluster). Set, EnsureSchema creates the local
+	// tables on every node of it and Distributed tables access_log and
+	// daily_reports over them; empty keeps one server's plain tables.
+	Cluster string `koanf:"cluster"`
+	// Replicated makes the local tables Replicated*MergeTree with the
+	// {shard} and {replica} macros (accesslog.clickhouse.replicated). The
+	// servers then need ZooKeeper or ClickHouse Keeper; smartlayer does not.
+	Replicated bool `koanf:"replicated"`
+}
+
+// SchemaOptions returns the EnsureSchema options for this configuration's
+// layout; dial opens one node of the cluster with c's credentials.
+func (c ClickHouseConfig) SchemaOptions(dial func(ctx context.Context, addr string) (driver.Conn, error)) []SchemaOption {
+	if c.Cluster == "" {
+		return nil
+	}
+	return []SchemaOption{WithCluster(Cluster{Name: c.Cluster, Replicated: c.Replicated, Dial: dial})}
 }
 
 // Enabled reports whether a ClickHouse address is configured.
@@ -152,6 +173,12 @@ func (c Config) Validate() error {
 	}
 	if !identRE.MatchString(c.ClickHouse.Database) {
 		p.Add("clickhouse.database", c.ClickHouse.Database, "must be a plain identifier")
+	}
+	if c.ClickHouse.Cluster != "" && !clusterRE.MatchString(c.ClickHouse.Cluster) {
+		p.Add("clickhouse.cluster", c.ClickHouse.Cluster, "must be a cluster name of remote_servers (letters, digits, _ . -)")
+	}
+	if c.ClickHouse.Replicated && c.ClickHouse.Cluster == "" {
+		p.Add("clickhouse.replicated", true, "needs accesslog.clickhouse.cluster: replicas are nodes of a cluster")
 	}
 	p.AtLeastDuration("clickhouse.dial_timeout", c.ClickHouse.DialTimeout, 100*time.Millisecond)
 	p.Between("batch_rows", c.BatchRows, 1, 10_000_000)

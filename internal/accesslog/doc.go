@@ -34,6 +34,14 @@
 // per batch (effective on Replicated tables or with
 // non_replicated_deduplication_window).
 //
+// Clusters (WithCluster, accesslog.clickhouse.cluster): EnsureSchema reads
+// the nodes from system.clusters and, over a connection to each, creates
+// access_log_local and daily_reports_local (Replicated when asked) and the
+// Distributed access_log and daily_reports over them; the writer's INSERT is
+// unchanged and goes through the Distributed table. On plain MergeTree
+// shards the exactly-once probe can miss rows the entry node has not yet
+// forwarded: a batch after an ambiguous failure is then at-least-once.
+//
 // ClickHouse versions: one column set everywhere; servers ≥ 20.1 get
 // LowCardinality, ZSTD codecs and a TTL (ttl_only_drop_parts) at creation.
 // Debian's 18.16 needs the explicit INSERT column list the writer always

@@ -500,6 +500,9 @@ func TestConfigValidationNamesFields(t *testing.T) {
 		"backoff":         {func(c *Config) { c.RetryMaxBackoff = time.Millisecond }, "accesslog.retry_min_backoff"},
 		"clickhouse addr": {func(c *Config) { c.ClickHouse.Addr = []string{"nohost"} }, "accesslog.clickhouse.addr[0]"},
 		"policy":          {func(c *Config) { c.StoreClientIP = 9 }, "accesslog.store_client_ip"},
+		"cluster name":    {func(c *Config) { c.ClickHouse.Cluster = "a'b" }, "accesslog.clickhouse.cluster"},
+		"replicated without cluster": {func(c *Config) { c.ClickHouse.Replicated = true },
+			"accesslog.clickhouse.replicated"},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -510,6 +513,11 @@ func TestConfigValidationNamesFields(t *testing.T) {
 				t.Fatalf("got %v, want an error naming %s", err, tc.want)
 			}
 		})
+	}
+	ok := DefaultConfig()
+	ok.ClickHouse.Cluster, ok.ClickHouse.Replicated = "smartlayer-prod.eu_1", true
+	if err := ok.Validate(); err != nil {
+		t.Errorf("a replicated cluster: %v", err)
 	}
 	if _, err := ParseClientIPPolicy("sometimes"); err == nil {
 		t.Error("bad policy accepted")

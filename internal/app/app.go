@@ -276,11 +276,18 @@ func (a *app) probes() []admin.Probe {
 // openClickHouse connects over the native protocol with no extra settings:
 // ClickHouse 18.16 rejects settings it does not know.
 func openClickHouse(c accesslog.ClickHouseConfig) (driver.Conn, error) {
-	conn, err := clickhouse.Open(&clickhouse.Options{
+	opts := &clickhouse.Options{
 		Addr:        c.Addr,
 		Auth:        clickhouse.Auth{Username: c.Username, Password: c.Password.Reveal()},
 		DialTimeout: c.DialTimeout,
-	})
+	}
+	if c.Cluster != "" {
+		// Each node given is an entry to the Distributed table, which
+		// splits and forwards every batch: spread that work over them
+		// instead of loading the first.
+		opts.ConnOpenStrategy = clickhouse.ConnOpenRoundRobin
+	}
+	conn, err := clickhouse.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("accesslog.clickhouse: %w", err)
 	}
@@ -292,10 +299,16 @@ func openClickHouse(c accesslog.ClickHouseConfig) (driver.Conn, error) {
 func ensureSchema(ctx context.Context, conn driver.Conn, cfg config.Config, logger *slog.Logger) error {
 	backoff := time.Second
 	for {
-		err := accesslog.EnsureSchema(ctx, conn, cfg.AccessLog.ClickHouse.Database,
-			accesslog.WithRetentionDays(cfg.Report.RetentionDays))
+		ch := cfg.AccessLog.ClickHouse
+		opts := append([]accesslog.SchemaOption{accesslog.WithRetentionDays(cfg.Report.RetentionDays)},
+			ch.SchemaOptions(func(_ context.Context, addr string) (driver.Conn, error) {
+				node := ch
+				node.Addr = []string{addr}
+				return openClickHouse(node)
+			})...)
+		err := accesslog.EnsureSchema(ctx, conn, ch.Database, opts...)
 		if err == nil {
-			logger.Info("clickhouse schema ready", "database", cfg.AccessLog.ClickHouse.Database)
+			logger.Info("clickhouse schema ready", "database", ch.Database, "cluster", ch.Cluster)
 			return nil
 		}
 		logger.Warn("clickhouse schema not ready; access log spools meanwhile", "err", err, "retry_in", backoff,

@@ -70,6 +70,7 @@ func (c *Config) link() {
 	c.Payload.DecisionBudget = c.Server.DecisionBudget
 	c.AccessLog.UserHeader, c.AccessLog.PlanHeader = c.Identity.UserHeader, c.Identity.PlanHeader
 	c.Report.Database = c.AccessLog.ClickHouse.Database
+	c.Report.Cluster = c.AccessLog.ClickHouse.Cluster
 	c.Report.SensitivePrefixes = c.Behavior.SensitivePaths
 }
 

@@ -19,6 +19,10 @@ type Config struct {
 	// Database holds access_log and daily_reports. Not a key of its own:
 	// the process copies accesslog.clickhouse.database here.
 	Database string `koanf:"-"`
+	// Cluster is accesslog.clickhouse.cluster (not a key of its own):
+	// set, access_log is Distributed and retention drops the partitions of
+	// access_log_local on every node.
+	Cluster string `koanf:"-"`
 	// Location is the timezone whose calendar days the report covers
 	// (report.timezone, an IANA name).
 	Location *time.Location `koanf:"timezone"`

@@ -24,6 +24,19 @@ type Reporter struct {
 	metrics *metrics
 	now     func() time.Time
 	http    *http.Client
+	dial    func(ctx context.Context, addr string) (NodeConn, error)
+}
+
+// NodeConn is a connection to one node of a cluster.
+type NodeConn interface {
+	Conn
+	Close() error
+}
+
+// WithNodeDialer lets retention reach every node of Config.Cluster: dial
+// opens one (host:port as system.clusters lists it).
+func WithNodeDialer(dial func(ctx context.Context, addr string) (NodeConn, error)) Option {
+	return func(r *Reporter) { r.dial = dial }
 }
 
 // Option sets an optional dependency of a Reporter.
@@ -63,6 +76,9 @@ func New(conn Conn, cfg Config, opts ...Option) (*Reporter, error) {
 	}
 	if r.metrics == nil {
 		r.metrics = newMetrics(nil)
+	}
+	if r.cfg.Cluster != "" && r.dial == nil {
+		return nil, errors.New("report: a cluster needs WithNodeDialer (retention drops partitions on every node)")
 	}
 	return r, nil
 }

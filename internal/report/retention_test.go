@@ -1,15 +1,25 @@
 package report
 
 import (
+	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/smartlayer/smartlayer/internal/accesslog"
+	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func partitions(t testing.TB, conn driver.Conn, db string) []string {
+	return tablePartitions(t, conn, db, "access_log")
+}
+
+func tablePartitions(t testing.TB, conn driver.Conn, db, table string) []string {
 	t.Helper()
-	rows, err := conn.Query(testCtx(t), "SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = 'access_log' AND active ORDER BY partition_id", db)
+	rows, err := conn.Query(testCtx(t), "SELECT DISTINCT partition_id FROM system.parts WHERE database = ? AND table = ? AND active ORDER BY partition_id", db, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,6 +83,88 @@ func TestRetention(t *testing.T) {
 				t.Errorf("partitions left %v, want %v", remain, tc.remain)
 			}
 		})
+	}
+}
+
+// TestRetentionOnCluster: on a cluster, retention drops the expired days
+// from every shard's access_log_local, lists each day once, and dry-run
+// drops nothing.
+func TestRetentionOnCluster(t *testing.T) {
+	cluster, addrs := testenv.ClickHouseCluster(t)
+	// Synchronous Distributed inserts: the rows are on their shards when
+	// the INSERT returns (a setting 18.16 knows).
+	entry, err := clickhouse.Open(&clickhouse.Options{Addr: addrs[:1], ReadTimeout: time.Minute,
+		Settings: clickhouse.Settings{"insert_distributed_sync": 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = entry.Close() })
+	var nodes []driver.Conn
+	for _, a := range addrs {
+		nodes = append(nodes, testenv.OpenClickHouse(t, a))
+	}
+	db := testenv.FreshDatabase(t, nodes[0], "sl_report_cluster_")
+	t.Cleanup(func() { _ = nodes[1].Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })
+	dial := func(_ context.Context, addr string) (driver.Conn, error) { return testenv.OpenClickHouse(t, addr), nil }
+	if err := accesslog.EnsureSchema(testCtx(t), entry, db, accesslog.WithRetentionDays(0),
+		accesslog.WithCluster(accesslog.Cluster{Name: cluster, Dial: dial})); err != nil {
+		t.Fatal(err)
+	}
+	today := Date{2026, time.November, 21}
+	for _, off := range []int{-45, -31, -1, 0} {
+		insertTraffic(t, entry, db, traffic{today.AddDays(off), 50, map[string]string{"request_id": "toString(number)"}})
+	}
+	all := []string{"20261007", "20261021", "20261120", "20261121"}
+	for i, n := range nodes {
+		if got := tablePartitions(t, n, db, "access_log_local"); strings.Join(got, ",") != strings.Join(all, ",") {
+			t.Fatalf("shard %d partitions %v, want %v: every day on both shards", i+1, got, all)
+		}
+	}
+	cfg := scenarioConfig(db)
+	cfg.Cluster = cluster
+	if _, err := New(entry, cfg); err == nil {
+		t.Fatal("a cluster without a node dialer accepted")
+	}
+	clock := &fixedClock{today.Start(time.UTC).Add(3 * time.Hour)}
+	r, err := New(entry, cfg, WithClock(clock.now), WithNodeDialer(func(ctx context.Context, addr string) (NodeConn, error) {
+		return dial(ctx, addr)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		dryRun  bool
+		dropped []string
+		remain  []string
+	}{
+		{"dry run lists each day once", true, []string{"20261007", "20261021"}, all},
+		{"drops on every shard", false, []string{"20261007", "20261021"}, all[2:]},
+		{"second run has nothing to drop", false, nil, all[2:]},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := r.Retention(testCtx(t), r.Today(), tc.dryRun)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, p := range got {
+				ids = append(ids, p.ID)
+			}
+			if strings.Join(ids, ",") != strings.Join(tc.dropped, ",") {
+				t.Errorf("dropped %v, want %v", ids, tc.dropped)
+			}
+			for i, n := range nodes {
+				if got := tablePartitions(t, n, db, "access_log_local"); strings.Join(got, ",") != strings.Join(tc.remain, ",") {
+					t.Errorf("shard %d partitions %v, want %v", i+1, got, tc.remain)
+				}
+			}
+		})
+	}
+	var left uint64
+	if err := entry.QueryRow(testCtx(t), "SELECT count() FROM "+db+".access_log").Scan(&left); err != nil || left != 100 {
+		t.Errorf("access_log keeps %d rows (%v), want the last two days' 100", left, err)
 	}
 }
 

@@ -29,6 +29,12 @@ type Stored struct {
 // ReplacingMergeTree(generated_at) ordered by date, so a rerun for the same
 // date replaces the row once merged and at once for readers using FINAL.
 func (r *Reporter) Store(ctx context.Context, rep *Report) error {
+	if r.cfg.Cluster != "" {
+		// daily_reports is Distributed: insert into its shard before
+		// answering (a setting 18.16 knows), so a report that is stored can
+		// be read back at once and a shard that is down fails the run.
+		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"insert_distributed_sync": 1}))
+	}
 	// The explicit column list is what makes PrepareBatch work on 18.16.
 	batch, err := r.conn.PrepareBatch(ctx, "INSERT INTO "+r.table("daily_reports")+
 		" (date, generated_at, health, total, error_rate, summary, markdown, html, aggregates, narrative_source)")

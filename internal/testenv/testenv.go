@@ -24,6 +24,11 @@ const (
 	// RedisAddrEnv and ClickHouseAddrEnv are exported by scripts/testenv.sh.
 	RedisAddrEnv      = "SMARTLAYER_TEST_REDIS_ADDR"
 	ClickHouseAddrEnv = "SMARTLAYER_TEST_CLICKHOUSE_ADDR"
+	// ClickHouseClusterNameEnv and ClickHouseClusterAddrsEnv name the
+	// 2-shard cluster scripts/testenv.sh starts and its nodes' addresses
+	// (comma-separated, shard 1 first).
+	ClickHouseClusterNameEnv  = "SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_NAME"
+	ClickHouseClusterAddrsEnv = "SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_ADDRS"
 )
 
 //go:embed clickhouse-config.xml
@@ -57,6 +62,14 @@ func RedisAddr(t testing.TB) string {
 func ClickHouseAddr(t testing.TB) string {
 	t.Helper()
 	return envAddr(t, ClickHouseAddrEnv)
+}
+
+// ClickHouseCluster returns the shared test cluster's name and its nodes'
+// native-protocol addresses, one per shard.
+func ClickHouseCluster(t testing.TB) (name string, addrs []string) {
+	t.Helper()
+	name = envAddr(t, ClickHouseClusterNameEnv)
+	return name, strings.Split(envAddr(t, ClickHouseClusterAddrsEnv), ",")
 }
 
 // envAddr returns the address in the environment variable name, skipping

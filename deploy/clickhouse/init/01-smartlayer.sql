@@ -19,3 +19,8 @@ CREATE USER IF NOT EXISTS smartlayer
 -- for it). system.columns and system.parts show this database's tables to a user with grants on it.
 GRANT CREATE DATABASE ON smartlayer.* TO smartlayer;
 GRANT SELECT, INSERT, CREATE TABLE, ALTER ADD COLUMN, ALTER DELETE ON smartlayer.* TO smartlayer;
+
+-- On a cluster (accesslog.clickhouse.cluster, README "Scaling out"): run this file on every node
+-- (authz and the reporter create and migrate the tables node by node), and uncomment the grant
+-- below: creating the Distributed tables needs REMOTE, which ClickHouse grants only ON *.*.
+-- GRANT REMOTE ON *.* TO smartlayer;

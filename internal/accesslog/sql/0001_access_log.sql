@@ -1,7 +1,9 @@
 -- access_log: one row per HTTP request seen by Envoy's ALS (CONTRACTS.md).
 -- One column set on every server: lc, codec and the TTL render only on servers
 -- >= 20.1 and never change a column's name or base type.
-CREATE TABLE IF NOT EXISTS {{.DB}}.access_log
+-- table and engine render the layout: access_log on one server, access_log_local
+-- (Replicated when accesslog.clickhouse.replicated) under a Distributed access_log on a cluster.
+CREATE TABLE IF NOT EXISTS {{.DB}}.{{table "access_log"}}
 (
     timestamp        DateTime{{codec "Delta, ZSTD(1)"}},
     timestamp_ms     UInt16,
@@ -31,7 +33,7 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.access_log
     block_reason     {{lc "String"}},
     score            UInt16
 )
-ENGINE = MergeTree
+ENGINE = {{engine "access_log" "MergeTree" ""}}
 PARTITION BY date
 ORDER BY (date, authority, path, timestamp)
 {{- if and .Modern .TTLDays}}

@@ -1,6 +1,6 @@
 -- daily_reports: one report per date; a rerun inserts a newer generated_at and
 -- ReplacingMergeTree keeps only that one (readers use FINAL or argMax).
-CREATE TABLE IF NOT EXISTS {{.DB}}.daily_reports
+CREATE TABLE IF NOT EXISTS {{.DB}}.{{table "daily_reports"}}
 (
     date             Date,
     generated_at     DateTime,
@@ -13,5 +13,5 @@ CREATE TABLE IF NOT EXISTS {{.DB}}.daily_reports
     aggregates       String{{codec "ZSTD(3)"}},
     narrative_source {{lc "String"}}
 )
-ENGINE = ReplacingMergeTree(generated_at)
+ENGINE = {{engine "daily_reports" "ReplacingMergeTree" "generated_at"}}
 ORDER BY date
