@@ -103,9 +103,6 @@ func (p *Pipeline) run(ctx context.Context, r *scoring.Request, pr *progress) (D
 			pr.at(p.Stages[i:], len(r.Body) > 0)
 		}
 		v, err := s.Stage.Evaluate(ctx, r)
-		if pr != nil {
-			pr.at(p.Stages[i+1:], len(r.Body) > 0)
-		}
 		if err != nil {
 			return p.failDecision(r, ReasonStageError), &StageError{Module: s.Module, Err: err}
 		}
@@ -117,6 +114,14 @@ func (p *Pipeline) run(ctx context.Context, r *scoring.Request, pr *progress) (D
 			d.BehaviorScore = v.Score
 		case ModulePayload:
 			d.PayloadScore = v.Score
+		}
+		if !v.Deny || s.Mode == Shadow {
+			// Moving on: a budget that runs out from here is the next
+			// stage's (a denial keeps the stage current until it is
+			// recorded below, so the budget never answers over it).
+			if pr != nil {
+				pr.at(p.Stages[i+1:], len(r.Body) > 0)
+			}
 		}
 		if !v.Deny {
 			allowHeaders = append(allowHeaders, v.Headers...)
@@ -131,11 +136,11 @@ func (p *Pipeline) run(ctx context.Context, r *scoring.Request, pr *progress) (D
 			continue
 		}
 		d.deny(s.Module, v)
+		if pr != nil {
+			dd := d
+			pr.denied.Store(&dd)
+		}
 		if v.Charge {
-			if pr != nil {
-				dd := d
-				pr.denied.Store(&dd)
-			}
 			p.charge(ctx, r, p.Stages[i+1:], allowListed)
 		}
 		return d, nil

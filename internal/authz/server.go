@@ -209,6 +209,12 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 	case <-c.done:
 		return c.d, c.err
 	case <-ctx.Done():
+		select {
+		case <-c.done:
+			// Decided as the budget ran out: the decision stands.
+			return c.d, c.err
+		default:
+		}
 		if d, ok := pr.onBudget(r); ok {
 			// Decided already, or the request's own cost: not the fail mode.
 			s.m.errors.WithLabelValues("budget_stage").Inc()
