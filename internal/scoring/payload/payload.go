@@ -330,7 +330,7 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	}
 	norm, l := normalise(raw, plus)
 	s.b.decodedMore(int(l.extra), len(norm))
-	lower := strings.ToLower(norm)
+	lower := toLower(norm)
 	cls := classesAndKeywords(lower)
 	if !s.b.detectors(len(norm), cls) {
 		return norm, false

@@ -149,14 +149,19 @@ var shellCRe = regexp.MustCompile(`(?:^|[\s;&|'"(\x60])(?:(?:ba|da|z|k|c|tc)?sh|
 var aliasRe = regexp.MustCompile(`^[;&|\s]*alias\s+(?:[-+][a-z+]+\s+)*['"]?[\w.-]+['"]?=`)
 
 // bashShape: the cheap substring test every bashSyntaxRe branch needs.
-func bashShape(s string) bool {
-	return strings.Contains(s, "<(") || strings.Contains(s, ">(") || strings.Contains(s, "$[") || strings.Contains(s, "$((") ||
-		strings.Contains(s, "${") || strings.Contains(s, "<<<") || strings.Contains(s, "() {")
+// Each substring is looked for only when s has its first byte's class
+// (cls is classes(s) or a superset): a User-Agent has parentheses but no
+// '<', '>' or '$': seven scans of it cost 1,040 instructions, now one.
+func bashShape(s string, cls uint64) bool {
+	return cls&cLT != 0 && (strings.Contains(s, "<(") || strings.Contains(s, "<<<")) ||
+		cls&cGT != 0 && strings.Contains(s, ">(") ||
+		cls&cDollar != 0 && (strings.Contains(s, "$[") || strings.Contains(s, "$((") || strings.Contains(s, "${")) ||
+		cls&cParen != 0 && strings.Contains(s, "() {")
 }
 
 func detectShell(norm, lower string, cls uint64, key bool) hit {
 	var h hit
-	if cls&(cLT|cGT|cDollar|cParen) != 0 && bashShape(lower) && bashSyntaxRe.MatchString(lower) {
+	if cls&(cLT|cGT|cDollar|cParen) != 0 && bashShape(lower, cls) && bashSyntaxRe.MatchString(lower) {
 		return mk(weightBlock, ruleCmdiBashSyntax)
 	}
 	if strings.Contains(lower, " -c") {
@@ -317,7 +322,10 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 	}
 	absolute, start := false, i
 	// /bin/cat, /usr/bin/id: an absolute path to a binary is a command.
-	for _, p := range []string{"/usr/local/bin/", "/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"} {
+	for _, p := range binDirs {
+		if i < len(s) && s[i] != '/' {
+			break // every binDirs entry starts with '/'
+		}
 		if strings.HasPrefix(s[i:], p) {
 			i += len(p)
 			absolute = true
@@ -390,6 +398,9 @@ func commandAt(s string, i int, sep uint8, subst bool) (uint8, bool) {
 	}
 	return 0, false
 }
+
+// binDirs hold binaries; each starts with '/'.
+var binDirs = []string{"/usr/local/bin/", "/usr/bin/", "/bin/", "/usr/sbin/", "/sbin/"}
 
 // adminFirstLen / adminLastLen: bit n of [c] is set when an admin tool
 // or wrapper name of length n starts / ends with c.
