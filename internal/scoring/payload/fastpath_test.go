@@ -26,6 +26,8 @@ var fastPathPieces = []string{
 	"master.", "exec", "execute", "immediate", "declare", "declare @", "procedure", "analyse", "truncate", "replace",
 	"values", "table", "alter table", "create", "function", "returns", "charset", "change", "if", "if(", "div(", "json_",
 	":=", "as", "from", " from ", "regexp", "user", "version", "4294967296", "2147483647", ".e(", ".e.",
+	// requestLine, schemes
+	"get ", "post ", "head ", "put ", "options ", "/ ", "http/1.1", "https://", "http:", "php://", "gopher://", "localhost/",
 	// bashShape
 	"<(", ">(", "$[", "$((", "${", "<<<", "() {",
 	// findSensitive
@@ -93,6 +95,15 @@ func checkFastPaths(t *testing.T, s string) {
 		if gotN != wantN || gotL != wantL {
 			t.Errorf("normalise(%q, %v) = %q, %+v; decoding gives %q, %+v", s, plus, gotN, gotL, wantN, wantL)
 		}
+		lower := strings.ToLower(gotN)
+		cls := classes(lower)
+		// Every combination of the layers encodingTrick reads.
+		for bits := range 64 {
+			l := layers{url: uint8(bits & 3), html: bits&4 != 0, escapes: bits&8 != 0, null: bits&16 != 0, overlong: bits&32 != 0}
+			if got, want := encodingTrick(l, cls, lower), refEncodingTrick(l, cls, lower); got != want {
+				t.Errorf("encodingTrick(%+v, %q) = %v, want %v", l, lower, got, want)
+			}
+		}
 	}
 	if got, want := toLower(s), strings.ToLower(s); got != want {
 		t.Errorf("toLower(%q) = %q, strings.ToLower says %q", s, got, want)
@@ -113,6 +124,9 @@ func checkFastPaths(t *testing.T, s string) {
 		}
 		if got, want := sensitiveHits(v, findSensitive), sensitiveHits(v, refFindSensitive); !slices.Equal(got, want) {
 			t.Errorf("findSensitive(%q) = %v, the map says %v", v, got, want)
+		}
+		if got, want := requestLine(v), refRequestLine(v); got != want {
+			t.Errorf("requestLine(%q) = %v, the prefix tests say %v", v, got, want)
 		}
 		for i := range sqlExtraRules {
 			r := &sqlExtraRules[i]
@@ -182,6 +196,47 @@ func refFindSensitive(s string, found func(i int, file string) bool) {
 	}
 }
 
+// refRequestLine is requestLine without the methodStart filter.
+func refRequestLine(line string) bool {
+	for _, m := range httpMethods {
+		if !strings.HasPrefix(line, m) || len(line) == len(m) || !crlfSpace(line[len(m)]) {
+			continue
+		}
+		t := line[len(m)+1:]
+		sp := strings.IndexAny(t, " +\r\n")
+		if sp <= 0 || !crlfSpace(t[sp]) {
+			return false
+		}
+		v := t[sp+1:]
+		target := t[0] == '/' || t[0] == '*' || strings.HasPrefix(t, "http")
+		return target && len(v) > 5 && strings.HasPrefix(v, "http/") && v[5] >= '0' && v[5] <= '9'
+	}
+	return false
+}
+
+// refEncodingTrick is encodingTrick without the early return for values
+// decoded at most once.
+func refEncodingTrick(l layers, cls uint64, lower string) hit {
+	if l.overlong || l.percentU {
+		return mk(weightBorderline, ruleEncodingNonStandard)
+	}
+	danger := cls&dangerChars != 0 || l.null || strings.Contains(lower, "../") || strings.Contains(lower, `..\`)
+	if !danger {
+		return hit{}
+	}
+	switch {
+	case l.url >= 3:
+		return mk(weightBorderline, ruleEncodingLayers)
+	case l.url == 2 && (l.html || l.escapes):
+		return mk(weightBorderline, ruleEncodingLayers)
+	case l.url == 2:
+		return mk(weightWeak, ruleEncodingLayers)
+	case l.escapes && (l.url == 1 || l.html):
+		return mk(weightWeak, ruleEncodingLayers)
+	}
+	return hit{}
+}
+
 // sensitiveHits lists what find reports in s, in order.
 func sensitiveHits(s string, find func(string, func(int, string) bool)) []string {
 	var out []string
@@ -204,6 +259,32 @@ func TestFastPathTables(t *testing.T) {
 	for k := range sensitiveIndex {
 		if a := anchorIndex(k[0]); a < 0 || !sensitivePair[a][k[1]] {
 			t.Errorf("sensitivePair misses %q", k)
+		}
+	}
+	for w := range phpWrappers {
+		if !phpWrapperFirst[w[0]] {
+			t.Errorf("phpWrapperFirst misses %q", w)
+		}
+	}
+	for s := range dangerousSchemes {
+		if !dangerousFirst[s[0]] {
+			t.Errorf("dangerousFirst misses %q", s)
+		}
+	}
+	for _, n := range internalHostNames {
+		if len(n) < internalHostMin {
+			t.Errorf("internalHostMin %d > len(%q)", internalHostMin, n)
+		}
+	}
+	for first, phs := range prompts.byFirst {
+		if n := len(first); prompts.firstLen[first[0]]&prompts.lastLen[first[n-1]]&(1<<n) == 0 {
+			t.Errorf("prompt filter rejects the first word %q of %q", first, phs[0].text)
+		}
+	}
+	for c := range 256 {
+		// chainScan's switch acts on exactly these bytes.
+		if want := strings.IndexByte("$`;\n\r|&", byte(c)) >= 0; chainByte[c] != want {
+			t.Errorf("chainByte[%q] = %v", byte(c), chainByte[c])
 		}
 	}
 	for _, d := range binDirs {

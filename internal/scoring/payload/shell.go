@@ -164,7 +164,7 @@ func detectShell(norm, lower string, cls uint64, key bool) hit {
 	if cls&(cLT|cGT|cDollar|cParen) != 0 && bashShape(lower, cls) && bashSyntaxRe.MatchString(lower) {
 		return mk(weightBlock, ruleCmdiBashSyntax)
 	}
-	if strings.Contains(lower, " -c") {
+	if cls&cDash != 0 && strings.Contains(lower, " -c") {
 		// The command string: quoted, or a known command.
 		if loc := shellCRe.FindStringIndex(lower); loc != nil {
 			a := loc[1] - 1
@@ -229,6 +229,9 @@ func chainScan(lower string) hit {
 	inCode := false
 	for i := 0; i < len(lower); i++ {
 		c := lower[i]
+		if !chainByte[c] {
+			continue // the switch below ignores it
+		}
 		var sep uint8 // weight if a command follows
 		rule := ruleCmdiChain
 		start := i + 1
@@ -294,6 +297,16 @@ func chainScan(lower string) hit {
 	}
 	return h
 }
+
+// chainByte marks the bytes chainScan's switch acts on; one table load
+// per byte instead of the switch's comparisons (chainScan on a
+// User-Agent: 3,500 instructions, 1,620 with it; callgrind).
+var chainByte = func() (t [256]bool) {
+	for _, c := range []byte("$`;\n\r|&") {
+		t[c] = true
+	}
+	return t
+}()
 
 // pipeTableCell reports a word between pipes at the start of a line, the
 // shape of a Markdown table cell.

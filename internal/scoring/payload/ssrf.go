@@ -68,6 +68,15 @@ var dangerousSchemes = map[string]bool{
 	"netdoc": true, "jar": true, "sftp": false, "smb": true, "rmi": true, "iiop": true, "corba": true,
 }
 
+// dangerousFirst marks the first bytes of dangerousSchemes, so http and
+// https skip the map lookup.
+var dangerousFirst = func() (t [256]bool) {
+	for s := range dangerousSchemes {
+		t[s[0]] = true
+	}
+	return t
+}()
+
 func detectSSRF(lower string, cls uint64) hit {
 	if cls&(cDot|cColon) == 0 {
 		return hit{}
@@ -100,7 +109,7 @@ func detectSSRF(lower string, cls uint64) hit {
 		}
 		scheme := lower[st:i]
 		switch {
-		case dangerousSchemes[scheme]:
+		case scheme != "" && dangerousFirst[scheme[0]] && dangerousSchemes[scheme]:
 			return mk(weightBlock, ruleSSRFScheme)
 		case scheme == "file":
 			h = h.or(mk(weightBorderline, ruleSSRFFileScheme))
@@ -237,6 +246,15 @@ var internalHostNames = []string{
 	"kubernetes.default.svc", "kubernetes.default", "localtest.me", "lvh.me",
 }
 
+// internalHostMin is the length of the shortest internalHostNames entry.
+var internalHostMin = func() int {
+	m := len(internalHostNames[0])
+	for _, n := range internalHostNames {
+		m = min(m, len(n))
+	}
+	return m
+}()
+
 // detectBareHost reports a value that is "<internal host>/…" or
 // "<internal host>:port/…".
 func detectBareHost(lower string) hit {
@@ -253,6 +271,9 @@ func detectBareHost(lower string) hit {
 			return hit{}
 		}
 		host = host[:c]
+	}
+	if len(host) < internalHostMin {
+		return hit{} // "http:" of a URL with a scheme
 	}
 	for _, n := range internalHostNames {
 		if host == n {

@@ -73,6 +73,14 @@ var sensitivePair = func() (t [3][256]bool) {
 	return t
 }()
 
+// anchorByte is anchorIndex+1 as a table, 0 for the other bytes.
+var anchorByte = func() (t [256]uint8) {
+	for c := range t {
+		t[c] = uint8(anchorIndex(byte(c)) + 1)
+	}
+	return t
+}()
+
 // anchorIndex numbers the anchor bytes '/', '.', '_'; -1 for the rest.
 func anchorIndex(c byte) int {
 	switch c {
@@ -93,8 +101,8 @@ var sensitiveDirs = map[string]bool{"/windows/system32": true, "/winnt/": true, 
 // findSensitive calls found with the index of every sensitive file in s.
 func findSensitive(s string, found func(i int, file string) bool) {
 	for i := 0; i+3 <= len(s); i++ {
-		a := anchorIndex(s[i])
-		if a < 0 || !sensitivePair[a][s[i+1]] {
+		a := anchorByte[s[i]]
+		if a == 0 || !sensitivePair[a-1][s[i+1]] {
 			continue
 		}
 		for _, p := range sensitiveIndex[s[i:i+3]] {
