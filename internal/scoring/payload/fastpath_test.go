@@ -28,6 +28,8 @@ var fastPathPieces = []string{
 	":=", "as", "from", " from ", "regexp", "user", "version", "4294967296", "2147483647", ".e(", ".e.",
 	// requestLine, schemes
 	"get ", "post ", "head ", "put ", "options ", "/ ", "http/1.1", "https://", "http:", "php://", "gopher://", "localhost/",
+	// nodeCallCandidate
+	"console", "console.log(", "new function(", "string.fromcharcode(", "module.exports=", "process.env", "require[", "require.main",
 	// bashShape
 	"<(", ">(", "$[", "$((", "${", "<<<", "() {",
 	// findSensitive
@@ -105,7 +107,8 @@ func checkFastPaths(t *testing.T, s string) {
 			}
 		}
 	}
-	if got, want := toLower(s), strings.ToLower(s); got != want {
+	var buf []byte
+	if got, want := toLower(s, &buf), strings.ToLower(s); got != want {
 		t.Errorf("toLower(%q) = %q, strings.ToLower says %q", s, got, want)
 	}
 	for i, v := range []string{s, strings.ToLower(s)} {
@@ -124,6 +127,9 @@ func checkFastPaths(t *testing.T, s string) {
 		}
 		if got, want := sensitiveHits(v, findSensitive), sensitiveHits(v, refFindSensitive); !slices.Equal(got, want) {
 			t.Errorf("findSensitive(%q) = %v, the map says %v", v, got, want)
+		}
+		if nodeCallRe.MatchString(v) && !nodeCallCandidate(v, cls) {
+			t.Errorf("nodeCallCandidate rejects %q, which nodeCallRe matches", v)
 		}
 		if got, want := requestLine(v), refRequestLine(v); got != want {
 			t.Errorf("requestLine(%q) = %v, the prefix tests say %v", v, got, want)
@@ -285,6 +291,16 @@ func TestFastPathTables(t *testing.T) {
 		// chainScan's switch acts on exactly these bytes.
 		if want := strings.IndexByte("$`;\n\r|&", byte(c)) >= 0; chainByte[c] != want {
 			t.Errorf("chainByte[%q] = %v", byte(c), chainByte[c])
+		}
+	}
+	for w := range shellCommands {
+		if shellCommand(w) != shellCommands[w] {
+			t.Errorf("shellCommand(%q) = %d, want %d", w, shellCommand(w), shellCommands[w])
+		}
+	}
+	for c := range 256 {
+		if sqlLetter[c] != isLetterOrUnderscore(byte(c)) {
+			t.Errorf("sqlLetter[%q] = %v", byte(c), sqlLetter[c])
 		}
 	}
 	for _, d := range binDirs {

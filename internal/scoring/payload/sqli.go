@@ -43,6 +43,14 @@ func isSQLWord(w string) bool {
 	return ok
 }
 
+// sqlLetter is isLetterOrUnderscore as a table, for hasSQLWord's walk.
+var sqlLetter = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isLetterOrUnderscore(byte(c))
+	}
+	return t
+}()
+
 func isLetterOrUnderscore(c byte) bool { return ('a' <= c && c <= 'z') || c == '_' }
 
 // hasSQLWord reports whether lower contains a word libinjection's lexer
@@ -52,12 +60,12 @@ func isLetterOrUnderscore(c byte) bool { return ('a' <= c && c <= 'z') || c == '
 // Splitting more eagerly than libinjection only makes the gate open more.
 func hasSQLWord(lower string) bool {
 	for i := 0; i < len(lower); {
-		if !isLetterOrUnderscore(lower[i]) {
+		if !sqlLetter[lower[i]] {
 			i++
 			continue
 		}
 		j := i
-		for j < len(lower) && isLetterOrUnderscore(lower[j]) {
+		for j < len(lower) && sqlLetter[lower[j]] {
 			j++
 		}
 		w := lower[i:j]
