@@ -28,6 +28,8 @@ var fastPathPieces = []string{
 	":=", "as", "from", " from ", "regexp", "user", "version", "4294967296", "2147483647", ".e(", ".e.",
 	// requestLine, schemes
 	"get ", "post ", "head ", "put ", "options ", "/ ", "http/1.1", "https://", "http:", "php://", "gopher://", "localhost/",
+	// metadataAddr
+	"169.254.", "169.254.169.254", "192.0.0.192", "100.100.100.200", "100.", "169", "fd00:ec2", "fd00:",
 	// nodeCallCandidate
 	"console", "console.log(", "new function(", "string.fromcharcode(", "module.exports=", "process.env", "require[", "require.main",
 	// bashShape
@@ -128,6 +130,9 @@ func checkFastPaths(t *testing.T, s string) {
 		if got, want := sensitiveHits(v, findSensitive), sensitiveHits(v, refFindSensitive); !slices.Equal(got, want) {
 			t.Errorf("findSensitive(%q) = %v, the map says %v", v, got, want)
 		}
+		if got, want := metadataAddr(v), refMetadataAddr(v); got != want {
+			t.Errorf("metadataAddr(%q) = %v, the scans say %v", v, got, want)
+		}
 		if nodeCallRe.MatchString(v) && !nodeCallCandidate(v, cls) {
 			t.Errorf("nodeCallCandidate rejects %q, which nodeCallRe matches", v)
 		}
@@ -200,6 +205,10 @@ func refFindSensitive(s string, found func(i int, file string) bool) {
 			}
 		}
 	}
+}
+
+func refMetadataAddr(s string) bool {
+	return strings.Contains(s, "169.254.") || strings.Contains(s, "192.0.0.192") || strings.Contains(s, "100.100.100.200") || strings.Contains(s, "fd00:ec2")
 }
 
 // refRequestLine is requestLine without the methodStart filter.

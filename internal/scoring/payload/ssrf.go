@@ -68,6 +68,38 @@ var dangerousSchemes = map[string]bool{
 	"netdoc": true, "jar": true, "sftp": false, "smb": true, "rmi": true, "iiop": true, "corba": true,
 }
 
+// metadataAddr reports "169.254.", "192.0.0.192", "100.100.100.200" or
+// "fd00:ec2" in s. The first three are looked for where a '.' follows
+// three digits instead of by three scans: an https URL with a digit cost
+// detectSSRF 1,780 instructions, 1,680 this way (callgrind;
+// TestFastPathsRandom and FuzzFastPaths compare it with the scans).
+func metadataAddr(s string) bool {
+	for i := strings.IndexByte(s, '.'); i >= 0; {
+		if i >= 3 {
+			switch s[i-3 : i] {
+			case "169":
+				if strings.HasPrefix(s[i-3:], "169.254.") {
+					return true
+				}
+			case "192":
+				if strings.HasPrefix(s[i-3:], "192.0.0.192") {
+					return true
+				}
+			case "100":
+				if strings.HasPrefix(s[i-3:], "100.100.100.200") {
+					return true
+				}
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return strings.IndexByte(s, ':') >= 0 && strings.Contains(s, "fd00:ec2")
+}
+
 // dangerousFirst marks the first bytes of dangerousSchemes, so http and
 // https skip the map lookup.
 var dangerousFirst = func() (t [256]bool) {
@@ -82,7 +114,7 @@ func detectSSRF(lower string, cls uint64) hit {
 		return hit{}
 	}
 	var h hit
-	if cls&cDigit != 0 && (strings.Contains(lower, "169.254.") || strings.Contains(lower, "192.0.0.192") || strings.Contains(lower, "100.100.100.200") || strings.Contains(lower, "fd00:ec2")) ||
+	if cls&cDigit != 0 && metadataAddr(lower) ||
 		cls&kwMetadata != 0 {
 		for _, m := range metadataHosts {
 			if strings.Contains(lower, m) {
