@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // jsonBody builds a realistic API document of about n bytes: nested
@@ -63,7 +65,20 @@ func BenchmarkInspect(b *testing.B) {
 		// Issue 17: distinct short strings that each pass a pre-filter.
 		"hostile_64k": {Path: "/api", Headers: hdr, ContentType: "application/json", Body: hostileBody(65536)},
 	}
-	v, err := New(DefaultConfig())
+	cfg := DefaultConfig()
+	// Under valgrind (about 50x slower) json_8k runs into
+	// payload.limits.max_time and is cut short; to count the instructions
+	// of whole inspections, set e.g. SMARTLAYER_BENCH_PAYLOAD_MAX_TIME=1h:
+	//   GOGC=off GODEBUG=asyncpreemptoff=1 GOMAXPROCS=1 valgrind --tool=callgrind \
+	//     --toggle-collect='*Validator*.Inspect' ./payload.test -test.run '^$' \
+	//     -test.bench '^BenchmarkInspect$/^json_8k$' -test.benchtime 100x
+	if d := os.Getenv("SMARTLAYER_BENCH_PAYLOAD_MAX_TIME"); d != "" {
+		var err error
+		if cfg.Limits.MaxTime, err = time.ParseDuration(d); err != nil {
+			b.Fatalf("SMARTLAYER_BENCH_PAYLOAD_MAX_TIME: %v", err)
+		}
+	}
+	v, err := New(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

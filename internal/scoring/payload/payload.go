@@ -219,9 +219,14 @@ type scan struct {
 	ch chanState
 	// b accounts the work against payload.limits (budget.go).
 	b budget
+	// lowerBuf holds detect's lowercased value (toLower).
+	lowerBuf []byte
 }
 
 const maxMemoLen = 128
+
+// maxKeptLowerBuf bounds the lowercase buffer a pooled scan keeps.
+const maxKeptLowerBuf = 64 << 10
 
 func (s *scan) reset() {
 	s.findings, s.suspects = nil, s.suspects[:0]
@@ -229,6 +234,9 @@ func (s *scan) reset() {
 	s.rules = [numDetectors]string{}
 	for _, m := range s.clean {
 		clear(m)
+	}
+	if cap(s.lowerBuf) > maxKeptLowerBuf {
+		s.lowerBuf = nil // a pooled scan keeps no huge value's buffer
 	}
 	s.ch.reset()
 }
@@ -330,7 +338,10 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	}
 	norm, l := normalise(raw, plus)
 	s.b.decodedMore(int(l.extra), len(norm))
-	lower := strings.ToLower(norm)
+	// lower lives in s.lowerBuf until the next value: no detector keeps
+	// it (hits carry constant rule names; excerpts and suspects copy
+	// norm). That spares an allocation per value with capitals.
+	lower := toLower(norm, &s.lowerBuf)
 	cls := classesAndKeywords(lower)
 	if !s.b.detectors(len(norm), cls) {
 		return norm, false

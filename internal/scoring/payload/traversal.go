@@ -61,6 +61,39 @@ var sensitiveIndex = func() map[string][]sensitivePattern {
 	return m
 }()
 
+// sensitivePair[a][c] is set when a key of sensitiveIndex starts with the
+// anchor byte a ('/', '.', '_' as 0, 1, 2) and then c: most anchors in a
+// value (every '/' of a URL) are rejected without a map lookup
+// (findSensitive on "https://shop.example.com/p/17": 1,270 instructions
+// with a lookup per anchor, 1,010 with the filter; callgrind).
+var sensitivePair = func() (t [3][256]bool) {
+	for k := range sensitiveIndex {
+		t[anchorIndex(k[0])][k[1]] = true
+	}
+	return t
+}()
+
+// anchorByte is anchorIndex+1 as a table, 0 for the other bytes.
+var anchorByte = func() (t [256]uint8) {
+	for c := range t {
+		t[c] = uint8(anchorIndex(byte(c)) + 1)
+	}
+	return t
+}()
+
+// anchorIndex numbers the anchor bytes '/', '.', '_'; -1 for the rest.
+func anchorIndex(c byte) int {
+	switch c {
+	case '/':
+		return 0
+	case '.':
+		return 1
+	case '_':
+		return 2
+	}
+	return -1
+}
+
 // sensitiveDirs are the entries of sensitiveFiles that name a directory:
 // "C:\Windows\System32" on its own is a path people type, not an attack.
 var sensitiveDirs = map[string]bool{"/windows/system32": true, "/winnt/": true, "/var/log/": true}
@@ -68,7 +101,8 @@ var sensitiveDirs = map[string]bool{"/windows/system32": true, "/winnt/": true, 
 // findSensitive calls found with the index of every sensitive file in s.
 func findSensitive(s string, found func(i int, file string) bool) {
 	for i := 0; i+3 <= len(s); i++ {
-		if c := s[i]; c != '/' && c != '.' && c != '_' {
+		a := anchorByte[s[i]]
+		if a == 0 || !sensitivePair[a-1][s[i+1]] {
 			continue
 		}
 		for _, p := range sensitiveIndex[s[i:i+3]] {

@@ -222,7 +222,7 @@ func xssView(norm, lower string, cls uint64) string {
 }
 
 func detectXSS(norm, lower string, cls uint64) hit {
-	if strings.Contains(lower, "+adw-") && utf7TagRe.MatchString(lower) {
+	if cls&cDash != 0 && strings.Contains(lower, "+adw-") && utf7TagRe.MatchString(lower) {
 		return mk(weightBlock, ruleXSSUTF7)
 	}
 	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen|cBracket|kwDOM) == 0 {
