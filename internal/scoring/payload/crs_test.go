@@ -195,6 +195,7 @@ var crsAttacks = map[string]crsCase{
 	"cmdi shellshock":           {in: "() {", reasons: ReasonShellInjection},
 	"cmdi here string":          {in: ";irb<<<1+2", reasons: ReasonShellInjection},
 	"cmdi time sh -c":           {in: "time sh -c whoami", reasons: ReasonShellInjection},
+	"cmdi sh tab -c":            {in: "time sh\t-c whoami", reasons: ReasonShellInjection},
 	"cmdi shell var -c":         {in: `${SHELL} -c "echo hi"`, reasons: ReasonShellInjection},
 	"cmdi alias":                {in: "alias eennvv=env&eennvv whoami", reasons: ReasonShellInjection},
 	"cmdi alias flags":          {in: "alias +g+ a=b", reasons: ReasonShellInjection},

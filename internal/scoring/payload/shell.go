@@ -170,12 +170,31 @@ func bashShape(s string, cls uint64) bool {
 		cls&cParen != 0 && strings.Contains(s, "() {")
 }
 
+// spaceDashC is shellCRe's pre-check: "-c" after whitespace as RE2's \s
+// has it ([\t\n\f\r ]), so "sh\t-c" is not skipped.
+func spaceDashC(s string) bool {
+	for i := 1; ; {
+		j := strings.Index(s[i:], "-c")
+		if j < 0 {
+			return false
+		}
+		switch s[i+j-1] {
+		case ' ', '\t', '\n', '\f', '\r':
+			return true
+		}
+		i += j + 2
+		if i >= len(s) {
+			return false
+		}
+	}
+}
+
 func detectShell(norm, lower string, cls uint64, key bool) hit {
 	var h hit
 	if cls&(cLT|cGT|cDollar|cParen) != 0 && bashShape(lower, cls) && bashSyntaxRe.MatchString(lower) {
 		return mk(weightBlock, ruleCmdiBashSyntax)
 	}
-	if cls&cDash != 0 && strings.Contains(lower, " -c") {
+	if cls&cDash != 0 && spaceDashC(lower) {
 		// The command string: quoted, or a known command.
 		if loc := shellCRe.FindStringIndex(lower); loc != nil {
 			a := loc[1] - 1
