@@ -280,14 +280,14 @@ func TestRowsRoundTripClickHouse(t *testing.T) {
 	ctx := testCtx(t)
 	w := mustCHWriter(t, conn, db)
 	cases := mappingCases(t)
-	b := &batch{}
+	var rows []Row
 	for _, tc := range cases {
 		cfg := DefaultConfig()
 		cfg.StoreClientIP = tc.policy
 		r, _ := wireRow(t, cfg, tc.node, tc.entry)
-		b.rows = append(b.rows, r)
+		rows = append(rows, r)
 	}
-	if err := w.insert(ctx, b); err != nil {
+	if err := w.insert(ctx, batchOf(rows)); err != nil {
 		t.Fatal(err)
 	}
 	got := readRows(t, conn, db)
@@ -378,7 +378,7 @@ func TestSpoolVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range b.rows {
+	for i, r := range batchRows(t, b) {
 		if r.Decision != want[i] || r.Path != rows[i].Path {
 			t.Errorf("row %d: path %q decision %q, want %q %q", i, r.Path, r.Decision, rows[i].Path, want[i])
 		}
@@ -387,8 +387,11 @@ func TestSpoolVersion1(t *testing.T) {
 	rows[0].Decision = DecisionUnchecked
 	rows[0].Rule, rows[0].Field, rows[0].Excerpt = "payload.sqli.union", "query:q", "1 union select"
 	rows[0].BehaviorScore, rows[0].PayloadScore = 4, 3
-	b, err = decodeBatch(encodeBatch(&batch{rows: rows[:1]}))
-	if err != nil || b.rows[0] != rows[0] {
-		t.Fatalf("v3 round trip: %v %+v, want %+v", err, b.rows, rows[0])
+	b, err = decodeBatch(encodeBatch(batchOf(rows[:1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := batchRows(t, b); got[0] != rows[0] {
+		t.Fatalf("v3 round trip: %+v, want %+v", got, rows[0])
 	}
 }
