@@ -45,14 +45,16 @@ func (s *Service) add(rows []Row) {
 }
 
 // newBatch returns an empty batch with room for as many bytes as the last
-// sealed one (+25 %, at least 64 KiB): growing a buffer of megabytes by
-// doubling copies it over and over.
+// sealed one (+1/16, at least 64 KiB): growing a buffer of megabytes by
+// doubling copies it over and over, and room the batch does not use waits
+// in the queue with it.
 func (s *Service) newBatch() *batch {
-	return &batch{data: make([]byte, 0, max(64<<10, s.lastBytes+s.lastBytes/4))}
+	return &batch{data: make([]byte, 0, max(64<<10, s.lastBytes+s.lastBytes/16))}
 }
 
 func (s *Service) sealLocked() *batch {
 	b := s.cur
+	b.enc = nil
 	s.lastBytes = len(b.data)
 	_, _ = rand.Read(b.id[:]) // never fails (crypto/rand, Go ≥ 1.24)
 	s.cur = nil

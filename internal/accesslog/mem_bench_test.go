@@ -19,6 +19,7 @@ import (
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/sync/errgroup"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
@@ -192,4 +193,88 @@ func peakRSS(b *testing.B) float64 {
 	}
 	b.Fatal("no VmHWM in /proc/self/status")
 	return 0
+}
+
+// BenchmarkQueueMemory measures the most the batches hold while ClickHouse
+// is slower than the stream, independently of the machine's speed:
+// max_inflight batches being inserted (the inserter blocks) and
+// queue_batches waiting, at the default batch settings, filled by the wire
+// decoder from Envoy-shaped messages. It reports the heap they hold after a
+// collection, in all and per row. Not included: the driver's copy of the
+// batches in flight (BenchmarkIngestMemory has it).
+func BenchmarkQueueMemory(b *testing.B) {
+	cfg := DefaultConfig()
+	cfg.SpoolDir = b.TempDir()
+	cfg.FlushInterval = time.Hour // batches sealed by size only, however slow the machine
+	msgs := memBenchMessages(b, 0, 16, 64)
+	data := make([][]byte, len(msgs))
+	for i, m := range msgs {
+		var err error
+		if data[i], err = proto.Marshal(m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rows := (cfg.QueueBatches + cfg.MaxInflight) * cfg.BatchRows
+	var held float64
+	for b.Loop() {
+		ins := &blockingInserter{started: make(chan struct{}, cfg.MaxInflight), release: make(chan struct{})}
+		s, err := newService(cfg, ins, nil, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		ctx := context.Background()
+		done := make(chan error, 1)
+		go func() { done <- s.Run(ctx) }()
+		f := &frame{mp: &s.mp}
+		for n := 0; n < rows; {
+			f.received = time.Now()
+			if err := f.decode(data[n/64%len(data)]); err != nil {
+				b.Fatal(err)
+			}
+			s.add(f.rows)
+			n += len(f.rows)
+			if n%cfg.BatchRows == 0 && n/cfg.BatchRows == cfg.MaxInflight {
+				for range cfg.MaxInflight { // the workers hold these
+					<-ins.started
+				}
+			}
+		}
+		if len(s.queue) != cfg.QueueBatches {
+			b.Fatalf("%d batches queued, want %d", len(s.queue), cfg.QueueBatches)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		held = float64(after.HeapInuse) - float64(before.HeapInuse)
+		close(ins.release)
+		if err := s.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			b.Fatal(err)
+		}
+		runtime.KeepAlive(f)
+	}
+	b.ReportMetric(held/(1<<20), "heap-MiB")
+	b.ReportMetric(held/float64(rows), "B/row")
+}
+
+// blockingInserter holds every insert until release is closed.
+type blockingInserter struct {
+	started, release chan struct{}
+}
+
+func (i *blockingInserter) insert(ctx context.Context, _ *batch) error {
+	select {
+	case i.started <- struct{}{}:
+	default: // after release: nobody counts
+	}
+	select {
+	case <-i.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

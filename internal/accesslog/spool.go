@@ -28,9 +28,10 @@ import (
 const (
 	spoolMagic = "SLAL"
 	// spoolVersion 2 added the decision column, 3 rule, field, excerpt
-	// and the two module scores; older files (written by an older build)
-	// are still read.
-	spoolVersion    = 3
+	// and the two module scores, 4 the per-batch dictionary of
+	// low-cardinality strings (rowEncoder); older files (written by an
+	// older build) are still read.
+	spoolVersion    = 4
 	spoolHeaderLen  = 4 + 1 + 1 + 16 + 4 + 4
 	spoolTrailerLen = 4
 	spoolExt        = ".batch"
