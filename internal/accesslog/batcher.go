@@ -5,6 +5,7 @@ package accesslog
 // the spool when the queue is full.
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 )
@@ -56,6 +57,12 @@ func (s *Service) sealLocked() *batch {
 	b := s.cur
 	b.enc = nil
 	s.lastBytes = len(b.data)
+	if cap(b.data) > len(b.data)+len(b.data)/4+64<<10 {
+		// It outgrew its room and doubled: a queued batch would hold up
+		// to twice its size. One copy makes it exact (the alloc profile
+		// of an ALS run showed ~40 % of the queue's memory as such slack).
+		b.data = bytes.Clone(b.data)
+	}
 	_, _ = rand.Read(b.id[:]) // never fails (crypto/rand, Go ≥ 1.24)
 	s.cur = nil
 	return b
