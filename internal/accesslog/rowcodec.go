@@ -11,7 +11,7 @@ import (
 // batch is a sealed set of rows on its way to ClickHouse, kept encoded in
 // the spool's row form (below) rather than as []Row: a Row is 408 bytes
 // before its strings, an encoded one ~110 with them (BenchmarkQueueMemory:
-// 538 -> 373 -> ~150 bytes a queued row with the dictionary), so the
+// 538 bytes a queued row as []Row, 373 encoded, 128 with the dictionary), so the
 // batches that wait for ClickHouse (accesslog.queue_batches) hold a fraction
 // of the memory (issue 20), and the spool writes them as they are. data is
 // never changed once the batch is sealed: decoded rows' strings point into
