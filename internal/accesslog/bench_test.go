@@ -93,10 +93,11 @@ func BenchmarkDecodeMessage(b *testing.B) {
 func BenchmarkSpoolEncodeDecode(b *testing.B) {
 	m := newMapper(DefaultConfig())
 	r, _ := m.toRow("node-1", benchEntry(b), time.Now())
-	bt := &batch{rows: make([]Row, 10000)}
-	for i := range bt.rows {
-		bt.rows[i] = r
+	rows := make([]Row, 10000)
+	for i := range rows {
+		rows[i] = r
 	}
+	bt := batchOf(rows)
 	b.ReportAllocs()
 	var size int
 	for b.Loop() {
@@ -107,7 +108,7 @@ func BenchmarkSpoolEncodeDecode(b *testing.B) {
 		}
 	}
 	b.SetBytes(int64(size))
-	b.ReportMetric(float64(size)/float64(len(bt.rows)), "B/row")
+	b.ReportMetric(float64(size)/float64(bt.n), "B/row")
 }
 
 // benchMessages builds n messages of 100 entries for stream s.

@@ -257,7 +257,7 @@ func BenchmarkClusterInsert(b *testing.B) {
 			b.ResetTimer()
 			start := time.Now()
 			for i := range b.N {
-				bt := &batch{rows: rows}
+				bt := batchOf(rows)
 				bt.id[0], bt.id[1] = byte(i), byte(i>>8)
 				if err := w.insert(ictx, bt); err != nil {
 					b.Fatal(err)

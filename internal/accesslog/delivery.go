@@ -38,7 +38,6 @@ func (s *Service) insertLoop() {
 
 // deliver inserts b with retries; what does not get in goes to the spool.
 func (s *Service) deliver(b *batch) {
-	defer s.recycle(b)
 	backoff := s.cfg.RetryMinBackoff
 	for attempt := 1; ; attempt++ {
 		err := s.insertOnce(s.hardCtx, b)
@@ -67,11 +66,11 @@ func (s *Service) insertOnce(parent context.Context, b *batch) error {
 			b.maybeCommitted = true
 		}
 		s.m.batches.WithLabelValues("error").Inc()
-		s.warn(&s.lastInsertWarn, "insert into ClickHouse failed; retrying or spooling", "rows", len(b.rows), "err", err)
+		s.warn(&s.lastInsertWarn, "insert into ClickHouse failed; retrying or spooling", "rows", b.n, "err", err)
 		return err
 	}
 	s.m.batches.WithLabelValues("ok").Inc()
-	s.m.rowsWritten.Add(float64(len(b.rows)))
+	s.m.rowsWritten.Add(float64(b.n))
 	return nil
 }
 

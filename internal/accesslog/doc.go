@@ -17,9 +17,12 @@
 // use; proto.Unmarshal and the generated types are the reference it is
 // tested and fuzzed against.
 //
-// Delivery: the stream handler maps entries and appends them to the current
-// batch; a batch is sealed at Config.BatchRows or every FlushInterval and
-// goes to a bounded in-memory queue. MaxInflight workers insert with
+// Delivery: the stream handler maps entries and appends them, encoded in the
+// spool's compact row form (~150 bytes a row instead of a 408-byte Row and
+// its strings), to the current batch; a batch is sealed at Config.BatchRows
+// or every FlushInterval and goes to a bounded in-memory queue. Inserts
+// decode a batch straight into the driver's columns, a few thousand rows at
+// a time. MaxInflight workers insert with
 // retries (RetryAttempts, doubling backoff); a batch that still fails, or that
 // finds the queue full, is written to the spool: one CRC-checked, fsync'd
 // file per batch in SpoolDir, replayed oldest first and deleted only after

@@ -57,3 +57,13 @@ func runCHService(t testing.TB, cfg Config, conn driver.Conn, fb Feedback) (s *S
 	}
 	return s, runService(t, s)
 }
+
+// batchRows decodes every row of b, failing the test on error.
+func batchRows(t testing.TB, b *batch) []Row {
+	t.Helper()
+	rows, err := b.rows()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}

@@ -2,7 +2,9 @@ package accesslog
 
 import (
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -280,14 +282,14 @@ func TestRowsRoundTripClickHouse(t *testing.T) {
 	ctx := testCtx(t)
 	w := mustCHWriter(t, conn, db)
 	cases := mappingCases(t)
-	b := &batch{}
+	var rows []Row
 	for _, tc := range cases {
 		cfg := DefaultConfig()
 		cfg.StoreClientIP = tc.policy
 		r, _ := wireRow(t, cfg, tc.node, tc.entry)
-		b.rows = append(b.rows, r)
+		rows = append(rows, r)
 	}
-	if err := w.insert(ctx, b); err != nil {
+	if err := w.insert(ctx, batchOf(rows)); err != nil {
 		t.Fatal(err)
 	}
 	got := readRows(t, conn, db)
@@ -369,7 +371,7 @@ func TestSpoolVersion1(t *testing.T) {
 	buf[4] = 1
 	binary.LittleEndian.PutUint32(buf[22:26], uint32(len(rows)))
 	for i := range rows {
-		r := appendRow(nil, &rows[i])
+		r := appendRowV3(nil, &rows[i])
 		buf = append(buf, r[:len(r)-6]...)
 	}
 	binary.LittleEndian.PutUint32(buf[26:30], uint32(len(buf)-spoolHeaderLen))
@@ -378,7 +380,7 @@ func TestSpoolVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, r := range b.rows {
+	for i, r := range batchRows(t, b) {
 		if r.Decision != want[i] || r.Path != rows[i].Path {
 			t.Errorf("row %d: path %q decision %q, want %q %q", i, r.Path, r.Decision, rows[i].Path, want[i])
 		}
@@ -387,8 +389,141 @@ func TestSpoolVersion1(t *testing.T) {
 	rows[0].Decision = DecisionUnchecked
 	rows[0].Rule, rows[0].Field, rows[0].Excerpt = "payload.sqli.union", "query:q", "1 union select"
 	rows[0].BehaviorScore, rows[0].PayloadScore = 4, 3
-	b, err = decodeBatch(encodeBatch(&batch{rows: rows[:1]}))
-	if err != nil || b.rows[0] != rows[0] {
-		t.Fatalf("v3 round trip: %v %+v, want %+v", err, b.rows, rows[0])
+	b, err = decodeBatch(encodeBatch(batchOf(rows[:1])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := batchRows(t, b); got[0] != rows[0] {
+		t.Fatalf("v3 round trip: %+v, want %+v", got, rows[0])
+	}
+}
+
+// appendRowV3 writes a row as spool versions 1–3 did: every string a
+// literal (version 1 and 2 rows are its prefixes).
+func appendRowV3(b []byte, r *Row) []byte {
+	b = binary.AppendVarint(b, r.Unix)
+	b = binary.AppendUvarint(b, uint64(r.Millis))
+	for _, s := range [...]string{r.NodeID, r.Method, r.Scheme, r.Authority, r.Path, r.Query, r.RouteName} {
+		b = appendString(b, s)
+	}
+	for _, v := range [...]uint64{uint64(r.Status), uint64(r.DurationMs), r.BytesIn, r.BytesOut} {
+		b = binary.AppendUvarint(b, v)
+	}
+	for _, s := range [...]string{r.ClientIP, r.UserID, r.Plan, r.UserAgent, r.Referer, r.RequestID,
+		r.UpstreamCluster, r.UpstreamHost, r.ResponseFlags} {
+		b = appendString(b, s)
+	}
+	blocked := uint64(0)
+	if r.Blocked {
+		blocked = 1
+	}
+	b = binary.AppendUvarint(b, blocked)
+	b = appendString(b, r.BlockModule)
+	b = appendString(b, r.BlockReason)
+	b = binary.AppendUvarint(b, uint64(r.Score))
+	for _, s := range [...]string{r.Decision, r.Rule, r.Field, r.Excerpt} {
+		b = appendString(b, s)
+	}
+	b = binary.AppendUvarint(b, uint64(r.BehaviorScore))
+	return binary.AppendUvarint(b, uint64(r.PayloadScore))
+}
+
+// spoolFileV3 renders rows as a version 3 spool file.
+func spoolFileV3(rows []Row) []byte {
+	buf := make([]byte, spoolHeaderLen)
+	copy(buf, spoolMagic)
+	buf[4] = 3
+	binary.LittleEndian.PutUint32(buf[22:26], uint32(len(rows)))
+	for i := range rows {
+		buf = appendRowV3(buf, &rows[i])
+	}
+	binary.LittleEndian.PutUint32(buf[26:30], uint32(len(buf)-spoolHeaderLen))
+	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
+}
+
+// TestBatchDictionary: low-cardinality values are written once per batch
+// and referred to afterwards, whichever stream's copy a row holds and
+// however the encoder's cache slots collide; rows decode to what was
+// encoded, and a version 3 file (no dictionary) still reads.
+func TestBatchDictionary(t *testing.T) {
+	ua := strings.Repeat("Mozilla/5.0 ", 9)
+	otherStream := strings.Clone(ua) // same value, another string
+	rows := make([]Row, 0, 400)
+	for i := range 400 {
+		r := Row{Unix: 1_764_000_000 + int64(i), NodeID: "node-1", Method: "GET", Scheme: "https", Authority: "api.example.com",
+			Path: fmt.Sprintf("/p/%d", i), RouteName: fmt.Sprintf("route%d", i%50), UserAgent: ua, Referer: ua[:20], // the same bytes, shorter
+			RequestID: fmt.Sprintf("req-%d", i), Decision: DecisionAllowed, UpstreamCluster: "app", Plan: "pro"}
+		if i%3 == 0 {
+			r.UserAgent = otherStream
+		}
+		if i%7 == 0 {
+			r.Decision, r.BlockModule, r.BlockReason, r.Rule, r.Field = DecisionDenied, "payload", "payload.sqli", "payload.sqli.union", "query:q"
+			r.Blocked = true
+		}
+		rows = append(rows, r)
+	}
+	tests := map[string]func(t *testing.T) *batch{
+		"one append": func(t *testing.T) *batch { return batchOf(rows) },
+		"many appends": func(t *testing.T) *batch {
+			b := &batch{}
+			for i := 0; i < len(rows); i += 13 {
+				b.append(rows[i:min(i+13, len(rows))])
+			}
+			return b
+		},
+		"through the spool": func(t *testing.T) *batch {
+			b, err := decodeBatch(encodeBatch(batchOf(rows)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+		"version 3 file": func(t *testing.T) *batch {
+			b, err := decodeBatch(spoolFileV3(rows))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return b
+		},
+	}
+	plain := 0
+	for i := range rows {
+		plain += len(appendRowV3(nil, &rows[i]))
+	}
+	for name, mk := range tests {
+		t.Run(name, func(t *testing.T) {
+			b := mk(t)
+			if got := batchRows(t, b); !slices.Equal(got, rows) {
+				t.Fatalf("decoded rows differ from the encoded ones")
+			}
+			// The user agent (108 bytes) is written twice (one per
+			// string), not 400 times. A version 3 file's rows are
+			// encoded again as they were read: one string per value.
+			if name != "version 3 file" && len(b.data) > plain/3 {
+				t.Fatalf("%d bytes, %d without the dictionary: values repeated", len(b.data), plain)
+			}
+		})
+	}
+}
+
+// rowStart is an encoded row up to its first dictionary field (node id).
+func rowStart() []byte {
+	b := binary.AppendVarint(nil, 1_764_000_000)
+	return binary.AppendUvarint(b, 0) // millis
+}
+
+func TestBatchDictionaryCorrupt(t *testing.T) {
+	tests := map[string][]byte{
+		// NodeID refers to entry 0 of an empty dictionary.
+		"reference before any entry": binary.AppendUvarint(rowStart(), 0<<1|1),
+		"literal past the end":       binary.AppendUvarint(rowStart(), 200<<1),
+	}
+	for name, data := range tests {
+		t.Run(name, func(t *testing.T) {
+			b := &batch{n: 1, data: data}
+			if _, err := b.rows(); err == nil {
+				t.Fatal("decoded a corrupt row")
+			}
+		})
 	}
 }

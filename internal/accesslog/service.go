@@ -33,14 +33,13 @@ type Service struct {
 
 	httpEntries, tcpEntries, invalidEntries, intermediateEntries prometheus.Counter
 
-	mu      sync.Mutex
-	cur     []Row
-	lastLen int // rows in the last sealed batch: the next one's capacity hint
-	closing bool
-	started bool
+	mu        sync.Mutex
+	cur       *batch // being filled; nil until the next row
+	lastBytes int    // size of the last sealed batch: the next one's capacity hint
+	closing   bool
+	started   bool
 
 	queue   chan *batch
-	spare   chan []Row    // row slices of delivered batches, for new ones
 	stop    chan struct{} // closed by Close
 	quit    chan struct{} // closed when Run's loops must end (Close or Run's ctx)
 	kick    chan struct{} // wakes the replayer
@@ -92,7 +91,6 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 		now:   time.Now,
 		ins:   ins,
 		queue: make(chan *batch, cfg.QueueBatches),
-		spare: make(chan []Row, 2),
 		stop:  make(chan struct{}),
 		quit:  make(chan struct{}),
 		kick:  make(chan struct{}, 1),
@@ -200,7 +198,7 @@ func (s *Service) close(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	var last *batch
-	if len(s.cur) > 0 {
+	if s.cur != nil && s.cur.n > 0 {
 		last = s.sealLocked()
 	}
 	s.mu.Unlock()

@@ -47,7 +47,11 @@ func (f *fakeInserter) insert(ctx context.Context, b *batch) error {
 			return err
 		}
 	}
-	f.batches = append(f.batches, append([]Row(nil), b.rows...))
+	rows, err := b.rows()
+	if err != nil {
+		return err
+	}
+	f.batches = append(f.batches, rows)
 	return nil
 }
 
@@ -359,7 +363,7 @@ func TestSpoolFullDropsAndStaysHealthy(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		spooled += len(b.rows)
+		spooled += b.n
 		if err := s.sp.remove(f); err != nil {
 			t.Fatal(err)
 		}
@@ -538,7 +542,7 @@ func TestSpoolOpenCleansTmpAndKeepsOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := sp.put(&batch{rows: []Row{{RequestID: fmt.Sprint(i), Unix: 1}}}); err != nil {
+		if err := sp.put(batchOf([]Row{{RequestID: fmt.Sprint(i), Unix: 1}})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -561,14 +565,14 @@ func TestSpoolOpenCleansTmpAndKeepsOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if b.rows[0].RequestID != fmt.Sprint(i) {
-			t.Fatalf("batch %d is %q", i, b.rows[0].RequestID)
+		if got := batchRows(t, b)[0].RequestID; got != fmt.Sprint(i) {
+			t.Fatalf("batch %d is %q", i, got)
 		}
 		if err := sp2.remove(f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := sp2.put(&batch{rows: []Row{{Unix: 1}}}); err != nil {
+	if err := sp2.put(batchOf([]Row{{Unix: 1}})); err != nil {
 		t.Fatal(err)
 	}
 	if f, _ := sp2.oldest(); f.seq != 4 {
@@ -642,34 +646,24 @@ func TestFeedbackMarksOwnDenials(t *testing.T) {
 	wait()
 }
 
-// TestBatchRowsRecycled: a delivered full batch's row slice carries the next
-// batch, and no batch slice grows past batch_rows.
-func TestBatchRowsRecycled(t *testing.T) {
+// TestBatchesOfBatchRows: rows arriving in messages of any size are sealed
+// in batches of exactly batch_rows, each encoded once into a buffer sized
+// from the last batch (no regrowth after the first), every row once.
+func TestBatchesOfBatchRows(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.BatchRows = 100
-	caps := make(chan int, 100)
-	ins := &fakeInserter{fail: func(b *batch) error { caps <- cap(b.rows); return nil }}
+	type shape struct{ n, len, cap int }
+	shapes := make(chan shape, 100)
+	ins := &fakeInserter{fail: func(b *batch) error { shapes <- shape{b.n, len(b.data), cap(b.data)}; return nil }}
 	s, err := newService(cfg, ins, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
-	}
-	s.recycle(&batch{rows: make([]Row, 60, 80)}) // below batch_rows: not kept
-	if got := cap(s.newRows()); got == 80 {
-		t.Fatal("a slice smaller than batch_rows was reused")
-	}
-	full := &batch{rows: make([]Row, 100)}
-	s.recycle(full)
-	if full.rows != nil {
-		t.Fatal("recycled batch still holds its rows")
-	}
-	if r := s.newRows(); cap(r) != 100 || len(r) != 0 {
-		t.Fatalf("reused slice len %d cap %d, want 0/100", len(r), cap(r))
 	}
 	wait := runService(t, s)
 	rows := make([]Row, 30)
 	for i := range 40 { // 1,200 rows in messages of 30
 		for j := range rows {
-			rows[j] = Row{Unix: 1_764_000_000, RequestID: fmt.Sprint(i*30 + j)}
+			rows[j] = Row{Unix: 1_764_000_000, RequestID: fmt.Sprint(i*30 + j), UserAgent: strings.Repeat("a", 700)}
 		}
 		s.add(rows)
 	}
@@ -677,16 +671,33 @@ func TestBatchRowsRecycled(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait()
-	close(caps)
+	close(shapes)
 	n := 0
-	for c := range caps {
+	for sh := range shapes {
 		n++
-		if c > cfg.BatchRows {
-			t.Errorf("a batch slice grew to cap %d, batch_rows %d", c, cfg.BatchRows)
+		if sh.n != cfg.BatchRows {
+			t.Errorf("batch of %d rows, batch_rows %d", sh.n, cfg.BatchRows)
+		}
+		if n > 1 && sh.cap > sh.len*5/4+64 {
+			t.Errorf("batch %d: buffer cap %d for %d bytes: not sized from the last batch", n, sh.cap, sh.len)
 		}
 	}
-	if got := len(ins.rows()); n != 12 || got != 1200 {
-		t.Fatalf("%d batches with %d rows, want 12 with 1200", n, got)
+	got := ins.rows()
+	if n != 12 || len(got) != 1200 {
+		t.Fatalf("%d batches with %d rows, want 12 with 1200", n, len(got))
+	}
+	// Two insert workers: batches arrive in any order, each row once.
+	seen := make(map[string]bool, len(got))
+	for _, r := range got {
+		if seen[r.RequestID] || len(r.UserAgent) != 700 {
+			t.Fatalf("row %q twice or changed", r.RequestID)
+		}
+		seen[r.RequestID] = true
+	}
+	for i := range 1200 {
+		if !seen[fmt.Sprint(i)] {
+			t.Fatalf("row %d missing", i)
+		}
 	}
 }
 

@@ -28,9 +28,10 @@ import (
 const (
 	spoolMagic = "SLAL"
 	// spoolVersion 2 added the decision column, 3 rule, field, excerpt
-	// and the two module scores; older files (written by an older build)
-	// are still read.
-	spoolVersion    = 3
+	// and the two module scores, 4 the per-batch dictionary of
+	// low-cardinality strings (rowEncoder); older files (written by an
+	// older build) are still read.
+	spoolVersion    = 4
 	spoolHeaderLen  = 4 + 1 + 1 + 16 + 4 + 4
 	spoolTrailerLen = 4
 	spoolExt        = ".batch"
@@ -58,27 +59,17 @@ func (e *CorruptionError) Error() string {
 
 func (e *CorruptionError) Unwrap() error { return e.Err }
 
-// batch is a sealed set of rows on its way to ClickHouse.
-type batch struct {
-	id   [16]byte
-	rows []Row
-	// maybeCommitted: see flagMaybeCommitted.
-	maybeCommitted bool
-}
-
 // encodeBatch renders a batch in the spool file format.
 func encodeBatch(b *batch) []byte {
-	buf := make([]byte, spoolHeaderLen, spoolHeaderLen+len(b.rows)*160+spoolTrailerLen)
+	buf := make([]byte, spoolHeaderLen, spoolHeaderLen+len(b.data)+spoolTrailerLen)
 	copy(buf, spoolMagic)
 	buf[4] = spoolVersion
 	if b.maybeCommitted {
 		buf[5] = flagMaybeCommitted
 	}
 	copy(buf[6:22], b.id[:])
-	binary.LittleEndian.PutUint32(buf[22:26], uint32(len(b.rows)))
-	for i := range b.rows {
-		buf = appendRow(buf, &b.rows[i])
-	}
+	binary.LittleEndian.PutUint32(buf[22:26], uint32(b.n))
+	buf = append(buf, b.data...)
 	binary.LittleEndian.PutUint32(buf[26:30], uint32(len(buf)-spoolHeaderLen))
 	return binary.LittleEndian.AppendUint32(buf, crc32.Checksum(buf, crcTable))
 }
@@ -108,17 +99,28 @@ func decodeBatch(data []byte) (*batch, error) {
 	if uint64(n) > uint64(len(payload)) {
 		return nil, fmt.Errorf("%d rows cannot fit in %d bytes", n, len(payload))
 	}
-	b := &batch{maybeCommitted: data[5]&flagMaybeCommitted != 0, rows: make([]Row, n)}
-	copy(b.id[:], data[6:22])
+	// Every row is decoded once to check it; a file of an older version is
+	// encoded again in the current one, the form batches travel in.
+	var old []Row
 	d := newRowDecoder(payload, data[4])
-	for i := range b.rows {
-		if err := d.row(&b.rows[i]); err != nil {
+	var r Row
+	for i := range int(n) {
+		if err := d.row(&r); err != nil {
 			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+		if data[4] != spoolVersion {
+			old = append(old, r)
 		}
 	}
 	if len(d.b) != 0 {
 		return nil, fmt.Errorf("%d trailing bytes after %d rows", len(d.b), n)
 	}
+	b := &batch{n: int(n), data: payload}
+	if data[4] != spoolVersion {
+		b = batchOf(old)
+	}
+	b.maybeCommitted = data[5]&flagMaybeCommitted != 0
+	copy(b.id[:], data[6:22])
 	return b, nil
 }
 

@@ -109,7 +109,6 @@ func (w *chWriter) version() (dedupToken bool, err error) {
 }
 
 func (w *chWriter) insert(ctx context.Context, b *batch) error {
-	rows := b.rows
 	token := hex.EncodeToString(b.id[:])
 	if b.maybeCommitted {
 		kept, err := w.uncommitted(ctx, b)
@@ -119,13 +118,13 @@ func (w *chWriter) insert(ctx context.Context, b *batch) error {
 		if len(kept) == 0 {
 			return nil
 		}
-		if len(kept) != len(rows) {
+		if len(kept) != b.n {
 			// A different row set must not share the full batch's token.
 			token = fmt.Sprintf("%s-%d", token, len(kept))
+			b = batchOf(kept)
 		}
-		rows = kept
 	}
-	if len(rows) == 0 {
+	if b.n == 0 {
 		return nil
 	}
 	dedup, err := w.version()
@@ -142,7 +141,7 @@ func (w *chWriter) insert(ctx context.Context, b *batch) error {
 		return &InsertError{Stage: "prepare", Err: err}
 	}
 	defer pb.Close()
-	if err := appendColumns(pb, rows); err != nil {
+	if err := appendColumns(pb, b); err != nil {
 		return &InsertError{Stage: "append", Err: err}
 	}
 	if err := pb.Send(); err != nil {
@@ -151,9 +150,11 @@ func (w *chWriter) insert(ctx context.Context, b *batch) error {
 	return nil
 }
 
-// columns is the scratch appendColumns fills: one slice per column,
-// reused across inserts (the driver copies what it is given), so a batch
-// of 50k rows does not allocate some 20 MB of slices every time.
+// columns is the scratch appendColumns fills: one slice per column, for
+// columnChunk rows at a time, reused across inserts (the driver copies what
+// it is given). Chunks rather than the whole batch: the driver holds the
+// batch's block anyway, and a scratch the size of batch_rows (some 20 MB at
+// 50k rows) per insert in flight was memory for nothing (issue 20).
 type columns struct {
 	ts, dates         []time.Time
 	ms, status, score []uint16
@@ -164,6 +165,9 @@ type columns struct {
 	str               [22][]string // string columns in accessLogColumns order
 	values            []any
 }
+
+// columnChunk is how many rows appendColumns hands the driver at a time.
+const columnChunk = 4096
 
 var columnsPool = sync.Pool{New: func() any { return new(columns) }}
 
@@ -197,40 +201,57 @@ func (c *columns) clear() {
 }
 
 // appendColumns fills the batch column by column: one slice per column
-// instead of 27 boxed values per row.
-func appendColumns(pb driver.Batch, rows []Row) error {
+// instead of 27 boxed values per row, columnChunk rows at a time.
+func appendColumns(pb driver.Batch, b *batch) error {
 	c := columnsPool.Get().(*columns)
 	defer func() {
 		c.clear()
 		columnsPool.Put(c)
 	}()
-	c.resize(len(rows))
-	for i := range rows {
-		r := &rows[i]
-		c.ts[i] = time.Unix(r.Unix, 0)
-		c.dates[i] = r.date()
-		c.ms[i], c.status[i], c.score[i] = r.Millis, r.Status, r.Score
-		c.bScore[i], c.pScore[i] = r.BehaviorScore, r.PayloadScore
-		c.dur[i], c.bytesIn[i], c.bytesOut[i] = r.DurationMs, r.BytesIn, r.BytesOut
-		c.blocked[i] = 0
-		if r.Blocked {
-			c.blocked[i] = 1
+	c.resize(min(b.n, columnChunk))
+	k := 0 // rows in the scratch
+	err := b.each(func(i int, r *Row) error {
+		c.set(k, r)
+		if k++; k == columnChunk || i == b.n-1 {
+			if err := c.appendTo(pb, k); err != nil {
+				return err
+			}
+			k = 0
 		}
-		for j, s := range [...]string{r.NodeID, r.Method, r.Scheme, r.Authority, r.Path, r.Query, r.RouteName,
-			r.ClientIP, r.UserID, r.Plan, r.UserAgent, r.Referer, r.RequestID, r.UpstreamCluster,
-			r.UpstreamHost, r.ResponseFlags, r.BlockModule, r.BlockReason, r.Decision,
-			r.Rule, r.Field, r.Excerpt} {
-			c.str[j][i] = s
-		}
+		return nil
+	})
+	return err
+}
+
+// set fills row i of the scratch from r.
+func (c *columns) set(i int, r *Row) {
+	c.ts[i] = time.Unix(r.Unix, 0)
+	c.dates[i] = r.date()
+	c.ms[i], c.status[i], c.score[i] = r.Millis, r.Status, r.Score
+	c.bScore[i], c.pScore[i] = r.BehaviorScore, r.PayloadScore
+	c.dur[i], c.bytesIn[i], c.bytesOut[i] = r.DurationMs, r.BytesIn, r.BytesOut
+	c.blocked[i] = 0
+	if r.Blocked {
+		c.blocked[i] = 1
 	}
+	for j, s := range [...]string{r.NodeID, r.Method, r.Scheme, r.Authority, r.Path, r.Query, r.RouteName,
+		r.ClientIP, r.UserID, r.Plan, r.UserAgent, r.Referer, r.RequestID, r.UpstreamCluster,
+		r.UpstreamHost, r.ResponseFlags, r.BlockModule, r.BlockReason, r.Decision,
+		r.Rule, r.Field, r.Excerpt} {
+		c.str[j][i] = s
+	}
+}
+
+// appendTo appends the scratch's first n rows to the driver's columns.
+func (c *columns) appendTo(pb driver.Batch, n int) error {
 	// Order: accessLogColumns.
 	str := &c.str
-	c.values = append(c.values[:0], c.ts, c.ms, c.dates,
-		str[0], str[1], str[2], str[3], str[4], str[5], str[6],
-		c.status, c.dur, c.bytesIn, c.bytesOut,
-		str[7], str[8], str[9], str[10], str[11], str[12], str[13], str[14], str[15],
-		c.blocked, str[16], str[17], c.score, str[18],
-		str[19], str[20], str[21], c.bScore, c.pScore)
+	c.values = append(c.values[:0], c.ts[:n], c.ms[:n], c.dates[:n],
+		str[0][:n], str[1][:n], str[2][:n], str[3][:n], str[4][:n], str[5][:n], str[6][:n],
+		c.status[:n], c.dur[:n], c.bytesIn[:n], c.bytesOut[:n],
+		str[7][:n], str[8][:n], str[9][:n], str[10][:n], str[11][:n], str[12][:n], str[13][:n], str[14][:n], str[15][:n],
+		c.blocked[:n], str[16][:n], str[17][:n], c.score[:n], str[18][:n],
+		str[19][:n], str[20][:n], str[21][:n], c.bScore[:n], c.pScore[:n])
 	for i, v := range c.values {
 		if err := pb.Column(i).Append(v); err != nil {
 			return fmt.Errorf("column %s: %w", accessLogColumns[i].Name, err)
@@ -248,10 +269,14 @@ const probeSample = 3
 // request ids per day decides it. Days whose rows carry no request id are
 // inserted again (at-least-once rather than loss).
 func (w *chWriter) uncommitted(ctx context.Context, b *batch) ([]Row, error) {
+	rows, err := b.rows()
+	if err != nil {
+		return nil, err
+	}
 	byDay := map[int64][]int{}
 	var days []int64
-	for i := range b.rows {
-		d := b.rows[i].Unix / 86400
+	for i := range rows {
+		d := rows[i].Unix / 86400
 		if _, ok := byDay[d]; !ok {
 			days = append(days, d)
 		}
@@ -263,7 +288,7 @@ func (w *chWriter) uncommitted(ctx context.Context, b *batch) ([]Row, error) {
 		idx := byDay[d]
 		var ids []string
 		for _, k := range []int{0, len(idx) / 2, len(idx) - 1} {
-			if id := b.rows[idx[k]].RequestID; id != "" && !slices.Contains(ids, id) {
+			if id := rows[idx[k]].RequestID; id != "" && !slices.Contains(ids, id) {
 				ids = append(ids, id)
 			}
 		}
@@ -283,7 +308,7 @@ func (w *chWriter) uncommitted(ctx context.Context, b *batch) ([]Row, error) {
 			continue
 		}
 		for _, i := range idx {
-			kept = append(kept, b.rows[i])
+			kept = append(kept, rows[i])
 		}
 	}
 	return kept, nil

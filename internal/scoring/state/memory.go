@@ -1,9 +1,9 @@
 // Package state keeps client state for the behaviour scoring rules (it
 // implements scoring.State): in process (Memory, one replica) or in Redis
 // (shared by replicas, survives restarts). Only this package knows the
-// Redis keys of behaviour state. Its building blocks — the sharded LRU, the
-// Lua script runner, the key escaper — are internal/store's, shared with
-// quota.
+// Redis keys of behaviour state. Its Redis building blocks — the Lua script
+// runner, the key escaper — are internal/store's, shared with quota; the
+// memory store keeps clients in its own pointer-free table (clients.go).
 package state
 
 import (
@@ -22,7 +22,6 @@ import (
 	"github.com/smartlayer/smartlayer/internal/prom"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
-	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // MemoryOptions configures the in-process store.
@@ -38,7 +37,8 @@ type MemoryOptions struct {
 	MaxBans int
 	// Shards splits the maps to spread lock contention.
 	Shards int
-	// Registerer receives smartlayer_store_tracked_clients and
+	// Registerer receives smartlayer_store_tracked_clients,
+	// smartlayer_store_client_evictions_total and
 	// smartlayer_store_ban_evictions_total (nil: none).
 	Registerer prometheus.Registerer
 	// Logger receives the warning that the ban table is full (nil:
@@ -51,11 +51,11 @@ func DefaultMemoryOptions() MemoryOptions {
 	return MemoryOptions{MaxClients: 1_000_000, MaxBans: 100_000, Shards: 64}
 }
 
-// Memory is the in-process State: clients in a sharded LRU
-// (internal/store's), bans in maps sharded the same way.
+// Memory is the in-process State: clients in a sharded, bounded table of
+// compact records (clientTable), bans in maps sharded the same way.
 type Memory struct {
 	seed    maphash.Seed
-	clients *store.LRU[uint64, client]
+	clients *clientTable
 	bans    []banShard
 	manual  *manualBans
 
@@ -72,26 +72,20 @@ type banShard struct {
 	maxBans int
 }
 
-// clientEntry is one tracked client in the LRU. Its key is the hash of the
-// client key; a collision of two clients' 64-bit hashes would merge their
-// windows, never their bans. With the LRU's key and links it is 176 bytes,
-// a Go size class.
-type clientEntry = store.Entry[uint64, client]
-
 // client is one client's windows, kept compact so 1 M of them fit in
-// 300 MiB: fields laid out flat (no padding between small arrays), 32-bit
-// hashes, and times as milliseconds since born (rebased before they
-// overflow).
+// 300 MiB (BenchmarkMemoryClients): no pointers, fields laid out flat (no
+// padding between small arrays), 32-bit hashes, times as milliseconds since
+// born (rebased before they overflow), and the first endpoints and template
+// inline — a client with more keeps the rest in its shard's extra map. With
+// its key and links it is 176 bytes (TestClientSize).
 type client struct {
 	// born is when this state started (Unix ms); 0 for a new record.
-	born      int64
-	rateBase  int64
-	errBase   int64
-	endpoints []endpoint
-	templates []template
-	rate      counts
-	errTotal  counts
-	errCount  counts
+	born     int64
+	rateBase int64
+	errBase  int64
+	rate     counts
+	errTotal counts
+	errCount counts
 	// lastSeen and burstStart are ms since born.
 	lastSeen   uint32
 	burstStart uint32
@@ -99,7 +93,22 @@ type client struct {
 	// total saturates at 65535: it only matters for the grace period.
 	total      uint16
 	burstCount uint16
+	// nEndpoints and nTemplates count the inline ones in use; spill says
+	// the shard's extra map holds more.
+	nEndpoints uint8
+	nTemplates uint8
+	spill      bool
+	endpoints  [inlineEndpoints]endpoint
+	templates  [inlineTemplates]template
 }
+
+// Inline capacities: a typical visitor's pages and ID route fit (a few
+// pages, one template); 4 endpoints fill the record's padding to the 176
+// bytes it has anyway.
+const (
+	inlineEndpoints = 4
+	inlineTemplates = 1
+)
 
 // endpoint is a path (hash) and when it was last seen (ms since born).
 type endpoint struct {
@@ -115,21 +124,24 @@ type template struct {
 }
 
 // rel converts a Unix ms time to ms since born, rebasing first when it
-// would not fit; times before born clamp to 0.
-func (c *client) rel(ms int64) int64 {
+// would not fit; times before born clamp to 0. more is the client's extra
+// endpoints.
+func (c *client) rel(ms int64, more []endpoint) int64 {
 	if ms-c.born >= 1<<31 {
-		c.rebase(ms - c.born - 1<<30)
+		c.rebase(ms-c.born-1<<30, more)
 	}
 	return max(ms-c.born, 0)
 }
 
 // rebase moves born forward by delta; times older than the new born clamp
 // to it, which keeps them older than every window.
-func (c *client) rebase(delta int64) {
+func (c *client) rebase(delta int64, more []endpoint) {
 	sub := func(v uint32) uint32 { return uint32(max(int64(v)-delta, 0)) }
 	c.born += delta
-	for i := range c.endpoints {
-		c.endpoints[i].seen = sub(c.endpoints[i].seen)
+	for _, l := range [2][]endpoint{c.endpoints[:c.nEndpoints], more} {
+		for i := range l {
+			l[i].seen = sub(l[i].seen)
+		}
 	}
 	c.lastSeen = sub(c.lastSeen)
 	if int64(c.burstStart) < delta {
@@ -232,7 +244,7 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 		return nil, fmt.Errorf("store memory: shards must be positive, got %d", opts.Shards)
 	}
 	// Shards round up so together they hold at least MaxClients.
-	m := &Memory{seed: maphash.MakeSeed(), clients: store.NewLRU[uint64, client](opts.MaxClients, opts.Shards, 1),
+	m := &Memory{seed: maphash.MakeSeed(), clients: newClientTable(opts.MaxClients, opts.Shards),
 		manual: newManualBans(), log: opts.Logger,
 		evictions: prom.CounterVec("smartlayer_store_ban_evictions_total",
 			"Automatic bans (kind=ban) and remembered offences (kind=offences) the memory store dropped because store.memory.max_bans was reached. Manual bans are never dropped.",
@@ -240,7 +252,7 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 	if m.log == nil {
 		m.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	m.bans = make([]banShard, m.clients.Shards())
+	m.bans = make([]banShard, len(m.clients.shards))
 	for i := range m.bans {
 		s := &m.bans[i]
 		s.bans = make(map[string]*banEntry)
@@ -251,7 +263,11 @@ func NewMemory(opts MemoryOptions) (*Memory, error) {
 			Name: "smartlayer_store_tracked_clients",
 			Help: "Clients whose behaviour the memory store tracks.",
 		}, func() float64 { return float64(m.Len()) })
-		if err := prom.Register(opts.Registerer, g, m.evictions); err != nil {
+		ev := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "smartlayer_store_client_evictions_total",
+			Help: "Clients the memory store forgot, least recently seen first, because store.memory.max_tracked_clients were tracked.",
+		}, func() float64 { return float64(m.clients.evictions()) })
+		if err := prom.Register(opts.Registerer, g, ev, m.evictions); err != nil {
 			return nil, fmt.Errorf("store memory metrics: %w", err)
 		}
 	}
@@ -281,18 +297,27 @@ func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.Cl
 	}
 	now := obs.Now.UnixMilli()
 	w := obs.Windows
+	// The bans are copied to the heap only when found: Ban: &ban on the
+	// variable the lookup fills would allocate it on every Check (two
+	// allocations of ~100 bytes per Check, measured by BenchmarkMemoryClients'
+	// alloc profile).
 	if ban, ok := m.manual.match(obs.ClientKey, obs.Now); ok {
-		return scoring.ClientState{Ban: &ban}, nil
+		return scoring.ClientState{Ban: new(ban)}, nil
 	}
 	id := maphash.String(m.seed, obs.ClientKey)
 	if ban, ok := m.activeBan(id, obs.ClientKey, now); ok {
-		return scoring.ClientState{Ban: &ban}, nil
+		return scoring.ClientState{Ban: new(ban)}, nil
 	}
-	s := m.clients.Shard(id)
-	s.Lock()
-	defer s.Unlock()
-	c := track(s, id, now, w.StateTTL)
-	rnow := c.rel(now)
+	s := m.clients.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, c := track(s, id, now, w.StateTTL)
+	x := s.extraOf(r, false)
+	var moreEPs []endpoint
+	if x != nil {
+		moreEPs = x.endpoints
+	}
+	rnow := c.rel(now, moreEPs)
 	c.lastSeen = uint32(rnow)
 	if c.total < 65535 {
 		c.total++
@@ -311,25 +336,41 @@ func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.Cl
 	ep := fold32(obs.Endpoint)
 	var prev int64
 	found := false
-	for i := range c.endpoints {
-		if c.endpoints[i].hash == ep {
-			prev, found = int64(c.endpoints[i].seen), true
-			c.endpoints[i].seen = uint32(rnow)
-			break
+	// The endpoints in the order they were added: inline, then extra.
+	lists := [2][]endpoint{c.endpoints[:c.nEndpoints], moreEPs}
+find:
+	for _, l := range lists {
+		for i := range l {
+			if l[i].hash == ep {
+				prev, found = int64(l[i].seen), true
+				l[i].seen = uint32(rnow)
+				break find
+			}
 		}
 	}
 	if !found {
 		e := endpoint{hash: ep, seen: uint32(rnow)}
-		if len(c.endpoints) >= w.MaxEndpoints {
-			c.endpoints[oldestEndpoint(c.endpoints)] = e
-		} else {
-			c.endpoints = append(c.endpoints, e)
+		switch {
+		case len(lists[0])+len(lists[1]) >= w.MaxEndpoints:
+			*oldestEndpoint(lists) = e
+		case c.nEndpoints < inlineEndpoints:
+			c.endpoints[c.nEndpoints] = e
+			c.nEndpoints++
+		default:
+			x = s.extraOf(r, true)
+			x.endpoints = append(x.endpoints, e)
+		}
+		lists = [2][]endpoint{c.endpoints[:c.nEndpoints], nil}
+		if x != nil {
+			lists[1] = x.endpoints
 		}
 	}
 	since := rnow - w.Distinct.Milliseconds()
-	for _, e := range c.endpoints {
-		if int64(e.seen) > since {
-			st.DistinctEndpoints++
+	for _, l := range lists {
+		for _, e := range l {
+			if int64(e.seen) > since {
+				st.DistinctEndpoints++
+			}
 		}
 	}
 	switch {
@@ -346,68 +387,95 @@ func (m *Memory) Check(ctx context.Context, obs scoring.Observation) (scoring.Cl
 	}
 
 	if obs.HasID {
-		st.SequentialRun = c.sequence(fold32(obs.Template), obs.ID, now, w.MaxTemplates)
+		st.SequentialRun = s.sequence(r, c, fold32(obs.Template), obs.ID, now, w.MaxTemplates)
 	}
 	return st, nil
 }
 
-func oldestEndpoint(es []endpoint) int {
-	oldest := 0
-	for i := range es {
-		if es[i].seen < es[oldest].seen {
-			oldest = i
+// oldestEndpoint returns the least recently seen endpoint, the first one
+// in list order on a tie.
+func oldestEndpoint(lists [2][]endpoint) *endpoint {
+	var oldest *endpoint
+	for _, l := range lists {
+		for i := range l {
+			if oldest == nil || l[i].seen < oldest.seen {
+				oldest = &l[i]
+			}
 		}
 	}
 	return oldest
 }
 
-func (c *client) sequence(tpl uint32, id, now int64, maxTemplates int) int {
-	for i := range c.templates {
-		t := &c.templates[i]
-		if t.hash != tpl {
-			continue
+// sequence records id on the client's template tpl and returns its run of
+// consecutive ids. Templates are kept in the order they were added: inline,
+// then extra; when maxTemplates are kept the least recently seen is
+// replaced.
+func (s *clientShard) sequence(r uint32, c *client, tpl uint32, id, now int64, maxTemplates int) int {
+	x := s.extraOf(r, false)
+	lists := [2][]template{c.templates[:c.nTemplates], nil}
+	if x != nil {
+		lists[1] = x.templates
+	}
+	for _, l := range lists {
+		for i := range l {
+			t := &l[i]
+			if t.hash != tpl {
+				continue
+			}
+			switch id {
+			case t.lastID + 1:
+				t.run++
+			case t.lastID:
+			default:
+				t.run = 1
+			}
+			t.lastID, t.lastSeen = id, now
+			return int(t.run)
 		}
-		switch id {
-		case t.lastID + 1:
-			t.run++
-		case t.lastID:
-		default:
-			t.run = 1
-		}
-		t.lastID, t.lastSeen = id, now
-		return int(t.run)
 	}
 	t := template{hash: tpl, lastID: id, lastSeen: now, run: 1}
-	if len(c.templates) < maxTemplates {
-		c.templates = append(c.templates, t)
-		return 1
-	}
-	oldest := 0
-	for i := range c.templates {
-		if c.templates[i].lastSeen < c.templates[oldest].lastSeen {
-			oldest = i
+	switch {
+	case len(lists[0])+len(lists[1]) >= maxTemplates:
+		var oldest *template
+		for _, l := range lists {
+			for i := range l {
+				if oldest == nil || l[i].lastSeen < oldest.lastSeen {
+					oldest = &l[i]
+				}
+			}
 		}
+		*oldest = t
+	case c.nTemplates < inlineTemplates:
+		c.templates[c.nTemplates] = t
+		c.nTemplates++
+	default:
+		x = s.extraOf(r, true)
+		x.templates = append(x.templates, t)
 	}
-	c.templates[oldest] = t
 	return 1
 }
 
-// track returns the client's record in its locked shard, creating it (and
-// evicting the least recently seen one when full) or resetting it when its
-// state expired; it becomes the most recently seen.
-func track(s *store.LRUShard[uint64, client], id uint64, now int64, ttl time.Duration) *client {
-	if e := s.Get(id); e != nil {
-		c := &e.Val
+// track returns the client's record (its number and client) in its locked
+// shard, creating it (and evicting the least recently seen one when full)
+// or resetting it when its state expired; it becomes the most recently
+// seen.
+func track(s *clientShard, id uint64, now int64, ttl time.Duration) (uint32, *client) {
+	if r := s.get(id); r != 0 {
+		c := &s.rec(r).c
 		if now-(c.born+int64(c.lastSeen)) >= ttl.Milliseconds() {
-			// Keep the slices' memory; the client will likely need it again.
-			*c = client{endpoints: c.endpoints[:0], templates: c.templates[:0], born: now}
+			*c = client{born: now, spill: c.spill}
+			if x := s.extraOf(r, false); x != nil {
+				// Keep the slices' memory; the client will likely need it again.
+				x.endpoints, x.templates = x.endpoints[:0], x.templates[:0]
+			}
 		}
-		s.Touch(e, 0)
-		return c
+		s.touch(r)
+		return r, c
 	}
-	e, _ := s.Insert(id, 0)
-	e.Val.born = now
-	return &e.Val
+	r := s.insert(id)
+	c := &s.rec(r).c
+	c.born = now
+	return r, c
 }
 
 // activeBan returns the client's active ban, if any.
@@ -450,12 +518,12 @@ func (m *Memory) ObserveResponses(ctx context.Context, rs []scoring.ObservedResp
 func (m *Memory) observeResponse(r scoring.ObservedResponse, w scoring.Windows) {
 	ms := r.At.UnixMilli()
 	id := maphash.String(m.seed, r.ClientKey)
-	s := m.clients.Shard(id)
-	s.Lock()
-	defer s.Unlock()
+	s := m.clients.shard(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	// A client this replica never checked is tracked too, so its next
 	// request here sees its error rate.
-	c := track(s, id, ms, w.StateTTL)
+	_, c := track(s, id, ms, w.StateTTL)
 	i := bucket(ms, w.Errors)
 	if advance(&c.errBase, i, &c.errTotal, &c.errCount) {
 		c.errTotal.inc(i)
@@ -580,12 +648,12 @@ func (m *Memory) Unban(ctx context.Context, clientKey string, now time.Time) (bo
 	active := s.activeBan(clientKey, now.UnixMilli()) != nil || manual
 	delete(s.bans, clientKey)
 	s.mu.Unlock()
-	cs := m.clients.Shard(id)
-	cs.Lock()
-	if e := cs.Get(id); e != nil {
-		cs.Remove(e)
+	cs := m.clients.shard(id)
+	cs.mu.Lock()
+	if r := cs.get(id); r != 0 {
+		cs.remove(r)
 	}
-	cs.Unlock()
+	cs.mu.Unlock()
 	return active, nil
 }
 

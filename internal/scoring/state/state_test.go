@@ -6,8 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	mrand "math/rand/v2"
-	"os"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -276,54 +274,11 @@ func TestRedisKeys(t *testing.T) {
 	}
 }
 
-// TestMemoryMillionClients measures the heap of 1 M tracked clients (goal
-// ≤ 300 MiB). Slow; run with SMARTLAYER_MEMTEST=1.
-func TestMemoryMillionClients(t *testing.T) {
-	if os.Getenv("SMARTLAYER_MEMTEST") == "" {
-		t.Skip("set SMARTLAYER_MEMTEST=1 to measure 1 M clients")
-	}
-	const clients = 1_000_000
-	runtime.GC()
-	var before runtime.MemStats
-	runtime.ReadMemStats(&before)
-	// Shards fill unevenly; leave room so none evicts.
-	m := newMemory(t, MemoryOptions{MaxClients: clients * 11 / 10})
-	ctx := context.Background()
-	w := windows()
-	for i := range clients {
-		key := fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
-		// A typical visitor: a few pages, one with an ID, and responses.
-		for j := range 3 {
-			obs := scoring.Observation{ClientKey: key, Now: t0.Add(time.Duration(j) * time.Second), Windows: w, Endpoint: uint64(i + j)}
-			if j == 2 {
-				obs.HasID, obs.Template, obs.ID = true, 1, int64(i)
-			}
-			if _, err := m.Check(ctx, obs); err != nil {
-				t.Fatal(err)
-			}
-			if err := m.ObserveResponses(ctx, []scoring.ObservedResponse{{ClientKey: key, At: obs.Now}}, w); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	runtime.GC()
-	var after runtime.MemStats
-	runtime.ReadMemStats(&after)
-	inuse := float64(after.HeapInuse-before.HeapInuse) / (1 << 20)
-	t.Logf("%d clients: HeapInuse %.1f MiB (%.0f bytes/client), tracked %d", clients, inuse, inuse*(1<<20)/clients, m.Len())
-	if m.Len() != clients {
-		t.Fatalf("tracked %d", m.Len())
-	}
-	if inuse > 300 {
-		t.Fatalf("HeapInuse %.1f MiB > 300 MiB", inuse)
-	}
-	runtime.KeepAlive(m)
-}
-
 func TestClientSize(t *testing.T) {
-	// 176 bytes is a Go size class; one byte more costs 16 per client.
-	if got := unsafe.Sizeof(clientEntry{}); got > 176 {
-		t.Fatalf("client is %d bytes, keep it at most 176", got)
+	// 176 bytes holds a typical visitor inline (BenchmarkMemoryClients);
+	// every byte more costs 1 MB per million clients.
+	if got := unsafe.Sizeof(clientRec{}); got > 176 {
+		t.Fatalf("client record is %d bytes, keep it at most 176", got)
 	}
 }
 
@@ -356,24 +311,37 @@ func TestMemoryRebase(t *testing.T) {
 
 func TestMemoryTrackedClientsMetric(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m := newMemory(t, MemoryOptions{Registerer: reg})
+	m := newMemory(t, MemoryOptions{Registerer: reg, MaxClients: 2, Shards: 1})
 	for i := range 3 {
 		if _, err := m.Check(context.Background(), scoring.Observation{ClientKey: fmt.Sprint(i), Now: t0, Windows: windows()}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if got := gaugeValue(t, reg); got != 3 {
-		t.Fatalf("tracked clients = %v", got)
+	for name, want := range map[string]float64{"smartlayer_store_tracked_clients": 2, "smartlayer_store_client_evictions_total": 1} {
+		if got := metricValue(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
 	}
 }
 
-func gaugeValue(t *testing.T, reg *prometheus.Registry) float64 {
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
-	if err != nil || len(mfs) != 1 || mfs[0].GetName() != "smartlayer_store_tracked_clients" {
-		t.Fatalf("gather: %v %v", mfs, err)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return mfs[0].GetMetric()[0].GetGauge().GetValue()
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		m := mf.GetMetric()[0]
+		if g := m.GetGauge(); g != nil {
+			return g.GetValue()
+		}
+		return m.GetCounter().GetValue()
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
 }
 
 // TestRedisObserveResponsesReloadsScripts: a Redis that lost its scripts
