@@ -280,6 +280,13 @@ func openClickHouse(c accesslog.ClickHouseConfig) (driver.Conn, error) {
 		Addr:        c.Addr,
 		Auth:        clickhouse.Auth{Username: c.Username, Password: c.Password.Reveal()},
 		DialTimeout: c.DialTimeout,
+		// The driver kept each connection's last block encoding buffer
+		// (~15 MB at batch_rows 50000): ~72 of 132 MB live heap in a
+		// profile of authz during make bench's ALS ingest. Send the
+		// compressed block every MiB and free the buffer after each
+		// insert (one allocation per batch).
+		MaxCompressionBuffer: 1 << 20,
+		FreeBufOnConnRelease: true,
 	}
 	if c.Cluster != "" {
 		// Each node given is an entry to the Distributed table, which
