@@ -382,7 +382,11 @@ echo "bench: go test -bench (benchtime $BENCHTIME)" >&2
 {
 	go test -run '^$' -bench . -benchmem -benchtime "$BENCHTIME" -count 1 \
 		./internal/authz ./internal/scoring ./internal/scoring/payload ./internal/quota
-	go test -run '^$' -bench 'BenchmarkIngest|BenchmarkDecodeMessage' -benchmem -benchtime "$BENCHTIME" -count 1 ./internal/accesslog
+	go test -run '^$' -bench 'BenchmarkCheckPipeline' -benchmem -benchtime "$BENCHTIME" -count 1 ./internal/app
+	go test -run '^$' -bench 'BenchmarkIngest$|BenchmarkIngest/|BenchmarkDecodeMessage|BenchmarkQueueMemory' -benchmem \
+		-benchtime "$BENCHTIME" -count 1 ./internal/accesslog
+	# One pass: it tracks 1 M clients and reports bytes per client and RSS.
+	go test -run '^$' -bench 'BenchmarkMemoryClients' -benchmem -benchtime 1x -count 1 ./internal/scoring/state
 } 2>&1 | tee "$work/gobench.log" | grep -E '^(Benchmark|pkg:|ok|FAIL|---)' >"$gobench" || true
 if grep -q '^FAIL\|^--- FAIL' "$gobench"; then
 	cat "$work/gobench.log" >&2
