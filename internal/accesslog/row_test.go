@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
@@ -525,5 +526,39 @@ func TestBatchDictionaryCorrupt(t *testing.T) {
 				t.Fatal("decoded a corrupt row")
 			}
 		})
+	}
+}
+
+// Two values whose cache slots collide, alternating row by row (one
+// stream's user agent and another's copy), are both written once.
+func TestDictionaryCollidingValues(t *testing.T) {
+	ua := strings.Repeat("Mozilla/5.0 ", 9)
+	pairOf := func(s string) uintptr {
+		return (uintptr(unsafe.Pointer(unsafe.StringData(s)))>>3 ^ uintptr(len(s))) % (dictSlots / 2)
+	}
+	var a, b string
+	seen := map[uintptr]string{}
+	for range 10000 {
+		c := strings.Clone(ua)
+		if prev, ok := seen[pairOf(c)]; ok {
+			a, b = prev, c
+			break
+		}
+		seen[pairOf(c)] = c
+	}
+	if a == "" {
+		t.Fatal("no two copies share a cache pair: the test proves nothing")
+	}
+	var e rowEncoder
+	var buf []byte
+	for i := range 100 {
+		s := a
+		if i%2 == 1 {
+			s = b
+		}
+		buf = e.appendDict(buf, s)
+	}
+	if e.next != 2 {
+		t.Fatalf("%d dictionary entries for two alternating values, want 2", e.next)
 	}
 }

@@ -87,7 +87,7 @@ var errShortRow = errors.New("truncated row")
 // literal; one of at least dictMinLen bytes becomes the batch's next
 // dictionary entry) or uvarint(index<<1 | 1) (a dictionary entry). The
 // encoder recognises a repeat by the string's data pointer and length in a
-// small direct-mapped cache: no hashing of the bytes, and a value that
+// small two-way cache: no hashing of the bytes, and a value that
 // misses (another stream's copy, an evicted slot) is only written again.
 type rowEncoder struct {
 	cache [dictSlots]dictSlot
@@ -153,11 +153,21 @@ func (e *rowEncoder) appendDict(b []byte, s string) []byte {
 		return append(b, s...)
 	}
 	p := unsafe.StringData(s)
-	slot := &e.cache[(uintptr(unsafe.Pointer(p))>>3^uintptr(len(s)))%dictSlots]
-	if slot.p == p && slot.n == len(s) {
-		return binary.AppendUvarint(b, uint64(slot.idx)<<1|1)
+	// Two ways: two hot values whose slots collide (one stream's user
+	// agent and another's copy, alternating row by row) both stay; the
+	// pair is kept most recent first.
+	pair := e.cache[(uintptr(unsafe.Pointer(p))>>3^uintptr(len(s)))%(dictSlots/2)*2:][:2]
+	for i := range pair {
+		if pair[i].p == p && pair[i].n == len(s) {
+			idx := pair[i].idx
+			if i == 1 {
+				pair[0], pair[1] = pair[1], pair[0]
+			}
+			return binary.AppendUvarint(b, uint64(idx)<<1|1)
+		}
 	}
-	*slot = dictSlot{p: p, n: len(s), idx: e.next}
+	pair[1] = pair[0]
+	pair[0] = dictSlot{p: p, n: len(s), idx: e.next}
 	e.next++
 	b = binary.AppendUvarint(b, uint64(len(s))<<1)
 	return append(b, s...)

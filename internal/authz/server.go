@@ -211,8 +211,12 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 	case <-ctx.Done():
 		select {
 		case <-c.done:
-			// Decided as the budget ran out: the decision stands.
-			return c.d, c.err
+			if c.err == nil {
+				// Decided as the budget ran out: the decision
+				// stands. (An error now is the budget's doing: a
+				// stage that saw its context end.)
+				return c.d, nil
+			}
 		default:
 		}
 		if d, ok := pr.onBudget(r); ok {
