@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func partitions(t testing.TB, conn driver.Conn, db string) []string {
@@ -27,8 +28,9 @@ func partitions(t testing.TB, conn driver.Conn, db string) []string {
 
 // TestRetention keeps exactly retention_days days before today and drops the
 // rest, in dry-run only listing them.
-func TestRetention(t *testing.T) {
-	conn := openCH(t)
+func TestRetention(t *testing.T) { testenv.ForEachClickHouse(t, testRetention) }
+
+func testRetention(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	today := Date{2026, time.November, 21}
 	for _, off := range []int{-45, -31, -30, -29, -1, 0} {

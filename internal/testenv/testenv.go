@@ -21,9 +21,13 @@ import (
 )
 
 const (
-	// RedisAddrEnv and ClickHouseAddrEnv are exported by scripts/testenv.sh.
+	// RedisAddrEnv, ClickHouseAddrEnv and ModernClickHouseAddrEnv are
+	// exported by scripts/testenv.sh.
 	RedisAddrEnv      = "SMARTLAYER_TEST_REDIS_ADDR"
 	ClickHouseAddrEnv = "SMARTLAYER_TEST_CLICKHOUSE_ADDR"
+	// ModernClickHouseAddrEnv is the HTTP address of chdbhttp: ClickHouse
+	// 26.x as chDB (internal/testenv/chdbhttp).
+	ModernClickHouseAddrEnv = "SMARTLAYER_TEST_CHDB_ADDR"
 )
 
 //go:embed clickhouse-config.xml
@@ -57,6 +61,13 @@ func RedisAddr(t testing.TB) string {
 func ClickHouseAddr(t testing.TB) string {
 	t.Helper()
 	return envAddr(t, ClickHouseAddrEnv)
+}
+
+// ModernClickHouseAddr returns the HTTP address of the test's current
+// ClickHouse (26.x, chDB behind internal/testenv/chdbhttp).
+func ModernClickHouseAddr(t testing.TB) string {
+	t.Helper()
+	return envAddr(t, ModernClickHouseAddrEnv)
 }
 
 // envAddr returns the address in the environment variable name, skipping
