@@ -360,3 +360,61 @@ func TestSchemaModernExtras(t *testing.T) {
 		t.Errorf("after TTL: %d rows (%q), want only the fresh one", n, kept)
 	}
 }
+
+// olderServer is a connection that reports another server version, so the
+// schema takes that version's branch on the server behind it.
+type olderServer struct {
+	driver.Conn
+	v proto.Version
+}
+
+func (o olderServer) ServerVersion() (*driver.ServerVersion, error) {
+	sv, err := o.Conn.ServerVersion()
+	if err != nil {
+		return nil, err
+	}
+	old := *sv
+	old.Version = o.v
+	return &old, nil
+}
+
+// TestSchemaAfterServerUpgrade: tables created by the 18.16 branch (no
+// LowCardinality, codecs or TTL), then the server upgraded to 26.x: authz
+// starting on it finds nothing to migrate, accepts the tables and writes to
+// them, and a later migration takes the modern path on the legacy table.
+func TestSchemaAfterServerUpgrade(t *testing.T) {
+	conn := testenv.OpenModernClickHouse(t)
+	ctx := testCtx(t)
+	db := freshDB(t, conn)
+	old := olderServer{Conn: conn, v: proto.Version{Major: 18, Minor: 16, Patch: 1}}
+	if err := EnsureSchema(ctx, old, db); err != nil {
+		t.Fatalf("18.16 branch on 26.x: %v", err)
+	}
+	var typ string
+	if err := conn.QueryRow(ctx, "SELECT type FROM system.columns WHERE database = ? AND table = 'access_log' AND name = 'decision'", db).Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "String" {
+		t.Fatalf("decision created as %s by the 18.16 branch, want String", typ)
+	}
+	next := uint32(len(migrations) + 1)
+	steps := append(append([]migration{}, migrations...),
+		migration{version: next, addColumn: &addColumn{Table: "access_log", Name: "extra", Type: "String", Modern: "LowCardinality(String)"}})
+	for i := range 2 {
+		if err := ensureSchema(ctx, conn, db, steps); err != nil {
+			t.Fatalf("upgraded run %d: %v", i, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, "SELECT type FROM system.columns WHERE database = ? AND table = 'access_log' AND name = 'extra'", db).Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "LowCardinality(String)" {
+		t.Errorf("migration after the upgrade added %s, want LowCardinality(String)", typ)
+	}
+	if err := mustCHWriter(t, conn, db).insert(ctx, &batch{rows: []Row{{Unix: time.Now().Unix(), RequestID: "after-upgrade", Decision: DecisionDenied}}}); err != nil {
+		t.Fatal(err)
+	}
+	if total, _ := countRows(t, conn, db); total != 1 {
+		t.Errorf("%d rows after the upgrade, want 1", total)
+	}
+}
