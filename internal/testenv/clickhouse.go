@@ -47,9 +47,10 @@ func OpenModernClickHouse(t testing.TB) driver.Conn {
 // product's SQL must work on: "18.16" (Debian's server, native protocol; the
 // schema's legacy branch) and "26.x" (chDB over HTTP; the >= 20.1 branch
 // with LowCardinality, codecs and TTL). A missing server skips its subtest
-// (fails it under CI=true). The two run in parallel: they share nothing (two
-// servers, a fresh database each), and a second server should cost the test
-// run little time. f must not use t.Setenv.
+// (fails it under CI=true). The two run one after the other: in parallel
+// they shorten a package by seconds but raise the load that the timing-
+// sensitive tests of other packages, run at the same time, feel (a killed
+// server's spool replay under load); packages already run side by side.
 func ForEachClickHouse(t *testing.T, f func(t *testing.T, conn driver.Conn)) {
 	t.Helper()
 	servers := []struct {
@@ -60,10 +61,7 @@ func ForEachClickHouse(t *testing.T, f func(t *testing.T, conn driver.Conn)) {
 		{"26.x", OpenModernClickHouse},
 	}
 	for _, s := range servers {
-		t.Run(s.name, func(t *testing.T) {
-			t.Parallel()
-			f(t, s.open(t))
-		})
+		t.Run(s.name, func(t *testing.T) { f(t, s.open(t)) })
 	}
 }
 
