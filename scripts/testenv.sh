@@ -138,7 +138,15 @@ start_chdb() {
 	CHDB_LIB_PATH=$chdb_lib "$here/bin/testenv/chdbhttp" -addr "127.0.0.1:$chdb_port" -path "$dir/chdb/data" \
 		>>"$dir/chdb/out.log" 2>&1 &
 	chdb_pid=$!
-	wait_for chdb port_open "$chdb_port"
+	# Loading libchdb.so (540 MB) from a cold page cache on a busy machine can
+	# take well over wait_for's 20 s: wait as long as the process lives.
+	for _ in $(seq 1 1200); do
+		port_open "$chdb_port" && return 0
+		kill -0 "$chdb_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "testenv: chdb did not become ready" >&2
+	return 1
 }
 
 for try in 1 2 3; do
