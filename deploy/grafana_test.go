@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/smartlayer/smartlayer/internal/accesslog"
@@ -336,17 +335,13 @@ func TestDashboardPathTemplate(t *testing.T) {
 }
 
 // TestDashboardQueriesRun executes every dashboard query, macros expanded,
-// against the real ClickHouse of `make test` (18.16 there) with fixture rows,
-// and requires each to return rows.
-func TestDashboardQueriesRun(t *testing.T) {
-	addr := testenv.ClickHouseAddr(t)
+// against the real ClickHouses of `make test` (18.16, and 26.x as chDB) with
+// fixture rows, and requires each to return rows.
+func TestDashboardQueriesRun(t *testing.T) { testenv.ForEachClickHouse(t, testDashboardQueriesRun) }
+
+func testDashboardQueriesRun(t *testing.T, conn driver.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	conn, err := clickhouse.Open(&clickhouse.Options{Addr: []string{addr}, DialTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = conn.Close() })
 	// A private database: other packages share this server and own `smartlayer`.
 	db := fmt.Sprintf("smartlayer_grafana_%d", time.Now().UnixNano())
 	t.Cleanup(func() { _ = conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db) })

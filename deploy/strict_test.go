@@ -139,7 +139,8 @@ func TestMisspeltFieldsFail(t *testing.T) {
 }
 
 // TestProductDoesNotImportManifestTypes: the Kubernetes, Istio and
-// prometheus-operator API modules are test-only dependencies.
+// prometheus-operator API modules are test-only dependencies, and so is chDB
+// (internal/testenv/chdbhttp, ClickHouse 26.x for the tests).
 func TestProductDoesNotImportManifestTypes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list")
@@ -155,7 +156,8 @@ func TestProductDoesNotImportManifestTypes(t *testing.T) {
 		t.Fatalf("go list: %v", err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		for _, banned := range []string{"k8s.io/", "istio.io/", "github.com/prometheus-operator/", "sigs.k8s.io/json", "github.com/smartlayer/smartlayer/deploy"} {
+		for _, banned := range []string{"k8s.io/", "istio.io/", "github.com/prometheus-operator/", "sigs.k8s.io/json", "github.com/smartlayer/smartlayer/deploy",
+			"github.com/chdb-io/", "github.com/ebitengine/purego", "github.com/smartlayer/smartlayer/internal/testenv"} {
 			if strings.HasPrefix(pkg, banned) {
 				t.Errorf("a product binary imports %s", pkg)
 			}

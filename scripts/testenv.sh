@@ -6,12 +6,22 @@
 # in a temp dir, exports their addresses to CMD and stops them afterwards, even when
 # CMD fails. Exit status is CMD's.
 #
+# It also serves current ClickHouse (26.x) from chDB, ClickHouse's engine as a
+# library: libchdb.so comes from the npm package @chdb/lib-linux-x64-gnu
+# (~540 MB unpacked), fetched once with `npm pack` into a cache directory
+# ($SMARTLAYER_CHDB_CACHE, default ~/.cache/smartlayer/chdb) that later runs
+# and CI reuse, and internal/testenv/chdbhttp puts ClickHouse's HTTP interface
+# in front of it. When it cannot be had, the address is not exported: tests
+# needing it skip, or fail under CI=true.
+#
 # Exported to CMD:
 #   SMARTLAYER_TEST_REDIS_ADDR       127.0.0.1:PORT
 #   SMARTLAYER_TEST_CLICKHOUSE_ADDR  127.0.0.1:PORT (native protocol)
 #   SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_NAME   a cluster of two more servers (one shard each;
 #   SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_ADDRS  remote_servers in internal/testenv/clickhouse-cluster.xml),
 #                                             and their addresses, comma-separated
+#   SMARTLAYER_TEST_CHDB_ADDR        127.0.0.1:PORT (HTTP; ClickHouse 26.x as chDB)
+#   SMARTLAYER_TEST_CHDB_LIB         path of libchdb.so
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -36,6 +46,44 @@ ensure_packages() {
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
 }
 
+# The chDB build the 26.x tests run on; its ABI is the one chdb-go (go.mod)
+# binds. Bump both together.
+CHDB_LIB_VERSION=26.7.3-stable.1
+chdb_cache=${SMARTLAYER_CHDB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/smartlayer/chdb}
+
+# ensure_chdb prints the path of libchdb.so, fetching it into the cache once.
+ensure_chdb() {
+	local lib=$chdb_cache/$CHDB_LIB_VERSION/libchdb.so tmp
+	if [ -f "$lib" ]; then
+		echo "$lib"
+		return 0
+	fi
+	if [ "$(uname -sm)" != "Linux x86_64" ]; then
+		echo "testenv: chDB's npm build is for Linux x86_64 only" >&2
+		return 1
+	fi
+	if ! command -v npm >/dev/null; then
+		[ "$(id -u)" -eq 0 ] || { echo "testenv: chDB needs npm to fetch it; install npm" >&2; return 1; }
+		echo "testenv: installing npm (fetches chDB)" >&2
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >&2 || return 1
+	fi
+	mkdir -p "$chdb_cache"
+	tmp=$(mktemp -d "$chdb_cache/fetch.XXXXXX")
+	echo "testenv: fetching chDB $CHDB_LIB_VERSION (npm @chdb/lib-linux-x64-gnu, ~180 MB, once) into $chdb_cache" >&2
+	# npm pack checks the tarball against the registry's integrity hash.
+	if (cd "$tmp" && npm pack --silent "@chdb/lib-linux-x64-gnu@$CHDB_LIB_VERSION" >/dev/null) &&
+		tar -xzf "$tmp"/chdb-lib-linux-x64-gnu-*.tgz -C "$tmp" package/libchdb.so &&
+		mkdir -p "$(dirname "$lib")" && mv "$tmp/package/libchdb.so" "$lib"; then
+		rm -rf "$tmp"
+		echo "$lib"
+		return 0
+	fi
+	rm -rf "$tmp"
+	echo "testenv: could not fetch chDB" >&2
+	return 1
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_for() { # wait_for WHAT CMD...: poll CMD for up to 20 s
 	local what=$1
@@ -121,6 +169,22 @@ start_cluster() {
 		wait_for "clickhouse cluster node 2" clickhouse-client --port "$p2" -q 'SELECT 1'
 }
 
+start_chdb() {
+	chdb_port=$(spare_port)
+	CHDB_LIB_PATH=$chdb_lib "$here/bin/testenv/chdbhttp" -addr "127.0.0.1:$chdb_port" -path "$dir/chdb/data" \
+		>>"$dir/chdb/out.log" 2>&1 &
+	chdb_pid=$!
+	# Loading libchdb.so (540 MB) from a cold page cache on a busy machine can
+	# take well over wait_for's 20 s: wait as long as the process lives.
+	for _ in $(seq 1 1200); do
+		port_open "$chdb_port" && return 0
+		kill -0 "$chdb_pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "testenv: chdb did not become ready" >&2
+	return 1
+}
+
 for try in 1 2 3; do
 	if start_redis; then pids+=("$redis_pid"); break; fi
 	kill "$redis_pid" 2>/dev/null || true
@@ -138,13 +202,30 @@ for try in 1 2 3; do
 	[ "$try" -lt 3 ] || exit 1
 done
 
+# chDB is loaded once, by one chdbhttp process, for every test package.
+chdb_note="chdb unavailable"
+if chdb_lib=$(ensure_chdb) && mkdir -p "$dir/chdb" &&
+	# A fixed output path: go build skips the link when it is up to date (~1 s, not ~6 s).
+	(cd "$here" && go build -o bin/testenv/chdbhttp ./internal/testenv/chdbhttp); then
+	for try in 1 2 3; do
+		if start_chdb; then
+			pids+=("$chdb_pid")
+			export SMARTLAYER_TEST_CHDB_ADDR="127.0.0.1:$chdb_port" SMARTLAYER_TEST_CHDB_LIB="$chdb_lib"
+			chdb_note="chdb $CHDB_LIB_VERSION on $SMARTLAYER_TEST_CHDB_ADDR"
+			break
+		fi
+		kill "$chdb_pid" 2>/dev/null || true
+		[ "$try" -lt 3 ] || { tail -n 20 "$dir/chdb/out.log" >&2; }
+	done
+fi
+
 export SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_NAME="$ch_cluster"
 export SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_ADDRS="$cluster_addrs"
 export SMARTLAYER_TEST_REDIS_ADDR="127.0.0.1:$redis_port"
 export SMARTLAYER_TEST_CLICKHOUSE_ADDR="127.0.0.1:$ch_port"
 echo "testenv: redis $(redis-server --version | sed 's/.*v=\([^ ]*\).*/\1/') on $SMARTLAYER_TEST_REDIS_ADDR," \
 	"clickhouse $(clickhouse-client --port "$ch_port" -q 'SELECT version()') on $SMARTLAYER_TEST_CLICKHOUSE_ADDR," \
-	"cluster $ch_cluster on $cluster_addrs" >&2
+	"cluster $ch_cluster on $cluster_addrs, $chdb_note" >&2
 
 set +e
 "$@"

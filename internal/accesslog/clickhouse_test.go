@@ -27,8 +27,10 @@ func countRows(t testing.TB, conn driver.Conn, db string) (total, distinct uint6
 
 // TestFourStreams100k: 100k entries over 4 concurrent gRPC streams land in
 // ClickHouse exactly once, each with its stream's node id.
-func TestFourStreams100k(t *testing.T) {
-	conn, db := schemaDB(t)
+func TestFourStreams100k(t *testing.T) { testenv.ForEachClickHouse(t, testFourStreams100k) }
+
+func testFourStreams100k(t *testing.T, conn driver.Conn) {
+	db := schemaDB(t, conn)
 	ctx := testCtx(t)
 	cfg := testConfig(t)
 	cfg.ClickHouse.Database = db
@@ -169,7 +171,11 @@ func TestClickHouseKilledMidStream(t *testing.T) {
 // batches, one possibly already inserted, a corrupt file and a half-written
 // .tmp) is replayed into ClickHouse without duplicates.
 func TestReplaySpoolFromEarlierRun(t *testing.T) {
-	conn, db := schemaDB(t)
+	testenv.ForEachClickHouse(t, testReplaySpoolFromEarlierRun)
+}
+
+func testReplaySpoolFromEarlierRun(t *testing.T, conn driver.Conn) {
+	db := schemaDB(t, conn)
 	ctx := testCtx(t)
 	dir := t.TempDir()
 	sp, err := openSpool(dir, 1<<30, nil)
@@ -236,7 +242,11 @@ func TestReplaySpoolFromEarlierRun(t *testing.T) {
 // TestProbeSkipsCommittedDays: an ambiguous batch whose first day landed and
 // second did not is completed without duplicating the first.
 func TestProbeSkipsCommittedDays(t *testing.T) {
-	conn, db := schemaDB(t)
+	testenv.ForEachClickHouse(t, testProbeSkipsCommittedDays)
+}
+
+func testProbeSkipsCommittedDays(t *testing.T, conn driver.Conn) {
+	db := schemaDB(t, conn)
 	ctx := testCtx(t)
 	w := mustCHWriter(t, conn, db)
 	var day1, day2 []Row
@@ -268,7 +278,11 @@ func TestProbeSkipsCommittedDays(t *testing.T) {
 // rows at a time; every row lands once, with its own values, whatever the
 // batch's size against the chunk.
 func TestInsertAcrossColumnChunks(t *testing.T) {
-	conn, db := schemaDB(t)
+	testenv.ForEachClickHouse(t, testInsertAcrossColumnChunks)
+}
+
+func testInsertAcrossColumnChunks(t *testing.T, conn driver.Conn) {
+	db := schemaDB(t, conn)
 	ctx := testCtx(t)
 	w := mustCHWriter(t, conn, db)
 	start := 0

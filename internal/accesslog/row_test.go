@@ -12,6 +12,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	"github.com/smartlayer/smartlayer/internal/testenv"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -279,7 +280,11 @@ func TestResponseFlagsEveryFlag(t *testing.T) {
 // TestRowsRoundTripClickHouse writes the mapped rows through the real writer
 // into ClickHouse 18.16 and compares what comes back, column by column.
 func TestRowsRoundTripClickHouse(t *testing.T) {
-	conn, db := schemaDB(t)
+	testenv.ForEachClickHouse(t, testRowsRoundTripClickHouse)
+}
+
+func testRowsRoundTripClickHouse(t *testing.T, conn driver.Conn) {
+	db := schemaDB(t, conn)
 	ctx := testCtx(t)
 	w := mustCHWriter(t, conn, db)
 	cases := mappingCases(t)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/proto"
@@ -27,6 +28,7 @@ func liveColumns(t *testing.T, conn driver.Conn, db, table string) []column {
 		if err := rows.Scan(&c.Name, &c.Type); err != nil {
 			t.Fatal(err)
 		}
+		c.Type = baseType(c.Type) // LowCardinality on >= 20.1
 		out = append(out, c)
 	}
 	return out
@@ -54,7 +56,10 @@ func equalColumns(a, b []column) bool {
 }
 
 func TestEnsureSchemaCreatesContractTables(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
+	testenv.ForEachClickHouse(t, testEnsureSchemaCreatesContractTables)
+}
+
+func testEnsureSchemaCreatesContractTables(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	ctx := testCtx(t)
 	for i := range 2 { // the second run must be a no-op
@@ -89,7 +94,10 @@ func TestEnsureSchemaCreatesContractTables(t *testing.T) {
 }
 
 func TestEnsureSchemaAddColumnMigration(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
+	testenv.ForEachClickHouse(t, testEnsureSchemaAddColumnMigration)
+}
+
+func testEnsureSchemaAddColumnMigration(t *testing.T, conn driver.Conn) {
 	ctx := testCtx(t)
 	next := uint32(len(migrations) + 1)
 	step := migration{version: next, addColumn: &addColumn{Table: "access_log", Name: "extra", Type: "String", Modern: "LowCardinality(String)"}}
@@ -131,8 +139,9 @@ func TestEnsureSchemaAddColumnMigration(t *testing.T) {
 	}
 }
 
-func TestEnsureSchemaRejects(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
+func TestEnsureSchemaRejects(t *testing.T) { testenv.ForEachClickHouse(t, testEnsureSchemaRejects) }
+
+func testEnsureSchemaRejects(t *testing.T, conn driver.Conn) {
 	ctx := testCtx(t)
 
 	t.Run("bad database name", func(t *testing.T) {
@@ -222,13 +231,16 @@ func TestRenderDDLPerServerVersion(t *testing.T) {
 
 // TestDecisionMigration upgrades a table from before the decision column:
 // rows already stored read the decision their other columns imply.
-func TestDecisionMigration(t *testing.T) {
-	conn := openCH(t, testenv.ClickHouseAddr(t))
+func TestDecisionMigration(t *testing.T) { testenv.ForEachClickHouse(t, testDecisionMigration) }
+
+func testDecisionMigration(t *testing.T, conn driver.Conn) {
 	ctx := testCtx(t)
 	db := freshDB(t, conn)
 	// The released schema before the column (verification, which knows
 	// the column, complains about exactly that).
-	if err := ensureSchema(ctx, conn, db, migrations[:2]); err == nil || !strings.Contains(err.Error(), "missing column decision") {
+	// No TTL: the rows below have a fixed date, which a >= 20.1 server
+	// would drop once it is past the retention.
+	if err := ensureSchema(ctx, conn, db, migrations[:2], WithRetentionDays(0)); err == nil || !strings.Contains(err.Error(), "missing column decision") {
 		t.Fatalf("old schema: %v", err)
 	}
 	// request_id, blocked, block_module, block_reason → decision.
@@ -248,7 +260,7 @@ func TestDecisionMigration(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := EnsureSchema(ctx, conn, db); err != nil {
+	if err := EnsureSchema(ctx, conn, db, WithRetentionDays(0)); err != nil {
 		t.Fatal(err)
 	}
 	rows, err := conn.Query(ctx, "SELECT request_id, decision FROM "+db+".access_log")
@@ -269,5 +281,140 @@ func TestDecisionMigration(t *testing.T) {
 	}
 	if n != len(old) {
 		t.Errorf("read %d rows, want %d", n, len(old))
+	}
+}
+
+// TestSchemaModernExtras: on ClickHouse >= 20.1 (26.x: chDB) the schema
+// carries what the 18.16 branch leaves out, as the server itself reports it:
+// LowCardinality (also on columns added by migrations), ZSTD codecs and a
+// TTL that drops whole parts.
+func TestSchemaModernExtras(t *testing.T) {
+	conn := testenv.OpenModernClickHouse(t)
+	ctx := testCtx(t)
+	db := freshDB(t, conn)
+	if err := EnsureSchema(ctx, conn, db, WithRetentionDays(7)); err != nil {
+		t.Fatal(err)
+	}
+	type col struct{ typ, codec, defaultKind string }
+	rows, err := conn.Query(ctx, "SELECT table, name, type, compression_codec, default_kind FROM system.columns WHERE database = ?", db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	live := map[string]col{}
+	for rows.Next() {
+		var table, name string
+		var c col
+		if err := rows.Scan(&table, &name, &c.typ, &c.codec, &c.defaultKind); err != nil {
+			t.Fatal(err)
+		}
+		live[table+"."+name] = c
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]col{
+		"access_log.authority":      {typ: "LowCardinality(String)"},
+		"access_log.block_reason":   {typ: "LowCardinality(String)"},
+		"access_log.path":           {typ: "String", codec: "CODEC(ZSTD(1))"},
+		"access_log.timestamp":      {typ: "DateTime", codec: "CODEC(Delta(4), ZSTD(1))"},
+		"access_log.status":         {typ: "UInt16"},
+		"access_log.decision":       {typ: "LowCardinality(String)", defaultKind: "DEFAULT"}, // migration 3
+		"access_log.rule":           {typ: "LowCardinality(String)"},                         // migration 4
+		"access_log.excerpt":        {typ: "String"},                                         // migration 6
+		"daily_reports.health":      {typ: "LowCardinality(String)"},
+		"daily_reports.html":        {typ: "String", codec: "CODEC(ZSTD(3))"},
+		"schema_migrations.version": {typ: "UInt32"},
+	}
+	for name, w := range want {
+		if got, ok := live[name]; !ok {
+			t.Errorf("%s missing", name)
+		} else if got != w {
+			t.Errorf("%s: %+v, want %+v", name, got, w)
+		}
+	}
+	var engine string
+	if err := conn.QueryRow(ctx, "SELECT engine_full FROM system.tables WHERE database = ? AND name = 'access_log'", db).Scan(&engine); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"TTL date + toIntervalDay(7)", "ttl_only_drop_parts = 1", "PARTITION BY date"} {
+		if !strings.Contains(engine, w) {
+			t.Errorf("access_log engine lacks %q: %s", w, engine)
+		}
+	}
+	// The TTL drops the day past retention and keeps today's, once merges run.
+	now := time.Now().Unix()
+	if err := mustCHWriter(t, conn, db).insert(ctx, batchOf([]Row{
+		{Unix: now, RequestID: "fresh"}, {Unix: now - 10*86400, RequestID: "expired"}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(ctx, "OPTIMIZE TABLE "+db+".access_log FINAL"); err != nil {
+		t.Fatal(err)
+	}
+	var kept string
+	var n uint64
+	if err := conn.QueryRow(ctx, "SELECT count(), any(request_id) FROM "+db+".access_log").Scan(&n, &kept); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || kept != "fresh" {
+		t.Errorf("after TTL: %d rows (%q), want only the fresh one", n, kept)
+	}
+}
+
+// olderServer is a connection that reports another server version, so the
+// schema takes that version's branch on the server behind it.
+type olderServer struct {
+	driver.Conn
+	v proto.Version
+}
+
+func (o olderServer) ServerVersion() (*driver.ServerVersion, error) {
+	sv, err := o.Conn.ServerVersion()
+	if err != nil {
+		return nil, err
+	}
+	old := *sv
+	old.Version = o.v
+	return &old, nil
+}
+
+// TestSchemaAfterServerUpgrade: tables created by the 18.16 branch (no
+// LowCardinality, codecs or TTL), then the server upgraded to 26.x: authz
+// starting on it finds nothing to migrate, accepts the tables and writes to
+// them, and a later migration takes the modern path on the legacy table.
+func TestSchemaAfterServerUpgrade(t *testing.T) {
+	conn := testenv.OpenModernClickHouse(t)
+	ctx := testCtx(t)
+	db := freshDB(t, conn)
+	old := olderServer{Conn: conn, v: proto.Version{Major: 18, Minor: 16, Patch: 1}}
+	if err := EnsureSchema(ctx, old, db); err != nil {
+		t.Fatalf("18.16 branch on 26.x: %v", err)
+	}
+	var typ string
+	if err := conn.QueryRow(ctx, "SELECT type FROM system.columns WHERE database = ? AND table = 'access_log' AND name = 'decision'", db).Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "String" {
+		t.Fatalf("decision created as %s by the 18.16 branch, want String", typ)
+	}
+	next := uint32(len(migrations) + 1)
+	steps := append(append([]migration{}, migrations...),
+		migration{version: next, addColumn: &addColumn{Table: "access_log", Name: "extra", Type: "String", Modern: "LowCardinality(String)"}})
+	for i := range 2 {
+		if err := ensureSchema(ctx, conn, db, steps); err != nil {
+			t.Fatalf("upgraded run %d: %v", i, err)
+		}
+	}
+	if err := conn.QueryRow(ctx, "SELECT type FROM system.columns WHERE database = ? AND table = 'access_log' AND name = 'extra'", db).Scan(&typ); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "LowCardinality(String)" {
+		t.Errorf("migration after the upgrade added %s, want LowCardinality(String)", typ)
+	}
+	if err := mustCHWriter(t, conn, db).insert(ctx, batchOf([]Row{{Unix: time.Now().Unix(), RequestID: "after-upgrade", Decision: DecisionDenied}})); err != nil {
+		t.Fatal(err)
+	}
+	if total, _ := countRows(t, conn, db); total != 1 {
+		t.Errorf("%d rows after the upgrade, want 1", total)
 	}
 }

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 // Issue 19: the report must never call a day good while smartlayer let
@@ -15,8 +18,9 @@ import (
 
 // TestFailOpenDay: every Check overran its budget. The day is critical,
 // the fail-opens have their own table and are not filed as shadow.
-func TestFailOpenDay(t *testing.T) {
-	conn := openCH(t)
+func TestFailOpenDay(t *testing.T) { testenv.ForEachClickHouse(t, testFailOpenDay) }
+
+func testFailOpenDay(t *testing.T, conn driver.Conn) {
 	tests := map[string]struct {
 		failOpen, checked int
 		unchecked         map[string]string // extra rows without an authz answer
@@ -111,11 +115,13 @@ func TestFailOpenDay(t *testing.T) {
 }
 
 // TestPathTemplate runs PathTemplateSQL on the server.
-func TestPathTemplate(t *testing.T) {
-	conn := openCH(t)
+func TestPathTemplate(t *testing.T) { testenv.ForEachClickHouse(t, testPathTemplate) }
+
+func testPathTemplate(t *testing.T, conn driver.Conn) {
 	cases := map[string]string{
 		"/items/42":        "/items/{id}",
 		"/products/item-7": "/products/item-{id}",
+		"/doc:42:x":        "/doc:{id}:x",
 		"/o/3fa85f64-5717-4562-b3fc-2c963f66afa6.json": "/o/{id}.json",
 		"/blob/9f86d081884c7d659a2feaa0c55ad015":       "/blob/{id}",
 		"/users/12/orders/34":                          "/users/{id}/orders/{id}",
@@ -124,6 +130,11 @@ func TestPathTemplate(t *testing.T) {
 		"/api2/x":                                      "/api2/x",
 		"/a/123abc":                                    "/a/123abc",
 		"/":                                            "/",
+	}
+	// A ':' in the text would make clickhouse-go send every query using the
+	// template with server-side parameters, leaving @name unbound (idSegment).
+	if strings.Contains(PathTemplateSQL, ":") {
+		t.Fatal("PathTemplateSQL contains ':'")
 	}
 	for in, want := range cases {
 		var got string
@@ -138,8 +149,9 @@ func TestPathTemplate(t *testing.T) {
 
 // TestRouteGrouping: a generic route name ("app", or one name for nearly all
 // traffic) groups by path template; a specific one stays.
-func TestRouteGrouping(t *testing.T) {
-	conn := openCH(t)
+func TestRouteGrouping(t *testing.T) { testenv.ForEachClickHouse(t, testRouteGrouping) }
+
+func testRouteGrouping(t *testing.T, conn driver.Conn) {
 	t.Run("generic names", func(t *testing.T) {
 		db := freshDB(t, conn)
 		insertTraffic(t, conn, db, traffic{scenarioDay, 900, map[string]string{
@@ -197,8 +209,9 @@ func scenarioAggregate(t *testing.T, conn Conn, db string) (*Reporter, *Aggregat
 // TestBansAndClients: the ban's trigger is found behind behavior.banned,
 // a client has the same numbers in both client tables, and it gets first
 // and last seen and its hourly blocks.
-func TestBansAndClients(t *testing.T) {
-	conn := openCH(t)
+func TestBansAndClients(t *testing.T) { testenv.ForEachClickHouse(t, testBansAndClients) }
+
+func testBansAndClients(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	const ip = "203.0.113.9"
 	// 240 rows over the day from one new client: the first 20 allowed, one
@@ -239,8 +252,9 @@ func TestBansAndClients(t *testing.T) {
 
 // TestDayOne: without earlier days the comparisons say n/a, and the HTML
 // carries a well-formed SVG timeline and sparklines.
-func TestDayOne(t *testing.T) {
-	conn := openCH(t)
+func TestDayOne(t *testing.T) { testenv.ForEachClickHouse(t, testDayOne) }
+
+func testDayOne(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	insertTraffic(t, conn, db, traffic{scenarioDay, 480, map[string]string{
 		"path": "'/x'", "client_ip": "'198.51.100.1'", "blocked": "toUInt8(number % 4 = 0)",

@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/smartlayer/smartlayer/internal/testenv"
 )
 
 func scenarioConfig(db string) Config {
@@ -41,8 +44,9 @@ func findClient(cs []ClientStats, client string) (ClientStats, bool) {
 
 // TestScenario seeds 8 days of known traffic once and checks every aggregate
 // and both renderings against it.
-func TestScenario(t *testing.T) {
-	conn := openCH(t)
+func TestScenario(t *testing.T) { testenv.ForEachClickHouse(t, testScenario) }
+
+func testScenario(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	seedScenario(t, conn, db)
 	clock := &fixedClock{time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)}
@@ -226,8 +230,9 @@ func assertInjectionEscaped(t *testing.T, rep *Report) {
 
 // TestNarrative runs the Summarizer path on the scenario: a valid answer is
 // used; errors and invalid answers fall back to the deterministic report.
-func TestNarrative(t *testing.T) {
-	conn := openCH(t)
+func TestNarrative(t *testing.T) { testenv.ForEachClickHouse(t, testNarrative) }
+
+func testNarrative(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	seedScenario(t, conn, db)
 	good := Narrative{
@@ -317,8 +322,9 @@ func assertFedOnlyAggregates(t *testing.T, fed []byte, rep *Report) {
 }
 
 // TestRerunReplaces stores a date twice and reads one row back: the second.
-func TestRerunReplaces(t *testing.T) {
-	conn := openCH(t)
+func TestRerunReplaces(t *testing.T) { testenv.ForEachClickHouse(t, testRerunReplaces) }
+
+func testRerunReplaces(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	insertTraffic(t, conn, db, traffic{scenarioDay, 1000, map[string]string{"path": "'/x'", "duration_ms": "toUInt32(5)"}})
 	clock := &fixedClock{time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)}
@@ -362,8 +368,9 @@ func TestRerunReplaces(t *testing.T) {
 }
 
 // TestDryRunStoresNothing runs with DryRun and finds no stored report.
-func TestDryRunStoresNothing(t *testing.T) {
-	conn := openCH(t)
+func TestDryRunStoresNothing(t *testing.T) { testenv.ForEachClickHouse(t, testDryRunStoresNothing) }
+
+func testDryRunStoresNothing(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	insertTraffic(t, conn, db, traffic{scenarioDay, 100, map[string]string{"path": "'/x'"}})
 	insertTraffic(t, conn, db, traffic{scenarioDay.AddDays(-60), 100, map[string]string{"path": "'/x'"}})
@@ -395,8 +402,9 @@ func TestDryRunStoresNothing(t *testing.T) {
 
 // TestTimezoneDays checks that a report day is the calendar day of the
 // configured timezone, not of the date column.
-func TestTimezoneDays(t *testing.T) {
-	conn := openCH(t)
+func TestTimezoneDays(t *testing.T) { testenv.ForEachClickHouse(t, testTimezoneDays) }
+
+func testTimezoneDays(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	// 100 rows every 864 s across 2026-11-20 UTC.
 	insertTraffic(t, conn, db, traffic{scenarioDay, 100, map[string]string{"path": "'/x'"}})

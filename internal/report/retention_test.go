@@ -37,8 +37,9 @@ func tablePartitions(t testing.TB, conn driver.Conn, db, table string) []string 
 
 // TestRetention keeps exactly retention_days days before today and drops the
 // rest, in dry-run only listing them.
-func TestRetention(t *testing.T) {
-	conn := openCH(t)
+func TestRetention(t *testing.T) { testenv.ForEachClickHouse(t, testRetention) }
+
+func testRetention(t *testing.T, conn driver.Conn) {
 	db := freshDB(t, conn)
 	today := Date{2026, time.November, 21}
 	for _, off := range []int{-45, -31, -30, -29, -1, 0} {

@@ -21,7 +21,8 @@ import (
 )
 
 const (
-	// RedisAddrEnv and ClickHouseAddrEnv are exported by scripts/testenv.sh.
+	// RedisAddrEnv, ClickHouseAddrEnv and ModernClickHouseAddrEnv are
+	// exported by scripts/testenv.sh.
 	RedisAddrEnv      = "SMARTLAYER_TEST_REDIS_ADDR"
 	ClickHouseAddrEnv = "SMARTLAYER_TEST_CLICKHOUSE_ADDR"
 	// ClickHouseClusterNameEnv and ClickHouseClusterAddrsEnv name the
@@ -29,6 +30,9 @@ const (
 	// (comma-separated, shard 1 first).
 	ClickHouseClusterNameEnv  = "SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_NAME"
 	ClickHouseClusterAddrsEnv = "SMARTLAYER_TEST_CLICKHOUSE_CLUSTER_ADDRS"
+	// ModernClickHouseAddrEnv is the HTTP address of chdbhttp: ClickHouse
+	// 26.x as chDB (internal/testenv/chdbhttp).
+	ModernClickHouseAddrEnv = "SMARTLAYER_TEST_CHDB_ADDR"
 )
 
 //go:embed clickhouse-config.xml
@@ -70,6 +74,13 @@ func ClickHouseCluster(t testing.TB) (name string, addrs []string) {
 	t.Helper()
 	name = envAddr(t, ClickHouseClusterNameEnv)
 	return name, strings.Split(envAddr(t, ClickHouseClusterAddrsEnv), ",")
+}
+
+// ModernClickHouseAddr returns the HTTP address of the test's current
+// ClickHouse (26.x, chDB behind internal/testenv/chdbhttp).
+func ModernClickHouseAddr(t testing.TB) string {
+	t.Helper()
+	return envAddr(t, ModernClickHouseAddrEnv)
 }
 
 // envAddr returns the address in the environment variable name, skipping

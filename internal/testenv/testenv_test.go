@@ -2,6 +2,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"sync"
@@ -89,5 +90,51 @@ func TestBufferAndWriteFile(t *testing.T) {
 	p := WriteFile(t, "x.yaml", "k: v")
 	if data, err := os.ReadFile(p); err != nil || string(data) != "k: v" || filepath.Base(p) != "x.yaml" {
 		t.Fatalf("WriteFile %s: %q %v", p, data, err)
+	}
+}
+
+// TestModernClickHouse: the chDB front answers as a 26.x server does to
+// clickhouse-go: its version, typed values at the client's protocol
+// revision, server-side parameters, settings per request, and errors as
+// ClickHouse exceptions with their codes.
+func TestModernClickHouse(t *testing.T) {
+	conn := OpenModernClickHouse(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := conn.ServerVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Version.Major < 26 {
+		t.Fatalf("chDB reports ClickHouse %s, want 26.x or later", v)
+	}
+	var (
+		lc   string
+		arr  []uint64
+		tup  []float64
+		name string
+	)
+	if err := conn.QueryRow(ctx, "SELECT toLowCardinality('x'), [1, 2], arrayMap(x -> toFloat64(x), [0.5]), {n:String}",
+		clickhouse.Named("n", "param")).Scan(&lc, &arr, &tup, &name); err != nil {
+		t.Fatal(err)
+	}
+	if lc != "x" || len(arr) != 2 || arr[1] != 2 || len(tup) != 1 || tup[0] != 0.5 || name != "param" {
+		t.Errorf("got %q %v %v %q", lc, arr, tup, name)
+	}
+	var setting string
+	sctx := clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{"max_threads": 3}))
+	if err := conn.QueryRow(sctx, "SELECT toString(getSetting('max_threads'))").Scan(&setting); err != nil {
+		t.Fatal(err)
+	}
+	if setting != "3" {
+		t.Errorf("max_threads %q in a request that set it to 3", setting)
+	}
+	if err := conn.QueryRow(ctx, "SELECT toString(getSetting('max_threads'))").Scan(&setting); err != nil || setting == "3" {
+		t.Errorf("max_threads %q (%v) after the request that set it: settings leak between requests", setting, err)
+	}
+	err = conn.Exec(ctx, "SELECT nosuchfunction(1)")
+	var ex *clickhouse.Exception
+	if !errors.As(err, &ex) || ex.Code != 46 {
+		t.Errorf("unknown function: %v, want a ClickHouse exception with code 46", err)
 	}
 }
