@@ -79,6 +79,7 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 	}
 	qc := cfg.Quota
 	qc.Registerer, qc.Logger = a.reg, a.logger
+	qc.LocalCacheTTL, qc.LocalCacheSize = cfg.Store.Redis.LocalCacheTTL, cfg.Store.Redis.LocalCacheSize
 	if a.redis != nil {
 		a.quota, err = quota.NewRedis(a.scripts, table, qc)
 	} else {

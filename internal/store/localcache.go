@@ -36,6 +36,10 @@ func NewLocalCache[V any](ttl time.Duration, size int) *LocalCache[V] {
 	return &LocalCache[V]{ttl: ttl, seed: maphash.MakeSeed(), lru: NewLRU[string, cached[V]](max(size, 1), 64, 1)}
 }
 
+// Any reports whether anything may be cached: a caller can skip building
+// a key when it is false.
+func (c *LocalCache[V]) Any() bool { return c != nil && c.n.Load() > 0 }
+
 // Get returns key's value while it is valid at now.
 func (c *LocalCache[V]) Get(key string, now time.Time) (V, bool) {
 	var zero V
@@ -101,5 +105,23 @@ func (c *LocalCache[V]) Delete(key string) {
 	if e := s.Get(key); e != nil {
 		s.Remove(e)
 		c.n.Add(-1)
+	}
+}
+
+// Clear forgets everything (a reload changed what the entries stand for).
+func (c *LocalCache[V]) Clear() {
+	if c == nil {
+		return
+	}
+	for i := range c.lru.Shards() {
+		s := c.lru.ShardAt(i)
+		s.Lock()
+		var all []*Entry[string, cached[V]]
+		s.Each(func(e *Entry[string, cached[V]]) bool { all = append(all, e); return true })
+		for _, e := range all {
+			s.Remove(e)
+		}
+		c.n.Add(-int64(len(all)))
+		s.Unlock()
 	}
 }
