@@ -61,8 +61,9 @@ type RedisConfig struct {
 	// what Redis currently answers in: TimeoutFactor × the p99 of recent
 	// round trips, between Timeout and TimeoutMax. A saturated host (slow
 	// answers) gets more time; a Redis that stops answering is not learnt
-	// from, so it still fails at the last timeout (fast). 0 keeps Timeout
-	// fixed.
+	// from, so it still fails at the last timeout (fast). 0, or a value
+	// not above Timeout, keeps Timeout fixed (a configuration that raised
+	// Timeout keeps it). It applies with Batch.
 	TimeoutMax    time.Duration `koanf:"timeout_max"`
 	TimeoutFactor float64       `koanf:"timeout_factor"`
 	// Batch sends the request-path scripts of concurrent Checks in shared
@@ -167,8 +168,8 @@ func (c Config) Validate() error {
 		p.Add("redis.tls.enabled", false, "must be true when other redis.tls keys are set")
 	}
 	p.AtLeastDuration("redis.timeout", r.Timeout, time.Millisecond)
-	if r.TimeoutMax != 0 && r.TimeoutMax < r.Timeout {
-		p.Add("redis.timeout_max", r.TimeoutMax, "must be 0 (fixed timeout) or at least redis.timeout")
+	if r.TimeoutMax != 0 && r.TimeoutMax < time.Millisecond {
+		p.Add("redis.timeout_max", r.TimeoutMax, "must be 0 (fixed timeout) or at least 1ms")
 	}
 	if r.TimeoutFactor < 1 || r.TimeoutFactor > 100 {
 		p.Add("redis.timeout_factor", r.TimeoutFactor, "must be between 1 and 100")
