@@ -135,7 +135,7 @@ func DefaultConfig() Config {
 	return Config{
 		Backend: BackendMemory,
 		Redis: RedisConfig{Addrs: []string{"127.0.0.1:6379"}, Timeout: 5 * time.Millisecond,
-			TimeoutMax: 20 * time.Millisecond, TimeoutFactor: 3, Batch: true, BatchMaxInFlight: 2,
+			TimeoutMax: 40 * time.Millisecond, TimeoutFactor: 3, Batch: true, BatchMaxInFlight: 2,
 			LocalCacheTTL: time.Second, LocalCacheSize: 100_000, PoolSize: 64, MaxRedirects: 2},
 		Memory: MemoryConfig{MaxTrackedClients: 1_000_000, MaxBans: 100_000},
 	}
