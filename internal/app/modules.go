@@ -18,6 +18,7 @@ import (
 	"github.com/smartlayer/smartlayer/internal/scoring/state"
 	"github.com/smartlayer/smartlayer/internal/server"
 	"github.com/smartlayer/smartlayer/internal/setting"
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // app holds what Run builds once. Stateful modules survive config
@@ -27,6 +28,12 @@ type app struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 	redis  redis.UniversalClient // nil with the memory store
+	// scripts sends the request path's scripts: a Batcher with
+	// store.redis.batch, else the client; nil with the memory store.
+	scripts store.Scripter
+	// storeTimeout bounds a stage's store calls (store.redis.timeout, or
+	// timeout_max when the timeout adapts); 0 with the memory store.
+	storeTimeout time.Duration
 
 	behavior *scoring.Behavior
 	quota    *quota.Limiter
@@ -41,7 +48,12 @@ type app struct {
 func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdicts payload.Verdicts) error {
 	var st scoring.State
 	if a.redis != nil {
-		r, err := state.NewRedis(a.redis, state.DefaultRedisOptions())
+		if err := a.buildScripts(cfg.Store.Redis); err != nil {
+			return err
+		}
+		ro := state.DefaultRedisOptions()
+		ro.Scripts, ro.LocalCacheTTL, ro.LocalCacheSize = a.scripts, cfg.Store.Redis.LocalCacheTTL, cfg.Store.Redis.LocalCacheSize
+		r, err := state.NewRedis(a.redis, ro)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
@@ -67,8 +79,9 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 	}
 	qc := cfg.Quota
 	qc.Registerer, qc.Logger = a.reg, a.logger
+	qc.LocalCacheTTL, qc.LocalCacheSize = cfg.Store.Redis.LocalCacheTTL, cfg.Store.Redis.LocalCacheSize
 	if a.redis != nil {
-		a.quota, err = quota.NewRedis(a.redis, table, qc)
+		a.quota, err = quota.NewRedis(a.scripts, table, qc)
 	} else {
 		a.quota, err = quota.NewMemory(table, qc)
 	}
@@ -77,7 +90,7 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 	}
 
 	if a.redis != nil {
-		a.banTimeout = cfg.Store.Redis.Timeout
+		a.banTimeout = a.storeTimeout
 	}
 	opts := []payload.Option{payload.WithRegisterer(a.reg), payload.WithLogger(a.logger),
 		payload.WithMaliciousHook(a.banPayloadSender)}
@@ -86,6 +99,26 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 	}
 	a.payload, err = payload.New(cfg.Payload, opts...)
 	return err
+}
+
+// buildScripts sets a.scripts and a.storeTimeout for the Redis store: the
+// request path's calls go through a Batcher (automatic pipelining, the
+// adaptive timeout inside it) with store.redis.batch, else straight to the
+// client under the fixed store.redis.timeout.
+func (a *app) buildScripts(c store.RedisConfig) error {
+	a.scripts, a.storeTimeout = a.redis, c.Timeout
+	if !c.Batch {
+		return nil
+	}
+	t := store.NewAdaptiveTimeout(c.Timeout, c.TimeoutMax, c.TimeoutFactor)
+	b, err := store.NewBatcher(a.redis, t, c.BatchMaxInFlight, a.reg)
+	if err != nil {
+		return err
+	}
+	// The stage's own bound is the ceiling; the Batcher cuts each call at
+	// the timeout in force.
+	a.scripts, a.storeTimeout = b, t.Ceiling()
+	return nil
 }
 
 // banPayloadSender is the one place a payload the LLM judged malicious
@@ -121,10 +154,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 		return nil, fmt.Errorf("behavior.deny_cidrs: %w", err)
 	}
 
-	storeTimeout := time.Duration(0)
-	if a.redis != nil {
-		storeTimeout = cfg.Store.Redis.Timeout
-	}
+	storeTimeout := a.storeTimeout
 	if err := a.behavior.SetConfig(cfg.Behavior); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,8 @@ import (
 // On a 3-master Cluster, two limiters share every window and the lifetime
 // counter of subjects spread over all nodes (braces in a subject stay out
 // of the hash tag): one script per Take, every key in the subject's slot.
+// One limiter sends through a Batcher with the local cache, as authz does
+// by default.
 func TestTwoLimitersShareRedisCluster(t *testing.T) {
 	rc := testenv.StartRedisCluster(t, 3)
 	tab := mustCompile(t, plans{"free": {"/api/generate/": {"per_minute": 3, "per_hour": 10, "per_day": 20, "lifetime": 4}}})
@@ -25,7 +27,15 @@ func TestTwoLimitersShareRedisCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Close() })
-		if ls[i], err = NewRedis(c, tab, DefaultConfig()); err != nil {
+		var sc RedisClient = c
+		qc := DefaultConfig()
+		if i == 1 {
+			if sc, err = store.NewBatcher(c, store.NewAdaptiveTimeout(time.Second, 0, 3), 2, nil); err != nil {
+				t.Fatal(err)
+			}
+			qc.LocalCacheTTL, qc.LocalCacheSize = time.Second, 100
+		}
+		if ls[i], err = NewRedis(sc, tab, qc); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/smartlayer/smartlayer/internal/pathnorm"
 	"github.com/smartlayer/smartlayer/internal/setting"
+	"github.com/smartlayer/smartlayer/internal/store"
 )
 
 // Key identifies who is counted and where. The caller resolves identity.
@@ -47,6 +48,11 @@ type Config struct {
 	Registerer prometheus.Registerer `koanf:"-"`
 	// Logger receives backend errors at debug level; nil discards.
 	Logger *slog.Logger `koanf:"-"`
+	// LocalCacheTTL and LocalCacheSize (store.redis.local_cache_ttl,
+	// local_cache_size) let the Redis backend answer an exhausted window
+	// from memory (see NewRedis); 0 is no cache.
+	LocalCacheTTL  time.Duration `koanf:"-"`
+	LocalCacheSize int           `koanf:"-"`
 }
 
 // MemoryConfig bounds the memory backend (quota.memory.*).
@@ -129,8 +135,18 @@ type backend interface {
 type Limiter struct {
 	table   atomic.Pointer[Table]
 	backend backend
-	m       *metrics
-	log     *slog.Logger
+	// denied holds exhausted windows answered without the backend (Redis
+	// only; nil otherwise): subject + "\x00" + plan:route: → the denial.
+	denied *store.LocalCache[cachedDenial]
+	m      *metrics
+	log    *slog.Logger
+}
+
+// cachedDenial is a denial and when it was decided, so a later answer from
+// the cache counts its RetryAfter and Reset down.
+type cachedDenial struct {
+	res Result
+	at  time.Time
 }
 
 func newLimiter(t *Table, cfg Config, b backend) *Limiter {
@@ -150,6 +166,8 @@ func (l *Limiter) SetTable(t *Table) {
 		t = &Table{}
 	}
 	l.table.Store(t)
+	// Cached denials were decided under the old limits.
+	l.denied.Clear()
 }
 
 // Table returns the plans in force.
@@ -171,6 +189,17 @@ func (l *Limiter) Take(ctx context.Context, k Key, now time.Time) (Result, error
 		l.m.forbidden.Inc()
 		return Result{Decision: Forbidden, Route: r.key}, nil
 	}
+	var ckey string
+	if l.denied.Any() {
+		ckey = k.Subject + "\x00" + pr.part
+		if d, ok := l.denied.Get(ckey, now); ok {
+			res := d.res
+			el := max(now.Sub(d.at), 0)
+			res.RetryAfter, res.Reset = max(res.RetryAfter-el, 0), max(res.Reset-el, 0)
+			l.m.denied[res.Window].Inc()
+			return res, nil
+		}
+	}
 	c, allowed, err := l.backend.take(ctx, k.Subject, pr, now.UnixMilli())
 	if err != nil {
 		var be *BackendError
@@ -185,8 +214,28 @@ func (l *Limiter) Take(ctx context.Context, k Key, now time.Time) (Result, error
 		l.m.allowed.Inc()
 	} else {
 		l.m.denied[res.Window].Inc()
+		l.cacheDenial(k.Subject, ckey, pr, res, now)
 	}
 	return res, nil
+}
+
+// cacheDenial keeps a denial for the local cache's TTL, or until its
+// RetryAfter when sooner: until then the window admits nothing whatever
+// other replicas count (counts only grow), so the cached answer is the one
+// Redis would give. A denial that retrying cannot help (RetryAfter 0: the
+// lifetime spent, a limit of 0) is kept for the TTL.
+func (l *Limiter) cacheDenial(subject, ckey string, pr *planRoute, res Result, now time.Time) {
+	if l.denied == nil {
+		return
+	}
+	if ckey == "" {
+		ckey = subject + "\x00" + pr.part
+	}
+	until := now.Add(time.Hour) // the TTL bounds it
+	if res.RetryAfter > 0 {
+		until = now.Add(res.RetryAfter)
+	}
+	l.denied.Put(ckey, cachedDenial{res: res, at: now}, now, until)
 }
 
 // metrics are the Limiter's Prometheus series, resolved once so Take only

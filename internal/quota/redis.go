@@ -73,13 +73,20 @@ var takeScript = store.NewScript(takeLua)
 const keyPrefix = "sl:q:"
 
 // NewRedis returns a Limiter whose counters live in Redis, shared by every
-// replica: one EVALSHA round trip per Take.
+// replica: one EVALSHA round trip per Take (client may be a
+// *store.Batcher, which shares it with concurrent Takes). With
+// cfg.LocalCacheTTL an exhausted window is answered from memory until its
+// RetryAfter, at most for the TTL: a client hammering a spent quota costs
+// no round trips. The cached denial is what Redis would answer (counts on
+// other replicas only grow) unless counters were deleted in Redis
+// meanwhile, which applies within the TTL; SetTable (a reload) clears it.
 func NewRedis(client RedisClient, t *Table, cfg Config) (*Limiter, error) {
 	if client == nil {
 		return nil, errors.New("quota: NewRedis: nil client")
 	}
 	l := newLimiter(t, cfg, nil)
 	l.backend = &redisBackend{c: client}
+	l.denied = store.NewLocalCache[cachedDenial](cfg.LocalCacheTTL, cfg.LocalCacheSize)
 	return l, nil
 }
 

@@ -387,3 +387,79 @@ func TestRedisKeysEscapeSubject(t *testing.T) {
 		}
 	}
 }
+
+// The local cache of exhausted windows: once Redis denies, the same
+// subject and route are denied without a round trip, with RetryAfter and
+// Reset counted down, until the earlier of RetryAfter and the TTL; then
+// Redis decides again. Another subject, route or a reload (SetTable) is
+// not answered from it.
+func TestRedisLocalDenialCache(t *testing.T) {
+	srv := testenv.StartRedis(t)
+	client := newRedisClient(t, srv.Addr)
+	hook := &countingHook{}
+	client.AddHook(hook)
+	tab := mustCompile(t, plans{"free": {"/a/": {"per_minute": 2}, "/b/": {"per_minute": 2}}})
+	cases := []struct {
+		name string
+		ttl  time.Duration
+		// at is when the cached denial is asked again (-1: at its
+		// RetryAfter); cached whether it is answered without Redis.
+		at     time.Duration
+		cached bool
+	}{
+		{"within the TTL", 10 * time.Second, 9 * time.Second, true},
+		{"past the TTL", 10 * time.Second, 10 * time.Second, false},
+		{"at RetryAfter before the TTL", time.Hour, -1, false},
+		{"off", 0, time.Second, false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.LocalCacheTTL, cfg.LocalCacheSize = tc.ttl, 10
+			l, err := NewRedis(client, tab, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			k := Key{Subject: uniq(t, "s"), Plan: "free", Path: "/a/"}
+			for range 2 {
+				if _, err := l.Take(ctx, k, base); err != nil {
+					t.Fatal(err)
+				}
+			}
+			first, err := l.Take(ctx, k, base)
+			if err != nil || first.Decision != Denied || first.RetryAfter <= 0 {
+				t.Fatalf("exhausted window: %+v %v", first, err)
+			}
+			at := tc.at
+			if at < 0 {
+				at = first.RetryAfter
+			}
+			hook.n.Store(0)
+			res, err := l.Take(ctx, k, base.Add(at))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sent := hook.n.Load(); (sent == 0) != tc.cached {
+				t.Fatalf("%d commands sent, cached answer wanted: %v", sent, tc.cached)
+			}
+			if tc.cached {
+				want := first
+				want.RetryAfter, want.Reset = first.RetryAfter-at, first.Reset-at
+				if res != want {
+					t.Errorf("cached denial %+v, want %+v", res, want)
+				}
+				// Not for another route, nor after a reload.
+				hook.n.Store(0)
+				if _, err := l.Take(ctx, Key{Subject: k.Subject, Plan: "free", Path: "/b/"}, base); err != nil || hook.n.Load() != 1 {
+					t.Errorf("other route: %d commands (%v), want 1", hook.n.Load(), err)
+				}
+				l.SetTable(tab)
+				hook.n.Store(0)
+				if _, err := l.Take(ctx, k, base.Add(at)); err != nil || hook.n.Load() != 1 {
+					t.Errorf("after SetTable: %d commands (%v), want 1", hook.n.Load(), err)
+				}
+			}
+		})
+	}
+}

@@ -55,8 +55,31 @@ type RedisConfig struct {
 	DB  int            `koanf:"db"`
 	TLS RedisTLSConfig `koanf:"tls"`
 	// Timeout bounds each request-path call; past it the fail mode answers.
-	Timeout  time.Duration `koanf:"timeout"`
-	PoolSize int           `koanf:"pool_size"`
+	// With TimeoutMax it is the floor of the adaptive timeout.
+	Timeout time.Duration `koanf:"timeout"`
+	// TimeoutMax, when above Timeout, lets the request-path timeout follow
+	// what Redis currently answers in: TimeoutFactor × the p99 of recent
+	// round trips, between Timeout and TimeoutMax. A saturated host (slow
+	// answers) gets more time; a Redis that stops answering is not learnt
+	// from, so it still fails at the last timeout (fast). 0, or a value
+	// not above Timeout, keeps Timeout fixed (a configuration that raised
+	// Timeout keeps it). It applies with Batch.
+	TimeoutMax    time.Duration `koanf:"timeout_max"`
+	TimeoutFactor float64       `koanf:"timeout_factor"`
+	// Batch sends the request-path scripts of concurrent Checks in shared
+	// pipelines (automatic pipelining): one write and one read for many
+	// Checks instead of one round trip each. BatchMaxInFlight bounds the
+	// pipelines under way at once per replica.
+	Batch            bool `koanf:"batch"`
+	BatchMaxInFlight int  `koanf:"batch_max_in_flight"`
+	// LocalCacheTTL: a replica answers a client it saw banned (and a quota
+	// window it saw exhausted) from memory for at most this long, without
+	// asking Redis. A manual unban clears the cache of the replica it hits;
+	// the others see it within LocalCacheTTL. 0 switches the cache off.
+	// LocalCacheSize bounds its entries.
+	LocalCacheTTL  time.Duration `koanf:"local_cache_ttl"`
+	LocalCacheSize int           `koanf:"local_cache_size"`
+	PoolSize       int           `koanf:"pool_size"`
 	// MaxRedirects bounds how often a Cluster command follows MOVED/ASK
 	// (slots moving, a failover) before failing; each hop stays inside
 	// Timeout.
@@ -111,8 +134,9 @@ type MemoryConfig struct {
 func DefaultConfig() Config {
 	return Config{
 		Backend: BackendMemory,
-		Redis: RedisConfig{Addrs: []string{"127.0.0.1:6379"}, Timeout: 5 * time.Millisecond, PoolSize: 64,
-			MaxRedirects: 2},
+		Redis: RedisConfig{Addrs: []string{"127.0.0.1:6379"}, Timeout: 5 * time.Millisecond,
+			TimeoutMax: 40 * time.Millisecond, TimeoutFactor: 3, Batch: true, BatchMaxInFlight: 2,
+			LocalCacheTTL: time.Second, LocalCacheSize: 100_000, PoolSize: 64, MaxRedirects: 2},
 		Memory: MemoryConfig{MaxTrackedClients: 1_000_000, MaxBans: 100_000},
 	}
 }
@@ -144,6 +168,17 @@ func (c Config) Validate() error {
 		p.Add("redis.tls.enabled", false, "must be true when other redis.tls keys are set")
 	}
 	p.AtLeastDuration("redis.timeout", r.Timeout, time.Millisecond)
+	if r.TimeoutMax != 0 && r.TimeoutMax < time.Millisecond {
+		p.Add("redis.timeout_max", r.TimeoutMax, "must be 0 (fixed timeout) or at least 1ms")
+	}
+	if r.TimeoutFactor < 1 || r.TimeoutFactor > 100 {
+		p.Add("redis.timeout_factor", r.TimeoutFactor, "must be between 1 and 100")
+	}
+	p.Between("redis.batch_max_in_flight", r.BatchMaxInFlight, 1, 64)
+	if r.LocalCacheTTL != 0 && (r.LocalCacheTTL < time.Millisecond || r.LocalCacheTTL > time.Minute) {
+		p.Add("redis.local_cache_ttl", r.LocalCacheTTL, "must be 0 (off) or between 1ms and 1m")
+	}
+	p.AtLeast("redis.local_cache_size", r.LocalCacheSize, 1)
 	p.NonNegative("redis.db", r.DB)
 	p.AtLeast("redis.pool_size", r.PoolSize, 1)
 	p.Between("redis.max_redirects", r.MaxRedirects, 0, 16)

@@ -2,7 +2,9 @@ package store
 
 import (
 	"context"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -98,5 +100,38 @@ func TestScriptNoScriptReload(t *testing.T) {
 	}
 	if v, _ := cmds[1].Int64(); v != 4 {
 		t.Fatalf("pipelined after flush: %d, want 4", v)
+	}
+}
+
+// The request-path settings: each bad value is named by its key; the
+// defaults and the documented special values load.
+func TestValidateRequestPathSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  func(*RedisConfig)
+		bad  string // the key named, "" for valid
+	}{
+		{"defaults", func(*RedisConfig) {}, ""},
+		{"fixed timeout (timeout_max 0)", func(r *RedisConfig) { r.TimeoutMax = 0 }, ""},
+		{"timeout_max below a raised timeout keeps it fixed", func(r *RedisConfig) { r.Timeout = time.Second }, ""},
+		{"cache off", func(r *RedisConfig) { r.LocalCacheTTL = 0 }, ""},
+		{"timeout_max 1ns", func(r *RedisConfig) { r.TimeoutMax = 1 }, "store.redis.timeout_max"},
+		{"factor below 1", func(r *RedisConfig) { r.TimeoutFactor = 0.5 }, "store.redis.timeout_factor"},
+		{"no pipeline in flight", func(r *RedisConfig) { r.BatchMaxInFlight = 0 }, "store.redis.batch_max_in_flight"},
+		{"negative cache ttl", func(r *RedisConfig) { r.LocalCacheTTL = -time.Second }, "store.redis.local_cache_ttl"},
+		{"cache ttl over a minute", func(r *RedisConfig) { r.LocalCacheTTL = time.Hour }, "store.redis.local_cache_ttl"},
+		{"empty cache", func(r *RedisConfig) { r.LocalCacheSize = 0 }, "store.redis.local_cache_size"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig()
+			tc.set(&c.Redis)
+			err := c.Validate()
+			if tc.bad == "" && err != nil {
+				t.Fatalf("valid config rejected: %v", err)
+			}
+			if tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)) {
+				t.Fatalf("error %v, want one naming %s", err, tc.bad)
+			}
+		})
 	}
 }

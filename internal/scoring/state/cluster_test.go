@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/store"
 	"github.com/smartlayer/smartlayer/internal/testenv"
@@ -24,7 +26,24 @@ func TestRedisStateOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	r, err := NewRedis(c, RedisOptions{Prefix: "c:"})
+	// Each script alone, and batched: the Batcher's pipelines split by node.
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			opts := RedisOptions{Prefix: "c:"}
+			if batch {
+				b, err := store.NewBatcher(c, store.NewAdaptiveTimeout(time.Second, 0, 3), 2, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				opts = RedisOptions{Prefix: "cb:", Scripts: b, LocalCacheTTL: time.Second, LocalCacheSize: 100}
+			}
+			redisStateOnCluster(t, c, opts)
+		})
+	}
+}
+
+func redisStateOnCluster(t *testing.T, c redis.UniversalClient, opts RedisOptions) {
+	r, err := NewRedis(c, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +86,7 @@ func TestRedisStateOnCluster(t *testing.T) {
 		}
 	}
 
-	d, err := NewRedisDecisions(c, RedisOptions{Prefix: "c:"})
+	d, err := NewRedisDecisions(c, RedisOptions{Prefix: opts.Prefix})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,13 @@ type RedisOptions struct {
 	// ManualRefresh is how often a replica re-reads the manual bans
 	// (sl:mban) on the request path; its own bans apply at once.
 	ManualRefresh time.Duration
+	// Scripts runs the request path's script (Check): a *store.Batcher
+	// (store.redis.batch); nil sends it on the client.
+	Scripts store.Scripter
+	// LocalCacheTTL and LocalCacheSize bound the replica's cache of active
+	// bans (store.redis.local_cache_ttl, local_cache_size); 0 is no cache.
+	LocalCacheTTL  time.Duration
+	LocalCacheSize int
 }
 
 // DefaultRedisOptions returns the defaults.
@@ -48,9 +55,19 @@ func DefaultRedisOptions() RedisOptions {
 //
 // The caller's time drives the windows and ban expiry (stored as data);
 // Redis TTLs, set relative to now, only reclaim memory.
-// Per-call timeouts come from the caller's context (store.redis.timeout).
+// Per-call timeouts come from the caller's context (store.redis.timeout)
+// and, through a Batcher, the adaptive timeout.
+//
+// A ban this replica set or saw in a Check's reply is kept in a local cache
+// (RedisOptions.LocalCacheTTL) and answers that client's next Checks
+// without a round trip until the earlier of its expiry and the TTL. A ban
+// another replica sets is seen at once (nothing is cached for clients not
+// banned); an unban through this replica clears its cache at once, and is
+// seen by the others within the TTL.
 type Redis struct {
 	c       redis.UniversalClient
+	scripts store.Scripter
+	bans    *store.LocalCache[scoring.Ban]
 	prefix  string
 	refresh time.Duration
 
@@ -75,7 +92,12 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if opts.ManualRefresh <= 0 {
 		opts.ManualRefresh = d.ManualRefresh
 	}
-	return &Redis{c: c, prefix: opts.Prefix, refresh: opts.ManualRefresh, manual: newManualBans()}, nil
+	scripts := opts.Scripts
+	if scripts == nil {
+		scripts = c
+	}
+	return &Redis{c: c, scripts: scripts, bans: store.NewLocalCache[scoring.Ban](opts.LocalCacheTTL, opts.LocalCacheSize),
+		prefix: opts.Prefix, refresh: opts.ManualRefresh, manual: newManualBans()}, nil
 }
 
 func (r *Redis) manualKey() string { return r.prefix + "mban" }
@@ -333,13 +355,16 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 	if ban, ok := r.manualBan(ctx, obs.ClientKey, obs.Now); ok {
 		return scoring.ClientState{Ban: &ban}, nil
 	}
+	if ban, ok := r.bans.Get(obs.ClientKey, obs.Now); ok {
+		return scoring.ClientState{Ban: &ban}, nil
+	}
 	w := obs.Windows
 	tpl, id := "", ""
 	if obs.HasID {
 		tpl, id = hexHash(obs.Template), strconv.FormatInt(obs.ID, 10)
 	}
 	keys := []string{r.banKey(obs.ClientKey), r.bhKey(obs.ClientKey, "w"), r.bhKey(obs.ClientKey, "ep")}
-	res, err := checkScript.Run(ctx, r.c, keys,
+	res, err := checkScript.Run(ctx, r.scripts, keys,
 		obs.Now.UnixMilli(), bucketWidth(w.Rate), bucketWidth(w.Errors), scoring.WindowBuckets,
 		w.Distinct.Milliseconds(), w.Idle.Milliseconds(), w.Burst.Milliseconds(), w.StateTTL.Milliseconds(),
 		hexHash(obs.Endpoint), tpl, id, w.MaxEndpoints, w.MaxTemplates,
@@ -356,6 +381,7 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 		if err != nil {
 			return scoring.ClientState{}, err
 		}
+		r.bans.Put(obs.ClientKey, ban, obs.Now, ban.Expires)
 		return scoring.ClientState{Ban: &ban}, nil
 	}
 	if len(res) != 8 {
@@ -454,7 +480,12 @@ func (r *Redis) Ban(ctx context.Context, clientKey string, req scoring.BanReques
 	if err != nil {
 		return scoring.Ban{}, fmt.Errorf("store redis ban: %w", err)
 	}
-	return parseBan(clientKey, res)
+	ban, err := parseBan(clientKey, res)
+	if err != nil {
+		return scoring.Ban{}, err
+	}
+	r.bans.Put(clientKey, ban, req.Now, ban.Expires)
+	return ban, nil
 }
 
 // Unban implements scoring.State.
@@ -477,6 +508,9 @@ func (r *Redis) Unban(ctx context.Context, clientKey string, now time.Time) (boo
 	r.mu.Unlock()
 	keys := []string{r.banKey(clientKey), r.bhKey(clientKey, "off"), r.bhKey(clientKey, "w"), r.bhKey(clientKey, "ep")}
 	v, err := unbanScript.Run(ctx, r.c, keys, now.UnixMilli()).Int64()
+	// After the script: a Check racing the unban may have cached the ban
+	// again from a reply read before it.
+	r.bans.Delete(clientKey)
 	if err != nil {
 		return false, fmt.Errorf("store redis unban: %w", err)
 	}
