@@ -387,6 +387,8 @@ echo "bench: go test -bench (benchtime $BENCHTIME)" >&2
 		-benchtime "$BENCHTIME" -count 1 ./internal/accesslog
 	# One pass: it tracks 1 M clients and reports bytes per client and RSS.
 	go test -run '^$' -bench 'BenchmarkMemoryClients' -benchmem -benchtime 1x -count 1 ./internal/scoring/state
+	# 64 goroutines on the Redis store: Checks/s and the share over their bound.
+	go test -run '^$' -bench 'BenchmarkRedisCheckParallel' -benchmem -benchtime 3s -count 1 ./internal/scoring/state
 } 2>&1 | tee "$work/gobench.log" | grep -E '^(Benchmark|pkg:|ok|FAIL|---)' >"$gobench" || true
 if grep -q '^FAIL\|^--- FAIL' "$gobench"; then
 	cat "$work/gobench.log" >&2
