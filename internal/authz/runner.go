@@ -21,11 +21,14 @@ type runner struct {
 	jobs    chan *call
 	workers atomic.Int32
 	max     int32
+	calls   sync.Pool // *call
 }
 
 func newRunner(max int) *runner {
 	// Unbuffered: a send succeeds only when a worker is waiting for it.
-	return &runner{jobs: make(chan *call), max: int32(max)}
+	r := &runner{jobs: make(chan *call), max: int32(max)}
+	r.calls.New = func() any { return &call{done: make(chan struct{}, 1), pool: &r.calls} }
+	return r
 }
 
 // call is one pipeline run handed to a worker and its answer. A call is
@@ -38,12 +41,12 @@ type call struct {
 	d    Decision
 	err  error
 	refs atomic.Int32
+	pool *sync.Pool // its runner's, where it goes back
 }
 
-var calls = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
-
-func newCall(fn func() (Decision, error)) *call {
-	c := calls.Get().(*call)
+// call returns a pooled call that will run fn.
+func (r *runner) call(fn func() (Decision, error)) *call {
+	c := r.calls.Get().(*call)
 	c.fn = fn
 	c.refs.Store(2)
 	return c
@@ -57,7 +60,7 @@ func (c *call) release() {
 		default:
 		}
 		c.fn, c.d, c.err = nil, Decision{}, nil
-		calls.Put(c)
+		c.pool.Put(c)
 	}
 }
 

@@ -194,7 +194,7 @@ func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Reque
 	defer cancel()
 	var pr progress
 	pr.at(p.Stages, len(r.Body) > 0)
-	c := newCall(func() (d Decision, err error) {
+	c := s.runner.call(func() (d Decision, err error) {
 		defer func() {
 			if v := recover(); v != nil {
 				// A stage bug must not take the process down with it.
