@@ -11,7 +11,6 @@ import (
 	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/smartlayer/smartlayer/internal/testenv"
@@ -166,23 +165,15 @@ func BenchmarkIngest(b *testing.B) {
 			start := time.Now()
 			done := make(chan error, 1)
 			go func() { done <- s.Run(ctx) }()
-			var g errgroup.Group
-			for i := range streams {
-				g.Go(func() error {
-					st, err := c.StreamAccessLogs(ctx)
-					if err != nil {
+			err = sendStreams(ctx, c, streams, func(i int, send func(*alsv3.StreamAccessLogsMessage) error) error {
+				for _, m := range msgs[i] {
+					if err := send(m); err != nil {
 						return err
 					}
-					for _, m := range msgs[i] {
-						if err := st.Send(m); err != nil {
-							return err
-						}
-					}
-					_, err = st.CloseAndRecv()
-					return err
-				})
-			}
-			if err := g.Wait(); err != nil {
+				}
+				return nil
+			})
+			if err != nil {
 				b.Fatal(err)
 			}
 			if err := s.Close(ctx); err != nil {

@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/smartlayer/smartlayer/internal/testenv"
 )
@@ -66,4 +68,25 @@ func batchRows(t testing.TB, b *batch) []Row {
 		t.Fatal(err)
 	}
 	return rows
+}
+
+// sendStreams opens streams access-log streams on c at once; each sends
+// what fill gives it and waits for the server's answer.
+func sendStreams(ctx context.Context, c alsv3.AccessLogServiceClient, streams int,
+	fill func(i int, send func(*alsv3.StreamAccessLogsMessage) error) error) error {
+	var g errgroup.Group
+	for i := range streams {
+		g.Go(func() error {
+			st, err := c.StreamAccessLogs(ctx)
+			if err != nil {
+				return err
+			}
+			if err := fill(i, st.Send); err != nil {
+				return err
+			}
+			_, err = st.CloseAndRecv()
+			return err
+		})
+	}
+	return g.Wait()
 }

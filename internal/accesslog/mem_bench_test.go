@@ -18,7 +18,6 @@ import (
 	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/smartlayer/smartlayer/internal/testenv"
@@ -62,23 +61,15 @@ func BenchmarkIngestMemory(b *testing.B) {
 	start := time.Now()
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	var g errgroup.Group
-	for i := range streams {
-		g.Go(func() error {
-			st, err := c.StreamAccessLogs(ctx)
-			if err != nil {
+	err = sendStreams(ctx, c, streams, func(i int, send func(*alsv3.StreamAccessLogsMessage) error) error {
+		for k := range sendPerStream {
+			if err := send(msgs[i][k%distinct]); err != nil {
 				return err
 			}
-			for k := range sendPerStream {
-				if err := st.Send(msgs[i][k%distinct]); err != nil {
-					return err
-				}
-			}
-			_, err = st.CloseAndRecv()
-			return err
-		})
-	}
-	if err := g.Wait(); err != nil {
+		}
+		return nil
+	})
+	if err != nil {
 		b.Fatal(err)
 	}
 	elapsed := time.Since(start) // sent: what the receiver took
