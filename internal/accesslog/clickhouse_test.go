@@ -259,7 +259,7 @@ func testProbeSkipsCommittedDays(t *testing.T, conn driver.Conn) {
 	}
 	b := batchOf(append(append([]Row{}, day1...), day2...))
 	b.maybeCommitted = true
-	kept, err := w.uncommitted(ctx, b)
+	kept, err := w.uncommitted(ctx, b, insertQueryID(b.id))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -33,7 +33,9 @@
 // Exactly once: an insert that fails after its rows were sent may or may not
 // have committed. Such a batch is flagged (also in its spool file) and,
 // before the next attempt, a few request ids per day are looked up: days
-// that landed are skipped. Servers ≥ 22.2 also get insert_deduplication_token
+// that landed are skipped. Every attempt at a batch runs under one query id,
+// and the lookup waits until no attempt with it is running on the server: an
+// insert we timed out on may still be receiving its rows and commit later. Servers ≥ 22.2 also get insert_deduplication_token
 // per batch (effective on Replicated tables or with
 // non_replicated_deduplication_window).
 //

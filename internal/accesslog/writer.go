@@ -110,8 +110,11 @@ func (w *chWriter) version() (dedupToken bool, err error) {
 
 func (w *chWriter) insert(ctx context.Context, b *batch) error {
 	token := hex.EncodeToString(b.id[:])
+	// Every attempt at a batch runs under one query id, so that the probe
+	// can tell whether an earlier attempt is still at work on the server.
+	qid := insertQueryID(b.id)
 	if b.maybeCommitted {
-		kept, err := w.uncommitted(ctx, b)
+		kept, err := w.uncommitted(ctx, b, qid)
 		if err != nil {
 			return &InsertError{Stage: "probe", Err: err}
 		}
@@ -131,11 +134,13 @@ func (w *chWriter) insert(ctx context.Context, b *batch) error {
 	if err != nil {
 		return err
 	}
+	opts := []clickhouse.QueryOption{clickhouse.WithQueryID(qid)}
 	if dedup {
-		ctx = clickhouse.Context(ctx, clickhouse.WithSettings(clickhouse.Settings{
+		opts = append(opts, clickhouse.WithSettings(clickhouse.Settings{
 			"insert_deduplication_token": token,
 		}))
 	}
+	ctx = clickhouse.Context(ctx, opts...)
 	pb, err := w.conn.PrepareBatch(ctx, w.insertSQL)
 	if err != nil {
 		return &InsertError{Stage: "prepare", Err: err}
@@ -263,12 +268,36 @@ func (c *columns) appendTo(pb driver.Batch, n int) error {
 // probeSample is how many request ids per day the probe looks up.
 const probeSample = 3
 
+// insertQueryID is the server-side query id of every attempt at batch id.
+func insertQueryID(id [16]byte) string {
+	return "smartlayer-accesslog-" + hex.EncodeToString(id[:])
+}
+
 // uncommitted returns the rows of an ambiguously failed batch that are not in
 // ClickHouse. The server writes a block as one part per partition (date), each
 // atomically, so a day's rows are either all in or all out: sampling a few
 // request ids per day decides it. Days whose rows carry no request id are
 // inserted again (at-least-once rather than loss).
-func (w *chWriter) uncommitted(ctx context.Context, b *batch) ([]Row, error) {
+//
+// The sample decides only once the earlier attempt (query qid) is over: an
+// attempt we gave up on (our timeout closed the connection) may still be
+// receiving or writing its block on the server — the kernel delivers what
+// the closed socket had sent — and would commit after a probe that found
+// nothing (TestLateCommitAfterTimeout stored such a batch twice). While it
+// runs, the probe fails and the batch is tried again after a backoff. The
+// server registers the query before it asks for the data, so an attempt
+// that is not listed will never write. With several clickhouse.addr the
+// probe sees the node it is connected to, which is the insert's node under
+// the driver's in-order connection strategy unless that node failed over.
+func (w *chWriter) uncommitted(ctx context.Context, b *batch, qid string) ([]Row, error) {
+	var running uint64
+	if err := w.conn.QueryRow(ctx, "SELECT count() FROM system.processes WHERE query_id = "+quoteStrings([]string{qid})).
+		Scan(&running); err != nil {
+		return nil, fmt.Errorf("look up the earlier attempt: %w", err)
+	}
+	if running > 0 {
+		return nil, fmt.Errorf("the earlier attempt (query %s) is still running on the server; probing once it ends", qid)
+	}
 	rows, err := b.rows()
 	if err != nil {
 		return nil, err
