@@ -19,22 +19,26 @@ import (
 // reaches the server only after hold, even when the client has given up and
 // closed meanwhile: the kernel delivers what a closed socket had sent, so a
 // server can receive (and commit) an insert its client already gave up on.
+// With cut, those bytes are dropped instead and both sides closed: the
+// connection broke in the middle of what the client sent.
 type holdProxy struct {
-	ln     net.Listener
-	target string
-	pass   int
-	hold   time.Duration
-	used   atomic.Bool // the hold was spent on one connection
-	wg     sync.WaitGroup
+	ln      net.Listener
+	target  string
+	pass    int
+	hold    time.Duration
+	cut     bool
+	used    atomic.Bool  // the hold (or cut) was spent on one connection
+	maxSent atomic.Int64 // most bytes one connection sent to the server
+	wg      sync.WaitGroup
 }
 
-func startHoldProxy(t *testing.T, target string, pass int, hold time.Duration) *holdProxy {
+func startHoldProxy(t *testing.T, target string, pass int, hold time.Duration, cut bool) *holdProxy {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &holdProxy{ln: ln, target: target, pass: pass, hold: hold}
+	p := &holdProxy{ln: ln, target: target, pass: pass, hold: hold, cut: cut}
 	go p.accept()
 	t.Cleanup(func() { _ = ln.Close(); p.wg.Wait() })
 	return p
@@ -69,9 +73,9 @@ func (p *holdProxy) accept() {
 // forward copies client → server, holding the bytes past pass on the first
 // connection that sends that many.
 func (p *holdProxy) forward(s, c net.Conn) {
-	defer func() { _ = s.(*net.TCPConn).CloseWrite() }()
 	buf := make([]byte, 64<<10)
 	sent := 0
+	defer func() { _ = s.(*net.TCPConn).CloseWrite() }()
 	var held []byte
 	var since time.Time
 	for {
@@ -83,6 +87,10 @@ func (p *holdProxy) forward(s, c net.Conn) {
 				return
 			}
 			sent += cut
+			if p.cut {
+				_, _ = s.Close(), c.Close()
+				return
+			}
 			held, since = append([]byte{}, chunk[cut:]...), time.Now()
 		} else if held != nil {
 			held = append(held, chunk...)
@@ -91,6 +99,8 @@ func (p *holdProxy) forward(s, c net.Conn) {
 				return
 			}
 			sent += n
+			for m := p.maxSent.Load(); int64(sent) > m && !p.maxSent.CompareAndSwap(m, int64(sent)); m = p.maxSent.Load() {
+			}
 		}
 		if err != nil {
 			break
@@ -112,7 +122,7 @@ func TestLateCommitAfterTimeout(t *testing.T) {
 	db := schemaDB(t, direct)
 	const hold = 2 * time.Second
 	// The handshake and the INSERT query pass; the block's data is held.
-	p := startHoldProxy(t, addr, 8<<10, hold)
+	p := startHoldProxy(t, addr, 8<<10, hold, false)
 	w := mustCHWriter(t, openPrivateCH(t, p.addr()), db)
 
 	var rows []Row
@@ -158,5 +168,52 @@ func TestLateCommitAfterTimeout(t *testing.T) {
 			return
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestBrokenInsertStoresNothing: the connection breaks part way through a
+// batch's data; the server must keep none of it (the probe decides a day
+// all in or all out), and the retry stores the batch exactly once.
+func TestBrokenInsertStoresNothing(t *testing.T) {
+	addr := testenv.ClickHouseAddr(t)
+	direct := openPrivateCH(t, addr)
+	ctx := testCtx(t)
+	rows := make([]Row, 3*columnChunk+100)
+	for i := range rows {
+		rows[i] = Row{Unix: 1_764_000_000 + int64(i), RequestID: fmt.Sprintf("cut-%d", i),
+			Path: fmt.Sprintf("/orders/%d", i*7919), UserAgent: "Mozilla/5.0 (X11; Linux x86_64)"}
+	}
+	// Measure how many bytes the whole insert takes.
+	whole := startHoldProxy(t, addr, 1<<40, 0, false)
+	if err := mustCHWriter(t, openPrivateCH(t, whole.addr()), schemaDB(t, direct)).insert(ctx, batchOf(rows)); err != nil {
+		t.Fatal(err)
+	}
+	size := int(whole.maxSent.Load())
+	for _, frac := range []int{30, 60, 90} {
+		t.Run(fmt.Sprintf("cut at %d%%", frac), func(t *testing.T) {
+			db := schemaDB(t, direct)
+			p := startHoldProxy(t, addr, size*frac/100, 0, true)
+			w := mustCHWriter(t, openPrivateCH(t, p.addr()), db)
+			b := batchOf(rows)
+			err := w.insert(ctx, b)
+			var ie *InsertError
+			if !errors.As(err, &ie) {
+				t.Fatalf("insert over a broken connection: %v, want an InsertError", err)
+			}
+			if ie.Ambiguous {
+				b.maybeCommitted = true
+			}
+			time.Sleep(500 * time.Millisecond) // whatever the server does with the rest
+			if total, _ := countRows(t, direct, db); total != 0 && total != uint64(len(rows)) {
+				t.Fatalf("%d of %d rows stored from a broken insert: a day must be all in or all out", total, len(rows))
+			}
+			w = mustCHWriter(t, direct, db)
+			if err := w.insert(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			if total, distinct := countRows(t, direct, db); total != uint64(len(rows)) || distinct != total {
+				t.Fatalf("count %d distinct %d, want %d", total, distinct, len(rows))
+			}
+		})
 	}
 }
