@@ -253,8 +253,7 @@ func TestRedisKeys(t *testing.T) {
 	}
 	want := map[string]bool{
 		prefix + "ban:{2001:db8::/64}":    true,
-		prefix + "bh:{2001:db8::/64}:w":   true,
-		prefix + "bh:{2001:db8::/64}:ep":  true,
+		prefix + "bh:{2001:db8::/64}:v2":  true,
 		prefix + "bh:{2001:db8::/64}:off": true,
 	}
 	if len(keys) != len(want) {
