@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -75,6 +76,8 @@ type Redis struct {
 	refresh time.Duration
 
 	manual *manualBans
+	// wargs are the check script's arguments for the windows last seen.
+	wargs atomic.Pointer[windowArgs]
 	// loaded is when the snapshot was last read (Unix ns, real time);
 	// gen counts this replica's writes, so a read that raced one is not
 	// installed.
@@ -424,17 +427,15 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 	if ban, ok := r.bans.Get(obs.ClientKey, obs.Now); ok {
 		return scoring.ClientState{Ban: &ban}, nil
 	}
-	w := obs.Windows
 	hasID := "0"
 	if obs.HasID {
 		hasID = "1"
 	}
 	keys := r.checkKeys(obs.ClientKey)
-	res, err := checkScript.Run(ctx, r.scripts, keys[:],
-		obs.Now.UnixMilli(), bucketWidth(w.Rate), scoring.WindowBuckets, bucketWidth(w.Errors),
-		w.Distinct.Milliseconds(), w.Idle.Milliseconds(), w.Burst.Milliseconds(), w.StateTTL.Milliseconds(),
-		fold32(obs.Endpoint), hasID, fold32(obs.Template), obs.ID, w.MaxEndpoints, w.MaxTemplates,
-	).Slice()
+	wa := r.windowArgs(obs.Windows)
+	args := [...]any{obs.Now.UnixMilli(), wa.rate, wa.n, wa.errs, wa.distinct, wa.idle, wa.burst, wa.ttl,
+		fold32(obs.Endpoint), hasID, fold32(obs.Template), obs.ID, wa.maxEP, wa.maxTpl}
+	res, err := checkScript.Run(ctx, r.scripts, keys[:], args[:]...).Slice()
 	if err != nil {
 		return scoring.ClientState{}, fmt.Errorf("store redis check: %w", err)
 	}
@@ -469,12 +470,38 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 // sl:ban:{client} and sl:bh:{client}:v2.
 func (r *Redis) checkKeys(client string) [2]string {
 	tag := store.HashTag(client)
-	b := make([]byte, 0, 2*len(r.prefix)+2*len(tag)+len("ban:bh::v2"))
-	b = append(append(append(b, r.prefix...), "ban:"...), tag...)
-	n := len(b)
-	b = append(append(append(append(b, r.prefix...), "bh:"...), tag...), ":v2"...)
-	all := string(b)
+	var b strings.Builder
+	b.Grow(2*len(r.prefix) + 2*len(tag) + len("ban:bh::v2"))
+	b.WriteString(r.prefix)
+	b.WriteString("ban:")
+	b.WriteString(tag)
+	n := b.Len()
+	b.WriteString(r.prefix)
+	b.WriteString("bh:")
+	b.WriteString(tag)
+	b.WriteString(":v2")
+	all := b.String()
 	return [2]string{all[:n], all[n:]}
+}
+
+// windowArgs are the check script's arguments that follow from the
+// windows alone, boxed once per configuration instead of on every Check
+// (7 of the ~27 allocations of a Check on the Redis path).
+type windowArgs struct {
+	w                                         scoring.Windows
+	rate, n, errs, distinct, idle, burst, ttl any
+	maxEP, maxTpl                             any
+}
+
+func (r *Redis) windowArgs(w scoring.Windows) *windowArgs {
+	if a := r.wargs.Load(); a != nil && a.w == w {
+		return a
+	}
+	a := &windowArgs{w: w, rate: bucketWidth(w.Rate), n: scoring.WindowBuckets, errs: bucketWidth(w.Errors),
+		distinct: w.Distinct.Milliseconds(), idle: w.Idle.Milliseconds(), burst: w.Burst.Milliseconds(),
+		ttl: w.StateTTL.Milliseconds(), maxEP: w.MaxEndpoints, maxTpl: w.MaxTemplates}
+	r.wargs.Store(a)
+	return a
 }
 
 func replyInt(res []any, i int) (int64, error) {
