@@ -76,8 +76,8 @@ type Redis struct {
 	refresh time.Duration
 
 	manual *manualBans
-	// wargs are the check script's arguments for the windows last seen.
-	wargs atomic.Pointer[windowArgs]
+	// wscript is the check script of the windows last seen.
+	wscript atomic.Pointer[windowScript]
 	// loaded is when the snapshot was last read (Unix ns, real time);
 	// gen counts this replica's writes, so a read that raced one is not
 	// installed.
@@ -181,9 +181,9 @@ func (r *Redis) bhKey(client, suffix string) string {
 	return r.prefix + "bh:" + store.HashTag(client) + ":" + suffix
 }
 
-// stateLua is the Lua shared by checkScript and observeScript: one
-// client's windows as one packed value (sl:bh:{ip}:v2, a MessagePack
-// array), read with one GET and written with one SET, and the same
+// stateLua is the Lua shared by the check script and observeScript: one
+// client's windows as one packed value (sl:bh:{ip}:v2, Lua's struct
+// library), read with one GET and written with one SET, and the same
 // arithmetic as the memory store (advance, sum, the endpoint and template
 // lists in the order they were added, least recently seen replaced first).
 //
@@ -191,38 +191,49 @@ func (r *Redis) bhKey(client, suffix string) string {
 // an endpoint zset with ZSCORE/ZADD/ZCARD/ZCOUNT, two PEXPIREs; ~14 Redis
 // calls a Check) cost redis-server 46–62 µs of CPU per Check in
 // BenchmarkRedisCheckParallel/batch (redis-cpu-µs/op, 1,000 clients, 2
-// shared cores), this one 36–41 µs, interleaved runs. On the same box an
-// EVALSHA of "return 1" costs ~7 µs and one of HMGET+GET+SET ~12 µs:
-// the rest is the Lua arithmetic and cmsgpack (~6 µs for pack+unpack).
+// shared cores), the packed one 36–41 µs, interleaved runs. Instructions
+// per call (callgrind on redis-server, 1,000 clients, 1 endpoint each):
+// EVALSHA of "return 1" 29k; packed with cmsgpack and 14 arguments 153k;
+// with struct 145k (cmsgpack's pack+unpack was 44k of it, struct's 34k);
+// with the windows as constants in the source (checkScriptFor) 123k;
+// with the struct format a literal 120k.
 //
-// Array layout (1-based): [1] last seen (ms), [2] requests, [3] rate base
-// bucket, [4..3+N] rate counts (ring, index mod N), [4+N] error base
-// bucket, next N response counts, next N error counts, then burst
-// endpoint, burst start, burst count, then the endpoint count E and E
-// (hash, last seen) pairs, then the template count T and T (hash, run,
-// last id, last seen) quads. Hashes are 32-bit folds (fold32), as in
-// memory; counts saturate at 65535, as in memory.
-const stateLua = `
-local N = tonumber(ARGV[3])
-local RB, RC, EB = 3, 4, 4 + N
-local TC, EC, BU = EB + 1, EB + 1 + N, EB + 1 + 2 * N
+// Value layout: the endpoint count E and template count T (uint16 each),
+// then (the Lua array s, 1-based) [1] last seen (ms), [2] requests, [3]
+// rate base bucket, [4..3+N] rate counts (ring, index mod N), [4+N] error
+// base bucket, next N response counts, next N error counts, then burst
+// endpoint, burst start, burst count, then E (hash, last seen) pairs, then
+// T (hash, run, last id, last seen) quads. Times, bucket indices and ids
+// are doubles (what Lua numbers are), hashes and runs uint32, counts
+// uint16. Hashes are 32-bit folds (fold32), as in memory; counts saturate
+// at 65535, as in memory.
+// N and HEAD (the struct format of what follows the endpoint and template
+// counts: last seen, requests, rate base and counts, error base, response
+// and error counts, burst) are literals: built in Lua they cost every call.
+var stateLua = "local N = " + strconv.Itoa(scoring.WindowBuckets) +
+	"\nlocal HEAD = '<dHd" + strings.Repeat("H", scoring.WindowBuckets) + "d" +
+	strings.Repeat("H", 2*scoring.WindowBuckets) + "I4dH'" + `
+local RB, RC = 3, 4
+local EB = RC + N
+local TC, EC = EB + 1, EB + 1 + N
+local BU = EC + N
 local EP = BU + 3
 local function fresh(now)
   local s = {now, 0, 0}
   for i = 4, EP - 1 do s[i] = 0 end
-  s[EP] = 0
-  s[EP + 1] = 0
-  return s
+  return s, 0, 0
 end
--- load returns the client's state, fresh when it has none or it was
--- silent for the state TTL, and whether it is new.
+-- load returns the client's state and its endpoint and template counts,
+-- fresh when it has none or it was silent for the state TTL.
 local function load(key, now, ttl)
   local raw = redis.call('GET', key)
   if raw then
-    local s = cmsgpack.unpack(raw)
-    if now - s[1] < ttl then return s, false end
+    local ne, nt = struct.unpack('<HH', raw)
+    local s = {struct.unpack(HEAD .. string.rep('I4d', ne) .. string.rep('I4I4dd', nt), raw, 5)}
+    s[#s] = nil -- struct.unpack's last value is the next position
+    if now - s[1] < ttl then return s, ne, nt end
   end
-  return fresh(now), true
+  return fresh(now)
 end
 -- advance moves the window at base position b to bucket idx, zeroing the
 -- buckets it passes in the rings at offsets o1 (and o2); false when idx is
@@ -250,29 +261,39 @@ local function sum(s, o, base, cur)
   for i = math.max(cur - N + 1, base - N + 1), math.min(cur, base) do t = t + s[o + i % N] end
   return t
 end
-local function store(key, s, ttl)
-  redis.call('SET', key, cmsgpack.pack(s), 'PX', ttl)
+local function store(key, s, ne, nt, ttl)
+  local f = '<HH' .. HEAD .. string.rep('I4d', ne) .. string.rep('I4I4dd', nt)
+  redis.call('SET', key, struct.pack(f, ne, nt, unpack(s)), 'PX', ttl)
 end
 `
 
-// checkScript: KEYS ban, state. ARGV now, rate bucket width, N, error
-// bucket width, distinct ms, idle ms, burst ms, state ttl ms, endpoint
-// (fold32), has id (1/0), template (fold32), id, max endpoints, max
-// templates. Reply {1, reason, score, created, expires, offence} for a
+// checkScriptFor returns the check script of windows w: their widths and
+// caps are constants in its source, so a Check sends 5 arguments, not 14,
+// and Lua converts 5 strings to numbers, not 11 — tonumber is strtod, ~1.6k
+// instructions each, and 12% of the script's instructions went into them
+// (callgrind on redis-server, 1,000 clients). A configuration is one script
+// (its own SHA1; loaded by the first Check after a reload, NOSCRIPT → EVAL).
+//
+// KEYS ban, state. ARGV now, endpoint (fold32), has id (1/0), template
+// (fold32), id. Reply {1, reason, score, created, expires, offence} for a
 // banned client or {0, requests, recent, responses, errors, distinct, run,
 // burst}; the memory store's Check step by step.
-var checkScript = store.NewScript(stateLua + `
+func checkScriptFor(w scoring.Windows) *store.Script {
+	consts := fmt.Sprintf("local rw, ew, dms, idle, bms, ttl, maxep, maxtpl = %d, %d, %d, %d, %d, %d, %d, %d\n",
+		bucketWidth(w.Rate), bucketWidth(w.Errors), w.Distinct.Milliseconds(), w.Idle.Milliseconds(),
+		w.Burst.Milliseconds(), w.StateTTL.Milliseconds(), w.MaxEndpoints, w.MaxTemplates)
+	return store.NewScript(consts + stateLua + checkLua)
+}
+
+const checkLua = `
 local now = tonumber(ARGV[1])
 local ban = redis.call('HMGET', KEYS[1], 'reason', 'score', 'created', 'expires', 'offence')
 if ban[4] and tonumber(ban[4]) > now then
   return {1, ban[1] or '', tonumber(ban[2]) or 0, tonumber(ban[3]) or 0, tonumber(ban[4]), tonumber(ban[5]) or 0}
 end
-local rw, ew = tonumber(ARGV[2]), tonumber(ARGV[4])
-local dms, idle, bms, ttl = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
-local ep, tpl, id = tonumber(ARGV[9]), tonumber(ARGV[11]), tonumber(ARGV[12])
-local maxep, maxtpl = tonumber(ARGV[13]), tonumber(ARGV[14])
+local ep, tpl, id = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
-local s = load(KEYS[2], now, ttl)
+local s, ne, nt = load(KEYS[2], now, ttl)
 s[1] = now
 if s[2] < 65535 then s[2] = s[2] + 1 end
 local ri = math.floor(now / rw)
@@ -282,9 +303,8 @@ local ei = math.floor(now / ew)
 local resp, errs = sum(s, TC, s[EB], ei), sum(s, EC, s[EB], ei)
 
 -- Endpoints: distinct count and burst after idle.
-local ne = s[EP]
 local prev
-for i = EP + 1, EP + 2 * ne, 2 do
+for i = EP, EP + 2 * ne - 1, 2 do
   if s[i] == ep then
     prev = s[i + 1]
     s[i + 1] = now
@@ -294,21 +314,20 @@ end
 if not prev then
   if ne >= maxep then
     local o
-    for i = EP + 1, EP + 2 * ne, 2 do
+    for i = EP, EP + 2 * ne - 1, 2 do
       if not o or s[i + 1] < s[o + 1] then o = i end
     end
     s[o], s[o + 1] = ep, now
   else
     -- The templates follow the endpoints: move them up one pair.
-    local tp = EP + 1 + 2 * ne
-    for i = tp + 4 * s[tp], tp, -1 do s[i + 2] = s[i] end
+    local tp = EP + 2 * ne
+    for i = tp + 4 * nt - 1, tp, -1 do s[i + 2] = s[i] end
     s[tp], s[tp + 1] = ep, now
     ne = ne + 1
-    s[EP] = ne
   end
 end
 local distinct = 0
-for i = EP + 2, EP + 2 * ne, 2 do
+for i = EP + 1, EP + 2 * ne - 1, 2 do
   if s[i] > now - dms then distinct = distinct + 1 end
 end
 local burst = 0
@@ -323,10 +342,9 @@ elseif s[BU + 2] > 0 and s[BU] == ep then
 end
 
 local run = 0
-if ARGV[10] == '1' then
-  local tp = EP + 1 + 2 * ne
-  local nt = s[tp]
-  for i = tp + 1, tp + 4 * nt, 4 do
+if ARGV[3] == '1' then
+  local tp = EP + 2 * ne
+  for i = tp, tp + 4 * nt - 1, 4 do
     if s[i] == tpl then
       if id == s[i + 2] + 1 then s[i + 1] = s[i + 1] + 1
       elseif id ~= s[i + 2] then s[i + 1] = 1 end
@@ -339,33 +357,33 @@ if ARGV[10] == '1' then
     run = 1
     local o
     if nt >= maxtpl then
-      for i = tp + 1, tp + 4 * nt, 4 do
+      for i = tp, tp + 4 * nt - 1, 4 do
         if not o or s[i + 3] < s[o + 3] then o = i end
       end
     else
-      o = tp + 1 + 4 * nt
-      s[tp] = nt + 1
+      o = tp + 4 * nt
+      nt = nt + 1
     end
     s[o], s[o + 1], s[o + 2], s[o + 3] = tpl, 1, id, now
   end
 end
 
-store(KEYS[2], s, ttl)
+store(KEYS[2], s, ne, nt, ttl)
 return {0, s[2], rate, resp, errs, distinct, run, burst}
-`)
+`
 
-// observeScript: KEYS state. ARGV now, error bucket width, N, is error,
+// observeScript: KEYS state. ARGV now, error bucket width, is error,
 // state ttl ms; the memory store's observeResponse. A client this replica
 // never checked is tracked too, so its next request sees its error rate.
 var observeScript = store.NewScript(stateLua + `
-local now, ew, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[5])
-local s = load(KEYS[1], now, ttl)
+local now, ew, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
+local s, ne, nt = load(KEYS[1], now, ttl)
 local ei = math.floor(now / ew)
 if advance(s, EB, ei, TC, EC) then
   inc(s, TC, ei)
-  if ARGV[4] == '1' then inc(s, EC, ei) end
+  if ARGV[3] == '1' then inc(s, EC, ei) end
 end
-store(KEYS[1], s, ttl)
+store(KEYS[1], s, ne, nt, ttl)
 return 1
 `)
 
@@ -432,10 +450,9 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 		hasID = "1"
 	}
 	keys := r.checkKeys(obs.ClientKey)
-	wa := r.windowArgs(obs.Windows)
-	args := [...]any{obs.Now.UnixMilli(), wa.rate, wa.n, wa.errs, wa.distinct, wa.idle, wa.burst, wa.ttl,
-		fold32(obs.Endpoint), hasID, fold32(obs.Template), obs.ID, wa.maxEP, wa.maxTpl}
-	res, err := checkScript.Run(ctx, r.scripts, keys[:], args[:]...).Slice()
+	script := r.checkScript(obs.Windows)
+	args := [...]any{obs.Now.UnixMilli(), fold32(obs.Endpoint), hasID, fold32(obs.Template), obs.ID}
+	res, err := script.Run(ctx, r.scripts, keys[:], args[:]...).Slice()
 	if err != nil {
 		return scoring.ClientState{}, fmt.Errorf("store redis check: %w", err)
 	}
@@ -484,24 +501,19 @@ func (r *Redis) checkKeys(client string) [2]string {
 	return [2]string{all[:n], all[n:]}
 }
 
-// windowArgs are the check script's arguments that follow from the
-// windows alone, boxed once per configuration instead of on every Check
-// (7 of the ~27 allocations of a Check on the Redis path).
-type windowArgs struct {
-	w                                         scoring.Windows
-	rate, n, errs, distinct, idle, burst, ttl any
-	maxEP, maxTpl                             any
+// windowScript is the check script of the windows last seen.
+type windowScript struct {
+	w      scoring.Windows
+	script *store.Script
 }
 
-func (r *Redis) windowArgs(w scoring.Windows) *windowArgs {
-	if a := r.wargs.Load(); a != nil && a.w == w {
-		return a
+func (r *Redis) checkScript(w scoring.Windows) *store.Script {
+	if a := r.wscript.Load(); a != nil && a.w == w {
+		return a.script
 	}
-	a := &windowArgs{w: w, rate: bucketWidth(w.Rate), n: scoring.WindowBuckets, errs: bucketWidth(w.Errors),
-		distinct: w.Distinct.Milliseconds(), idle: w.Idle.Milliseconds(), burst: w.Burst.Milliseconds(),
-		ttl: w.StateTTL.Milliseconds(), maxEP: w.MaxEndpoints, maxTpl: w.MaxTemplates}
-	r.wargs.Store(a)
-	return a
+	a := &windowScript{w: w, script: checkScriptFor(w)}
+	r.wscript.Store(a)
+	return a.script
 }
 
 func replyInt(res []any, i int) (int64, error) {
@@ -550,7 +562,7 @@ func (r *Redis) ObserveResponses(ctx context.Context, rs []scoring.ObservedRespo
 				e = "1"
 			}
 			keys := []string{r.bhKey(o.ClientKey, "v2")}
-			observeScript.EvalSha(ctx, p, keys, o.At.UnixMilli(), width, scoring.WindowBuckets, e, ttl)
+			observeScript.EvalSha(ctx, p, keys, o.At.UnixMilli(), width, e, ttl)
 		}
 		return nil
 	}, observeScript)
