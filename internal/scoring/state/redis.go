@@ -196,7 +196,8 @@ func (r *Redis) bhKey(client, suffix string) string {
 // EVALSHA of "return 1" 29k; packed with cmsgpack and 14 arguments 153k;
 // with struct 145k (cmsgpack's pack+unpack was 44k of it, struct's 34k);
 // with the windows as constants in the source (checkScriptFor) 123k;
-// with the struct format a literal 120k.
+// with the struct format a literal 120k; with HGET of the ban's expiry
+// before the HMGET of its fields (only for a banned client) 113k.
 //
 // Value layout: the endpoint count E and template count T (uint16 each),
 // then (the Lua array s, 1-based) [1] last seen (ms), [2] requests, [3]
@@ -287,9 +288,14 @@ func checkScriptFor(w scoring.Windows) *store.Script {
 
 const checkLua = `
 local now = tonumber(ARGV[1])
-local ban = redis.call('HMGET', KEYS[1], 'reason', 'score', 'created', 'expires', 'offence')
-if ban[4] and tonumber(ban[4]) > now then
-  return {1, ban[1] or '', tonumber(ban[2]) or 0, tonumber(ban[3]) or 0, tonumber(ban[4]), tonumber(ban[5]) or 0}
+-- The ban's expiry alone first: HGET costs 3k instructions where the
+-- HMGET of every field costs 11k, and most clients are not banned.
+local exp = redis.call('HGET', KEYS[1], 'expires')
+if exp and tonumber(exp) > now then
+  local ban = redis.call('HMGET', KEYS[1], 'reason', 'score', 'created', 'expires', 'offence')
+  if ban[4] and tonumber(ban[4]) > now then
+    return {1, ban[1] or '', tonumber(ban[2]) or 0, tonumber(ban[3]) or 0, tonumber(ban[4]), tonumber(ban[5]) or 0}
+  end
 end
 local ep, tpl, id = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
 
