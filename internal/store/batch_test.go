@@ -162,6 +162,24 @@ func TestBatcherStalledRedisTimesOut(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the stall: %v", err)
 	}
+	// The records of the calls that gave up are reused (pooled): every
+	// caller gets its own answer, none a stale one left by the stall.
+	for round := int64(1); round <= 2; round++ {
+		got := make([]int64, callers)
+		for g := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[g], errs[g] = s.Run(ctx, b, []string{fmt.Sprintf("after{%d}", g)}).Int64()
+			}()
+		}
+		wg.Wait()
+		for g := range callers {
+			if errs[g] != nil || got[g] != round {
+				t.Errorf("caller %d, call %d after the stall: %d, %v; want %d", g, round, got[g], errs[g], round)
+			}
+		}
+	}
 }
 
 // A caller whose own deadline ends first gets its context's error, counted

@@ -33,12 +33,15 @@ type ScriptLoader interface {
 // MaxRetries says, does not either (a re-run script counts twice).
 type Script struct {
 	src, hash string
+	// hashArg is hash boxed once: boxing it on every call allocated.
+	hashArg any
 }
 
 // NewScript returns the script of src.
 func NewScript(src string) *Script {
 	h := sha1.Sum([]byte(src))
-	return &Script{src: src, hash: hex.EncodeToString(h[:])}
+	hash := hex.EncodeToString(h[:])
+	return &Script{src: src, hash: hash, hashArg: hash}
 }
 
 // Hash is the script's SHA1, as EVALSHA wants it.
@@ -55,7 +58,7 @@ func (noRetry) NoRetry() bool { return true }
 
 // cmd builds EVALSHA (body is the hash) or EVAL (body is the source). Keys
 // route it to its slot on a Cluster.
-func cmd(ctx context.Context, name, body string, keys []string, args []any) *redis.Cmd {
+func cmd(ctx context.Context, name string, body any, keys []string, args []any) *redis.Cmd {
 	a := make([]any, 0, 3+len(keys)+len(args))
 	a = append(a, name, body, len(keys))
 	for _, k := range keys {
@@ -72,7 +75,14 @@ func cmd(ctx context.Context, name, body string, keys []string, args []any) *red
 // Run sends EVALSHA and, on NOSCRIPT only, EVAL: a script whose reply was
 // lost is never sent again (it could count twice).
 func (s *Script) Run(ctx context.Context, c Scripter, keys []string, args ...any) *redis.Cmd {
-	r := cmd(ctx, "evalsha", s.hash, keys, args)
+	if b, ok := c.(*Batcher); ok {
+		r := b.do(ctx, cmd(ctx, "evalsha", s.hashArg, keys, args))
+		if IsNoScript(r.Err()) {
+			r = b.do(ctx, cmd(ctx, "eval", s.src, keys, args))
+		}
+		return r
+	}
+	r := cmd(ctx, "evalsha", s.hashArg, keys, args)
 	_ = c.Process(ctx, noRetry{r})
 	if IsNoScript(r.Err()) {
 		r = cmd(ctx, "eval", s.src, keys, args)
@@ -83,7 +93,7 @@ func (s *Script) Run(ctx context.Context, c Scripter, keys []string, args ...any
 
 // EvalSha queues EVALSHA on a pipeline; see RunPipelined.
 func (s *Script) EvalSha(ctx context.Context, p redis.Pipeliner, keys []string, args ...any) *redis.Cmd {
-	r := cmd(ctx, "evalsha", s.hash, keys, args)
+	r := cmd(ctx, "evalsha", s.hashArg, keys, args)
 	_ = p.Process(ctx, noRetry{r})
 	return r
 }

@@ -253,8 +253,7 @@ func TestRedisKeys(t *testing.T) {
 	}
 	want := map[string]bool{
 		prefix + "ban:{2001:db8::/64}":    true,
-		prefix + "bh:{2001:db8::/64}:w":   true,
-		prefix + "bh:{2001:db8::/64}:ep":  true,
+		prefix + "bh:{2001:db8::/64}:v2":  true,
 		prefix + "bh:{2001:db8::/64}:off": true,
 	}
 	if len(keys) != len(want) {
@@ -374,5 +373,41 @@ func TestRedisObserveResponsesReloadsScripts(t *testing.T) {
 	}
 	if st.Errors != 1 || st.Responses != 2 {
 		t.Fatalf("errors %d of %d responses, want 1 of 2", st.Errors, st.Responses)
+	}
+}
+
+// A reload that changes the windows changes the check script (its
+// settings are constants in its source): the first Check after it loads
+// the new script (NOSCRIPT → EVAL), and both stores keep agreeing, for
+// each configuration in turn.
+func TestRedisCheckWindowsChange(t *testing.T) {
+	r, _, _ := newRedis(t)
+	m := newMemory(t, DefaultMemoryOptions())
+	ctx := context.Background()
+	narrow := windows()
+	narrow.MaxEndpoints, narrow.Distinct, narrow.Rate = 2, 5*time.Second, 2*time.Second
+	configs := []struct {
+		name string
+		w    scoring.Windows
+	}{{"defaults", windows()}, {"narrow", narrow}, {"defaults again", windows()}}
+	at := t0
+	for _, c := range configs {
+		t.Run(c.name, func(t *testing.T) {
+			for i := range 12 {
+				at = at.Add(700 * time.Millisecond)
+				obs := scoring.Observation{ClientKey: "192.0.2.9", Now: at, Windows: c.w, Endpoint: uint64(i % 4),
+					HasID: true, Template: 1, ID: int64(i)}
+				ms, rs := onBoth(t, m, r, func(s scoring.State) (scoring.ClientState, error) { return s.Check(ctx, obs) })
+				if fmt.Sprint(normBan(ms)) != fmt.Sprint(normBan(rs)) {
+					t.Fatalf("check %d:\nmemory %+v\nredis  %+v", i, normBan(ms), normBan(rs))
+				}
+			}
+			if got := checkScriptFor(c.w).Hash(); r.checkScript(c.w).Hash() != got {
+				t.Fatalf("script in use is not the one of %s", c.name)
+			}
+		})
+	}
+	if checkScriptFor(narrow).Hash() == checkScriptFor(windows()).Hash() {
+		t.Fatal("two configurations share one check script")
 	}
 }
