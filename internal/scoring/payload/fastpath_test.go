@@ -37,6 +37,8 @@ var fastPathPieces = []string{
 	// findSensitive
 	"/etc/passwd", "/et", "/proc/self/", "/pr", "boot.ini", ".in", ".htaccess", ".ht", "id_rsa", "_rs", "/.git/", "/.e",
 	".sql.gz", "win.ini", "web-inf/web.xml", "/sys/class", "/bin/sh",
+	// prompt phrases' first words glued to word bytes (the kwPrompt gate)
+	"ignore", "ignore previous instructions", "you are now", "_you", "you1", "xignore", "ignoreé",
 }
 
 // randomFastPathValue joins a few pieces, sometimes a sensitive file name
@@ -136,6 +138,12 @@ func checkFastPaths(t *testing.T, s string) {
 		if nodeCallRe.MatchString(v) && !nodeCallCandidate(v, cls) {
 			t.Errorf("nodeCallCandidate rejects %q, which nodeCallRe matches", v)
 		}
+		if got, want := classesAndKeywords(v), refClassesAndKeywords(v); got != want {
+			t.Errorf("classesAndKeywords(%q) = %#x, the plain loop says %#x", v, got, want)
+		}
+		if got, want := prompts.match(v, classesAndKeywords(v)), prompts.matchAll(v, cls); got != want {
+			t.Errorf("prompts.match(%q) = %d, the ungated walk says %d", v, got, want)
+		}
 		if got, want := requestLine(v), refRequestLine(v); got != want {
 			t.Errorf("requestLine(%q) = %v, the prefix tests say %v", v, got, want)
 		}
@@ -149,6 +157,30 @@ func checkFastPaths(t *testing.T, s string) {
 }
 
 // The code the fast paths replaced.
+
+// refClassesAndKeywords is classesAndKeywords as one loop.
+func refClassesAndKeywords(lower string) uint64 {
+	var m uint64
+	word := -1 // start of the current [a-z][a-z0-9_]* run, or -1
+	for i := 0; i < len(lower); i++ {
+		c := lower[i]
+		m |= classTable[c]
+		if ('a' <= c && c <= 'z') || (word >= 0 && (('0' <= c && c <= '9') || c == '_')) {
+			if word < 0 {
+				word = i
+			}
+			continue
+		}
+		if word >= 0 {
+			m |= wordKeyword(lower[word:i])
+			word = -1
+		}
+	}
+	if word >= 0 {
+		m |= wordKeyword(lower[word:])
+	}
+	return m
+}
 
 func refBashShape(s string) bool {
 	return strings.Contains(s, "<(") || strings.Contains(s, ">(") || strings.Contains(s, "$[") || strings.Contains(s, "$((") ||
@@ -295,6 +327,13 @@ func TestFastPathTables(t *testing.T) {
 		if n := len(first); prompts.firstLen[first[0]]&prompts.lastLen[first[n-1]]&(1<<n) == 0 {
 			t.Errorf("prompt filter rejects the first word %q of %q", first, phs[0].text)
 		}
+		// The kwPrompt gate: each first word, alone, sets the bit.
+		if !prompts.walkAlways && classesAndKeywords(first)&kwPrompt == 0 {
+			t.Errorf("classesAndKeywords(%q) lacks kwPrompt", first)
+		}
+	}
+	if prompts.walkAlways {
+		t.Errorf("a prompt phrase's first word is not [a-z][a-z0-9_]*: the kwPrompt gate is off")
 	}
 	for c := range 256 {
 		// chainScan's switch acts on exactly these bytes.
