@@ -175,6 +175,7 @@ type budget struct {
 	waited   time.Duration // time spent waiting for a slot
 
 	values, calls, decoded, rounds int
+	noWait                         bool // shed without waiting (restart)
 	// hit names the limit that stopped the inspection; once set, every
 	// later value is skipped.
 	hit string
@@ -307,9 +308,21 @@ func (b *budget) inTime() bool {
 	return true
 }
 
+// restart zeroes the counts for a second pass over the same request
+// (batch.go). A pass that was shed is shed again at once: it waited its
+// heavy_wait already.
+func (b *budget) restart() {
+	b.noWait = b.hit == LimitShed
+	b.values, b.calls, b.decoded, b.rounds, b.hit = 0, 0, 0, 0, ""
+}
+
 // heavy takes a heavy slot, waiting at most payload.limits.heavy_wait (and
 // never past the deadline or the context); false: shed.
 func (b *budget) heavy() bool {
+	if b.noWait {
+		b.hit = LimitShed
+		return false
+	}
 	select {
 	case b.slots <- struct{}{}:
 		b.took()

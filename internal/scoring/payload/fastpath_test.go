@@ -118,6 +118,10 @@ func checkFastPaths(t *testing.T, s string) {
 			if want := refRunDetectors(gotN, lower, kcls, gotL, c.prefix, c.name, c.key); got != want {
 				t.Errorf("runDetectors(%q, %+v) = %v, every detector says %v", lower, c, got, want)
 			}
+			p := pending{norm: gotN, lower: lower, cls: kcls, l: gotL, prefix: c.prefix, name: c.name, key: c.key}
+			if hit, want := anyHit([]pending{p}), got != [numDetectors]hit{}; hit != want {
+				t.Errorf("anyHit(%q, %+v) = %v, runDetectors says %v", lower, c, hit, got)
+			}
 		}
 		// Every combination of the layers encodingTrick reads.
 		for bits := range 64 {

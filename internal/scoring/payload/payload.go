@@ -221,6 +221,12 @@ type scan struct {
 	b budget
 	// lowerBuf holds detect's lowercased value (toLower).
 	lowerBuf []byte
+	// batching: values are queued in batch for the detectors (batch.go);
+	// batchHit: one fired, the pass stops for a value-by-value one.
+	batching, batchHit bool
+	direct             bool // never batch (Validator.direct)
+	batch              []pending
+	arena              []byte // the batch's lowercased values
 }
 
 const maxMemoLen = 128
@@ -238,6 +244,13 @@ func (s *scan) reset() {
 	if cap(s.lowerBuf) > maxKeptLowerBuf {
 		s.lowerBuf = nil // a pooled scan keeps no huge value's buffer
 	}
+	s.batching, s.batchHit, s.urlDepth = false, false, 0
+	clear(s.batch)
+	s.batch = s.batch[:0]
+	if cap(s.arena) > maxKeptLowerBuf {
+		s.arena = nil
+	}
+	s.arena = s.arena[:0]
 	s.ch.reset()
 }
 
@@ -344,6 +357,10 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	lower := toLower(norm, &s.lowerBuf)
 	cls := classesAndKeywords(lower)
 	if !s.b.detectors(len(norm), cls) {
+		return norm, false
+	}
+	if s.batching {
+		s.queue(norm, lower, cls, l, prefix, name, key)
 		return norm, false
 	}
 
@@ -548,6 +565,19 @@ func isBinary(media string) bool {
 // stage1 runs the detectors and fills Score, Reason, Findings, Excerpt and
 // Hash; Action is Block when Score reaches BlockScore.
 func (s *scan) run(in *Input, maxExcerpt int) Result {
+	// Detector-major first (batch.go), unless exclusions may waive hits.
+	s.batching = s.ch.excl == nil && !s.direct
+	res := s.pass(in, maxExcerpt)
+	if !s.batchHit {
+		return res
+	}
+	s.restart()
+	return s.pass(in, maxExcerpt)
+}
+
+// pass is one inspection of the request: batched (s.batching) or value
+// by value.
+func (s *scan) pass(in *Input, maxExcerpt int) Result {
 	var res Result
 	if in.Path != "" {
 		s.field(locPath, "", nil, in.Path, false)
@@ -557,6 +587,12 @@ func (s *scan) run(in *Input, maxExcerpt int) Result {
 	}
 	s.headers(in.Headers)
 	s.body(in, &res)
+	if s.batching {
+		s.flush()
+		if s.batchHit {
+			return res
+		}
+	}
 
 	best := -1
 	for d, w := range s.weights {
