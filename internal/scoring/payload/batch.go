@@ -12,7 +12,8 @@ import "unsafe"
 //
 // So the first pass over a request only decodes its values and queues
 // them (normalised, lowercased, classified) in scan.batch; every
-// batchSize values, and at the end, each detector runs over the whole
+// batchSize values or checkCost units of work, and at the end, each
+// detector runs over the whole
 // queue in turn (anyHit), its code loaded once per batch. A clean
 // request, the common case, is then done: its result has no findings.
 // When a detector fires, the pass stops and the request is inspected
@@ -46,7 +47,11 @@ func (s *scan) queue(norm, lower string, cls uint64, l layers, prefix, name stri
 		lower = unsafe.String(&s.arena[start], len(lower))
 	}
 	s.batch = append(s.batch, pending{norm: norm, lower: lower, cls: cls, l: l, prefix: prefix, name: name, key: key})
-	if len(s.batch) >= batchSize {
+	// A batch also ends after checkCost units of detector work, so that
+	// the budget's clock (read every checkCost units, before the next
+	// value) trails the work done by one batch of at most that much.
+	s.batchCost += detectorCost(len(norm), cls)
+	if len(s.batch) >= batchSize || s.batchCost >= checkCost {
 		s.flush()
 	}
 }
@@ -64,7 +69,7 @@ func (s *scan) flush() {
 		}
 	}
 	clear(s.batch) // drop the strings
-	s.batch = s.batch[:0]
+	s.batch, s.batchCost = s.batch[:0], 0
 	// The arena's strings are gone with the batch; a reallocated arena
 	// left its old array to the strings that pointed into it.
 	s.arena = s.arena[:0]

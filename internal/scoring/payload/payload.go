@@ -226,6 +226,7 @@ type scan struct {
 	batching, batchHit bool
 	direct             bool // never batch (Validator.direct)
 	batch              []pending
+	batchCost          int    // detectorCost of the batch
 	arena              []byte // the batch's lowercased values
 }
 
@@ -246,7 +247,7 @@ func (s *scan) reset() {
 	}
 	s.batching, s.batchHit, s.urlDepth = false, false, 0
 	clear(s.batch)
-	s.batch = s.batch[:0]
+	s.batch, s.batchCost = s.batch[:0], 0
 	if cap(s.arena) > maxKeptLowerBuf {
 		s.arena = nil
 	}
