@@ -77,10 +77,16 @@ func (s *scan) flush() {
 
 // anyHit reports whether any detector fires on any value of b: the
 // detectors of runDetectors, each over all of b before the next.
+//
+// A stage with a need mask is called only for values with one of those
+// classes (the stage's own first test, so exact), without a call:
+// BenchmarkInspect/get went from 88,150 to 85,900 instructions per
+// request with it (callgrind).
 func anyHit(b []pending) bool {
-	for _, stage := range stages {
+	for si := range stages {
+		st := &stages[si]
 		for i := range b {
-			if stage(&b[i]) {
+			if (st.need == 0 || b[i].cls&st.need != 0) && st.hit(&b[i]) {
 				return true
 			}
 		}
@@ -88,18 +94,25 @@ func anyHit(b []pending) bool {
 	return false
 }
 
+// stage is one of anyHit's detectors: need, when not 0, are the classes
+// without which hit is false.
+type stage struct {
+	need uint64
+	hit  func(p *pending) bool
+}
+
 // stages are runDetectors' detectors with the same gates, one function
 // each: true when the detector gives the value any weight.
-var stages = [...]func(p *pending) bool{
-	func(p *pending) bool { return detectSQLi(p.norm, p.lower, p.cls, p.key).w > 0 },
-	func(p *pending) bool {
-		return p.cls&(cLT|cGT|cEq|cBacktick|cColon|cParen|cBracket|kwDOM|cDash) != 0 && detectXSS(p.norm, p.lower, p.cls).w > 0
-	},
-	func(p *pending) bool { return detectShell(p.norm, p.lower, p.cls, p.key).w > 0 },
-	func(p *pending) bool {
+var stages = [...]stage{
+	{0, func(p *pending) bool { return detectSQLi(p.norm, p.lower, p.cls, p.key).w > 0 }},
+	{xssClasses, func(p *pending) bool {
+		return p.cls&xssClasses != 0 && detectXSS(p.norm, p.lower, p.cls).w > 0
+	}},
+	{0, func(p *pending) bool { return detectShell(p.norm, p.lower, p.cls, p.key).w > 0 }},
+	{cDot | cSlash | cBackslash, func(p *pending) bool {
 		return p.cls&(cDot|cSlash|cBackslash) != 0 && detectTraversal(p.lower, p.cls, p.prefix == locPath).w > 0
-	},
-	func(p *pending) bool {
+	}},
+	{newFamilyClasses, func(p *pending) bool {
 		cls := p.cls
 		if cls&newFamilyClasses == 0 {
 			return false
@@ -111,29 +124,45 @@ var stages = [...]func(p *pending) bool{
 			detectCRLF(p.lower, cls).w > 0 ||
 			cls&cNewline != 0 && (p.key || p.prefix == locPath) ||
 			cls&cColon != 0 && cls&cSlash != 0 && detectPHPWrapper(p.lower, cls).w > 0
-	},
-	func(p *pending) bool { return p.cls&(cDot|cColon) != 0 && detectSSRF(p.lower, p.cls).w > 0 },
-	func(p *pending) bool {
-		return p.cls&(cUnderscore|cDot|cBracket|cParen|cDollar) != 0 && detectNode(p.lower, p.cls).w > 0
-	},
-	func(p *pending) bool {
+	}},
+	{cDot | cColon, func(p *pending) bool { return p.cls&(cDot|cColon) != 0 && detectSSRF(p.lower, p.cls).w > 0 }},
+	{nodeClasses, func(p *pending) bool {
+		return p.cls&nodeClasses != 0 && detectNode(p.lower, p.cls).w > 0
+	}},
+	{cSlash | cQuestion | cColon, func(p *pending) bool {
 		l := p.lower
 		return p.cls&cSlash != 0 && len(l) >= 7 && bareHostFirst[l[0]] && detectBareHost(l).w > 0 ||
 			p.cls&(cQuestion|cColon) != 0 && len(l) >= 4 && (l[0] == 'd' || l[0] == 'h' || l[len(l)-1] == '?') && ssrfShapes(l).w > 0 ||
 			// runDetectors also asks that SSRF has not blocked already:
 			// here it would have returned true before this stage.
 			p.cls&cColon != 0 && !p.key && p.name != "" && (l[0] == 'h' || l[0] == 'f') && remoteIncludeParam(p.name, l).w > 0
-	},
-	func(p *pending) bool {
+	}},
+	{deserClasses, func(p *pending) bool {
 		return p.cls&deserClasses != 0 && detectDeserialization(p.norm, p.lower, p.cls, p.key).w > 0
-	},
-	func(p *pending) bool {
-		return (p.cls&(kwPrompt|cLT|cNonASCII|cBracket) != 0 || prompts.walkAlways) && prompts.match(p.lower, p.cls) > 0
-	},
-	func(p *pending) bool {
+	}},
+	{promptNeed(), func(p *pending) bool {
+		return (p.cls&promptClasses != 0 || prompts.walkAlways) && prompts.match(p.lower, p.cls) > 0
+	}},
+	{0, func(p *pending) bool {
 		l := p.l
 		return l.null || (l.overlong || l.percentU || l.url >= 2 || l.escapes) && encodingTrick(l, p.cls, p.lower).w > 0
-	},
+	}},
+}
+
+// The gates runDetectors and the stages share.
+const (
+	xssClasses    = cLT | cGT | cEq | cBacktick | cColon | cParen | cBracket | kwDOM | cDash
+	nodeClasses   = cUnderscore | cDot | cBracket | cParen | cDollar
+	promptClasses = kwPrompt | cLT | cNonASCII | cBracket
+)
+
+// promptNeed is the prompt stage's need: none when a first word escapes
+// the kwPrompt gate (prompts.walkAlways).
+func promptNeed() uint64 {
+	if prompts.walkAlways {
+		return 0
+	}
+	return promptClasses
 }
 
 // restart readies the scan for the value-by-value pass after a batched

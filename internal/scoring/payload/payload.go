@@ -419,7 +419,7 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 func runDetectors(norm, lower string, cls uint64, l layers, prefix, name string, key bool) [numDetectors]hit {
 	var w [numDetectors]hit
 	w[detSQLi] = detectSQLi(norm, lower, cls, key)
-	if cls&(cLT|cGT|cEq|cBacktick|cColon|cParen|cBracket|kwDOM|cDash) != 0 {
+	if cls&xssClasses != 0 {
 		w[detXSS] = detectXSS(norm, lower, cls)
 	}
 	w[detShell] = detectShell(norm, lower, cls, key)
@@ -450,7 +450,7 @@ func runDetectors(norm, lower string, cls uint64, l layers, prefix, name string,
 	if cls&(cDot|cColon) != 0 {
 		w[detSSRF] = detectSSRF(lower, cls)
 	}
-	if cls&(cUnderscore|cDot|cBracket|cParen|cDollar) != 0 {
+	if cls&nodeClasses != 0 {
 		w[detSSTI] = w[detSSTI].or(detectNode(lower, cls))
 	}
 	if cls&cSlash != 0 && len(lower) >= 7 && bareHostFirst[lower[0]] {
@@ -465,7 +465,7 @@ func runDetectors(norm, lower string, cls uint64, l layers, prefix, name string,
 	if cls&deserClasses != 0 {
 		w[detDeserialization] = detectDeserialization(norm, lower, cls, key)
 	}
-	if cls&(kwPrompt|cLT|cNonASCII|cBracket) != 0 || prompts.walkAlways {
+	if cls&promptClasses != 0 || prompts.walkAlways {
 		if pw := prompts.match(lower, cls); pw > 0 {
 			w[detPrompt] = mk(pw, rulePromptPhrase)
 		}
