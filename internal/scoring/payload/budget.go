@@ -154,11 +154,16 @@ func (l Limits) heavySlots() chan struct{} {
 	return make(chan struct{}, n)
 }
 
-// checkEvery: the clock and the context are read every this many values
-// (and before every large value); a value costs at most a few
-// microseconds, so a deadline is overrun by well under 0.1 ms.
+// The clock and the context are read before every large value, every
+// checkCost units of detector work (detectorCost: about a microsecond
+// each) and every checkEvery values (a value the detectors skip costs
+// well under a microsecond), so a deadline is overrun by well under
+// 0.1 ms. Reading them every 16 values instead cost 2.5% of
+// BenchmarkInspect/json_8k's CPU time in time.Now (pprof; 108 ns a call
+// on the test machine's kvm clock).
 const (
-	checkEvery     = 16
+	checkEvery     = 128
+	checkCost      = 32
 	bigValue       = 4096
 	deadlineMargin = 2 * time.Millisecond
 )
@@ -175,13 +180,15 @@ type budget struct {
 	waited   time.Duration // time spent waiting for a slot
 
 	values, calls, decoded, rounds int
+	nextCheck                      int  // calls at which detectors reads the clock
+	noWait                         bool // shed without waiting (restart)
 	// hit names the limit that stopped the inspection; once set, every
 	// later value is skipped.
 	hit string
 }
 
 func (b *budget) start(ctx context.Context, lim *Limits, maxTime time.Duration, slots chan struct{}, m *costMetrics) {
-	*b = budget{lim: lim, ctx: ctx, slots: slots, m: m, deadline: time.Now().Add(maxTime)}
+	*b = budget{lim: lim, ctx: ctx, slots: slots, m: m, deadline: time.Now().Add(maxTime), nextCheck: checkCost}
 	// Answer a little before the caller's deadline, so that it is this
 	// inspection's too_complex, not the caller's budget, that decides.
 	if d, ok := ctx.Deadline(); ok && d.Add(-deadlineMargin).Before(b.deadline) {
@@ -269,6 +276,10 @@ func (b *budget) detectors(n int, cls uint64) bool {
 	if !b.holding && b.calls >= b.lim.HeavyAfter && b.slots != nil {
 		return b.heavy()
 	}
+	if b.calls >= b.nextCheck {
+		b.nextCheck = b.calls + checkCost
+		return b.inTime()
+	}
 	return true
 }
 
@@ -307,9 +318,21 @@ func (b *budget) inTime() bool {
 	return true
 }
 
+// restart zeroes the counts for a second pass over the same request
+// (batch.go). A pass that was shed is shed again at once: it waited its
+// heavy_wait already.
+func (b *budget) restart() {
+	b.noWait = b.hit == LimitShed
+	b.values, b.calls, b.decoded, b.rounds, b.nextCheck, b.hit = 0, 0, 0, 0, checkCost, ""
+}
+
 // heavy takes a heavy slot, waiting at most payload.limits.heavy_wait (and
 // never past the deadline or the context); false: shed.
 func (b *budget) heavy() bool {
+	if b.noWait {
+		b.hit = LimitShed
+		return false
+	}
 	select {
 	case b.slots <- struct{}{}:
 		b.took()

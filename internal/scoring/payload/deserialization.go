@@ -95,6 +95,11 @@ func phpObjectShape(s string) bool {
 // names): a bare java.lang.Runtime element carries no call — CRS lets it
 // pass — while a gadget class as an element name (XStream reads names as
 // classes) still blocks.
+// deserClasses: detectDeserialization's rules each need one of these
+// (kwSerial or a non-ASCII byte for the Java magic, '/' for .NET's,
+// kwJava, ':' for PHP objects, a newline or "__reduce" for pickle).
+const deserClasses = kwSerial | cNonASCII | cSlash | kwJava | cColon | cNewline | cUnderscore
+
 func detectDeserialization(norm, lower string, cls uint64, key bool) hit {
 	// Base64 of the Java stream magic (AC ED 00 05) is case-sensitive.
 	if cls&kwSerial != 0 && (strings.Contains(norm, "rO0AB") || strings.Contains(lower, "aced0005")) ||

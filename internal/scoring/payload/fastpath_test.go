@@ -37,6 +37,14 @@ var fastPathPieces = []string{
 	// findSensitive
 	"/etc/passwd", "/et", "/proc/self/", "/pr", "boot.ini", ".in", ".htaccess", ".ht", "id_rsa", "_rs", "/.git/", "/.e",
 	".sql.gz", "win.ini", "web-inf/web.xml", "/sys/class", "/bin/sh",
+	// runDetectors' gates: a piece of each detector's attacks
+	"__reduce__", "cos\nsystem\n", "ro0ab", "rO0AB", "aced0005", "\xac\xed\x00\x05", "AAEAAAD/////", "java.lang.runtime",
+	"o:8:\"stdclass\":1:{", "\"$type\":\"system.", "objectdataprovider", "${jndi:ldap://", "${", "[$ne]", "$where", "{{7*7}}",
+	"<script>", "<svg onload=", "javascript:", "+adw-", "php://filter", "phar://", "\r\nset-cookie:", "localhost/", "localhost:8080/",
+	"127.0.0.1", "http:127.", "data:text/html", "gopher://", "ftp://", "*)(uid=*", "(&(", "; cat /etc/passwd", "|id", "`id`",
+	"$(id)", "alert(1)", "document.cookie", "union select", "' or 1=1--",
+	// prompt phrases' first words glued to word bytes (the kwPrompt gate)
+	"ignore", "ignore previous instructions", "you are now", "_you", "you1", "xignore", "ignoreé",
 }
 
 // randomFastPathValue joins a few pieces, sometimes a sensitive file name
@@ -101,6 +109,20 @@ func checkFastPaths(t *testing.T, s string) {
 		}
 		lower := strings.ToLower(gotN)
 		cls := classes(lower)
+		kcls := classesAndKeywords(lower)
+		for _, c := range []struct {
+			prefix, name string
+			key          bool
+		}{{locPath, "file", false}, {locQueryKey, s, true}} {
+			got := runDetectors(gotN, lower, kcls, gotL, c.prefix, c.name, c.key)
+			if want := refRunDetectors(gotN, lower, kcls, gotL, c.prefix, c.name, c.key); got != want {
+				t.Errorf("runDetectors(%q, %+v) = %v, every detector says %v", lower, c, got, want)
+			}
+			p := pending{norm: gotN, lower: lower, cls: kcls, l: gotL, prefix: c.prefix, name: c.name, key: c.key}
+			if hit, want := anyHit([]pending{p}), got != [numDetectors]hit{}; hit != want {
+				t.Errorf("anyHit(%q, %+v) = %v, runDetectors says %v", lower, c, hit, got)
+			}
+		}
 		// Every combination of the layers encodingTrick reads.
 		for bits := range 64 {
 			l := layers{url: uint8(bits & 3), html: bits&4 != 0, escapes: bits&8 != 0, null: bits&16 != 0, overlong: bits&32 != 0}
@@ -136,6 +158,12 @@ func checkFastPaths(t *testing.T, s string) {
 		if nodeCallRe.MatchString(v) && !nodeCallCandidate(v, cls) {
 			t.Errorf("nodeCallCandidate rejects %q, which nodeCallRe matches", v)
 		}
+		if got, want := classesAndKeywords(v), refClassesAndKeywords(v); got != want {
+			t.Errorf("classesAndKeywords(%q) = %#x, the plain loop says %#x", v, got, want)
+		}
+		if got, want := prompts.match(v, classesAndKeywords(v)), prompts.matchAll(v, cls); got != want {
+			t.Errorf("prompts.match(%q) = %d, the ungated walk says %d", v, got, want)
+		}
 		if got, want := requestLine(v), refRequestLine(v); got != want {
 			t.Errorf("requestLine(%q) = %v, the prefix tests say %v", v, got, want)
 		}
@@ -149,6 +177,69 @@ func checkFastPaths(t *testing.T, s string) {
 }
 
 // The code the fast paths replaced.
+
+// refRunDetectors is runDetectors calling every detector: each returns
+// nothing on a value without the classes its first test needs.
+func refRunDetectors(norm, lower string, cls uint64, l layers, prefix, name string, key bool) [numDetectors]hit {
+	var w [numDetectors]hit
+	w[detSQLi] = detectSQLi(norm, lower, cls, key)
+	w[detXSS] = detectXSS(norm, lower, cls)
+	w[detShell] = detectShell(norm, lower, cls, key)
+	w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
+	w[detJNDI] = detectJNDI(lower, cls)
+	w[detSSTI] = detectSSTI(lower, cls)
+	w[detNoSQLi] = detectNoSQLi(lower, cls, key)
+	w[detLDAPi] = detectLDAPi(lower, cls)
+	if cls&newFamilyClasses != 0 {
+		w[detCRLF] = detectCRLF(lower, cls) // gated so before this change too
+	}
+	if cls&cNewline != 0 && (key || prefix == locPath) {
+		w[detCRLF] = mk(weightBlock, ruleCRLFName)
+	}
+	w[detPHPWrapper] = detectPHPWrapper(lower, cls)
+	w[detSSRF] = detectSSRF(lower, cls)
+	w[detSSTI] = w[detSSTI].or(detectNode(lower, cls))
+	w[detSSRF] = w[detSSRF].or(detectBareHost(lower))
+	if cls&(cQuestion|cColon) != 0 {
+		w[detSSRF] = w[detSSRF].or(ssrfShapes(lower)) // gated so before this change too
+	}
+	if cls&cColon != 0 && !key && name != "" && w[detSSRF].w < weightBlock {
+		w[detSSRF] = w[detSSRF].or(remoteIncludeParam(name, lower))
+	}
+	w[detDeserialization] = detectDeserialization(norm, lower, cls, key)
+	if pw := prompts.matchAll(lower, cls); pw > 0 {
+		w[detPrompt] = mk(pw, rulePromptPhrase)
+	}
+	if l.null {
+		w[detNull] = mk(weightBorderline, ruleNullByte)
+	}
+	w[detEncoding] = encodingTrick(l, cls, lower)
+	return w
+}
+
+// refClassesAndKeywords is classesAndKeywords as one loop.
+func refClassesAndKeywords(lower string) uint64 {
+	var m uint64
+	word := -1 // start of the current [a-z][a-z0-9_]* run, or -1
+	for i := 0; i < len(lower); i++ {
+		c := lower[i]
+		m |= classTable[c]
+		if ('a' <= c && c <= 'z') || (word >= 0 && (('0' <= c && c <= '9') || c == '_')) {
+			if word < 0 {
+				word = i
+			}
+			continue
+		}
+		if word >= 0 {
+			m |= wordKeyword(lower[word:i])
+			word = -1
+		}
+	}
+	if word >= 0 {
+		m |= wordKeyword(lower[word:])
+	}
+	return m
+}
 
 func refBashShape(s string) bool {
 	return strings.Contains(s, "<(") || strings.Contains(s, ">(") || strings.Contains(s, "$[") || strings.Contains(s, "$((") ||
@@ -295,6 +386,13 @@ func TestFastPathTables(t *testing.T) {
 		if n := len(first); prompts.firstLen[first[0]]&prompts.lastLen[first[n-1]]&(1<<n) == 0 {
 			t.Errorf("prompt filter rejects the first word %q of %q", first, phs[0].text)
 		}
+		// The kwPrompt gate: each first word, alone, sets the bit.
+		if !prompts.walkAlways && classesAndKeywords(first)&kwPrompt == 0 {
+			t.Errorf("classesAndKeywords(%q) lacks kwPrompt", first)
+		}
+	}
+	if prompts.walkAlways {
+		t.Errorf("a prompt phrase's first word is not [a-z][a-z0-9_]*: the kwPrompt gate is off")
 	}
 	for c := range 256 {
 		// chainScan's switch acts on exactly these bytes.

@@ -221,6 +221,13 @@ type scan struct {
 	b budget
 	// lowerBuf holds detect's lowercased value (toLower).
 	lowerBuf []byte
+	// batching: values are queued in batch for the detectors (batch.go);
+	// batchHit: one fired, the pass stops for a value-by-value one.
+	batching, batchHit bool
+	direct             bool // never batch (Validator.direct)
+	batch              []pending
+	batchCost          int    // detectorCost of the batch
+	arena              []byte // the batch's lowercased values
 }
 
 const maxMemoLen = 128
@@ -238,6 +245,13 @@ func (s *scan) reset() {
 	if cap(s.lowerBuf) > maxKeptLowerBuf {
 		s.lowerBuf = nil // a pooled scan keeps no huge value's buffer
 	}
+	s.batching, s.batchHit, s.urlDepth = false, false, 0
+	clear(s.batch)
+	s.batch, s.batchCost = s.batch[:0], 0
+	if cap(s.arena) > maxKeptLowerBuf {
+		s.arena = nil
+	}
+	s.arena = s.arena[:0]
 	s.ch.reset()
 }
 
@@ -346,48 +360,12 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	if !s.b.detectors(len(norm), cls) {
 		return norm, false
 	}
+	if s.batching {
+		s.queue(norm, lower, cls, l, prefix, name, key)
+		return norm, false
+	}
 
-	var w [numDetectors]hit
-	w[detSQLi] = detectSQLi(norm, lower, cls, key)
-	w[detXSS] = detectXSS(norm, lower, cls)
-	w[detShell] = detectShell(norm, lower, cls, key)
-	w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
-	if cls&newFamilyClasses != 0 {
-		w[detJNDI] = detectJNDI(lower, cls)
-		w[detSSTI] = detectSSTI(lower, cls)
-		w[detNoSQLi] = detectNoSQLi(lower, cls, key)
-		w[detLDAPi] = detectLDAPi(lower, cls)
-		w[detCRLF] = detectCRLF(lower, cls)
-		if cls&cNewline != 0 && (key || prefix == locPath) {
-			w[detCRLF] = mk(weightBlock, ruleCRLFName) // a line break in a parameter name or the path
-		}
-		w[detPHPWrapper] = detectPHPWrapper(lower, cls)
-	}
-	if cls&(cDot|cColon) != 0 {
-		w[detSSRF] = detectSSRF(lower, cls)
-	}
-	if cls&(cUnderscore|cDot|cBracket|cParen|cDollar) != 0 {
-		w[detSSTI] = w[detSSTI].or(detectNode(lower, cls))
-	}
-	if cls&cSlash != 0 {
-		w[detSSRF] = w[detSSRF].or(detectBareHost(lower))
-	}
-	if cls&(cQuestion|cColon) != 0 {
-		w[detSSRF] = w[detSSRF].or(ssrfShapes(lower))
-	}
-	if cls&cColon != 0 && !key && name != "" && w[detSSRF].w < weightBlock {
-		w[detSSRF] = w[detSSRF].or(remoteIncludeParam(name, lower))
-	}
-	if cls&(punctClasses|cDigit|cNonASCII|cUnderscore) != 0 {
-		w[detDeserialization] = detectDeserialization(norm, lower, cls, key)
-	}
-	if pw := prompts.match(lower, cls); pw > 0 {
-		w[detPrompt] = mk(pw, rulePromptPhrase)
-	}
-	if l.null {
-		w[detNull] = mk(weightBorderline, ruleNullByte)
-	}
-	w[detEncoding] = encodingTrick(l, cls, lower)
+	w := runDetectors(norm, lower, cls, l, prefix, name, key)
 
 	found := false
 	for _, x := range w {
@@ -426,6 +404,79 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	}
 	s.suspects = append(s.suspects, suspect{loc: loc, norm: strings.Clone(norm)})
 	return norm, true
+}
+
+// runDetectors runs the detectors on one normalised value.
+//
+// Each detector is called only when the classes its own first test
+// needs are present (the same test, hoisted: exact). Skipping the
+// call keeps its code out of the instruction cache: a request's values
+// walked ~20 detectors' code each, and L1i misses, not instructions,
+// made BenchmarkInspect/get 1.27x 6d9bc3a's CPU time at 1.13x its
+// instructions (cachegrind: I1 misses per request 492 at 6d9bc3a,
+// 1,363 before this; calling them only on need barely moved it: 1,337). TestFastPathsRandom and FuzzFastPaths
+// compare it with refRunDetectors, which calls every detector.
+func runDetectors(norm, lower string, cls uint64, l layers, prefix, name string, key bool) [numDetectors]hit {
+	var w [numDetectors]hit
+	w[detSQLi] = detectSQLi(norm, lower, cls, key)
+	if cls&xssClasses != 0 {
+		w[detXSS] = detectXSS(norm, lower, cls)
+	}
+	w[detShell] = detectShell(norm, lower, cls, key)
+	if cls&(cDot|cSlash|cBackslash) != 0 {
+		w[detTraversal] = detectTraversal(lower, cls, prefix == locPath)
+	}
+	if cls&newFamilyClasses != 0 {
+		if cls&cDollar != 0 {
+			if cls&cBrace != 0 {
+				w[detJNDI] = detectJNDI(lower, cls)
+			}
+			w[detNoSQLi] = detectNoSQLi(lower, cls, key)
+		}
+		if cls&(cBrace|cLT|cParen|cQuestion) != 0 {
+			w[detSSTI] = detectSSTI(lower, cls)
+		}
+		if cls&cParen != 0 && cls&(cEq|cStar|cPipe|cAmp) != 0 {
+			w[detLDAPi] = detectLDAPi(lower, cls)
+		}
+		w[detCRLF] = detectCRLF(lower, cls)
+		if cls&cNewline != 0 && (key || prefix == locPath) {
+			w[detCRLF] = mk(weightBlock, ruleCRLFName) // a line break in a parameter name or the path
+		}
+		if cls&cColon != 0 && cls&cSlash != 0 {
+			w[detPHPWrapper] = detectPHPWrapper(lower, cls)
+		}
+	}
+	if cls&(cDot|cColon) != 0 {
+		w[detSSRF] = detectSSRF(lower, cls)
+	}
+	if cls&nodeClasses != 0 {
+		w[detSSTI] = w[detSSTI].or(detectNode(lower, cls))
+	}
+	if cls&cSlash != 0 && len(lower) >= 7 && bareHostFirst[lower[0]] {
+		w[detSSRF] = w[detSSRF].or(detectBareHost(lower))
+	}
+	if cls&(cQuestion|cColon) != 0 && len(lower) >= 4 && (lower[0] == 'd' || lower[0] == 'h' || lower[len(lower)-1] == '?') {
+		w[detSSRF] = w[detSSRF].or(ssrfShapes(lower))
+	}
+	if cls&cColon != 0 && !key && name != "" && w[detSSRF].w < weightBlock && (lower[0] == 'h' || lower[0] == 'f') {
+		w[detSSRF] = w[detSSRF].or(remoteIncludeParam(name, lower))
+	}
+	if cls&deserClasses != 0 {
+		w[detDeserialization] = detectDeserialization(norm, lower, cls, key)
+	}
+	if cls&promptClasses != 0 || prompts.walkAlways {
+		if pw := prompts.match(lower, cls); pw > 0 {
+			w[detPrompt] = mk(pw, rulePromptPhrase)
+		}
+	}
+	if l.null {
+		w[detNull] = mk(weightBorderline, ruleNullByte)
+	}
+	if l.overlong || l.percentU || l.url >= 2 || l.escapes {
+		w[detEncoding] = encodingTrick(l, cls, lower)
+	}
+	return w
 }
 
 // pairs inspects "a=b&c=d" style data (query strings, form bodies); names
@@ -515,6 +566,19 @@ func isBinary(media string) bool {
 // stage1 runs the detectors and fills Score, Reason, Findings, Excerpt and
 // Hash; Action is Block when Score reaches BlockScore.
 func (s *scan) run(in *Input, maxExcerpt int) Result {
+	// Detector-major first (batch.go), unless exclusions may waive hits.
+	s.batching = s.ch.excl == nil && !s.direct
+	res := s.pass(in, maxExcerpt)
+	if !s.batchHit {
+		return res
+	}
+	s.restart()
+	return s.pass(in, maxExcerpt)
+}
+
+// pass is one inspection of the request: batched (s.batching) or value
+// by value.
+func (s *scan) pass(in *Input, maxExcerpt int) Result {
 	var res Result
 	if in.Path != "" {
 		s.field(locPath, "", nil, in.Path, false)
@@ -524,6 +588,12 @@ func (s *scan) run(in *Input, maxExcerpt int) Result {
 	}
 	s.headers(in.Headers)
 	s.body(in, &res)
+	if s.batching {
+		s.flush()
+		if s.batchHit {
+			return res
+		}
+	}
 
 	best := -1
 	for d, w := range s.weights {

@@ -291,6 +291,10 @@ var internalHostMin = func() int {
 
 // detectBareHost reports a value that is "<internal host>/…" or
 // "<internal host>:port/…".
+// bareHostFirst: the first bytes detectBareHost looks at (runDetectors
+// tests it before the call).
+var bareHostFirst = [256]bool{'l': true, 'i': true, 'h': true, 'g': true, 'k': true}
+
 func detectBareHost(lower string) hit {
 	if len(lower) < 7 || lower[0] != 'l' && lower[0] != 'i' && lower[0] != 'h' && lower[0] != 'g' && lower[0] != 'k' {
 		return hit{}

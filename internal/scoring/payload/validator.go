@@ -114,6 +114,9 @@ type Validator struct {
 	live atomic.Pointer[liveConfig]
 
 	pool sync.Pool // *scan
+	// direct: inspect value by value, never batched (batch.go); tests
+	// compare the two.
+	direct bool
 	// ask queues, asks and caches verdicts by payload hash; nil without an
 	// LLM.
 	ask *ask.Asker[string, question, Verdict]
@@ -180,6 +183,7 @@ func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 	s := v.pool.Get().(*scan)
 	live := v.live.Load()
 	s.cfg, s.ch.excl = &live.cfg, forPath(live.excl, in.Path)
+	s.direct = v.direct
 	s.b.start(ctx, &live.cfg.Limits, v.maxTime, v.heavy, v.cost)
 	res := s.run(in, v.cfg.LLM.MaxExcerpt)
 	s.b.finish()
