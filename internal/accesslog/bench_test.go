@@ -256,3 +256,32 @@ func BenchmarkInsertBatch(b *testing.B) {
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/row")
 	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/row")
 }
+
+// BenchmarkRowDecode decodes a default-size batch of realistic rows, as
+// each insert does before it fills the driver's columns.
+func BenchmarkRowDecode(b *testing.B) {
+	rows := DefaultConfig().BatchRows
+	msgs := memBenchMessages(b, 0, rows/64, 64)
+	mp := newMapper(DefaultConfig())
+	f := &frame{mp: &mp, received: received}
+	bt := &batch{}
+	for _, m := range msgs {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := f.decode(data); err != nil {
+			b.Fatal(err)
+		}
+		bt.append(f.rows)
+	}
+	bt.enc = nil
+	b.ReportAllocs()
+	var status int
+	for b.Loop() {
+		if err := bt.each(func(_ int, r *Row) error { status += int(r.Status); return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*bt.n), "ns/row")
+}
