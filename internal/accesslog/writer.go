@@ -223,9 +223,10 @@ func (c *columns) clear() {
 // each full chunk as a block (pb.Flush; Send sends the last). The driver's
 // columns keep their capacity from block to block, so a batch no longer
 // grows 22 string columns to batch_rows by doubling: that growth was 63 %
-// of authz's allocated bytes and, with the GC work it caused, about a
-// third of its CPU under make bench's ALS ingest (issue 20). sent says
-// whether a block went to the server before an error.
+// of authz's allocated bytes under make bench's ALS ingest (issue 20);
+// BenchmarkInsertBatch: 3.4-4.6 -> 2.1-2.3 µs of CPU and 3.6-3.9 KB -> ~0.3
+// KB allocated per row. sent says whether a block went to the server
+// before an error.
 func appendColumns(pb driver.Batch, b *batch) (sent bool, err error) {
 	c := columnsPool.Get().(*columns)
 	defer func() {
