@@ -3,6 +3,7 @@ package accesslog
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	datav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/smartlayer/smartlayer/internal/testenv"
@@ -207,3 +209,70 @@ func cpuTime() time.Duration {
 type discard struct{}
 
 func (discard) insert(context.Context, *batch) error { return nil }
+
+// BenchmarkInsertBatch inserts one batch of the default batch_rows
+// (realistic rows, decoded from Envoy-shaped messages) into ClickHouse 18.16
+// per op: the writer's side of the insert path, per row. The driver's
+// allocations count here (this process); ClickHouse's CPU does not.
+func BenchmarkInsertBatch(b *testing.B) {
+	conn := openCH(b, testenv.ClickHouseAddr(b))
+	db := freshDB(b, conn)
+	if err := EnsureSchema(testCtx(b), conn, db); err != nil {
+		b.Fatal(err)
+	}
+	w, err := newCHWriter(conn, db)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bt := defaultBatch(b)
+	ctx := testCtx(b)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	cpu0 := cpuTime()
+	for b.Loop() {
+		if err := w.insert(ctx, bt); err != nil {
+			b.Fatal(err)
+		}
+	}
+	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&after)
+	n := float64(b.N * bt.n)
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/n, "B/row")
+	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/n, "allocs/row")
+	b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/row")
+}
+
+// BenchmarkRowDecode decodes a default-size batch of realistic rows, as
+// each insert does before it fills the driver's columns.
+func BenchmarkRowDecode(b *testing.B) {
+	bt := defaultBatch(b)
+	b.ReportAllocs()
+	var status int
+	for b.Loop() {
+		if err := bt.each(func(_ int, r *Row) error { status += int(r.Status); return nil }); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*bt.n), "ns/row")
+}
+
+// defaultBatch is a sealed batch of the default batch_rows realistic rows,
+// decoded from Envoy-shaped messages as the receiver does.
+func defaultBatch(b *testing.B) *batch {
+	msgs := memBenchMessages(b, 0, DefaultConfig().BatchRows/64, 64)
+	mp := newMapper(DefaultConfig())
+	f := &frame{mp: &mp, received: received}
+	bt := &batch{}
+	for _, m := range msgs {
+		data, err := proto.Marshal(m)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := f.decode(data); err != nil {
+			b.Fatal(err)
+		}
+		bt.append(f.rows)
+	}
+	bt.enc = nil
+	return bt
+}

@@ -313,3 +313,44 @@ func testInsertAcrossColumnChunks(t *testing.T, conn driver.Conn) {
 		})
 	}
 }
+
+// TestBatchIsOnePartPerDay: a batch of several column chunks goes to the
+// server as several blocks, and still lands as one part per day, which the
+// probe after an ambiguous failure relies on (a day is all in or all out).
+// Level-0 parts are the parts inserts wrote, merged away or not.
+func TestBatchIsOnePartPerDay(t *testing.T) {
+	testenv.ForEachClickHouse(t, testBatchIsOnePartPerDay)
+}
+
+func testBatchIsOnePartPerDay(t *testing.T, conn driver.Conn) {
+	ctx := testCtx(t)
+	for _, tc := range []struct {
+		name       string
+		rows, days int
+	}{
+		{"one chunk, one day", columnChunk / 2, 1},
+		{"three chunks, two days", 2*columnChunk + 17, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tdb := schemaDB(t, conn) // parts are counted per table
+			w := mustCHWriter(t, conn, tdb)
+			rows := make([]Row, tc.rows)
+			for i := range rows {
+				day := int64(i * tc.days / tc.rows)
+				rows[i] = Row{Unix: 1_764_000_000 + day*86400 + int64(i), RequestID: fmt.Sprintf("r%d", i),
+					UserAgent: "agent", Decision: DecisionAllowed}
+			}
+			if err := w.insert(ctx, batchOf(rows)); err != nil {
+				t.Fatal(err)
+			}
+			var parts uint64
+			if err := conn.QueryRow(ctx, "SELECT count() FROM system.parts WHERE database = ? AND table = 'access_log' AND level = 0",
+				tdb).Scan(&parts); err != nil {
+				t.Fatal(err)
+			}
+			if total, _ := countRows(t, conn, tdb); total != uint64(tc.rows) || parts != uint64(tc.days) {
+				t.Fatalf("%d rows in %d parts, want %d in %d (one per day)", total, parts, tc.rows, tc.days)
+			}
+		})
+	}
+}

@@ -21,8 +21,10 @@
 // spool's compact row form (~150 bytes a row instead of a 408-byte Row and
 // its strings), to the current batch; a batch is sealed at Config.BatchRows
 // or every FlushInterval and goes to a bounded in-memory queue. Inserts
-// decode a batch straight into the driver's columns, a few thousand rows at
-// a time. MaxInflight workers insert with
+// decode a batch straight into the driver's columns and send it as blocks
+// of a few thousand rows, which the server squashes back into one part per
+// day (min_insert_block_size_rows and _bytes on the INSERT). MaxInflight
+// workers insert with
 // retries (RetryAttempts, doubling backoff); a batch that still fails, or that
 // finds the queue full, is written to the spool: one CRC-checked, fsync'd
 // file per batch in SpoolDir, replayed oldest first and deleted only after

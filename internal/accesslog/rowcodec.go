@@ -205,6 +205,15 @@ func (d *rowDecoder) uvarint(max uint64) uint64 {
 	if d.err != nil {
 		return 0
 	}
+	if len(d.b) > 0 && d.b[0] < 0x80 && uint64(d.b[0]) <= max {
+		// One byte, most of a row's numbers and lengths: binary.Uvarint's
+		// loop is not inlined. BenchmarkRowDecode, 12 interleaved runs on
+		// the loaded 2-core box: fastest 1065 -> 674 ns/row, median
+		// 1670 -> 1150.
+		v := uint64(d.b[0])
+		d.skip(1)
+		return v
+	}
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.err = errShortRow
