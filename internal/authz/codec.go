@@ -39,6 +39,13 @@ func (c lenientCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	var blk *checkBlock
+	switch x := v.(type) {
+	case *checkRequest: // checkHandler's
+		v, blk = &x.req, &x.blk
+	case *authv3.CheckRequest:
+		blk = new(checkBlock)
+	}
 	if req, ok := v.(*authv3.CheckRequest); ok {
 		var b []byte
 		if len(data) == 1 {
@@ -48,7 +55,8 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 			defer buf.Free()
 			b = buf.ReadOnlyData()
 		}
-		if decodeCheckRequest(b, req) == nil {
+		var d decoder
+		if d.decode(b, req, blk) == nil {
 			return nil
 		}
 		proto.Reset(req)

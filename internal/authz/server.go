@@ -137,7 +137,9 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 	d, err := s.decideWithin(ctx, p, r)
 	d.Strip = ownHeadersSent(r.Headers)
 	if d.Allow && s.decided != nil {
-		s.decided.Record(r.ID, r.ClientKey)
+		// Cloned: the id shares its memory with the request's other
+		// strings (decoder's arena), which the record would keep.
+		s.decided.Record(strings.Clone(r.ID), r.ClientKey)
 	}
 	if !d.Allow && err == nil {
 		// Why a request was denied, for the operator (the client is told

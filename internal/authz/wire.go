@@ -38,10 +38,11 @@ var checkServiceDesc = grpc.ServiceDesc{
 type wireResponse struct{ b []byte }
 
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	in := new(authv3.CheckRequest)
-	if err := dec(in); err != nil {
+	cr := new(checkRequest) // the request and its messages in one allocation
+	if err := dec(cr); err != nil {
 		return nil, err
 	}
+	in := &cr.req
 	s := srv.(*Server)
 	if interceptor == nil {
 		return s.checkWire(ctx, in)
@@ -209,11 +210,11 @@ func appendMessage(b []byte, num protowire.Number, body func([]byte) []byte) []b
 // service does — the same decoder, pipeline and encoder, without the
 // transport — for benchmarks and tools.
 func (s *Server) CheckWire(ctx context.Context, req []byte) ([]byte, error) {
-	var in authv3.CheckRequest
+	var in checkRequest
 	if err := (lenientCodec{encoding.GetCodecV2("proto")}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(req)}, &in); err != nil {
 		return nil, err
 	}
-	w, err := s.checkWire(ctx, &in)
+	w, err := s.checkWire(ctx, &in.req)
 	if err != nil {
 		return nil, err
 	}
