@@ -40,9 +40,10 @@ func (c lenientCodec) Marshal(v any) (mem.BufferSlice, error) {
 
 func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	var blk *checkBlock
+	var cr *checkRequest
 	switch x := v.(type) {
 	case *checkRequest: // checkHandler's
-		v, blk = &x.req, &x.blk
+		v, blk, cr = &x.req, &x.blk, x
 	case *authv3.CheckRequest:
 		blk = new(checkBlock)
 	}
@@ -57,6 +58,9 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		}
 		var d decoder
 		if d.decode(b, req, blk) == nil {
+			if cr != nil {
+				cr.namesLower = !d.upperNames
+			}
 			return nil
 		}
 		proto.Reset(req)

@@ -3,6 +3,7 @@ package authz
 import (
 	"bytes"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,6 +141,40 @@ func TestDecodeCheckRequest(t *testing.T) {
 		if !sameRequest(r1, r2) {
 			t.Fatalf("codec and protobuf disagree:\n%+v\n%+v", r1, r2)
 		}
+	}
+}
+
+// The codec tells toRequest whether the header names are lowercase; a
+// request with an uppercase name still reaches the pipeline lowercased.
+func TestDecodeNamesLower(t *testing.T) {
+	codec := lenientCodec{encoding.GetCodecV2("proto")}
+	tests := map[string]struct {
+		headers map[string]string
+		lower   bool
+	}{
+		"envoy's lowercase names": {map[string]string{"accept": "*/*", "x-forwarded-for": "198.51.100.1"}, true},
+		"one uppercase name":      {map[string]string{"accept": "*/*", "X-Upper": "v"}, false},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			b, err := proto.Marshal(envoyCheck("203.0.113.7", "GET", "/", tc.headers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cr checkRequest
+			if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &cr); err != nil {
+				t.Fatal(err)
+			}
+			if cr.namesLower != tc.lower {
+				t.Fatalf("namesLower = %v, want %v", cr.namesLower, tc.lower)
+			}
+			r, _ := toRequestNames(&cr.req, testIdentity(), time.Time{}, cr.namesLower)
+			for k, v := range tc.headers {
+				if got := r.Headers[strings.ToLower(k)]; got != v {
+					t.Fatalf("header %s = %q, want %q (%v)", k, got, v, r.Headers)
+				}
+			}
+		})
 	}
 }
 

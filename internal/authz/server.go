@@ -103,7 +103,7 @@ func (s *Server) Register(g *grpc.Server) { g.RegisterService(&checkServiceDesc,
 // request it could read: every failure becomes the fail-mode decision, so
 // Envoy's own failure_mode_allow is only a last resort.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	d, err := s.decide(ctx, req)
+	d, err := s.decide(ctx, req, false)
 	if err != nil {
 		return nil, err
 	}
@@ -111,20 +111,21 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 // decide is Check's decision, before it is put into a response.
-func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (Decision, error) {
+// namesLower: req's header names are known to be lowercase.
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, namesLower bool) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		// Envoy gave up already (its timeout or a reset): do no work.
 		return Decision{}, status.FromContextError(err).Err()
 	}
 	t0 := time.Now()
 	p := s.pipeline.Load()
-	d := s.check(ctx, p, req, s.now())
+	d := s.check(ctx, p, req, s.now(), namesLower)
 	s.m.observe(&d, time.Since(t0))
 	return d, nil
 }
 
-func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time) Decision {
-	r, ok := toRequest(req, &p.Identity, now)
+func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time, namesLower bool) Decision {
+	r, ok := toRequestNames(req, &p.Identity, now, namesLower)
 	if !ok {
 		s.m.errors.WithLabelValues("parse").Inc()
 		s.logger.Debug("check request without http attributes", "request_id", r.ID)

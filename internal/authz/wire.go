@@ -45,17 +45,18 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	in := &cr.req
 	s := srv.(*Server)
 	if interceptor == nil {
-		return s.checkWire(ctx, in)
+		return s.checkWire(ctx, in, cr.namesLower)
 	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
-		return s.checkWire(ctx, req.(*authv3.CheckRequest))
+		in := req.(*authv3.CheckRequest)
+		return s.checkWire(ctx, in, in == &cr.req && cr.namesLower)
 	})
 }
 
 // checkWire is Check with its answer encoded.
-func (s *Server) checkWire(ctx context.Context, req *authv3.CheckRequest) (*wireResponse, error) {
-	d, err := s.decide(ctx, req)
+func (s *Server) checkWire(ctx context.Context, req *authv3.CheckRequest, namesLower bool) (*wireResponse, error) {
+	d, err := s.decide(ctx, req, namesLower)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +215,7 @@ func (s *Server) CheckWire(ctx context.Context, req []byte) ([]byte, error) {
 	if err := (lenientCodec{encoding.GetCodecV2("proto")}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(req)}, &in); err != nil {
 		return nil, err
 	}
-	w, err := s.checkWire(ctx, &in.req)
+	w, err := s.checkWire(ctx, &in.req, in.namesLower)
 	if err != nil {
 		return nil, err
 	}
