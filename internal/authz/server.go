@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/smartlayer/smartlayer/internal/logging"
+	"github.com/smartlayer/smartlayer/internal/prom"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
@@ -247,7 +248,10 @@ func toString(v any) string {
 }
 
 type metrics struct {
-	checks   *prometheus.CounterVec
+	checks *prometheus.CounterVec
+	// allowed: checks{decision="allow"} of a Check no module denied and
+	// the fail mode did not answer, nearly every Check; looked up once.
+	allowed  *prom.Child
 	shadow   *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -273,6 +277,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 		}),
 	}
+	m.allowed = prom.NewChild(m.checks, "allow", "", "")
 	for _, k := range []string{"parse", "stage", "budget", "budget_stage"} {
 		m.errors.WithLabelValues(k)
 	}
@@ -287,7 +292,11 @@ func (m *metrics) observe(d *Decision, took time.Duration) {
 	if !d.Allow {
 		decision = "deny"
 	}
-	m.checks.WithLabelValues(decision, d.Module, d.Reason).Inc()
+	if d.Allow && d.Module == "" && d.Reason == "" {
+		m.allowed.Inc()
+	} else {
+		m.checks.WithLabelValues(decision, d.Module, d.Reason).Inc()
+	}
 	if d.Shadow {
 		m.shadow.WithLabelValues(d.ShadowModule, d.ShadowReason).Inc()
 	}

@@ -155,9 +155,9 @@ func (b *Behavior) Check(ctx context.Context, r *Request) (Outcome, error) {
 	case out.Deny:
 		b.m.decisions.WithLabelValues(out.Reason).Inc()
 	case out.Grey:
-		b.m.decisions.WithLabelValues("grey").Inc()
+		b.m.grey.Inc()
 	default:
-		b.m.decisions.WithLabelValues("allow").Inc()
+		b.m.allowed.Inc()
 	}
 	return out, nil
 }
