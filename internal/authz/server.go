@@ -194,42 +194,41 @@ func ownHeadersSent(h map[string]string) []string {
 // straggler finishes on its own (runner).
 func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Request) (Decision, error) {
 	budget := time.Duration(s.budget.Load())
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	var pr progress
+	bctx := newBudgetCtx(ctx, budget)
+	c := s.runner.call(p, r, bctx)
+	pr := &c.pr
 	pr.at(p.Stages, len(r.Body) > 0)
-	c := s.runner.call(func() (d Decision, err error) {
-		defer func() {
-			if v := recover(); v != nil {
-				// A stage bug must not take the process down with it.
-				d, err = p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}
-			}
-		}()
-		return p.run(ctx, r, &pr)
-	})
-	defer c.release()
 	s.runner.start(c)
+	expired := c.startTimer(budget)
+	defer func() {
+		c.timer.Stop()
+		bctx.end(false) // the straggler of a run cut short: done
+		c.release()
+	}()
 	select {
 	case <-c.done:
 		return c.d, c.err
+	case <-expired:
+		bctx.end(true)
 	case <-ctx.Done():
-		select {
-		case <-c.done:
-			if c.err == nil {
-				// Decided as the budget ran out: the decision
-				// stands. (An error now is the budget's doing: a
-				// stage that saw its context end.)
-				return c.d, nil
-			}
-		default:
-		}
-		if d, ok := pr.onBudget(r); ok {
-			// Decided already, or the request's own cost: not the fail mode.
-			s.m.errors.WithLabelValues("budget_stage").Inc()
-			return d, nil
-		}
-		return p.failDecision(r, ReasonBudgetExceeded), errBudget
+		bctx.endParent()
 	}
+	select {
+	case <-c.done:
+		if c.err == nil {
+			// Decided as the budget ran out: the decision
+			// stands. (An error now is the budget's doing: a
+			// stage that saw its context end.)
+			return c.d, nil
+		}
+	default:
+	}
+	if d, ok := pr.onBudget(r); ok {
+		// Decided already, or the request's own cost: not the fail mode.
+		s.m.errors.WithLabelValues("budget_stage").Inc()
+		return d, nil
+	}
+	return p.failDecision(r, ReasonBudgetExceeded), errBudget
 }
 
 type panicError struct{ v any }
