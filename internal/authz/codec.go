@@ -59,7 +59,7 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		var d decoder
 		if d.decode(b, req, blk) == nil {
 			if cr != nil {
-				cr.namesLower = !d.upperNames
+				cr.names = nameHints{lower: !d.upperNames, noOwn: !d.upperNames && !d.ownNames}
 			}
 			return nil
 		}

@@ -98,16 +98,16 @@ const partialBodyHeader = "x-envoy-auth-partial-body"
 // never fails: a CheckRequest without attributes yields an empty Request,
 // which ok=false marks as malformed so the caller can apply the fail mode.
 func toRequest(req *authv3.CheckRequest, id *Identity, now time.Time) (r *scoring.Request, ok bool) {
-	return toRequestNames(req, id, now, false)
+	return toRequestNames(req, id, now, nameHints{})
 }
 
-// toRequestNames is toRequest told whether the headers map's names are
-// known to be lowercase already (the hand decoder checks them as it copies
-// them: checkRequest.namesLower).
-func toRequestNames(req *authv3.CheckRequest, id *Identity, now time.Time, namesLower bool) (r *scoring.Request, ok bool) {
+// toRequestNames is toRequest told what the hand decoder found out about
+// the header names (checkRequest.names): lowercase already, no walk over
+// the map to check.
+func toRequestNames(req *authv3.CheckRequest, id *Identity, now time.Time, names nameHints) (r *scoring.Request, ok bool) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
-	r = &scoring.Request{Time: now, Headers: headers(h, namesLower)}
+	r = &scoring.Request{Time: now, Headers: headers(h, names.lower)}
 	ok = h != nil
 
 	r.Method = h.GetMethod()

@@ -104,7 +104,7 @@ func (s *Server) Register(g *grpc.Server) { g.RegisterService(&checkServiceDesc,
 // request it could read: every failure becomes the fail-mode decision, so
 // Envoy's own failure_mode_allow is only a last resort.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	d, err := s.decide(ctx, req, false)
+	d, err := s.decide(ctx, req, nameHints{})
 	if err != nil {
 		return nil, err
 	}
@@ -112,21 +112,21 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 // decide is Check's decision, before it is put into a response.
-// namesLower: req's header names are known to be lowercase.
-func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, namesLower bool) (Decision, error) {
+// names: what the decoder found out about req's header names.
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, names nameHints) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		// Envoy gave up already (its timeout or a reset): do no work.
 		return Decision{}, status.FromContextError(err).Err()
 	}
 	t0 := time.Now()
 	p := s.pipeline.Load()
-	d := s.check(ctx, p, req, s.now(), namesLower)
+	d := s.check(ctx, p, req, s.now(), names)
 	s.m.observe(&d, time.Since(t0))
 	return d, nil
 }
 
-func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time, namesLower bool) Decision {
-	r, ok := toRequestNames(req, &p.Identity, now, namesLower)
+func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time, names nameHints) Decision {
+	r, ok := toRequestNames(req, &p.Identity, now, names)
 	if !ok {
 		s.m.errors.WithLabelValues("parse").Inc()
 		s.logger.Debug("check request without http attributes", "request_id", r.ID)
@@ -137,7 +137,9 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 			Plan: r.Plan, RequestID: r.ID}
 	}
 	d, err := s.decideWithin(ctx, p, r)
-	d.Strip = ownHeadersSent(r.Headers)
+	if !names.noOwn {
+		d.Strip = ownHeadersSent(r.Headers)
+	}
 	if d.Allow && s.decided != nil {
 		// Cloned: the id shares its memory with the request's other
 		// strings (decoder's arena), which the record would keep.

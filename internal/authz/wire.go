@@ -45,18 +45,22 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	in := &cr.req
 	s := srv.(*Server)
 	if interceptor == nil {
-		return s.checkWire(ctx, in, cr.namesLower)
+		return s.checkWire(ctx, in, cr.names)
 	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
 		in := req.(*authv3.CheckRequest)
-		return s.checkWire(ctx, in, in == &cr.req && cr.namesLower)
+		var names nameHints
+		if in == &cr.req {
+			names = cr.names
+		}
+		return s.checkWire(ctx, in, names)
 	})
 }
 
 // checkWire is Check with its answer encoded.
-func (s *Server) checkWire(ctx context.Context, req *authv3.CheckRequest, namesLower bool) (*wireResponse, error) {
-	d, err := s.decide(ctx, req, namesLower)
+func (s *Server) checkWire(ctx context.Context, req *authv3.CheckRequest, names nameHints) (*wireResponse, error) {
+	d, err := s.decide(ctx, req, names)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +239,7 @@ func (s *Server) CheckWire(ctx context.Context, req []byte) ([]byte, error) {
 	if err := (lenientCodec{encoding.GetCodecV2("proto")}).Unmarshal(mem.BufferSlice{mem.SliceBuffer(req)}, &in); err != nil {
 		return nil, err
 	}
-	w, err := s.checkWire(ctx, &in.req, in.namesLower)
+	w, err := s.checkWire(ctx, &in.req, in.names)
 	if err != nil {
 		return nil, err
 	}
