@@ -39,6 +39,14 @@ func (c lenientCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	var blk *checkBlock
+	var cr *checkRequest
+	switch x := v.(type) {
+	case *checkRequest: // checkHandler's
+		v, blk, cr = &x.req, &x.blk, x
+	case *authv3.CheckRequest:
+		blk = new(checkBlock)
+	}
 	if req, ok := v.(*authv3.CheckRequest); ok {
 		var b []byte
 		if len(data) == 1 {
@@ -48,7 +56,11 @@ func (c lenientCodec) Unmarshal(data mem.BufferSlice, v any) error {
 			defer buf.Free()
 			b = buf.ReadOnlyData()
 		}
-		if decodeCheckRequest(b, req) == nil {
+		var d decoder
+		if d.decode(b, req, blk) == nil {
+			if cr != nil {
+				cr.names = nameHints{lower: !d.upperNames, noOwn: !d.upperNames && !d.ownNames}
+			}
 			return nil
 		}
 		proto.Reset(req)

@@ -2,7 +2,10 @@ package authz
 
 import (
 	"bytes"
+	"context"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -140,6 +143,63 @@ func TestDecodeCheckRequest(t *testing.T) {
 		if !sameRequest(r1, r2) {
 			t.Fatalf("codec and protobuf disagree:\n%+v\n%+v", r1, r2)
 		}
+	}
+}
+
+// The codec tells toRequest whether the header names are lowercase and
+// whether one is ours; a request with an uppercase name still reaches the
+// pipeline lowercased, and a client's x-smartlayer- header is still
+// stripped.
+func TestDecodeNamesLower(t *testing.T) {
+	codec := lenientCodec{encoding.GetCodecV2("proto")}
+	tests := map[string]struct {
+		headers map[string]string
+		raw     bool // sent as header_map (encode_raw_headers)
+		names   nameHints
+	}{
+		"envoy's lowercase names": {headers: map[string]string{"accept": "*/*", "x-forwarded-for": "198.51.100.1"},
+			names: nameHints{lower: true, noOwn: true}},
+		"one uppercase name": {headers: map[string]string{"accept": "*/*", "X-Upper": "v"}},
+		"a client's own x-smartlayer- header": {headers: map[string]string{"accept": "*/*", "x-smartlayer-user": "admin"},
+			names: nameHints{lower: true}},
+		"header_map with our header": {headers: map[string]string{"accept": "*/*", "x-smartlayer-user": "admin"}, raw: true},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			req := envoyCheck("203.0.113.7", "GET", "/", tc.headers)
+			if h := req.Attributes.Request.Http; tc.raw {
+				h.HeaderMap = &corev3.HeaderMap{}
+				for k, v := range h.Headers {
+					h.HeaderMap.Headers = append(h.HeaderMap.Headers, &corev3.HeaderValue{Key: k, RawValue: []byte(v)})
+				}
+				h.Headers = nil
+			}
+			b, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cr checkRequest
+			if err := codec.Unmarshal(mem.BufferSlice{mem.SliceBuffer(b)}, &cr); err != nil {
+				t.Fatal(err)
+			}
+			if cr.names != tc.names {
+				t.Fatalf("names = %+v, want %+v", cr.names, tc.names)
+			}
+			r, _ := toRequestNames(&cr.req, testIdentity(), time.Time{}, cr.names)
+			for k, v := range tc.headers {
+				if got := r.Headers[strings.ToLower(k)]; got != v {
+					t.Fatalf("header %s = %q, want %q (%v)", k, got, v, r.Headers)
+				}
+			}
+			s := NewServer(pipeline(), time.Second)
+			d, err := s.decide(context.Background(), &cr.req, cr.names)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, own := tc.headers["x-smartlayer-user"]; own != slices.Contains(d.Strip, "x-smartlayer-user") {
+				t.Fatalf("strip %v for headers %v", d.Strip, tc.headers)
+			}
+		})
 	}
 }
 

@@ -98,9 +98,16 @@ const partialBodyHeader = "x-envoy-auth-partial-body"
 // never fails: a CheckRequest without attributes yields an empty Request,
 // which ok=false marks as malformed so the caller can apply the fail mode.
 func toRequest(req *authv3.CheckRequest, id *Identity, now time.Time) (r *scoring.Request, ok bool) {
+	return toRequestNames(req, id, now, nameHints{})
+}
+
+// toRequestNames is toRequest told what the hand decoder found out about
+// the header names (checkRequest.names): lowercase already, no walk over
+// the map to check.
+func toRequestNames(req *authv3.CheckRequest, id *Identity, now time.Time, names nameHints) (r *scoring.Request, ok bool) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
-	r = &scoring.Request{Time: now, Headers: headers(h)}
+	r = &scoring.Request{Time: now, Headers: headers(h, names.lower)}
 	ok = h != nil
 
 	r.Method = h.GetMethod()
@@ -179,10 +186,11 @@ func (id *Identity) defaultPlan() string { return firstNonEmpty(id.DefaultPlan, 
 
 // headers returns lowercased request headers from either of Envoy's
 // encodings: the headers map, or header_map (encode_raw_headers) whose raw
-// values are bytes.
-func headers(h *authv3.AttributeContext_HttpRequest) map[string]string {
+// values are bytes. namesLower: the map's names are known to be lowercase
+// (no walk over the map to find out).
+func headers(h *authv3.AttributeContext_HttpRequest, namesLower bool) map[string]string {
 	if m := h.GetHeaders(); len(m) > 0 {
-		if allLower(m) {
+		if namesLower || allLower(m) {
 			// Envoy sends HTTP/2-style lowercase names: the map is
 			// the request's already (nothing writes to it).
 			return m

@@ -3,6 +3,9 @@ package authz
 import (
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
 // runner runs pipeline calls on goroutines that live on between Checks.
@@ -34,20 +37,28 @@ func newRunner(max int) *runner {
 // call is one pipeline run handed to a worker and its answer. A call is
 // shared by the Check that waits for it and the goroutine that runs it;
 // the one of the two that finishes last puts it back in the pool (a Check
-// answered on budget leaves the run to finish on its own).
+// answered on budget leaves the run to finish on its own). The run's
+// arguments live in the call, so handing one over allocates nothing.
 type call struct {
-	fn   func() (Decision, error)
+	p   *Pipeline
+	r   *scoring.Request
+	ctx *budgetCtx
+	pr  progress
+
 	done chan struct{}
 	d    Decision
 	err  error
 	refs atomic.Int32
 	pool *sync.Pool // its runner's, where it goes back
+	// timer is the waiting Check's budget timer, kept with the call
+	// (stopped whenever the call is in the pool).
+	timer *time.Timer
 }
 
-// call returns a pooled call that will run fn.
-func (r *runner) call(fn func() (Decision, error)) *call {
+// call returns a pooled call that will run p on r under ctx.
+func (r *runner) call(p *Pipeline, req *scoring.Request, ctx *budgetCtx) *call {
 	c := r.calls.Get().(*call)
-	c.fn = fn
+	c.p, c.r, c.ctx = p, req, ctx
 	c.refs.Store(2)
 	return c
 }
@@ -59,9 +70,32 @@ func (c *call) release() {
 		case <-c.done: // the answer nobody waited for (budget)
 		default:
 		}
-		c.fn, c.d, c.err = nil, Decision{}, nil
+		c.p, c.r, c.ctx, c.d, c.err = nil, nil, nil, Decision{}, nil
+		c.pr.next.Store(nil)
+		c.pr.denied.Store(nil)
 		c.pool.Put(c)
 	}
+}
+
+// startTimer starts the call's budget timer.
+func (c *call) startTimer(d time.Duration) <-chan time.Time {
+	if c.timer == nil {
+		c.timer = time.NewTimer(d)
+	} else {
+		c.timer.Reset(d)
+	}
+	return c.timer.C
+}
+
+// run is the pipeline run; a stage bug must not take the process down
+// with it.
+func (c *call) run() (d Decision, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			d, err = c.p.failDecision(c.r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}
+		}
+	}()
+	return c.p.run(c.ctx, c.r, &c.pr)
 }
 
 // start runs c on an idle worker or a new goroutine.
@@ -75,7 +109,7 @@ func (r *runner) start(c *call) {
 
 func (r *runner) work(c *call) {
 	for {
-		c.d, c.err = c.fn()
+		c.d, c.err = c.run()
 		c.done <- struct{}{}
 		c.release()
 		if r.workers.Add(1) > r.max {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/smartlayer/smartlayer/internal/logging"
+	"github.com/smartlayer/smartlayer/internal/prom"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 )
 
@@ -103,7 +104,7 @@ func (s *Server) Register(g *grpc.Server) { g.RegisterService(&checkServiceDesc,
 // request it could read: every failure becomes the fail-mode decision, so
 // Envoy's own failure_mode_allow is only a last resort.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	d, err := s.decide(ctx, req)
+	d, err := s.decide(ctx, req, nameHints{})
 	if err != nil {
 		return nil, err
 	}
@@ -111,20 +112,21 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 }
 
 // decide is Check's decision, before it is put into a response.
-func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest) (Decision, error) {
+// names: what the decoder found out about req's header names.
+func (s *Server) decide(ctx context.Context, req *authv3.CheckRequest, names nameHints) (Decision, error) {
 	if err := ctx.Err(); err != nil {
 		// Envoy gave up already (its timeout or a reset): do no work.
 		return Decision{}, status.FromContextError(err).Err()
 	}
 	t0 := time.Now()
 	p := s.pipeline.Load()
-	d := s.check(ctx, p, req, s.now())
+	d := s.check(ctx, p, req, s.now(), names)
 	s.m.observe(&d, time.Since(t0))
 	return d, nil
 }
 
-func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time) Decision {
-	r, ok := toRequest(req, &p.Identity, now)
+func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckRequest, now time.Time, names nameHints) Decision {
+	r, ok := toRequestNames(req, &p.Identity, now, names)
 	if !ok {
 		s.m.errors.WithLabelValues("parse").Inc()
 		s.logger.Debug("check request without http attributes", "request_id", r.ID)
@@ -135,9 +137,13 @@ func (s *Server) check(ctx context.Context, p *Pipeline, req *authv3.CheckReques
 			Plan: r.Plan, RequestID: r.ID}
 	}
 	d, err := s.decideWithin(ctx, p, r)
-	d.Strip = ownHeadersSent(r.Headers)
+	if !names.noOwn {
+		d.Strip = ownHeadersSent(r.Headers)
+	}
 	if d.Allow && s.decided != nil {
-		s.decided.Record(r.ID, r.ClientKey)
+		// Cloned: the id shares its memory with the request's other
+		// strings (decoder's arena), which the record would keep.
+		s.decided.Record(strings.Clone(r.ID), r.ClientKey)
 	}
 	if !d.Allow && err == nil {
 		// Why a request was denied, for the operator (the client is told
@@ -190,42 +196,41 @@ func ownHeadersSent(h map[string]string) []string {
 // straggler finishes on its own (runner).
 func (s *Server) decideWithin(ctx context.Context, p *Pipeline, r *scoring.Request) (Decision, error) {
 	budget := time.Duration(s.budget.Load())
-	ctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	var pr progress
+	bctx := newBudgetCtx(ctx, budget)
+	c := s.runner.call(p, r, bctx)
+	pr := &c.pr
 	pr.at(p.Stages, len(r.Body) > 0)
-	c := s.runner.call(func() (d Decision, err error) {
-		defer func() {
-			if v := recover(); v != nil {
-				// A stage bug must not take the process down with it.
-				d, err = p.failDecision(r, ReasonInternalFailure), &StageError{Module: "pipeline", Err: panicError{v}}
-			}
-		}()
-		return p.run(ctx, r, &pr)
-	})
-	defer c.release()
 	s.runner.start(c)
+	expired := c.startTimer(budget)
+	defer func() {
+		c.timer.Stop()
+		bctx.end(false) // the straggler of a run cut short: done
+		c.release()
+	}()
 	select {
 	case <-c.done:
 		return c.d, c.err
+	case <-expired:
+		bctx.end(true)
 	case <-ctx.Done():
-		select {
-		case <-c.done:
-			if c.err == nil {
-				// Decided as the budget ran out: the decision
-				// stands. (An error now is the budget's doing: a
-				// stage that saw its context end.)
-				return c.d, nil
-			}
-		default:
-		}
-		if d, ok := pr.onBudget(r); ok {
-			// Decided already, or the request's own cost: not the fail mode.
-			s.m.errors.WithLabelValues("budget_stage").Inc()
-			return d, nil
-		}
-		return p.failDecision(r, ReasonBudgetExceeded), errBudget
+		bctx.endParent()
 	}
+	select {
+	case <-c.done:
+		if c.err == nil {
+			// Decided as the budget ran out: the decision
+			// stands. (An error now is the budget's doing: a
+			// stage that saw its context end.)
+			return c.d, nil
+		}
+	default:
+	}
+	if d, ok := pr.onBudget(r); ok {
+		// Decided already, or the request's own cost: not the fail mode.
+		s.m.errors.WithLabelValues("budget_stage").Inc()
+		return d, nil
+	}
+	return p.failDecision(r, ReasonBudgetExceeded), errBudget
 }
 
 type panicError struct{ v any }
@@ -244,7 +249,10 @@ func toString(v any) string {
 }
 
 type metrics struct {
-	checks   *prometheus.CounterVec
+	checks *prometheus.CounterVec
+	// allowed: checks{decision="allow"} of a Check no module denied and
+	// the fail mode did not answer, nearly every Check; looked up once.
+	allowed  *prom.Child
 	shadow   *prometheus.CounterVec
 	errors   *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -270,6 +278,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
 		}),
 	}
+	m.allowed = prom.NewChild(m.checks, "allow", "", "")
 	for _, k := range []string{"parse", "stage", "budget", "budget_stage"} {
 		m.errors.WithLabelValues(k)
 	}
@@ -284,7 +293,11 @@ func (m *metrics) observe(d *Decision, took time.Duration) {
 	if !d.Allow {
 		decision = "deny"
 	}
-	m.checks.WithLabelValues(decision, d.Module, d.Reason).Inc()
+	if d.Allow && d.Module == "" && d.Reason == "" {
+		m.allowed.Inc()
+	} else {
+		m.checks.WithLabelValues(decision, d.Module, d.Reason).Inc()
+	}
 	if d.Shadow {
 		m.shadow.WithLabelValues(d.ShadowModule, d.ShadowReason).Inc()
 	}

@@ -132,17 +132,17 @@ func TestRunnerReuseAfterBudgetAndPanic(t *testing.T) {
 	s := NewServer(pipeline(NamedStage{Module: ModuleBehavior, Stage: slow}), 5*time.Millisecond)
 	for i := range 50 {
 		s.Swap(pipeline(NamedStage{Module: ModuleBehavior, Stage: slow}), 5*time.Millisecond)
-		d, _ := s.decide(context.Background(), envoyCheck("203.0.113.1", "GET", "/", nil))
+		d, _ := s.decide(context.Background(), envoyCheck("203.0.113.1", "GET", "/", nil), nameHints{})
 		if d.Reason != ReasonBudgetExceeded {
 			t.Fatalf("round %d: slow stage answered %q, want %q", i, d.Reason, ReasonBudgetExceeded)
 		}
 		s.Swap(pipeline(NamedStage{Module: ModuleBehavior, Stage: boom}), time.Second)
-		if d, _ := s.decide(context.Background(), envoyCheck("203.0.113.1", "GET", "/", nil)); d.Reason != ReasonInternalFailure {
+		if d, _ := s.decide(context.Background(), envoyCheck("203.0.113.1", "GET", "/", nil), nameHints{}); d.Reason != ReasonInternalFailure {
 			t.Fatalf("round %d: panicking stage answered %q", i, d.Reason)
 		}
 		s.Swap(pipeline(NamedStage{Module: ModuleBehavior, Stage: deny}), time.Second)
 		for range 3 {
-			if d, _ := s.decide(context.Background(), envoyCheck("203.0.113.1", "GET", "/", nil)); d.Reason != "fast.deny" {
+			if d, _ := s.decide(context.Background(), envoyCheck("203.0.113.1", "GET", "/", nil), nameHints{}); d.Reason != "fast.deny" {
 				t.Fatalf("round %d: a fast stage answered %q (a stale answer?)", i, d.Reason)
 			}
 		}

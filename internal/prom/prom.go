@@ -2,7 +2,11 @@
 // metric name, its help and its labels, without the Opts boilerplate.
 package prom
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
 
 // Counter is a counter without labels.
 func Counter(name, help string) prometheus.Counter {
@@ -46,4 +50,32 @@ func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 		}
 	}
 	return nil
+}
+
+// Child is one label combination of a CounterVec, looked up on its first
+// Inc and kept: WithLabelValues hashes the values and takes the vector's
+// lock on every call, which the request path pays on every Check. Until
+// the first Inc the series does not exist, as with WithLabelValues.
+type Child struct {
+	vec    *prometheus.CounterVec
+	values []string
+	c      atomic.Pointer[counter]
+}
+
+type counter struct{ prometheus.Counter }
+
+// NewChild returns vec's child for values (one per label, in order).
+func NewChild(vec *prometheus.CounterVec, values ...string) *Child {
+	return &Child{vec: vec, values: values}
+}
+
+// Inc adds one to the child's counter.
+func (c *Child) Inc() {
+	p := c.c.Load()
+	if p == nil {
+		// Two first calls at once both look it up: the same counter.
+		p = &counter{c.vec.WithLabelValues(c.values...)}
+		c.c.Store(p)
+	}
+	p.Inc()
 }

@@ -70,3 +70,25 @@ func TestRegisterStopsAtTheFirstError(t *testing.T) {
 		t.Fatal("a collector after the failing one was registered")
 	}
 }
+
+// A Child counts in its vector's series, which appears only once counted.
+func TestChild(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	cv := CounterVec("t_child_total", "A counter vec.", "a", "b")
+	if err := Register(reg, cv); err != nil {
+		t.Fatal(err)
+	}
+	ch := NewChild(cv, "x", "")
+	if n := testutil.CollectAndCount(cv); n != 0 {
+		t.Fatalf("%d series before the first Inc, want 0", n)
+	}
+	ch.Inc()
+	ch.Inc()
+	cv.WithLabelValues("x", "").Inc()
+	if got := testutil.ToFloat64(cv.WithLabelValues("x", "")); got != 3 {
+		t.Fatalf("counter = %v, want 3", got)
+	}
+	if n := testutil.CollectAndCount(cv); n != 1 {
+		t.Fatalf("%d series, want 1", n)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -155,9 +156,9 @@ func (b *Behavior) Check(ctx context.Context, r *Request) (Outcome, error) {
 	case out.Deny:
 		b.m.decisions.WithLabelValues(out.Reason).Inc()
 	case out.Grey:
-		b.m.decisions.WithLabelValues("grey").Inc()
+		b.m.grey.Inc()
 	default:
-		b.m.decisions.WithLabelValues("allow").Inc()
+		b.m.allowed.Inc()
 	}
 	return out, nil
 }
@@ -291,8 +292,11 @@ func metricReason(reason string) string {
 const reasonLLM = "behavior.llm"
 
 func (b *Behavior) enqueue(key string, r *Request, out Outcome, st ClientState, cfg *BehaviorConfig) {
+	// Cloned: the request's strings share memory with all its headers
+	// (authz's decoder), which a queued question would keep.
 	q := question{score: out.Score, summary: ClientSummary{
-		ClientKey: key, UserAgent: r.UserAgent(), Method: r.Method, Path: CleanPath(r.Path),
+		ClientKey: key, UserAgent: strings.Clone(r.UserAgent()), Method: strings.Clone(r.Method),
+		Path:  strings.Clone(CleanPath(r.Path)),
 		Score: out.Score, Signals: append([]string(nil), out.Signals...),
 		Requests: st.Requests, RecentRequests: st.RecentRequests, RateWindow: cfg.RateWindow,
 		Responses: st.Responses, Errors: st.Errors, ErrorWindow: cfg.ErrorWindow,

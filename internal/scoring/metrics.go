@@ -7,13 +7,16 @@ import (
 )
 
 type metrics struct {
-	decisions    *prometheus.CounterVec
-	bans         *prometheus.CounterVec
-	score        prometheus.Histogram
-	llmQuestions prometheus.Counter
-	llmVerdicts  *prometheus.CounterVec
-	llmFailures  *prometheus.CounterVec
-	storeErrors  *prometheus.CounterVec
+	decisions *prometheus.CounterVec
+	// allowed and grey: the decisions of nearly every Check, looked up
+	// once (prom.Child).
+	allowed, grey *prom.Child
+	bans          *prometheus.CounterVec
+	score         prometheus.Histogram
+	llmQuestions  prometheus.Counter
+	llmVerdicts   *prometheus.CounterVec
+	llmFailures   *prometheus.CounterVec
+	storeErrors   *prometheus.CounterVec
 }
 
 // LLM failure reasons: a closed set.
@@ -41,6 +44,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		storeErrors: prom.CounterVec("smartlayer_behavior_store_errors_total",
 			"Behaviour store calls that failed, by operation.", "op"),
 	}
+	m.allowed, m.grey = prom.NewChild(m.decisions, "allow"), prom.NewChild(m.decisions, "grey")
 	if err := prom.Register(reg, m.decisions, m.bans, m.score, m.llmQuestions, m.llmVerdicts, m.llmFailures, m.storeErrors); err != nil {
 		return nil, err
 	}
