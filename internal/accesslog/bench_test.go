@@ -139,15 +139,7 @@ func BenchmarkIngest(b *testing.B) {
 			cfg.BatchRows = 20000
 			var ins inserter = &discard{}
 			if sink == "clickhouse" {
-				conn := openCH(b, testenv.ClickHouseAddr(b))
-				db := freshDB(b, conn)
-				if err := EnsureSchema(testCtx(b), conn, db); err != nil {
-					b.Fatal(err)
-				}
-				w, err := newCHWriter(conn, db)
-				if err != nil {
-					b.Fatal(err)
-				}
+				w, db := benchWriter(b)
 				ins, cfg.ClickHouse.Database = w, db
 			}
 			s, err := newService(cfg, ins, nil, nil, nil)
@@ -215,15 +207,7 @@ func (discard) insert(context.Context, *batch) error { return nil }
 // per op: the writer's side of the insert path, per row. The driver's
 // allocations count here (this process); ClickHouse's CPU does not.
 func BenchmarkInsertBatch(b *testing.B) {
-	conn := openCH(b, testenv.ClickHouseAddr(b))
-	db := freshDB(b, conn)
-	if err := EnsureSchema(testCtx(b), conn, db); err != nil {
-		b.Fatal(err)
-	}
-	w, err := newCHWriter(conn, db)
-	if err != nil {
-		b.Fatal(err)
-	}
+	w, _ := benchWriter(b)
 	bt := defaultBatch(b)
 	ctx := testCtx(b)
 	var before, after runtime.MemStats
@@ -275,4 +259,15 @@ func defaultBatch(b *testing.B) *batch {
 	}
 	bt.enc = nil
 	return bt
+}
+
+// benchWriter is a writer into a fresh database (with the schema) on the
+// test ClickHouse.
+func benchWriter(b *testing.B) (*chWriter, string) {
+	conn := openCH(b, testenv.ClickHouseAddr(b))
+	db := freshDB(b, conn)
+	if err := EnsureSchema(testCtx(b), conn, db); err != nil {
+		b.Fatal(err)
+	}
+	return mustCHWriter(b, conn, db), db
 }

@@ -123,6 +123,7 @@ func (p *phraseSet) match(lower string, cls uint64) uint8 {
 // matchSubstr is match without the word walk.
 func (p *phraseSet) matchSubstr(lower string, cls uint64) uint8 {
 	var w uint8
+	// Substring phrases start with '<', '[' or a non-ASCII byte.
 	if cls&(cLT|cNonASCII) != 0 || strings.IndexByte(lower, '[') >= 0 {
 		for _, ph := range p.substr {
 			if ph.weight > w && strings.Contains(lower, ph.text) {
@@ -135,15 +136,7 @@ func (p *phraseSet) matchSubstr(lower string, cls uint64) uint8 {
 
 // matchAll is match without the kwPrompt gate.
 func (p *phraseSet) matchAll(lower string, cls uint64) uint8 {
-	var w uint8
-	// Substring phrases start with '<', '[' or a non-ASCII byte.
-	if cls&(cLT|cNonASCII) != 0 || strings.IndexByte(lower, '[') >= 0 {
-		for _, ph := range p.substr {
-			if ph.weight > w && strings.Contains(lower, ph.text) {
-				w = ph.weight
-			}
-		}
-	}
+	w := p.matchSubstr(lower, cls)
 	for i := 0; i < len(lower); {
 		st, en := nextWord(lower, i)
 		if st < 0 {
