@@ -20,6 +20,9 @@ import (
 //     (Digest, AWS4-HMAC-SHA256…) one by one; an opaque token whole.
 //   - x-forwarded-for: each entry that is not an IP address (identity reads
 //     the addresses; an application logging the header reads the rest).
+//
+// A pair the cross-request cache holds is skipped (hdrcache.go); one it
+// may take is noted in s.hdr.add.
 func (s *scan) header(name, value string) {
 	c := s.hdr.cache
 	if c == nil || len(value) > maxCachedHeaderLen {
