@@ -17,11 +17,7 @@ import (
 // behavior.allow_cidrs_skip_payload to the payload stage.
 func TestPayloadReload(t *testing.T) {
 	cfg := config.Default()
-	a := &app{logger: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
-	if err := a.build(cfg, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.behavior.Close() })
+	a := newReloadApp(t, cfg)
 	in := &payload.Input{Path: "/cms/pages/42", ContentType: "application/json",
 		Body: []byte(`{"html":"<p onclick=\"alert(1)\">hi</p><script>alert(1)</script>"}`)}
 	check := func(want payload.Action) {
@@ -79,11 +75,7 @@ func TestPayloadReload(t *testing.T) {
 // cache kept across the reload would still answer it as clean.
 func TestPayloadReloadDropsHeaderCache(t *testing.T) {
 	cfg := config.Default()
-	a := &app{logger: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
-	if err := a.build(cfg, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.behavior.Close() })
+	a := newReloadApp(t, cfg)
 	if _, err := a.pipeline(cfg); err != nil {
 		t.Fatal(err)
 	}
@@ -101,4 +93,15 @@ func TestPayloadReloadDropsHeaderCache(t *testing.T) {
 	if res := a.payload.Inspect(context.Background(), in); res.TooComplex != payload.LimitValues {
 		t.Errorf("after the reload: too complex %q, want %q (the old configuration's cache answered?)", res.TooComplex, payload.LimitValues)
 	}
+}
+
+// newReloadApp builds the modules for cfg, as authz does at start.
+func newReloadApp(t *testing.T, cfg config.Config) *app {
+	t.Helper()
+	a := &app{logger: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
+	if err := a.build(cfg, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.behavior.Close() })
+	return a
 }
