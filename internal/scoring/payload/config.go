@@ -189,7 +189,7 @@ func DefaultConfig() Config {
 		MaxPartBytes: 65536,
 		Exclusions:   []Exclusion{},
 		// 4096 pairs: a few hundred active clients' user agents, accept
-		// headers and cookies; at most ~8 MiB with 1 KiB values.
+		// headers and cookies; at most ~5 MiB with 1 KiB values.
 		HeaderCacheSize: 4096,
 		LLM: LLMConfig{
 			Mode:          LLMAsync,

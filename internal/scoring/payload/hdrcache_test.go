@@ -183,12 +183,20 @@ func TestHeaderCacheTable(t *testing.T) {
 	if c.clean("a", "v1") || !c.clean("b", "v2") {
 		t.Error("a collision must overwrite")
 	}
-	// The request's strings are reused after Inspect: the cache copies.
-	buf := []byte("session=abc")
-	c.add("cookie", unsafe.String(&buf[0], len(buf)))
-	copy(buf, "session=xyz")
-	if !c.clean("cookie", "session=abc") || c.clean("cookie", "session=xyz") {
-		t.Error("the cache kept the caller's bytes")
+	// The request's strings are reused after Inspect: the cache copies,
+	// names and values, empty ones included.
+	for _, k := range []headerPair{{"cookie", "session=abc"}, {"x-empty", ""}, {"", "v"}} {
+		name, value := []byte(k.name), []byte(k.value)
+		c.add(unsafe.String(unsafe.SliceData(name), len(name)), unsafe.String(unsafe.SliceData(value), len(value)))
+		for i := range name {
+			name[i] = 'z'
+		}
+		for i := range value {
+			value[i] = 'z'
+		}
+		if !c.clean(k.name, k.value) {
+			t.Errorf("%q: %q: the cache kept the caller's bytes", k.name, k.value)
+		}
 	}
 }
 
