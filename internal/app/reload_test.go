@@ -17,11 +17,7 @@ import (
 // behavior.allow_cidrs_skip_payload to the payload stage.
 func TestPayloadReload(t *testing.T) {
 	cfg := config.Default()
-	a := &app{logger: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
-	if err := a.build(cfg, nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = a.behavior.Close() })
+	a := newReloadApp(t, cfg)
 	in := &payload.Input{Path: "/cms/pages/42", ContentType: "application/json",
 		Body: []byte(`{"html":"<p onclick=\"alert(1)\">hi</p><script>alert(1)</script>"}`)}
 	check := func(want payload.Action) {
@@ -71,4 +67,41 @@ func TestPayloadReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	check(payload.Block)
+}
+
+// TestPayloadReloadDropsHeaderCache: header values cached as clean under
+// one configuration are inspected again after a reload. The cookie fits
+// the default payload.limits.max_values but not the reloaded one; a
+// cache kept across the reload would still answer it as clean.
+func TestPayloadReloadDropsHeaderCache(t *testing.T) {
+	cfg := config.Default()
+	a := newReloadApp(t, cfg)
+	if _, err := a.pipeline(cfg); err != nil {
+		t.Fatal(err)
+	}
+	in := &payload.Input{Path: "/", Headers: map[string]string{"cookie": "a=1; b=2; c=3; d=4; e=5; f=6"}}
+	for range 2 {
+		if res := a.payload.Inspect(context.Background(), in); res.Action != payload.Allow || res.TooComplex != "" {
+			t.Fatalf("before the reload: %+v", res)
+		}
+	}
+	next := cfg
+	next.Payload.Limits.MaxValues = 4
+	if _, err := a.pipeline(next); err != nil {
+		t.Fatal(err)
+	}
+	if res := a.payload.Inspect(context.Background(), in); res.TooComplex != payload.LimitValues {
+		t.Errorf("after the reload: too complex %q, want %q (the old configuration's cache answered?)", res.TooComplex, payload.LimitValues)
+	}
+}
+
+// newReloadApp builds the modules for cfg, as authz does at start.
+func newReloadApp(t *testing.T, cfg config.Config) *app {
+	t.Helper()
+	a := &app{logger: slog.New(slog.DiscardHandler), reg: prometheus.NewRegistry()}
+	if err := a.build(cfg, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = a.behavior.Close() })
+	return a
 }

@@ -20,7 +20,30 @@ import (
 //     (Digest, AWS4-HMAC-SHA256…) one by one; an opaque token whole.
 //   - x-forwarded-for: each entry that is not an IP address (identity reads
 //     the addresses; an application logging the header reads the rest).
+//
+// A pair the cross-request cache holds is skipped (hdrcache.go); one it
+// may take is noted in s.hdr.add.
 func (s *scan) header(name, value string) {
+	c := s.hdr.cache
+	if c == nil || len(value) > maxCachedHeaderLen {
+		s.headerValue(name, value)
+		return
+	}
+	if c.clean(name, value) {
+		s.hdr.hits++
+		return
+	}
+	s.hdr.misses++
+	s.hdr.gen++
+	s.hdr.tainted = false
+	s.headerValue(name, value)
+	if !s.hdr.tainted {
+		s.hdr.add = append(s.hdr.add, headerPair{name: name, value: value})
+	}
+}
+
+// headerValue inspects one header as its structure says.
+func (s *scan) headerValue(name, value string) {
 	switch name {
 	case "cookie":
 		s.pairs(value, ';', locCookie, locCookie, false)

@@ -176,6 +176,9 @@ func (s *scan) restart() {
 	for _, m := range s.clean {
 		clear(m)
 	}
+	cache := s.hdr.cache
+	s.hdr.reset()
+	s.hdr.cache = cache
 	s.urlDepth = 0
 	excl := s.ch.excl
 	s.ch.reset()

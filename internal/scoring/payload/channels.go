@@ -36,7 +36,11 @@ func (c *chanState) reset() { *c = chanState{} }
 
 // policy records a policy denial unless an exclusion waives it at loc.
 func (s *scan) policy(name, loc string) {
-	if s.ch.deny != "" || excluded(s.ch.excl, loc, name, "payload."+name) {
+	if s.ch.deny != "" {
+		return
+	}
+	if excluded(s.ch.excl, loc, name, "payload."+name) {
+		s.hdr.waived = true
 		return
 	}
 	s.ch.deny = name

@@ -100,6 +100,10 @@ type Config struct {
 	// Exclusions switch detectors off for named fields of named routes
 	// (payload.exclusions); see Exclusion.
 	Exclusions []Exclusion `koanf:"exclusions"`
+	// HeaderCacheSize bounds the cache of header values found clean, kept
+	// across requests (payload.header_cache_size, hdrcache.go); 0 turns
+	// it off.
+	HeaderCacheSize int `koanf:"header_cache_size"`
 
 	// LLM tunes the second opinion on borderline payloads (payload.llm.*).
 	LLM LLMConfig `koanf:"llm"`
@@ -184,6 +188,9 @@ func DefaultConfig() Config {
 		PartialBody:  PartialInspectPrefix,
 		MaxPartBytes: 65536,
 		Exclusions:   []Exclusion{},
+		// 4096 pairs: a few hundred active clients' user agents, accept
+		// headers and cookies; at most ~5 MiB with 1 KiB values.
+		HeaderCacheSize: 4096,
 		LLM: LLMConfig{
 			Mode:          LLMAsync,
 			MinConfidence: 0.85,
@@ -232,6 +239,7 @@ func (c Config) Validate() error {
 	}
 	p.OneOf("partial_body", c.PartialBody, PartialInspectPrefix, PartialDeny)
 	p.AtLeast("max_part_bytes", c.MaxPartBytes, 0)
+	p.Between("header_cache_size", c.HeaderCacheSize, 0, 1<<20)
 	validateExclusions(p, c.Exclusions)
 	return p.Err()
 }

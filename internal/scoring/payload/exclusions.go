@@ -157,10 +157,13 @@ func excluded(list []exclusion, loc, detector, rule string) bool {
 type liveConfig struct {
 	cfg  Config
 	excl []exclusion
+	// hdr caches header values clean under this configuration; nil when
+	// off. A new configuration starts with an empty one.
+	hdr *headerCache
 }
 
 func newLive(cfg Config) *liveConfig {
-	return &liveConfig{cfg: cfg, excl: compileExclusions(cfg.Exclusions)}
+	return &liveConfig{cfg: cfg, excl: compileExclusions(cfg.Exclusions), hdr: newHeaderCache(cfg.HeaderCacheSize)}
 }
 
 // SetConfig applies a new configuration to later Inspect calls (hot

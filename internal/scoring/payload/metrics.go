@@ -17,6 +17,10 @@ type metrics struct {
 	dropped   prometheus.Counter
 	verdicts  *prometheus.CounterVec
 	cacheHits *prometheus.CounterVec
+	// hdrCache: header cache lookups by result; hdrHits and hdrMisses
+	// are its two children, resolved once.
+	hdrCache           *prometheus.CounterVec
+	hdrHits, hdrMisses prometheus.Counter
 }
 
 // metricPrefix starts every payload metric name.
@@ -33,7 +37,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		dropped:   prom.Counter(metricPrefix+"llm_asks_dropped_total", "Async asks dropped because the queue was full."),
 		verdicts:  prom.CounterVec(metricPrefix+"llm_verdicts_total", "LLM answers, by verdict (malicious, benign, error).", "verdict"),
 		cacheHits: prom.CounterVec(metricPrefix+"llm_cache_hits_total", "Requests decided from the verdict cache, by verdict.", "verdict"),
+		hdrCache: prom.CounterVec(metricPrefix+"header_cache_lookups_total",
+			"Request headers looked up in the cache of clean header values, by result (hit: not inspected again, miss).", "result"),
 	}
+	m.hdrHits, m.hdrMisses = m.hdrCache.WithLabelValues("hit"), m.hdrCache.WithLabelValues("miss")
 	// Pre-create the label values we know, so dashboards see zeros.
 	for _, o := range []string{"allow", "borderline", "block"} {
 		m.decisions.WithLabelValues(o)
@@ -47,7 +54,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, v := range []string{"malicious", "benign", "error"} {
 		m.verdicts.WithLabelValues(v)
 	}
-	if err := prom.Register(reg, m.decisions, m.findings, m.truncated, m.skipped, m.asks, m.dropped, m.verdicts, m.cacheHits); err != nil {
+	if err := prom.Register(reg, m.decisions, m.findings, m.truncated, m.skipped, m.asks, m.dropped, m.verdicts, m.cacheHits, m.hdrCache); err != nil {
 		return nil, fmt.Errorf("register payload metrics: %w", err)
 	}
 	return m, nil

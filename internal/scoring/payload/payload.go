@@ -213,7 +213,8 @@ type scan struct {
 	// costs microseconds per value where a lookup costs nanoseconds.
 	// Indexed by kind: key/value and '+' handling change what is
 	// detected. Plain string keys use the runtime's fast string hash.
-	clean    [4]map[string]struct{}
+	// The value is the gen at insertion (see hdr).
+	clean    [4]map[string]uint32
 	urlDepth int
 	// ch is the channel parsers' state (channels.go).
 	ch chanState
@@ -228,6 +229,31 @@ type scan struct {
 	batch              []pending
 	batchCost          int    // detectorCost of the batch
 	arena              []byte // the batch's lowercased values
+	// hdr: the cross-request cache of clean headers (hdrcache.go).
+	hdr hdrState
+}
+
+// hdrState is one request's use of the header cache.
+type hdrState struct {
+	cache *headerCache // nil: off
+	// add are the headers inspected here that Inspect caches if the
+	// whole request is clean; the strings are the request's.
+	add []headerPair
+	// gen numbers the cached-candidate header being inspected; memo
+	// entries record it. tainted: a memo entry from before this header
+	// spared one of its values, so its verdict was not reached from the
+	// header alone (the memo ignores the location; detection does not).
+	gen     uint32
+	tainted bool
+	// waived: an exclusion waived a hit or a denial in this request.
+	waived       bool
+	hits, misses int
+}
+
+// reset empties the state, keeping the add slice's array.
+func (h *hdrState) reset() {
+	clear(h.add)
+	*h = hdrState{add: h.add[:0]}
 }
 
 const maxMemoLen = 128
@@ -242,6 +268,7 @@ func (s *scan) reset() {
 	for _, m := range s.clean {
 		clear(m)
 	}
+	s.hdr.reset()
 	if cap(s.lowerBuf) > maxKeptLowerBuf {
 		s.lowerBuf = nil // a pooled scan keeps no huge value's buffer
 	}
@@ -272,7 +299,10 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 	clean := s.clean[kind]
 	memo := len(raw) <= maxMemoLen && prefix != locPath
 	if memo {
-		if _, ok := clean[raw]; ok {
+		if g, ok := clean[raw]; ok {
+			if g != s.hdr.gen {
+				s.hdr.tainted = true
+			}
 			return raw // clean, and a clean key's location name needs no decoding
 		}
 	}
@@ -282,13 +312,13 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 		s.url(prefix, name, jp, raw)
 		s.urlDepth--
 		if memo && len(s.suspects) == before {
-			clean[raw] = struct{}{}
+			clean[raw] = s.hdr.gen
 		}
 		return raw
 	}
 	norm, hit := s.detect(prefix, name, jp, raw, plus, key)
 	if memo && !hit {
-		clean[raw] = struct{}{}
+		clean[raw] = s.hdr.gen
 	}
 	return norm
 }
@@ -387,8 +417,11 @@ func (s *scan) detect(prefix, name string, jp *jsonPath, raw string, plus, key b
 	case name != "":
 		loc = prefix + ":" + truncateUTF8(name, maxLocNameLen)
 	}
-	if s.ch.excl != nil && s.waive(loc, &w) {
-		return norm, true // waived here, but not clean: no memo
+	if s.ch.excl != nil {
+		s.hdr.waived = true // clean or not, not without the exclusion
+		if s.waive(loc, &w) {
+			return norm, true // waived here, but not clean: no memo
+		}
 	}
 	ex := strings.Clone(truncateUTF8(norm, excerptLen))
 	for d, x := range w {

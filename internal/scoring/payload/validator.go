@@ -156,7 +156,7 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 	v.pool.New = func() any {
 		s := &scan{cfg: &v.cfg}
 		for i := range s.clean {
-			s.clean[i] = map[string]struct{}{}
+			s.clean[i] = map[string]uint32{}
 		}
 		return s
 	}
@@ -184,10 +184,12 @@ func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 	live := v.live.Load()
 	s.cfg, s.ch.excl = &live.cfg, forPath(live.excl, in.Path)
 	s.direct = v.direct
+	s.hdr.cache = live.hdr
 	s.b.start(ctx, &live.cfg.Limits, v.maxTime, v.heavy, v.cost)
 	res := s.run(in, v.cfg.LLM.MaxExcerpt)
 	s.b.finish()
 	limit := s.b.hit
+	v.cacheHeaders(&s.hdr, &res, limit)
 	// Findings escape to the caller; the rest of scan is reused.
 	s.reset()
 	v.pool.Put(s)
@@ -221,6 +223,28 @@ func (v *Validator) Inspect(ctx context.Context, in *Input) Result {
 		v.m.decisions.WithLabelValues("allow").Inc()
 	}
 	return res
+}
+
+// cacheHeaders caches the request's inspected headers as clean when the
+// whole request was: no finding, no score, no policy denial, no limit hit
+// (a value cut short was not seen whole) and no exclusion used (a value
+// clean only because a hit was waived on this path is not clean). Any
+// finding anywhere keeps them all out: with batching (batch.go) which
+// value fired is not known per header.
+func (v *Validator) cacheHeaders(h *hdrState, res *Result, limit string) {
+	if h.hits > 0 {
+		v.m.hdrHits.Add(float64(h.hits))
+	}
+	if h.misses > 0 {
+		v.m.hdrMisses.Add(float64(h.misses))
+	}
+	if len(h.add) == 0 || limit != "" || h.waived || res.Score != 0 || len(res.Findings) != 0 ||
+		res.Action == Block || res.Borderline {
+		return
+	}
+	for _, p := range h.add {
+		h.cache.add(p.name, p.value)
+	}
 }
 
 func (v *Validator) stage2(ctx context.Context, in *Input, res *Result) {
