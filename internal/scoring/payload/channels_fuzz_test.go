@@ -93,7 +93,7 @@ func FuzzLenientJSON(f *testing.F) {
 		s.b.start(context.Background(), &cfg.Limits, time.Minute, cfg.Limits.heavySlots(), m)
 		defer s.b.finish()
 		for i := range s.clean {
-			s.clean[i] = map[string]uint32{}
+			s.clean[i] = map[memoKey]uint32{}
 		}
 		s.jsonSeq(string(body)) // must return
 		if len(s.findings) > maxFindings {

@@ -212,9 +212,12 @@ type scan struct {
 	// arrays of records repeat their keys and many values, and detection
 	// costs microseconds per value where a lookup costs nanoseconds.
 	// Indexed by kind: key/value and '+' handling change what is
-	// detected. Plain string keys use the runtime's fast string hash.
+	// detected; keyed by location and name too, since detection reads
+	// them (remoteIncludeParam: a URL is clean in a cookie named "a" and
+	// an attack in a parameter named "include" — with the value alone as
+	// the key, a cookie carrying the URL spared the parameter).
 	// The value is the gen at insertion (see hdr).
-	clean    [4]map[string]uint32
+	clean    [4]map[memoKey]uint32
 	urlDepth int
 	// ch is the channel parsers' state (channels.go).
 	ch chanState
@@ -258,6 +261,10 @@ func (h *hdrState) reset() {
 
 const maxMemoLen = 128
 
+// memoKey is a value's place in the clean memo: where it was, under which
+// name, and the raw value.
+type memoKey struct{ prefix, name, raw string }
+
 // maxKeptLowerBuf bounds the lowercase buffer a pooled scan keeps.
 const maxKeptLowerBuf = 64 << 10
 
@@ -298,8 +305,9 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 	}
 	clean := s.clean[kind]
 	memo := len(raw) <= maxMemoLen && prefix != locPath
+	mk := memoKey{prefix: prefix, name: name, raw: raw}
 	if memo {
-		if g, ok := clean[raw]; ok {
+		if g, ok := clean[mk]; ok {
 			if g != s.hdr.gen {
 				s.hdr.tainted = true
 			}
@@ -312,13 +320,13 @@ func (s *scan) field(prefix, name string, jp *jsonPath, raw string, plus bool) s
 		s.url(prefix, name, jp, raw)
 		s.urlDepth--
 		if memo && len(s.suspects) == before {
-			clean[raw] = s.hdr.gen
+			clean[mk] = s.hdr.gen
 		}
 		return raw
 	}
 	norm, hit := s.detect(prefix, name, jp, raw, plus, key)
 	if memo && !hit {
-		clean[raw] = s.hdr.gen
+		clean[mk] = s.hdr.gen
 	}
 	return norm
 }

@@ -156,7 +156,7 @@ func New(cfg Config, opts ...Option) (*Validator, error) {
 	v.pool.New = func() any {
 		s := &scan{cfg: &v.cfg}
 		for i := range s.clean {
-			s.clean[i] = map[string]uint32{}
+			s.clean[i] = map[memoKey]uint32{}
 		}
 		return s
 	}
