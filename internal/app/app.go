@@ -72,6 +72,17 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 		return err
 	}
 	defer a.behavior.Close()
+	if a.redisState != nil {
+		// Deferred before the servers stop: it runs after them, so the
+		// last Checks' observations reach Redis (the client closes after).
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := a.redisState.Close(ctx); err != nil {
+				logger.Warn("redis store: observations not sent at shutdown", "err", err)
+			}
+		}()
+	}
 	if cfg.AccessLog.ClickHouse.Enabled() {
 		var err error
 		if a.ch, err = openClickHouse(cfg.AccessLog.ClickHouse); err != nil {

@@ -36,9 +36,12 @@ type app struct {
 	storeTimeout time.Duration
 
 	behavior *scoring.Behavior
-	quota    *quota.Limiter
-	payload  *payload.Validator
-	ch       driver.Conn // nil without accesslog.clickhouse.addr
+	// redisState is the Redis behaviour store (nil with memory): closed
+	// last, so observations queued behind asynchronous Checks are sent.
+	redisState *state.Redis
+	quota      *quota.Limiter
+	payload    *payload.Validator
+	ch         driver.Conn // nil without accesslog.clickhouse.addr
 	// banTimeout bounds a payload sender's ban (store.redis.timeout; 0
 	// with the memory store).
 	banTimeout time.Duration
@@ -52,12 +55,17 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 			return err
 		}
 		ro := state.DefaultRedisOptions()
-		ro.Scripts, ro.LocalCacheTTL, ro.LocalCacheSize = a.scripts, cfg.Store.Redis.LocalCacheTTL, cfg.Store.Redis.LocalCacheSize
+		rc := cfg.Store.Redis
+		ro.Scripts, ro.LocalCacheTTL, ro.LocalCacheSize = a.scripts, rc.LocalCacheTTL, rc.LocalCacheSize
+		if rc.Async {
+			ro.AsyncMaxAge, ro.AsyncMaxClients = rc.AsyncMaxAge, rc.AsyncMaxClients
+		}
+		ro.Registerer = a.reg
 		r, err := state.NewRedis(a.redis, ro)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
 		}
-		st = r
+		st, a.redisState = r, r
 	} else {
 		mo := state.DefaultMemoryOptions()
 		mo.MaxClients, mo.MaxBans, mo.Registerer, mo.Logger = cfg.Store.Memory.MaxTrackedClients, cfg.Store.Memory.MaxBans, a.reg, a.logger

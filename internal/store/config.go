@@ -79,7 +79,19 @@ type RedisConfig struct {
 	// LocalCacheSize bounds its entries.
 	LocalCacheTTL  time.Duration `koanf:"local_cache_ttl"`
 	LocalCacheSize int           `koanf:"local_cache_size"`
-	PoolSize       int           `koanf:"pool_size"`
+	// Async answers a client's behaviour Checks from the replica's own
+	// view while Redis answered for that client within AsyncMaxAge, and
+	// sends each observation to Redis behind the Check (in order, in
+	// shared pipelines). A Check then does not see other replicas'
+	// requests of the last round trip; the first Check of a client (or
+	// one quiet for AsyncMaxAge) still waits for Redis, so bans set
+	// elsewhere hold at once. AsyncMaxClients bounds the clients a
+	// replica keeps a view of (the least recently seen goes first; ~250
+	// bytes each). Quotas always wait for Redis.
+	Async           bool          `koanf:"async"`
+	AsyncMaxAge     time.Duration `koanf:"async_max_age"`
+	AsyncMaxClients int           `koanf:"async_max_clients"`
+	PoolSize        int           `koanf:"pool_size"`
 	// MaxRedirects bounds how often a Cluster command follows MOVED/ASK
 	// (slots moving, a failover) before failing; each hop stays inside
 	// Timeout.
@@ -136,7 +148,9 @@ func DefaultConfig() Config {
 		Backend: BackendMemory,
 		Redis: RedisConfig{Addrs: []string{"127.0.0.1:6379"}, Timeout: 5 * time.Millisecond,
 			TimeoutMax: 40 * time.Millisecond, TimeoutFactor: 3, Batch: true, BatchMaxInFlight: 2,
-			LocalCacheTTL: time.Second, LocalCacheSize: 100_000, PoolSize: 64, MaxRedirects: 2},
+			LocalCacheTTL: time.Second, LocalCacheSize: 100_000,
+			Async: true, AsyncMaxAge: time.Second, AsyncMaxClients: 100_000,
+			PoolSize: 64, MaxRedirects: 2},
 		Memory: MemoryConfig{MaxTrackedClients: 1_000_000, MaxBans: 100_000},
 	}
 }
@@ -179,6 +193,10 @@ func (c Config) Validate() error {
 		p.Add("redis.local_cache_ttl", r.LocalCacheTTL, "must be 0 (off) or between 1ms and 1m")
 	}
 	p.AtLeast("redis.local_cache_size", r.LocalCacheSize, 1)
+	if r.Async && (r.AsyncMaxAge < 10*time.Millisecond || r.AsyncMaxAge > time.Minute) {
+		p.Add("redis.async_max_age", r.AsyncMaxAge, "must be between 10ms and 1m with async")
+	}
+	p.AtLeast("redis.async_max_clients", r.AsyncMaxClients, 1)
 	p.NonNegative("redis.db", r.DB)
 	p.AtLeast("redis.pool_size", r.PoolSize, 1)
 	p.Between("redis.max_redirects", r.MaxRedirects, 0, 16)

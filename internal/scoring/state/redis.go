@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
@@ -30,6 +31,14 @@ type RedisOptions struct {
 	// bans (store.redis.local_cache_ttl, local_cache_size); 0 is no cache.
 	LocalCacheTTL  time.Duration
 	LocalCacheSize int
+	// AsyncMaxAge, when positive, answers a client's Checks from this
+	// replica's view while Redis answered for the client within it, and
+	// sends the observations behind them (store.redis.async; see
+	// asyncView). AsyncMaxClients bounds the clients it keeps a view of.
+	AsyncMaxAge     time.Duration
+	AsyncMaxClients int
+	// Registerer receives the asynchronous Checks' metrics (nil: none).
+	Registerer prometheus.Registerer
 }
 
 // DefaultRedisOptions returns the defaults.
@@ -84,6 +93,9 @@ type Redis struct {
 	mu     sync.Mutex
 	loaded int64
 	gen    uint64
+
+	// async is nil when every Check waits for Redis.
+	async *asyncView
 }
 
 // NewRedis returns a store on c. It does not contact Redis.
@@ -102,8 +114,25 @@ func NewRedis(c redis.UniversalClient, opts RedisOptions) (*Redis, error) {
 	if scripts == nil {
 		scripts = c
 	}
-	return &Redis{c: c, scripts: scripts, bans: store.NewLocalCache[scoring.Ban](opts.LocalCacheTTL, opts.LocalCacheSize),
-		prefix: opts.Prefix, refresh: opts.ManualRefresh, manual: newManualBans()}, nil
+	r := &Redis{c: c, scripts: scripts, bans: store.NewLocalCache[scoring.Ban](opts.LocalCacheTTL, opts.LocalCacheSize),
+		prefix: opts.Prefix, refresh: opts.ManualRefresh, manual: newManualBans()}
+	if opts.AsyncMaxAge > 0 {
+		a, err := newAsyncView(opts.AsyncMaxAge, max(opts.AsyncMaxClients, 1), opts.Registerer)
+		if err != nil {
+			return nil, err
+		}
+		r.async = a
+	}
+	return r, nil
+}
+
+// Close waits until the observations queued behind asynchronous Checks
+// were sent, or ctx is done.
+func (r *Redis) Close(ctx context.Context) error {
+	if r.async == nil {
+		return nil
+	}
+	return r.async.drain(ctx)
 }
 
 func (r *Redis) manualKey() string { return r.prefix + "mban" }
@@ -451,14 +480,59 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 	if ban, ok := r.bans.Get(obs.ClientKey, obs.Now); ok {
 		return scoring.ClientState{Ban: &ban}, nil
 	}
+	if r.async == nil {
+		return r.checkRedis(ctx, obs)
+	}
+	if st, ok, err := r.checkAsync(ctx, obs); ok {
+		return st, err
+	}
+	// No fresh answer for this client: wait for Redis, and keep the
+	// answer as the client's view for the Checks after it. The local
+	// windows record the request only when Redis did (not for a ban).
+	seq := r.async.seq.Add(1)
+	r.async.answers.WithLabelValues("redis").Inc()
+	st, err := r.checkRedis(ctx, obs)
+	if err != nil || st.Ban != nil {
+		return st, err
+	}
+	local, err := r.async.local.Check(ctx, obs)
+	if err != nil {
+		return scoring.ClientState{}, fmt.Errorf("store redis view: %w", err)
+	}
+	r.async.answered(obs.ClientKey, view{seq: seq, at: time.Now().UnixNano(), global: st, localAt: local,
+		endpoint: obs.Endpoint, template: obs.Template})
+	return st, nil
+}
+
+// checkRedis runs the check script for obs and waits for its answer.
+func (r *Redis) checkRedis(ctx context.Context, obs scoring.Observation) (scoring.ClientState, error) {
+	keys := r.checkKeys(obs.ClientKey)
+	args := checkArgs(obs)
+	res, err := r.checkScript(obs.Windows).Run(ctx, r.scripts, keys[:], args[:]...).Slice()
+	if err != nil {
+		return scoring.ClientState{}, fmt.Errorf("store redis check: %w", err)
+	}
+	st, err := parseCheck(obs.ClientKey, res, nil)
+	if err != nil {
+		return scoring.ClientState{}, err
+	}
+	if st.Ban != nil {
+		r.bans.Put(obs.ClientKey, *st.Ban, obs.Now, st.Ban.Expires)
+	}
+	return st, nil
+}
+
+// checkArgs are the check script's arguments for obs.
+func checkArgs(obs scoring.Observation) [5]any {
 	hasID := "0"
 	if obs.HasID {
 		hasID = "1"
 	}
-	keys := r.checkKeys(obs.ClientKey)
-	script := r.checkScript(obs.Windows)
-	args := [...]any{obs.Now.UnixMilli(), fold32(obs.Endpoint), hasID, fold32(obs.Template), obs.ID}
-	res, err := script.Run(ctx, r.scripts, keys[:], args[:]...).Slice()
+	return [...]any{obs.Now.UnixMilli(), fold32(obs.Endpoint), hasID, fold32(obs.Template), obs.ID}
+}
+
+// parseCheck decodes the check script's reply (or err, the call's error).
+func parseCheck(client string, res []any, err error) (scoring.ClientState, error) {
 	if err != nil {
 		return scoring.ClientState{}, fmt.Errorf("store redis check: %w", err)
 	}
@@ -467,11 +541,10 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 		return scoring.ClientState{}, err
 	}
 	if flag == 1 {
-		ban, err := parseBan(obs.ClientKey, res[1:])
+		ban, err := parseBan(client, res[1:])
 		if err != nil {
 			return scoring.ClientState{}, err
 		}
-		r.bans.Put(obs.ClientKey, ban, obs.Now, ban.Expires)
 		return scoring.ClientState{Ban: &ban}, nil
 	}
 	if len(res) != 8 {
@@ -558,6 +631,11 @@ func (r *Redis) ObserveResponses(ctx context.Context, rs []scoring.ObservedRespo
 	if len(rs) == 0 {
 		return nil
 	}
+	if r.async != nil {
+		// The view adds this replica's change since Redis's last answer:
+		// its own windows count the responses too.
+		_ = r.async.local.ObserveResponses(ctx, rs, w)
+	}
 	width, ttl := bucketWidth(w.Errors), w.StateTTL.Milliseconds()
 	// A server that lost its scripts (restart, SCRIPT FLUSH) gets the
 	// script loaded and the batch sent again.
@@ -608,6 +686,11 @@ func (r *Redis) Ban(ctx context.Context, clientKey string, req scoring.BanReques
 		return scoring.Ban{}, err
 	}
 	r.bans.Put(clientKey, ban, req.Now, ban.Expires)
+	if r.async != nil {
+		// Its next Check waits for Redis, which answers with the ban
+		// (the ban cache may be off).
+		r.async.drop(clientKey)
+	}
 	return ban, nil
 }
 
@@ -634,6 +717,9 @@ func (r *Redis) Unban(ctx context.Context, clientKey string, now time.Time) (boo
 	// After the script: a Check racing the unban may have cached the ban
 	// again from a reply read before it.
 	r.bans.Delete(clientKey)
+	if r.async != nil {
+		r.async.forget(ctx, clientKey, now)
+	}
 	if err != nil {
 		return false, fmt.Errorf("store redis unban: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 	"github.com/smartlayer/smartlayer/internal/scoring"
 	"github.com/smartlayer/smartlayer/internal/testenv"
@@ -138,8 +139,27 @@ func TestMemoryContextDone(t *testing.T) {
 // TestBackendsAgree replays one random history of requests, responses and
 // bans on the memory and the Redis store and compares every answer: the Lua
 // script and the Go code must implement the same windows.
+// TestBackendsAgree replays random requests, responses, bans and unbans on
+// the memory store and the Redis store, with every Check waiting for Redis
+// and with asynchronous Checks (one replica: its view is exactly Redis's
+// answer; each op waits until what it queued was sent, so the ops reach
+// Redis in replay order).
 func TestBackendsAgree(t *testing.T) {
-	r, _, _ := newRedis(t)
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
+			r, c, prefix := newRedis(t)
+			if async {
+				var err error
+				if r, err = NewRedis(c, RedisOptions{Prefix: prefix, AsyncMaxAge: time.Minute, AsyncMaxClients: 100}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			backendsAgree(t, r)
+		})
+	}
+}
+
+func backendsAgree(t *testing.T, r *Redis) {
 	m := newMemory(t, DefaultMemoryOptions())
 	ctx := context.Background()
 	w := windows()
@@ -169,6 +189,9 @@ func TestBackendsAgree(t *testing.T) {
 				obs.HasID, obs.Template, obs.ID = true, uint64(rng.IntN(5)), int64(rng.IntN(8))
 			}
 			ms, rs := onBoth(t, m, r, func(s scoring.State) (scoring.ClientState, error) { return s.Check(ctx, obs) })
+			if err := r.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
 			if fmt.Sprint(normBan(ms)) != fmt.Sprint(normBan(rs)) {
 				t.Fatalf("step %d %+v:\nmemory %+v\nredis  %+v", step, obs, normBan(ms), normBan(rs))
 			}
@@ -209,6 +232,13 @@ func TestBackendsAgree(t *testing.T) {
 	for _, name := range []string{"banned", "idle burst", "sequence", "errors", "distinct", "fresh", "rate"} {
 		if seen[name] == 0 {
 			t.Errorf("the replay never produced %q", name)
+		}
+	}
+	if r.async != nil {
+		// Most Checks must come from the view, or the replay compared
+		// little but synchronous answers.
+		if v := testutil.ToFloat64(r.async.answers.WithLabelValues("view")); v < 1000 {
+			t.Errorf("%v Checks answered from the view, want most of ~2,100", v)
 		}
 	}
 	t.Logf("answers seen: %v", seen)
@@ -398,6 +428,9 @@ func TestRedisCheckWindowsChange(t *testing.T) {
 				obs := scoring.Observation{ClientKey: "192.0.2.9", Now: at, Windows: c.w, Endpoint: uint64(i % 4),
 					HasID: true, Template: 1, ID: int64(i)}
 				ms, rs := onBoth(t, m, r, func(s scoring.State) (scoring.ClientState, error) { return s.Check(ctx, obs) })
+			if err := r.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
 				if fmt.Sprint(normBan(ms)) != fmt.Sprint(normBan(rs)) {
 					t.Fatalf("check %d:\nmemory %+v\nredis  %+v", i, normBan(ms), normBan(rs))
 				}
