@@ -428,9 +428,9 @@ func TestRedisCheckWindowsChange(t *testing.T) {
 				obs := scoring.Observation{ClientKey: "192.0.2.9", Now: at, Windows: c.w, Endpoint: uint64(i % 4),
 					HasID: true, Template: 1, ID: int64(i)}
 				ms, rs := onBoth(t, m, r, func(s scoring.State) (scoring.ClientState, error) { return s.Check(ctx, obs) })
-			if err := r.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
+				if err := r.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
 				if fmt.Sprint(normBan(ms)) != fmt.Sprint(normBan(rs)) {
 					t.Fatalf("check %d:\nmemory %+v\nredis  %+v", i, normBan(ms), normBan(rs))
 				}
