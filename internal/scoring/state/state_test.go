@@ -146,17 +146,22 @@ func TestMemoryContextDone(t *testing.T) {
 // Redis in replay order).
 func TestBackendsAgree(t *testing.T) {
 	for _, async := range []bool{false, true} {
-		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) {
-			r, c, prefix := newRedis(t)
-			if async {
-				var err error
-				if r, err = NewRedis(c, RedisOptions{Prefix: prefix, AsyncMaxAge: time.Minute, AsyncMaxClients: 100}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			backendsAgree(t, r)
-		})
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) { backendsAgree(t, newRedisMode(t, async)) })
 	}
+}
+
+// newRedisMode is newRedis, with asynchronous Checks when async (views
+// kept for a minute).
+func newRedisMode(t *testing.T, async bool) *Redis {
+	r, c, prefix := newRedis(t)
+	if !async {
+		return r
+	}
+	r, err := NewRedis(c, RedisOptions{Prefix: prefix, AsyncMaxAge: time.Minute, AsyncMaxClients: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 func backendsAgree(t *testing.T, r *Redis) {
@@ -411,7 +416,12 @@ func TestRedisObserveResponsesReloadsScripts(t *testing.T) {
 // the new script (NOSCRIPT → EVAL), and both stores keep agreeing, for
 // each configuration in turn.
 func TestRedisCheckWindowsChange(t *testing.T) {
-	r, _, _ := newRedis(t)
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprintf("async=%v", async), func(t *testing.T) { checkWindowsChange(t, newRedisMode(t, async)) })
+	}
+}
+
+func checkWindowsChange(t *testing.T, r *Redis) {
 	m := newMemory(t, DefaultMemoryOptions())
 	ctx := context.Background()
 	narrow := windows()
