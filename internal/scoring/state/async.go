@@ -88,7 +88,7 @@ const (
 	asyncBatch = 64
 	// asyncQueueMax bounds observations waiting to be sent; past it Checks
 	// wait for Redis (the queue never drops one).
-	asyncQueueMax = 16384
+	asyncQueueMax = 1024
 )
 
 func newAsyncView(maxAge time.Duration, maxClients int, reg prometheus.Registerer) (*asyncView, error) {

@@ -24,8 +24,11 @@ import (
 // the request path's bound around each call as internal/app sets it:
 // "direct" is one round trip per Check on its own pooled connection under
 // the fixed store.redis.timeout (the state before automatic pipelining),
-// "batch" the defaults (Batcher, adaptive timeout up to timeout_max),
-// "batch-fixed" the Batcher under the fixed timeout (timeout_max 0), and
+// "batch" the Batcher with the adaptive timeout up to timeout_max (async:
+// false), "async" the defaults (that, and Checks of known clients answered
+// from the replica's view, their scripts sent behind them; the run ends
+// when they were sent), "batch-fixed" the Batcher under the fixed timeout
+// (timeout_max 0), and
 // "goredis-autopipeline" go-redis's own AutoPipeliner (blocking face; it
 // ignores the call's deadline, so a call is counted failed when it
 // returned later than the bound). fail% is the share of calls that missed
@@ -35,7 +38,7 @@ import (
 func BenchmarkRedisCheckParallel(b *testing.B) {
 	cfg := store.DefaultConfig().Redis
 	cfg.Addrs = []string{testenv.RedisAddr(b)}
-	for _, mode := range []string{"direct", "batch", "batch-fixed", "goredis-autopipeline"} {
+	for _, mode := range []string{"direct", "batch", "async", "batch-fixed", "goredis-autopipeline"} {
 		b.Run(mode, func(b *testing.B) {
 			c, err := store.NewRedisClient(cfg)
 			if err != nil {
@@ -48,7 +51,7 @@ func BenchmarkRedisCheckParallel(b *testing.B) {
 			bound := cfg.Timeout
 			reg := prometheus.NewRegistry()
 			switch mode {
-			case "batch", "batch-fixed":
+			case "batch", "async", "batch-fixed":
 				ceiling := cfg.TimeoutMax
 				if mode == "batch-fixed" {
 					ceiling = 0
@@ -59,6 +62,9 @@ func BenchmarkRedisCheckParallel(b *testing.B) {
 					b.Fatal(err)
 				}
 				opts.Scripts, bound = bt, t.Ceiling()
+				if mode == "async" {
+					opts.AsyncMaxAge, opts.AsyncMaxClients, opts.Registerer = cfg.AsyncMaxAge, cfg.AsyncMaxClients, reg
+				}
 			case "goredis-autopipeline":
 				ap, err := c.AutoPipeline()
 				if err != nil {
@@ -97,6 +103,9 @@ func BenchmarkRedisCheckParallel(b *testing.B) {
 					}
 				}
 			})
+			if err := r.Close(context.Background()); err != nil {
+				b.Fatal(err)
+			}
 			el := time.Since(start)
 			b.ReportMetric(float64(testenv.RedisCPU(b, cfg.Addrs[0])-cpu0)/float64(time.Microsecond)/float64(b.N), "redis-cpu-µs/op")
 			b.ReportMetric(100*float64(fails.Load())/float64(b.N), "fail%")
@@ -106,6 +115,15 @@ func BenchmarkRedisCheckParallel(b *testing.B) {
 					switch mf.GetName() {
 					case "smartlayer_store_redis_timeout_seconds":
 						b.ReportMetric(mf.GetMetric()[0].GetGauge().GetValue()*1000, "timeout-ms")
+					case "smartlayer_store_redis_async_checks_total":
+						var n [2]float64
+						for _, m := range mf.GetMetric() {
+							if m.GetLabel()[0].GetValue() == "view" {
+								n[0] += m.GetCounter().GetValue()
+							}
+							n[1] += m.GetCounter().GetValue()
+						}
+						b.ReportMetric(100*n[0]/max(n[1], 1), "view%")
 					case "smartlayer_store_redis_batch_commands":
 						h := mf.GetMetric()[0].GetHistogram()
 						b.ReportMetric(h.GetSampleSum()/float64(h.GetSampleCount()), "cmds/batch")
