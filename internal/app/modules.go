@@ -61,6 +61,9 @@ func (a *app) build(cfg config.Config, verdicts scoring.Verdicts, payloadVerdict
 			ro.AsyncMaxAge, ro.AsyncMaxClients = rc.AsyncMaxAge, rc.AsyncMaxClients
 		}
 		ro.Registerer = a.reg
+		if _, batched := a.scripts.(*store.Batcher); batched {
+			ro.CallTimeout = a.storeTimeout
+		}
 		r, err := state.NewRedis(a.redis, ro)
 		if err != nil {
 			return fmt.Errorf("store: %w", err)
@@ -163,6 +166,13 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	}
 
 	storeTimeout := a.storeTimeout
+	behaviorTimeout := storeTimeout
+	if _, batched := a.scripts.(*store.Batcher); batched {
+		// The Batcher cuts each Check's script at the adaptive timeout, and
+		// the Redis store bounds its other calls (CallTimeout): no
+		// deadline per Check here.
+		behaviorTimeout = 0
+	}
 	if err := a.behavior.SetConfig(cfg.Behavior); err != nil {
 		return nil, err
 	}
@@ -173,7 +183,7 @@ func (a *app) pipeline(cfg config.Config) (*authz.Pipeline, error) {
 	}
 	p.Stages = append(p.Stages,
 		authz.NamedStage{Module: authz.ModuleBehavior, Mode: mode(cfg.Behavior.Mode), SkipAllowListed: true,
-			Stage: authz.BehaviorStage(a.behavior, storeTimeout)},
+			Stage: authz.BehaviorStage(a.behavior, behaviorTimeout)},
 		authz.NamedStage{Module: authz.ModulePayload, Mode: mode(cfg.Payload.Mode),
 			SkipAllowListed: cfg.Behavior.AllowCIDRsSkipPayload, Stage: authz.PayloadStage(a.payload),
 			OnBudget: authz.PayloadOnBudget(cfg.Payload.TooComplex)})
