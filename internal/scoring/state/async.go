@@ -92,12 +92,15 @@ const (
 )
 
 func newAsyncView(maxAge time.Duration, maxClients int, reg prometheus.Registerer) (*asyncView, error) {
-	local, err := NewMemory(MemoryOptions{MaxClients: maxClients, MaxBans: 1, Shards: 64})
+	// Shards of at least ~1,000 clients: a shard evicts its least recently
+	// seen client when full, whatever the others hold.
+	shards := max(1, min(64, maxClients/1024))
+	local, err := NewMemory(MemoryOptions{MaxClients: maxClients, MaxBans: 1, Shards: shards})
 	if err != nil {
 		return nil, fmt.Errorf("store redis async view: %w", err)
 	}
 	a := &asyncView{maxAge: maxAge, local: local, seed: maphash.MakeSeed(),
-		views: store.NewLRU[string, view](maxClients, 64, 1),
+		views: store.NewLRU[string, view](maxClients, shards, 1),
 		answers: prom.CounterVec("smartlayer_store_redis_async_checks_total",
 			"Behaviour Checks on the Redis store by how they were answered (store.redis.async): view (this replica's view, the observation sent to Redis behind it) or redis (waited for Redis: a client without a fresh answer, or a full send queue).",
 			"path"),
@@ -296,25 +299,32 @@ func (a *asyncView) drain(ctx context.Context) error {
 	return nil
 }
 
-// checkAsync answers obs from the client's view and queues it for Redis;
-// ok is false when the Check must wait for Redis instead.
-func (r *Redis) checkAsync(ctx context.Context, obs scoring.Observation) (scoring.ClientState, bool, error) {
+// checkAsync answers obs from the client's view and queues it for Redis.
+// ok is false when the Check must wait for Redis instead; local is then
+// this replica's windows with obs in them, when it recorded obs already.
+func (r *Redis) checkAsync(ctx context.Context, obs scoring.Observation) (st scoring.ClientState, ok bool, local *scoring.ClientState, err error) {
 	a := r.async
 	v, ok := a.fresh(obs.ClientKey, time.Now().UnixNano())
 	if !ok || a.full() {
-		return scoring.ClientState{}, false, nil
+		return scoring.ClientState{}, false, nil, nil
 	}
-	local, err := a.local.Check(ctx, obs)
+	cur, err := a.local.Check(ctx, obs)
 	if err != nil {
-		return scoring.ClientState{}, true, fmt.Errorf("store redis view: %w", err)
+		return scoring.ClientState{}, true, nil, fmt.Errorf("store redis view: %w", err)
+	}
+	if cur.Requests <= v.localAt.Requests && v.localAt.Requests < 65535 {
+		// This replica's windows started afresh since the view (the
+		// client was evicted or went quiet past the state TTL): its change
+		// since is unknown, so this Check waits for Redis.
+		return scoring.ClientState{}, false, &cur, nil
 	}
 	rec := a.pool.Get().(*asyncRecord)
 	// The observation outlives the Check: its client key may sit in the
 	// request's arena.
-	rec.seq, rec.obs, rec.local = a.seq.Add(1), obs, local
+	rec.seq, rec.obs, rec.local = a.seq.Add(1), obs, cur
 	rec.obs.ClientKey = strings.Clone(obs.ClientKey)
 	rec.keys = r.checkKeys(rec.obs.ClientKey)
 	a.enqueue(r, rec)
 	a.answers.WithLabelValues("view").Inc()
-	return combine(v, obs, local), true, nil
+	return combine(v, obs, cur), true, nil, nil
 }

@@ -259,3 +259,35 @@ func TestAsyncRedisGone(t *testing.T) {
 		t.Fatalf("%v Checks waited for Redis, want 2 (first contact, aged view)", n)
 	}
 }
+
+// A client whose windows on this replica started afresh since its view
+// (quiet past the state TTL by the request clock, or evicted) is not
+// answered from the view: its change since is unknown, so the Check waits
+// for Redis.
+func TestAsyncLocalWindowsReset(t *testing.T) {
+	rs, _ := asyncReplicas(t, 1, time.Minute)
+	r := rs[0]
+	ctx := context.Background()
+	w := windows()
+	at := t0
+	for i, want := range []string{"redis", "view", "view"} {
+		before := testutil.ToFloat64(r.async.answers.WithLabelValues(want))
+		if _, err := r.Check(ctx, scoring.Observation{ClientKey: "192.0.2.44", Now: at, Windows: w}); err != nil {
+			t.Fatal(err)
+		}
+		drained(t, r)
+		if testutil.ToFloat64(r.async.answers.WithLabelValues(want)) != before+1 {
+			t.Fatalf("check %d was not answered by %s", i, want)
+		}
+		at = at.Add(time.Second)
+	}
+	at = at.Add(w.StateTTL)
+	before := testutil.ToFloat64(r.async.answers.WithLabelValues("redis"))
+	st, err := r.Check(ctx, scoring.Observation{ClientKey: "192.0.2.44", Now: at, Windows: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if testutil.ToFloat64(r.async.answers.WithLabelValues("redis")) != before+1 || st.Requests != 1 {
+		t.Fatalf("after the state TTL: %+v, answered from the view; want Redis's fresh state", st)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/smartlayer/smartlayer/internal/scoring"
@@ -26,16 +27,20 @@ func TestRedisStateOnCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
-	// Each script alone, and batched: the Batcher's pipelines split by node.
-	for _, batch := range []bool{false, true} {
-		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+	// Each script alone, batched (the Batcher's pipelines split by node),
+	// and with asynchronous Checks (their pipelines split by node too).
+	for _, mode := range []string{"alone", "batch", "async"} {
+		t.Run(mode, func(t *testing.T) {
 			opts := RedisOptions{Prefix: "c:"}
-			if batch {
+			if mode != "alone" {
 				b, err := store.NewBatcher(c, store.NewAdaptiveTimeout(time.Second, 0, 3), 2, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				opts = RedisOptions{Prefix: "cb:", Scripts: b, LocalCacheTTL: time.Second, LocalCacheSize: 100}
+				opts = RedisOptions{Prefix: "c" + mode + ":", Scripts: b, LocalCacheTTL: time.Second, LocalCacheSize: 100}
+			}
+			if mode == "async" {
+				opts.AsyncMaxAge, opts.AsyncMaxClients = time.Minute, 100
 			}
 			redisStateOnCluster(t, c, opts)
 		})
@@ -71,6 +76,24 @@ func redisStateOnCluster(t *testing.T, c redis.UniversalClient, opts RedisOption
 		if err != nil || st.Requests != 2 || st.Errors != 1 {
 			t.Fatalf("check %q after observe: %+v %v", cl, st, err)
 		}
+	}
+	if r.async != nil {
+		// The observations sent behind the Checks reached every node.
+		if err := r.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n := testutil.ToFloat64(r.async.sendErrors); n != 0 {
+			t.Fatalf("%v observations not sent", n)
+		}
+		for _, cl := range clients {
+			r.async.drop(cl)
+			st, err := r.Check(ctx, scoring.Observation{ClientKey: cl, Now: now.Add(2 * time.Millisecond), Windows: windows()})
+			if err != nil || st.Requests != 3 || st.Errors != 1 {
+				t.Fatalf("check %q waiting for Redis: %+v %v, want 3 requests", cl, st, err)
+			}
+		}
+	}
+	for _, cl := range clients {
 		if _, err := r.Ban(ctx, cl, scoring.BanRequest{Reason: "t", Now: now, TTL: time.Hour, Escalate: true,
 			Factor: 2, MaxTTL: 4 * time.Hour, OffenceMemory: time.Hour}); err != nil {
 			t.Fatalf("ban %q: %v", cl, err)

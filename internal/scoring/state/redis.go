@@ -502,23 +502,26 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 	if r.async == nil {
 		return r.checkRedis(ctx, obs)
 	}
-	if st, ok, err := r.checkAsync(ctx, obs); ok {
+	st, ok, local, err := r.checkAsync(ctx, obs)
+	if ok {
 		return st, err
 	}
-	// No fresh answer for this client: wait for Redis, and keep the
-	// answer as the client's view for the Checks after it. The local
-	// windows record the request only when Redis did (not for a ban).
+	// No usable view of this client: wait for Redis, and keep the answer
+	// as the client's view for the Checks after it. The local windows
+	// record the request only when Redis did (not for a ban), once.
 	seq := r.async.seq.Add(1)
 	r.async.answers.WithLabelValues("redis").Inc()
-	st, err := r.checkRedis(ctx, obs)
-	if err != nil || st.Ban != nil {
+	if st, err = r.checkRedis(ctx, obs); err != nil || st.Ban != nil {
 		return st, err
 	}
-	local, err := r.async.local.Check(ctx, obs)
-	if err != nil {
-		return scoring.ClientState{}, fmt.Errorf("store redis view: %w", err)
+	if local == nil {
+		cur, err := r.async.local.Check(ctx, obs)
+		if err != nil {
+			return scoring.ClientState{}, fmt.Errorf("store redis view: %w", err)
+		}
+		local = &cur
 	}
-	r.async.answered(obs.ClientKey, view{seq: seq, at: time.Now().UnixNano(), global: st, localAt: local,
+	r.async.answered(obs.ClientKey, view{seq: seq, at: time.Now().UnixNano(), global: st, localAt: *local,
 		endpoint: obs.Endpoint, template: obs.Template})
 	return st, nil
 }
