@@ -14,7 +14,9 @@ type State interface {
 	// Check returns the client's active ban, if any, without recording
 	// anything — a manual ban of a network holding the client's address
 	// (or, for an IPv6 network key, all of it) counts; otherwise it records the request described by obs and returns
-	// the client's windows including it. One round trip.
+	// the client's windows including it. At most one round trip (the
+	// Redis store answers a client it knows from its view and sends the
+	// request behind the Check: store.redis.async).
 	Check(ctx context.Context, obs Observation) (ClientState, error)
 	// ObserveResponses counts upstream responses in their clients' error
 	// windows. One round trip for the lot.
