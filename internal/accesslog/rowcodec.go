@@ -1,6 +1,7 @@
 package accesslog
 
 import (
+	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -27,9 +28,12 @@ type batch struct {
 	enc *rowEncoder
 }
 
-// batchOf encodes rows into a new batch (no id).
+// batchOf encodes rows into a new batch with an id of its own: batches
+// never share an insert's query id (TestProbeSkipsCommittedDays saw another
+// test's zero-id insert as "the earlier attempt still running").
 func batchOf(rows []Row) *batch {
 	b := &batch{}
+	_, _ = rand.Read(b.id[:]) // never fails (crypto/rand, Go ≥ 1.24)
 	b.append(rows)
 	b.enc = nil
 	return b
