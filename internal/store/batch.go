@@ -201,6 +201,18 @@ func (b *Batcher) enqueue(p *pending) {
 	}
 }
 
+// TakeFront moves the first n elements of *queue into dst[:0] and returns
+// it; the rest move up, and the slots they leave are cleared (no pointer
+// outlives its turn in the queue).
+func TakeFront[T any](queue *[]T, dst []T, n int) []T {
+	q := *queue
+	dst = append(dst[:0], q[:n]...)
+	rest := copy(q, q[n:])
+	clear(q[rest:])
+	*queue = q[:rest]
+	return dst
+}
+
 // flush sends batches until the queue is empty.
 func (b *Batcher) flush() {
 	var batch []*pending
@@ -212,10 +224,7 @@ func (b *Batcher) flush() {
 			b.mu.Unlock()
 			return
 		}
-		batch = append(batch[:0], b.queue[:n]...)
-		rest := copy(b.queue, b.queue[n:])
-		clear(b.queue[rest:])
-		b.queue = b.queue[:rest]
+		batch = TakeFront(&b.queue, batch, n)
 		b.mu.Unlock()
 		b.send(batch)
 	}

@@ -220,10 +220,7 @@ func (a *asyncView) send(r *Redis) {
 			a.mu.Unlock()
 			return
 		}
-		batch = append(batch[:0], a.queue[:n]...)
-		rest := copy(a.queue, a.queue[n:])
-		clear(a.queue[rest:])
-		a.queue = a.queue[:rest]
+		batch = store.TakeFront(&a.queue, batch, n)
 		a.mu.Unlock()
 		a.sendBatch(r, batch)
 		for _, rec := range batch {
