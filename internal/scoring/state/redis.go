@@ -282,8 +282,7 @@ func (r *Redis) bhKey(client, suffix string) string {
 // read as one string: keys written by the version before read the same.
 // N, HEAD, RINGS and ZERO are literals: built in Lua they cost every call.
 var stateLua = "local N = " + strconv.Itoa(scoring.WindowBuckets) +
-	"\nlocal HEAD = '<HHdHd" + strings.Repeat("H", scoring.WindowBuckets) + "dc" +
-	strconv.Itoa(4*scoring.WindowBuckets) + "I4dH'" +
+	"\nlocal HEAD = '" + headFormat + "'" +
 	"\nlocal RINGS = '<" + strings.Repeat("H", 2*scoring.WindowBuckets) + "'" +
 	"\nlocal ZERO = '" + strings.Repeat(`\0`, 4*scoring.WindowBuckets) + "'" + `
 -- Positions in s, the head: endpoint and template counts, last seen,
@@ -296,19 +295,31 @@ local BU = RS + 1
 local HN = BU + 2
 -- The state's value and head, or '' and a fresh head when it has none or
 -- it was silent for the state TTL (ttl).
+-- With EPS (the check script), s holds the endpoints too, after the
+-- head, and fmt is their format (one struct.unpack and one struct.pack
+-- for both: 4k instructions fewer than two of each and a concatenation).
 local raw = redis.call('GET', KEYS[STATE])
 local s
+local fmt = HEAD
 if raw then
-  s = {struct.unpack(HEAD, raw)}
+  if EPS then
+    local n = struct.unpack('<H', raw)
+    if n <= maxep then fmt = string.sub(FMTS, 1, HL + 4 * n) else fmt = HEAD .. string.rep('<I4d', n) end
+  end
+  s = {struct.unpack(fmt, raw)}
   if now - s[3] >= ttl then raw = nil end
 end
 if not raw then
-  raw, s = '', {0, 0, now, 0, 0` + strings.Repeat(", 0", scoring.WindowBuckets) + `, 0, ZERO, 0, 0, 0, 1}
+  fmt, raw, s = HEAD, '', {0, 0, now, 0, 0` + strings.Repeat(", 0", scoring.WindowBuckets) + `, 0, ZERO, 0, 0, 0, 1}
 end
--- pos: where the endpoints start.
-local pos = s[HN + 1]
-s[HN + 1] = nil
+-- pos: where what fmt read ends.
+local pos = s[#s]
+s[#s] = nil
 `
+
+// headFormat is the struct format of a state value's head (stateLua).
+var headFormat = "<HHdHd" + strings.Repeat("H", scoring.WindowBuckets) + "dc" +
+	strconv.Itoa(4*scoring.WindowBuckets) + "I4dH"
 
 // stateExpiry returns the state key's Redis TTL (ms) for the windows'
 // state TTL, and the period of caller time within which a write keeps the
@@ -340,9 +351,12 @@ func stateExpiry(ttl time.Duration) (px, period int64) {
 // (checkReplyFormat); the memory store's Check step by step.
 func checkScriptFor(w scoring.Windows) *store.Script {
 	px, period := stateExpiry(w.StateTTL)
-	consts := fmt.Sprintf("local rw, ew, dms, idle, bms, ttl, maxep, maxtpl, period = %d, %d, %d, %d, %d, %d, %d, %d, %d\nlocal pxs = '%d'\n",
+	// FMTS: the formats of a value with up to maxep endpoints, each a
+	// prefix (string.sub is one new string, HEAD .. string.rep two).
+	consts := fmt.Sprintf("local rw, ew, dms, idle, bms, ttl, maxep, maxtpl, period = %d, %d, %d, %d, %d, %d, %d, %d, %d\nlocal pxs = '%d'\nlocal FMTS, HL = '%s', %d\n",
 		bucketWidth(w.Rate), bucketWidth(w.Errors), w.Distinct.Milliseconds(), w.Idle.Milliseconds(),
-		w.Burst.Milliseconds(), w.StateTTL.Milliseconds(), w.MaxEndpoints, w.MaxTemplates, period, px)
+		w.Burst.Milliseconds(), w.StateTTL.Milliseconds(), w.MaxEndpoints, w.MaxTemplates, period, px,
+		headFormat+strings.Repeat("<I4d", max(w.MaxEndpoints, 0)), len(headFormat))
 	return store.NewScript(consts + checkLua)
 }
 
@@ -371,7 +385,7 @@ if exp and tonumber(exp) > now then
     return {1, ban[1] or '', tonumber(ban[2]) or 0, tonumber(ban[3]) or 0, tonumber(ban[4]), tonumber(ban[5]) or 0}
   end
 end
-local STATE = 2
+local STATE, EPS = 2, true
 ` + stateLua + `
 -- The key keeps its TTL when it has one and the last write was in this
 -- period (stateExpiry).
@@ -409,36 +423,33 @@ if ei - eb < N and s[RS] ~= ZERO then
   end
 end
 
--- Endpoints: distinct count and burst after idle.
-local ef = string.rep('<I4d', ne)
-local e = {struct.unpack(ef, raw, pos)}
-local tp = e[2 * ne + 1]
-e[2 * ne + 1] = nil
+-- Endpoints (s[EP..], pairs): distinct count and burst after idle.
+local EP = HN + 1
 local prev
-for i = 1, 2 * ne - 1, 2 do
-  if e[i] == ep then
-    prev = e[i + 1]
-    e[i + 1] = now
+for i = EP, EP + 2 * ne - 2, 2 do
+  if s[i] == ep then
+    prev = s[i + 1]
+    s[i + 1] = now
     break
   end
 end
 if not prev then
   if ne >= maxep then
     local o
-    for i = 1, 2 * ne - 1, 2 do
-      if not o or e[i + 1] < e[o + 1] then o = i end
+    for i = EP, EP + 2 * ne - 2, 2 do
+      if not o or s[i + 1] < s[o + 1] then o = i end
     end
-    e[o], e[o + 1] = ep, now
+    s[o], s[o + 1] = ep, now
   else
-    e[2 * ne + 1], e[2 * ne + 2] = ep, now
+    s[EP + 2 * ne], s[EP + 2 * ne + 1] = ep, now
     ne = ne + 1
     s[1] = ne
-    ef = ef .. '<I4d'
+    fmt = string.sub(FMTS, 1, HL + 4 * ne)
   end
 end
 local distinct = 0
-for i = 2, 2 * ne, 2 do
-  if e[i] > now - dms then distinct = distinct + 1 end
+for i = EP + 1, EP + 2 * ne - 1, 2 do
+  if s[i] > now - dms then distinct = distinct + 1 end
 end
 local burst = 0
 if prev and now - prev >= idle then
@@ -456,7 +467,7 @@ end
 local run = 0
 local tail = ''
 if hasid == 1 then
-  local t = {struct.unpack(string.rep('<I4I4dd', nt), raw, tp)}
+  local t = {struct.unpack(string.rep('<I4I4dd', nt), raw, pos)}
   t[4 * nt + 1] = nil
   for i = 1, 4 * nt - 3, 4 do
     if t[i] == tpl then
@@ -483,10 +494,10 @@ if hasid == 1 then
   end
   tail = struct.pack(string.rep('<I4I4dd', nt), unpack(t))
 elseif nt > 0 then
-  tail = string.sub(raw, tp)
+  tail = string.sub(raw, pos)
 end
 
-local v = struct.pack(HEAD, unpack(s)) .. struct.pack(ef, unpack(e)) .. tail
+local v = struct.pack(fmt, unpack(s)) .. tail
 if keep then
   redis.call('SET', KEYS[2], v, 'KEEPTTL')
 else
@@ -503,7 +514,7 @@ return {struct.pack('` + checkReplyFormat + `', s[REQ], rate, resp, errs, distin
 // the TTL outlasts the last seen time, which only Checks set.
 var observeScript = store.NewScript(`
 local now, ew, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
-local STATE = 1
+local STATE, EPS = 1, false
 ` + stateLua + `
 local keep = raw ~= ''
 local ei = (now - now % ew) / ew
