@@ -2,8 +2,10 @@ package state
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -234,6 +236,7 @@ func (r *Redis) bhKey(client, suffix string) string {
 // library), read with one GET and written with one SET, and the same
 // arithmetic as the memory store (advance, sum, the endpoint and template
 // lists in the order they were added, least recently seen replaced first).
+// It reads the value and unpacks its head; each script does the rest.
 //
 // Why packed: the layout before it (a hash of buckets read with HGETALL,
 // an endpoint zset with ZSCORE/ZADD/ZCARD/ZCOUNT, two PEXPIREs; ~14 Redis
@@ -247,95 +250,135 @@ func (r *Redis) bhKey(client, suffix string) string {
 // with the struct format a literal 120k; with HGET of the ban's expiry
 // before the HMGET of its fields (only for a banned client) 113k.
 //
+// Then (callgrind on redis-server, 14,000 Checks after a warm-up from
+// 1,000 clients on 7 endpoints each, no ids, counted in evalShaCommand:
+// 117k per Check before): the observation as one packed argument (no
+// tonumber) −7k; one packed string in the reply instead of 8 numbers
+// −5k; SET's PX as a string constant −3k; the response and error rings
+// kept as one packed string the Check unpacks only when some are in its
+// window, the templates copied packed unless the request has an id (97k);
+// no local functions (6 closures a call, 2.7k), % instead of math.floor
+// (~600 each), no math.min/max, SET KEEPTTL within a period (stateExpiry;
+// 8k less than PX): 83k; head and endpoints unpacked and packed with one
+// format, a prefix of FMTS: 78.5k. With ids on 3 of the 7 endpoints
+// 128.6k → 90.2k. observeScript (one response a call) 86.3k → 68.4k,
+// 61.5k with its arguments packed too.
+// Where the 83k went, measured by cutting the script short: EVALSHA of
+// "return 1" with 1 argument 9.6k, reading the argument and the reply
+// ~7k, HGET of the ban 3.3k, GET 6.5k, unpacking the head 7.6k, the rate
+// window 6.2k, unpacking the endpoints 8k, their scan 4.2k, packing head
+// and endpoints 18k (struct.pack costs ~400 instructions a value, a new
+// string ~1.5k), SET KEEPTTL 6.6k. Left as it is: the HGET (a ban flag in
+// the state would save 3.3k, but a ban set before the flag existed, or by
+// a replica of the version before, would go unseen).
+//
 // Value layout: the endpoint count E and template count T (uint16 each),
-// then (the Lua array s, 1-based) [1] last seen (ms), [2] requests, [3]
-// rate base bucket, [4..3+N] rate counts (ring, index mod N), [4+N] error
-// base bucket, next N response counts, next N error counts, then burst
-// endpoint, burst start, burst count, then E (hash, last seen) pairs, then
-// T (hash, run, last id, last seen) quads. Times, bucket indices and ids
-// are doubles (what Lua numbers are), hashes and runs uint32, counts
-// uint16. Hashes are 32-bit folds (fold32), as in memory; counts saturate
-// at 65535, as in memory.
-// N and HEAD (the struct format of what follows the endpoint and template
-// counts: last seen, requests, rate base and counts, error base, response
-// and error counts, burst) are literals: built in Lua they cost every call.
+// then [3] last seen (ms), [4] requests, [5] rate base bucket, [6..5+N]
+// rate counts (ring, index mod N), [6+N] error base bucket, [7+N] the N
+// response counts and N error counts (RINGS, one string of 4N bytes), then
+// burst endpoint, burst start, burst count (the Lua array s of the head,
+// 1-based, counts first), then E (hash, last seen) pairs, then T (hash,
+// run, last id, last seen) quads. Times, bucket indices and ids are
+// doubles (what Lua numbers are), hashes and runs uint32, counts uint16.
+// Hashes are 32-bit folds (fold32), as in memory; counts saturate at
+// 65535, as in memory. The bytes are those of v2 before the rings were
+// read as one string: keys written by the version before read the same.
+// N, HEAD, RINGS and ZERO are literals: built in Lua they cost every call.
 var stateLua = "local N = " + strconv.Itoa(scoring.WindowBuckets) +
-	"\nlocal HEAD = '<dHd" + strings.Repeat("H", scoring.WindowBuckets) + "d" +
-	strings.Repeat("H", 2*scoring.WindowBuckets) + "I4dH'" + `
-local RB, RC = 3, 4
+	"\nlocal HEAD = '" + headFormat + "'" +
+	"\nlocal RINGS = '<" + strings.Repeat("H", 2*scoring.WindowBuckets) + "'" +
+	"\nlocal ZERO = '" + strings.Repeat(`\0`, 4*scoring.WindowBuckets) + "'" + `
+-- Positions in s, the head: endpoint and template counts, last seen,
+-- requests, rate base bucket, rate counts (RC + bucket mod N), error base
+-- bucket, the response and error counts (RINGS, packed), burst.
+local REQ, RB, RC = 4, 5, 6
 local EB = RC + N
-local TC, EC = EB + 1, EB + 1 + N
-local BU = EC + N
-local EP = BU + 3
-local function fresh(now)
-  local s = {now, 0, 0}
-  for i = 4, EP - 1 do s[i] = 0 end
-  return s, 0, 0
-end
--- load returns the client's state and its endpoint and template counts,
--- fresh when it has none or it was silent for the state TTL.
-local function load(key, now, ttl)
-  local raw = redis.call('GET', key)
-  if raw then
-    local ne, nt = struct.unpack('<HH', raw)
-    local s = {struct.unpack(HEAD .. string.rep('I4d', ne) .. string.rep('I4I4dd', nt), raw, 5)}
-    s[#s] = nil -- struct.unpack's last value is the next position
-    if now - s[1] < ttl then return s, ne, nt end
+local RS = EB + 1
+local BU = RS + 1
+local HN = BU + 2
+-- The state's value and head, or '' and a fresh head when it has none or
+-- it was silent for the state TTL (ttl).
+-- With EPS (the check script), s holds the endpoints too, after the
+-- head, and fmt is their format (one struct.unpack and one struct.pack
+-- for both: 4k instructions fewer than two of each and a concatenation).
+local raw = redis.call('GET', KEYS[STATE])
+local s
+local fmt = HEAD
+if raw then
+  if EPS then
+    local n = struct.unpack('<H', raw)
+    if n <= maxep then fmt = string.sub(FMTS, 1, HL + 4 * n) else fmt = HEAD .. string.rep('<I4d', n) end
   end
-  return fresh(now)
+  s = {struct.unpack(fmt, raw)}
+  if now - s[3] >= ttl then raw = nil end
 end
--- advance moves the window at base position b to bucket idx, zeroing the
--- buckets it passes in the rings at offsets o1 (and o2); false when idx is
--- older than the window.
-local function advance(s, b, idx, o1, o2)
-  local base = s[b]
-  if idx > base then
-    for i = 1, math.min(idx - base, N) do
-      local m = (base + i) % N
-      s[o1 + m] = 0
-      if o2 then s[o2 + m] = 0 end
-    end
-    s[b] = idx
-  elseif idx <= base - N then
-    return false
-  end
-  return true
+if not raw then
+  fmt, raw, s = HEAD, '', {0, 0, now, 0, 0` + strings.Repeat(", 0", scoring.WindowBuckets) + `, 0, ZERO, 0, 0, 0, 1}
 end
-local function inc(s, o, idx)
-  local i = o + idx % N
-  if s[i] < 65535 then s[i] = s[i] + 1 end
-end
-local function sum(s, o, base, cur)
-  local t = 0
-  for i = math.max(cur - N + 1, base - N + 1), math.min(cur, base) do t = t + s[o + i % N] end
-  return t
-end
-local function store(key, s, ne, nt, ttl)
-  local f = '<HH' .. HEAD .. string.rep('I4d', ne) .. string.rep('I4I4dd', nt)
-  redis.call('SET', key, struct.pack(f, ne, nt, unpack(s)), 'PX', ttl)
-end
+-- pos: where what fmt read ends.
+local pos = s[#s]
+s[#s] = nil
 `
 
-// checkScriptFor returns the check script of windows w: their widths and
-// caps are constants in its source, so a Check sends 5 arguments, not 14,
-// and Lua converts 5 strings to numbers, not 11 — tonumber is strtod, ~1.6k
-// instructions each, and 12% of the script's instructions went into them
-// (callgrind on redis-server, 1,000 clients). A configuration is one script
-// (its own SHA1; loaded by the first Check after a reload, NOSCRIPT → EVAL).
-//
-// KEYS ban, state. ARGV now, endpoint (fold32), has id (1/0), template
-// (fold32), id. Reply {1, reason, score, created, expires, offence} for a
-// banned client or {0, requests, recent, responses, errors, distinct, run,
-// burst}; the memory store's Check step by step.
-func checkScriptFor(w scoring.Windows) *store.Script {
-	consts := fmt.Sprintf("local rw, ew, dms, idle, bms, ttl, maxep, maxtpl = %d, %d, %d, %d, %d, %d, %d, %d\n",
-		bucketWidth(w.Rate), bucketWidth(w.Errors), w.Distinct.Milliseconds(), w.Idle.Milliseconds(),
-		w.Burst.Milliseconds(), w.StateTTL.Milliseconds(), w.MaxEndpoints, w.MaxTemplates)
-	return store.NewScript(consts + stateLua + checkLua)
+// headFormat is the struct format of a state value's head (stateLua).
+var headFormat = "<HHdHd" + strings.Repeat("H", scoring.WindowBuckets) + "dc" +
+	strconv.Itoa(4*scoring.WindowBuckets) + "I4dH"
+
+// stateExpiry returns the state key's Redis TTL (ms) for the windows'
+// state TTL, and the period of caller time within which a write keeps the
+// TTL it has (SET KEEPTTL, 8k instructions fewer than PX with the number
+// as a string, callgrind on redis-server): a write with last seen L in
+// the same period as the write that set the TTL is at most a period
+// later, and the TTL (state TTL + 2 periods) outlasts L + state TTL, when
+// the state is stale anyway, with a period to spare for clocks apart.
+// Redis TTLs only reclaim memory (the data says when the state is stale).
+// While replicas of the version before (PX of the state TTL on every
+// write) share the keys, a key they wrote last may expire up to a period
+// before its state goes stale: that client's windows start afresh.
+func stateExpiry(ttl time.Duration) (px, period int64) {
+	period = max(ttl.Milliseconds()/16, 1)
+	return ttl.Milliseconds() + 2*period, period
 }
 
-const checkLua = `
-local now = tonumber(ARGV[1])
+// checkScriptFor returns the check script of windows w: their widths and
+// caps are constants in its source, so a Check sends one argument, not 14,
+// and Lua converts no strings to numbers — tonumber is strtod, ~1.6k
+// instructions each, and 12% of the script's instructions went into them
+// (callgrind on redis-server, 1,000 clients). The state key's TTL is a
+// string constant too: a Lua number given to redis.call is formatted first
+// (3.4k instructions). A configuration is one script (its own SHA1; loaded
+// by the first Check after a reload, NOSCRIPT → EVAL).
+//
+// KEYS ban, state. ARGV[1] is checkArgs's packed observation. Reply {1,
+// reason, score, created, expires, offence} for a banned client or {state}
+// (checkReplyFormat); the memory store's Check step by step.
+func checkScriptFor(w scoring.Windows) *store.Script {
+	px, period := stateExpiry(w.StateTTL)
+	// FMTS: the formats of a value with up to maxep endpoints, each a
+	// prefix (string.sub is one new string, HEAD .. string.rep two).
+	consts := fmt.Sprintf("local rw, ew, dms, idle, bms, ttl, maxep, maxtpl, period = %d, %d, %d, %d, %d, %d, %d, %d, %d\nlocal pxs = '%d'\nlocal FMTS, HL = '%s', %d\n",
+		bucketWidth(w.Rate), bucketWidth(w.Errors), w.Distinct.Milliseconds(), w.Idle.Milliseconds(),
+		w.Burst.Milliseconds(), w.StateTTL.Milliseconds(), w.MaxEndpoints, w.MaxTemplates, period, px,
+		headFormat+strings.Repeat("<I4d", max(w.MaxEndpoints, 0)), len(headFormat))
+	return store.NewScript(consts + checkLua)
+}
+
+// checkArgFormat is checkArgs's packing (Lua's struct): now (ms), endpoint,
+// template (fold32), id, has id (1/0).
+const checkArgFormat = "<dI4I4dB"
+
+// checkReplyFormat packs the check script's answer: requests, recent,
+// responses, errors, distinct, run, burst. One string in a one-element
+// table: the reply of an 8-element table cost redis-server 5k instructions
+// more (the asynchronous sender reads every reply as an array).
+const checkReplyFormat = "<I4I4I4I4I4I4I4"
+
+// checkLua is the check script after its constants. No local functions
+// (a closure is made on every call, ~450 instructions each), bucket
+// indices with % rather than math.floor (a C call, ~600 instructions; the
+// quotient is exact, as the memory store's floorDiv), no math.min/max.
+var checkLua = `
+local now, ep, tpl, id, hasid = struct.unpack('` + checkArgFormat + `', ARGV[1])
 -- The ban's expiry alone first: HGET costs 3k instructions where the
 -- HMGET of every field costs 11k, and most clients are not banned.
 local exp = redis.call('HGET', KEYS[1], 'expires')
@@ -345,20 +388,48 @@ if exp and tonumber(exp) > now then
     return {1, ban[1] or '', tonumber(ban[2]) or 0, tonumber(ban[3]) or 0, tonumber(ban[4]), tonumber(ban[5]) or 0}
   end
 end
-local ep, tpl, id = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local STATE, EPS = 2, true
+` + stateLua + `
+-- The key keeps its TTL when it has one and the last write was in this
+-- period (stateExpiry).
+local keep = raw ~= '' and now - now % period == s[3] - s[3] % period
+local ne, nt = s[1], s[2]
+s[3] = now
+if s[REQ] < 65535 then s[REQ] = s[REQ] + 1 end
+-- Requests: advance the ring to bucket ri, count, sum the window.
+local ri = (now - now % rw) / rw
+local base = s[RB]
+if ri > base then
+  local k = ri - base
+  if k > N then k = N end
+  for i = 1, k do s[RC + (base + i) % N] = 0 end
+  s[RB], base = ri, ri
+end
+if ri > base - N then
+  local i = RC + ri % N
+  if s[i] < 65535 then s[i] = s[i] + 1 end
+end
+local rate = 0
+for i = base - N + 1, ri do rate = rate + s[RC + i % N] end
+-- Responses and errors are only read here: they stay packed unless some
+-- are in the window.
+local ei = (now - now % ew) / ew
+local eb = s[EB]
+local resp, errs = 0, 0
+if ei - eb < N and s[RS] ~= ZERO then
+  local r = {struct.unpack(RINGS, s[RS])}
+  local lo, hi = ei - N + 1, ei
+  if eb > ei then lo = eb - N + 1 else hi = eb end
+  for i = lo, hi do
+    local m = 1 + i % N
+    resp, errs = resp + r[m], errs + r[m + N]
+  end
+end
 
-local s, ne, nt = load(KEYS[2], now, ttl)
-s[1] = now
-if s[2] < 65535 then s[2] = s[2] + 1 end
-local ri = math.floor(now / rw)
-if advance(s, RB, ri, RC) then inc(s, RC, ri) end
-local rate = sum(s, RC, s[RB], ri)
-local ei = math.floor(now / ew)
-local resp, errs = sum(s, TC, s[EB], ei), sum(s, EC, s[EB], ei)
-
--- Endpoints: distinct count and burst after idle.
+-- Endpoints (s[EP..], pairs): distinct count and burst after idle.
+local EP = HN + 1
 local prev
-for i = EP, EP + 2 * ne - 1, 2 do
+for i = EP, EP + 2 * ne - 2, 2 do
   if s[i] == ep then
     prev = s[i + 1]
     s[i + 1] = now
@@ -368,16 +439,15 @@ end
 if not prev then
   if ne >= maxep then
     local o
-    for i = EP, EP + 2 * ne - 1, 2 do
+    for i = EP, EP + 2 * ne - 2, 2 do
       if not o or s[i + 1] < s[o + 1] then o = i end
     end
     s[o], s[o + 1] = ep, now
   else
-    -- The templates follow the endpoints: move them up one pair.
-    local tp = EP + 2 * ne
-    for i = tp + 4 * nt - 1, tp, -1 do s[i + 2] = s[i] end
-    s[tp], s[tp + 1] = ep, now
+    s[EP + 2 * ne], s[EP + 2 * ne + 1] = ep, now
     ne = ne + 1
+    s[1] = ne
+    fmt = string.sub(FMTS, 1, HL + 4 * ne)
   end
 end
 local distinct = 0
@@ -395,15 +465,19 @@ elseif s[BU + 2] > 0 and s[BU] == ep then
   burst = s[BU + 2]
 end
 
+-- Templates: unpacked only for a request with an id; the others copy
+-- them as they are.
 local run = 0
-if ARGV[3] == '1' then
-  local tp = EP + 2 * ne
-  for i = tp, tp + 4 * nt - 1, 4 do
-    if s[i] == tpl then
-      if id == s[i + 2] + 1 then s[i + 1] = s[i + 1] + 1
-      elseif id ~= s[i + 2] then s[i + 1] = 1 end
-      s[i + 2], s[i + 3] = id, now
-      run = s[i + 1]
+local tail = ''
+if hasid == 1 then
+  local t = {struct.unpack(string.rep('<I4I4dd', nt), raw, pos)}
+  t[4 * nt + 1] = nil
+  for i = 1, 4 * nt - 3, 4 do
+    if t[i] == tpl then
+      if id == t[i + 2] + 1 then t[i + 1] = t[i + 1] + 1
+      elseif id ~= t[i + 2] then t[i + 1] = 1 end
+      t[i + 2], t[i + 3] = id, now
+      run = t[i + 1]
       break
     end
   end
@@ -411,33 +485,69 @@ if ARGV[3] == '1' then
     run = 1
     local o
     if nt >= maxtpl then
-      for i = tp, tp + 4 * nt - 1, 4 do
-        if not o or s[i + 3] < s[o + 3] then o = i end
+      for i = 1, 4 * nt - 3, 4 do
+        if not o or t[i + 3] < t[o + 3] then o = i end
       end
     else
-      o = tp + 4 * nt
+      o = 4 * nt + 1
       nt = nt + 1
+      s[2] = nt
     end
-    s[o], s[o + 1], s[o + 2], s[o + 3] = tpl, 1, id, now
+    t[o], t[o + 1], t[o + 2], t[o + 3] = tpl, 1, id, now
   end
+  tail = struct.pack(string.rep('<I4I4dd', nt), unpack(t))
+elseif nt > 0 then
+  tail = string.sub(raw, pos)
 end
 
-store(KEYS[2], s, ne, nt, ttl)
-return {0, s[2], rate, resp, errs, distinct, run, burst}
+local v = struct.pack(fmt, unpack(s)) .. tail
+if keep then
+  redis.call('SET', KEYS[2], v, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[2], v, 'PX', pxs)
+end
+return {struct.pack('` + checkReplyFormat + `', s[REQ], rate, resp, errs, distinct, run, burst)}
 `
 
-// observeScript: KEYS state. ARGV now, error bucket width, is error,
-// state ttl ms; the memory store's observeResponse. A client this replica
-// never checked is tracked too, so its next request sees its error rate.
-var observeScript = store.NewScript(stateLua + `
-local now, ew, ttl = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[4])
-local s, ne, nt = load(KEYS[1], now, ttl)
-local ei = math.floor(now / ew)
-if advance(s, EB, ei, TC, EC) then
-  inc(s, TC, ei)
-  if ARGV[3] == '1' then inc(s, EC, ei) end
+// observeScript: KEYS state. ARGV[1] packed as observeArgFormat: now,
+// error bucket width, state TTL (ms), is error (1/0) — one struct.unpack,
+// not three tonumber — and ARGV[2] the key's TTL (stateExpiry) for SET's
+// PX, a string; the memory store's observeResponse. A client this replica never checked is tracked too, so
+// its next request sees its error rate. The endpoints and templates are
+// copied as they are, and the key keeps its TTL unless the state is fresh:
+// the TTL outlasts the last seen time, which only Checks set.
+const observeArgFormat = "<dddB"
+
+var observeScript = store.NewScript(`
+local now, ew, ttl, iserr = struct.unpack('` + observeArgFormat + `', ARGV[1])
+local STATE, EPS = 1, false
+` + stateLua + `
+local keep = raw ~= ''
+local ei = (now - now % ew) / ew
+local r = {struct.unpack(RINGS, s[RS])}
+r[2 * N + 1] = nil
+local base = s[EB]
+if ei > base then
+  local k = ei - base
+  if k > N then k = N end
+  for i = 1, k do
+    local m = 1 + (base + i) % N
+    r[m], r[m + N] = 0, 0
+  end
+  s[EB], base = ei, ei
 end
-store(KEYS[1], s, ne, nt, ttl)
+if ei > base - N then
+  local m = 1 + ei % N
+  if r[m] < 65535 then r[m] = r[m] + 1 end
+  if iserr == 1 and r[m + N] < 65535 then r[m + N] = r[m + N] + 1 end
+end
+s[RS] = struct.pack(RINGS, unpack(r))
+local v = struct.pack(HEAD, unpack(s)) .. string.sub(raw, pos)
+if keep then
+  redis.call('SET', KEYS[1], v, 'KEEPTTL')
+else
+  redis.call('SET', KEYS[1], v, 'PX', ARGV[2])
+end
 return 1
 `)
 
@@ -544,13 +654,21 @@ func (r *Redis) checkRedis(ctx context.Context, obs scoring.Observation) (scorin
 	return st, nil
 }
 
-// checkArgs are the check script's arguments for obs.
-func checkArgs(obs scoring.Observation) [5]any {
-	hasID := "0"
+// checkArgs are the check script's arguments for obs: one string, packed
+// as checkArgFormat (little-endian), which the script reads with one
+// struct.unpack instead of five tonumber (7k instructions fewer per Check,
+// callgrind on redis-server). The id goes as a double, what tonumber made
+// of its decimal form (both round to nearest).
+func checkArgs(obs scoring.Observation) [1]any {
+	var b [25]byte
+	binary.LittleEndian.PutUint64(b[0:], math.Float64bits(float64(obs.Now.UnixMilli())))
+	binary.LittleEndian.PutUint32(b[8:], fold32(obs.Endpoint))
+	binary.LittleEndian.PutUint32(b[12:], fold32(obs.Template))
+	binary.LittleEndian.PutUint64(b[16:], math.Float64bits(float64(obs.ID)))
 	if obs.HasID {
-		hasID = "1"
+		b[24] = 1
 	}
-	return [...]any{obs.Now.UnixMilli(), fold32(obs.Endpoint), hasID, fold32(obs.Template), obs.ID}
+	return [...]any{string(b[:])}
 }
 
 // parseCheck decodes the check script's reply (or err, the call's error).
@@ -558,30 +676,33 @@ func parseCheck(client string, res []any, err error) (scoring.ClientState, error
 	if err != nil {
 		return scoring.ClientState{}, fmt.Errorf("store redis check: %w", err)
 	}
+	if len(res) == 1 {
+		p, ok := res[0].(string)
+		if !ok || len(p) != 7*4 {
+			return scoring.ClientState{}, fmt.Errorf("store redis check: reply is %T of %d bytes, want 28 bytes", res[0], len(p))
+		}
+		var v [7]int
+		for i := range v {
+			j := 4 * i
+			v[i] = int(uint32(p[j]) | uint32(p[j+1])<<8 | uint32(p[j+2])<<16 | uint32(p[j+3])<<24)
+		}
+		return scoring.ClientState{
+			Requests: int64(v[0]), RecentRequests: v[1], Responses: v[2], Errors: v[3],
+			DistinctEndpoints: v[4], SequentialRun: v[5], IdleBurst: v[6],
+		}, nil
+	}
 	flag, err := replyInt(res, 0)
 	if err != nil {
 		return scoring.ClientState{}, err
 	}
-	if flag == 1 {
-		ban, err := parseBan(client, res[1:])
-		if err != nil {
-			return scoring.ClientState{}, err
-		}
-		return scoring.ClientState{Ban: &ban}, nil
+	if flag != 1 {
+		return scoring.ClientState{}, fmt.Errorf("store redis check: reply flag %d, want 1 (banned)", flag)
 	}
-	if len(res) != 8 {
-		return scoring.ClientState{}, fmt.Errorf("store redis check: reply has %d elements, want 8", len(res))
+	ban, err := parseBan(client, res[1:])
+	if err != nil {
+		return scoring.ClientState{}, err
 	}
-	var v [7]int64
-	for i := range v {
-		if v[i], err = replyInt(res, i+1); err != nil {
-			return scoring.ClientState{}, err
-		}
-	}
-	return scoring.ClientState{
-		Requests: v[0], RecentRequests: int(v[1]), Responses: int(v[2]), Errors: int(v[3]),
-		DistinctEndpoints: int(v[4]), SequentialRun: int(v[5]), IdleBurst: int(v[6]),
-	}, nil
+	return scoring.ClientState{Ban: &ban}, nil
 }
 
 // checkKeys builds the ban and state keys of client in one string:
@@ -659,16 +780,20 @@ func (r *Redis) ObserveResponses(ctx context.Context, rs []scoring.ObservedRespo
 		_ = r.async.local.ObserveResponses(ctx, rs, w)
 	}
 	width, ttl := bucketWidth(w.Errors), w.StateTTL.Milliseconds()
+	px, _ := stateExpiry(w.StateTTL)
 	// A server that lost its scripts (restart, SCRIPT FLUSH) gets the
 	// script loaded and the batch sent again.
 	err := store.RunPipelined(ctx, r.c, func(p redis.Pipeliner) error {
 		for _, o := range rs {
-			e := "0"
+			var arg [25]byte
+			binary.LittleEndian.PutUint64(arg[0:], math.Float64bits(float64(o.At.UnixMilli())))
+			binary.LittleEndian.PutUint64(arg[8:], math.Float64bits(float64(width)))
+			binary.LittleEndian.PutUint64(arg[16:], math.Float64bits(float64(ttl)))
 			if o.IsError {
-				e = "1"
+				arg[24] = 1
 			}
 			keys := []string{r.bhKey(o.ClientKey, "v2")}
-			observeScript.EvalSha(ctx, p, keys, o.At.UnixMilli(), width, e, ttl)
+			observeScript.EvalSha(ctx, p, keys, string(arg[:]), px)
 		}
 		return nil
 	}, observeScript)
