@@ -94,7 +94,7 @@ func Run(ctx context.Context, cfg config.Config, src config.Source, logger *slog
 	// (Decisions): the ALS port must not let anyone ban anyone.
 	var decisionStore scoring.DecisionStore
 	if a.redis != nil {
-		if decisionStore, err = state.NewRedisDecisions(a.redis, state.DefaultRedisOptions()); err != nil {
+		if decisionStore, err = state.NewRedisDecisions(a.redis, state.DefaultRedisOptions(), cfg.Behavior.FeedbackWindow); err != nil {
 			return err
 		}
 	} else {

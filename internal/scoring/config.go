@@ -93,7 +93,8 @@ type BehaviorConfig struct {
 	IPv6Prefix int `koanf:"ipv6_prefix"`
 
 	// FeedbackWindow is how long a decision can be matched by its access-log
-	// entry; FeedbackMaxRecords bounds the decisions the memory backend
+	// entry: at least this, at most twice this (both stores keep generations
+	// of it; across replicas with skewed clocks, ± the skew); FeedbackMaxRecords bounds the decisions the memory backend
 	// keeps (two generations of half each). FeedbackMaxSkew clamps entry
 	// times to now ± it. See Decisions.
 	FeedbackWindow     time.Duration `koanf:"feedback_window"`

@@ -64,7 +64,8 @@ const (
 )
 
 // NewDecisions starts the writer. ttl is how long a decision can be
-// matched (behavior.feedback_window); queueSize bounds records waiting to
+// matched at least (behavior.feedback_window; the stores keep generations
+// of it, so at most about twice as long); queueSize bounds records waiting to
 // be written.
 func NewDecisions(st DecisionStore, ttl time.Duration, queueSize int, logger *slog.Logger, reg prometheus.Registerer) *Decisions {
 	if logger == nil {

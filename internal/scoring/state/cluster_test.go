@@ -3,6 +3,7 @@ package state
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,10 +110,13 @@ func redisStateOnCluster(t *testing.T, c redis.UniversalClient, opts RedisOption
 		}
 	}
 
-	d, err := NewRedisDecisions(c, RedisOptions{Prefix: opts.Prefix})
+	d, err := NewRedisDecisions(c, RedisOptions{Prefix: opts.Prefix}, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A fixed generation: its keys, so the masters they land on, are the
+	// same every run.
+	d.now = func() time.Time { return time.UnixMilli(29_000_000 * time.Minute.Milliseconds()) }
 	var ds []scoring.Decided
 	var ids []string
 	for i, cl := range clients {
@@ -133,5 +137,17 @@ func redisStateOnCluster(t *testing.T, c redis.UniversalClient, opts RedisOption
 	}
 	if got[len(clients)] != "" {
 		t.Fatalf("unknown id: %q", got[len(clients)])
+	}
+	// The generation's shards spread over the masters.
+	var holding atomic.Int32
+	err = c.(*redis.ClusterClient).ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+		keys, err := m.Keys(ctx, opts.Prefix+"rid:*").Result()
+		if len(keys) > 0 {
+			holding.Add(1)
+		}
+		return err
+	})
+	if err != nil || holding.Load() < 2 {
+		t.Fatalf("decision keys on %d masters (%v), want them spread", holding.Load(), err)
 	}
 }
