@@ -112,8 +112,9 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	if dir == "" {
 		dir = DefaultSpoolDir()
 	}
-	sp, err := openSpool(dir, cfg.SpoolMaxBytes, func(files int, bytes int64) {
+	sp, err := openSpool(dir, cfg.SpoolMaxBytes, func(files, newer int, bytes int64) {
 		s.m.spoolFiles.Set(float64(files))
+		s.m.spoolNewer.Set(float64(newer))
 		s.m.spoolBytes.Set(float64(bytes))
 	})
 	if err != nil {
