@@ -129,6 +129,9 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	if files, bytes := sp.stats(); files > 0 {
 		s.log.Info("spool holds batches from an earlier run; replaying them", "dir", dir, "files", files, "bytes", bytes)
 	}
+	if n := sp.newerFiles(); n > 0 {
+		s.log.Warn("spool holds files written by a newer smartlayer; kept for it (*.newer)", "dir", dir, "files", n)
+	}
 	return s, nil
 }
 

@@ -379,6 +379,13 @@ func (s *spool) stats() (files int, bytes int64) {
 	return len(s.files), s.bytes
 }
 
+// newerFiles returns how many files are set aside for a newer build.
+func (s *spool) newerFiles() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.newer
+}
+
 // read loads a batch file; a *CorruptionError means it cannot be used, a
 // *NewerVersionError that it is for a newer build (see setAside).
 func (s *spool) read(f spoolFile) (*batch, error) {

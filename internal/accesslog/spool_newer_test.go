@@ -171,7 +171,7 @@ func testReplaySetsAsideNewerVersion(t *testing.T, conn driver.Conn) {
 	}
 	for _, reason := range []string{dropDisabled, dropSpoolFull, dropSpoolError, dropCorrupt, dropClosed} {
 		if got := testutil.ToFloat64(s.m.dropped.WithLabelValues(reason)); got != 0 {
-			t.Errorf("dropped %v rows (%s), want none", got, reason)
+			t.Errorf("dropped_rows_total{reason=%q} = %v, want 0", reason, got)
 		}
 	}
 	if got := testutil.ToFloat64(s.m.spoolNewer); got != 2 {
