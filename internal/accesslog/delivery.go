@@ -109,7 +109,17 @@ func (s *Service) replayLoop() {
 			var err error
 			b, err = s.sp.read(f)
 			var ce *CorruptionError
+			var nv *NewerVersionError
 			switch {
+			case errors.As(err, &nv):
+				// After a rollback: the rows are not lost, a newer build
+				// takes the file back when it opens the spool.
+				s.log.Warn("spool file written by a newer smartlayer; kept for it", "file", nv.File, "version", nv.Version)
+				if aerr := s.sp.setAside(f); aerr != nil {
+					s.log.Error("spool set aside failed", "err", aerr)
+					return
+				}
+				continue
 			case errors.As(err, &ce):
 				s.log.Error("spool file corrupt; moved aside", "err", err)
 				s.m.dropped.WithLabelValues(dropCorrupt).Inc()

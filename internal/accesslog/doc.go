@@ -31,6 +31,9 @@
 // ClickHouse acknowledged it. Rows are dropped only when the spool would
 // exceed SpoolMaxBytes (0 disables spooling); drops are counted in
 // smartlayer_accesslog_dropped_rows_total and logged at most every 10 s.
+// A sound file of a newer format than this build reads (after a rollback)
+// is not dropped but kept as NNN.newer for a build that reads it, which
+// takes it back at open (spool.go).
 //
 // Exactly once: an insert that fails after its rows were sent may or may not
 // have committed. Such a batch is flagged (also in its spool file) and,

@@ -25,6 +25,7 @@ type metrics struct {
 	retries         prometheus.Counter
 	spoolBytes      prometheus.Gauge
 	spoolFiles      prometheus.Gauge
+	spoolNewer      prometheus.Gauge
 	spooledBatches  prometheus.Counter
 	replayedBatches prometheus.Counter
 	dropped         *prometheus.CounterVec // reason: see drop*
@@ -44,9 +45,12 @@ func newMetrics() *metrics {
 		batches:     prom.CounterVec(p+"insert_batches_total", "Insert attempts, by result (ok, error).", "result"),
 		insertSeconds: prom.Histogram(p+"insert_duration_seconds", "Duration of one batch insert attempt.",
 			prometheus.ExponentialBuckets(0.005, 2, 12)),
-		retries:         prom.Counter(p+"insert_retries_total", "Insert attempts after a failed one (spool replays included)."),
-		spoolBytes:      prom.Gauge(p+"spool_bytes", "Bytes of batches waiting in the disk spool."),
-		spoolFiles:      prom.Gauge(p+"spool_files", "Batches waiting in the disk spool."),
+		retries: prom.Counter(p+"insert_retries_total", "Insert attempts after a failed one (spool replays included)."),
+		spoolBytes: prom.Gauge(p+"spool_bytes",
+			"Bytes of batches in the disk spool, those set aside for a newer smartlayer included."),
+		spoolFiles: prom.Gauge(p+"spool_files", "Batches waiting in the disk spool."),
+		spoolNewer: prom.Gauge(p+"spool_newer_files",
+			"Spool files written by a newer smartlayer (after a rollback), kept as *.newer for it, not replayed."),
 		spooledBatches:  prom.Counter(p+"spooled_batches_total", "Batches written to the disk spool."),
 		replayedBatches: prom.Counter(p+"replayed_batches_total", "Spooled batches inserted and removed from the spool."),
 		dropped: prom.CounterVec(p+"dropped_rows_total",
@@ -69,7 +73,7 @@ func newMetrics() *metrics {
 
 func (m *metrics) register(reg prometheus.Registerer) error {
 	err := prom.Register(reg, m.entries, m.rowsWritten, m.batches, m.insertSeconds, m.retries,
-		m.spoolBytes, m.spoolFiles, m.spooledBatches, m.replayedBatches, m.dropped, m.activeStreams, m.queuedBatches,
+		m.spoolBytes, m.spoolFiles, m.spoolNewer, m.spooledBatches, m.replayedBatches, m.dropped, m.activeStreams, m.queuedBatches,
 		m.malformed)
 	if err != nil {
 		return fmt.Errorf("accesslog: register metrics: %w", err)

@@ -112,8 +112,9 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	if dir == "" {
 		dir = DefaultSpoolDir()
 	}
-	sp, err := openSpool(dir, cfg.SpoolMaxBytes, func(files int, bytes int64) {
+	sp, err := openSpool(dir, cfg.SpoolMaxBytes, func(files, newer int, bytes int64) {
 		s.m.spoolFiles.Set(float64(files))
+		s.m.spoolNewer.Set(float64(newer))
 		s.m.spoolBytes.Set(float64(bytes))
 	})
 	if err != nil {
@@ -127,6 +128,9 @@ func newService(cfg Config, ins inserter, fb Feedback, logger *slog.Logger, reg 
 	}
 	if files, bytes := sp.stats(); files > 0 {
 		s.log.Info("spool holds batches from an earlier run; replaying them", "dir", dir, "files", files, "bytes", bytes)
+	}
+	if n := sp.newerFiles(); n > 0 {
+		s.log.Warn("spool holds files written by a newer smartlayer; kept for it (*.newer)", "dir", dir, "files", n)
 	}
 	return s, nil
 }
