@@ -65,6 +65,9 @@ type asyncView struct {
 
 	answers    *prometheus.CounterVec // by path: view, redis
 	sendErrors prometheus.Counter
+	// byView and byRedis are answers' two children, resolved once: a
+	// label lookup per Check is work the hot path need not do.
+	byView, byRedis prometheus.Counter
 }
 
 // view is what Redis answered for one observation of a client, and this
@@ -111,6 +114,7 @@ func newAsyncView(maxAge time.Duration, maxClients int, reg prometheus.Registere
 		sendErrors: prom.Counter("smartlayer_store_redis_async_send_errors_total",
 			"Observations sent to Redis behind an asynchronous Check that Redis did not take (error or timeout); the client's next Checks wait for Redis once its view is older than store.redis.async_max_age."),
 	}
+	a.byView, a.byRedis = a.answers.WithLabelValues("view"), a.answers.WithLabelValues("redis")
 	a.idle = sync.NewCond(&a.mu)
 	a.pool.New = func() any { return new(asyncRecord) }
 	if reg != nil {
@@ -326,6 +330,6 @@ func (r *Redis) checkAsync(ctx context.Context, obs scoring.Observation) (st sco
 	rec.obs.ClientKey = strings.Clone(obs.ClientKey)
 	rec.keys = r.checkKeys(rec.obs.ClientKey)
 	a.enqueue(r, rec)
-	a.answers.WithLabelValues("view").Inc()
+	a.byView.Inc()
 	return combine(v, obs, cur), true, nil, nil
 }

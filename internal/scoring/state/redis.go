@@ -620,7 +620,7 @@ func (r *Redis) Check(ctx context.Context, obs scoring.Observation) (scoring.Cli
 	// as the client's view for the Checks after it. The local windows
 	// record the request only when Redis did (not for a ban), once.
 	seq := r.async.seq.Add(1)
-	r.async.answers.WithLabelValues("redis").Inc()
+	r.async.byRedis.Inc()
 	if st, err = r.checkRedis(ctx, obs); err != nil || st.Ban != nil {
 		return st, err
 	}
