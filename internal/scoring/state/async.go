@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -244,14 +245,25 @@ func (a *asyncView) sendBatch(r *Redis, batch []*asyncRecord) {
 	// refresh have aged out and their clients wait for Redis anyway.
 	ctx, cancel := context.WithTimeout(context.Background(), a.maxAge)
 	defer cancel()
+	// Each record's script once: the pipeline sends it, and RunPipelined
+	// needs the distinct ones (one unless the windows were reloaded
+	// meanwhile) to answer NOSCRIPT with EVAL.
+	scripts := make([]*store.Script, len(batch))
+	var distinct []*store.Script
+	for i, rec := range batch {
+		scripts[i] = r.checkScript(rec.obs.Windows)
+		if !slices.Contains(distinct, scripts[i]) {
+			distinct = append(distinct, scripts[i])
+		}
+	}
 	cmds := make([]*redis.Cmd, len(batch))
 	_ = store.RunPipelined(ctx, r.c, func(p redis.Pipeliner) error {
 		for i, rec := range batch {
 			args := checkArgs(rec.obs)
-			cmds[i] = r.checkScript(rec.obs.Windows).EvalSha(ctx, p, rec.keys[:], args[:]...)
+			cmds[i] = scripts[i].EvalSha(ctx, p, rec.keys[:], args[:]...)
 		}
 		return nil
-	}, scriptsOf(r, batch)...)
+	}, distinct...)
 	wall := time.Now().UnixNano()
 	for i, rec := range batch {
 		res, err := cmds[i].Slice()
@@ -270,19 +282,6 @@ func (a *asyncView) sendBatch(r *Redis, batch []*asyncRecord) {
 		a.answered(rec.obs.ClientKey, view{seq: rec.seq, at: wall, global: st, localAt: rec.local,
 			endpoint: rec.obs.Endpoint, template: rec.obs.Template})
 	}
-}
-
-// scriptsOf lists the check scripts a batch uses (one unless the windows
-// were reloaded meanwhile), for RunPipelined's NOSCRIPT → EVAL.
-func scriptsOf(r *Redis, batch []*asyncRecord) []*store.Script {
-	var out []*store.Script
-	for _, rec := range batch {
-		s := r.checkScript(rec.obs.Windows)
-		if len(out) == 0 || out[len(out)-1] != s {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // drain waits until every queued observation was sent or ctx is done.
